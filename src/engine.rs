@@ -1,0 +1,166 @@
+//! The inference engine: tract, and the only module of edgenet that uses tract's runtime.
+//!
+//! Load ONNX bytes → fix the input fact → `into_optimized` → a runnable plan, optionally with
+//! an intra-op thread pool.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::plan::SimplePlan;
+use tract_onnx::tract_core::runtime::RunOptions;
+
+use crate::error::{Error, Result};
+
+/// How to prepare a model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Intra-op threads. 1 runs everything on the calling thread; `n > 1` gives the plan a
+    /// private pool of `n` threads (tract's `multithread-mm`).
+    pub threads: usize,
+    /// Input shape `[1, C, H, W]` for models whose input size is not fixed in the file.
+    pub input_shape: Option<[usize; 4]>,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { threads: 1, input_shape: None }
+    }
+}
+
+/// A model ready to run: a tract plan with a fixed `[1, C, H, W]` f32 input.
+#[derive(Debug)]
+pub struct Engine {
+    plan: Arc<TypedSimplePlan>,
+    input_shape: [usize; 4],
+    output_len: usize,
+    metadata: HashMap<String, String>,
+    origin: String,
+}
+
+fn onnx_err(origin: &str, e: impl std::fmt::Display) -> Error {
+    Error::Onnx { origin: origin.to_string(), message: format!("{e:#}") }
+}
+
+impl Engine {
+    /// Loads the ONNX model at `path`.
+    ///
+    /// # Errors
+    /// An unreadable file, or any [`Engine::from_bytes`] error.
+    pub fn from_path(path: &Path, opts: &EngineOptions) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::from_bytes(&bytes, &path.display().to_string(), opts)
+    }
+
+    /// Loads an ONNX model from bytes; `origin` names it in errors and logs.
+    ///
+    /// # Errors
+    /// [`Error::Onnx`] when the bytes are not ONNX, tract cannot translate or optimise the
+    /// graph, or the input shape is neither fixed in the file nor given in `opts`.
+    pub fn from_bytes(bytes: &[u8], origin: &str, opts: &EngineOptions) -> Result<Self> {
+        let proto = crate::onnx::decode(bytes, origin)?;
+        let metadata: HashMap<String, String> =
+            proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+        let start = std::time::Instant::now();
+        let onnx = tract_onnx::onnx();
+        let mut model = onnx.model_for_proto_model(&proto).map_err(|e| onnx_err(origin, e))?;
+        drop(proto);
+        if model.inputs.len() != 1 || model.outputs.len() != 1 {
+            return Err(onnx_err(
+                origin,
+                format!("edgenet runs models with one input and one output; this one has {} and {}", model.inputs.len(), model.outputs.len()),
+            ));
+        }
+        let declared = model
+            .input_fact(0)
+            .ok()
+            .and_then(|f| f.shape.as_concrete_finite().ok().flatten())
+            .and_then(|s| <[usize; 4]>::try_from(s.as_slice()).ok());
+        let input_shape = match (opts.input_shape, declared) {
+            (Some(s), Some(d)) if s != d => {
+                return Err(Error::Input(format!("{origin} has a fixed input shape {d:?}, not {s:?}")));
+            }
+            (Some(s), _) | (None, Some(s)) => s,
+            (None, None) => {
+                return Err(onnx_err(origin, "the input shape is not fixed in the file: give it explicitly ([1, C, H, W])"));
+            }
+        };
+        model = model
+            .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec!(input_shape[0], input_shape[1], input_shape[2], input_shape[3])))
+            .map_err(|e| onnx_err(origin, e))?;
+        let typed = model.into_optimized().map_err(|e| onnx_err(origin, e))?;
+        let output_len = typed
+            .output_fact(0)
+            .ok()
+            .and_then(|f| f.shape.as_concrete().map(|s| s.iter().product::<usize>()))
+            .ok_or_else(|| onnx_err(origin, "the output shape is not fixed"))?;
+        let mut run_opts = RunOptions::default();
+        if opts.threads > 1 {
+            run_opts.executor = Some(tract_linalg::multithread::Executor::multithread(opts.threads));
+        }
+        let plan = SimplePlan::new_with_options(typed, &run_opts).map_err(|e| onnx_err(origin, e))?;
+        log::debug!("{origin}: plan ready in {:.1} ms, input {input_shape:?}, {output_len} outputs", start.elapsed().as_secs_f64() * 1e3);
+        Ok(Engine { plan, input_shape, output_len, metadata, origin: origin.to_string() })
+    }
+
+    /// The input shape `[1, C, H, W]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        self.input_shape
+    }
+
+    /// Number of input values, `C·H·W`.
+    pub fn input_len(&self) -> usize {
+        self.input_shape.iter().product()
+    }
+
+    /// Number of output values (classes).
+    pub fn output_len(&self) -> usize {
+        self.output_len
+    }
+
+    /// A `metadata_props` entry of the model file.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).map(String::as_str)
+    }
+
+    /// Runs one NCHW f32 input and returns the output (logits) as f32.
+    ///
+    /// # Errors
+    /// [`Error::Input`] when `input` has the wrong length, [`Error::Engine`] when tract fails.
+    pub fn run(&self, input: &[f32]) -> Result<Vec<f32>> {
+        let mut out = vec![0.0; self.output_len];
+        self.run_into(input, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`run`](Self::run), writing the outputs into `out` (of [`output_len`](Self::output_len)).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run), or `out` of the wrong length.
+    pub fn run_into(&self, input: &[f32], out: &mut [f32]) -> Result<()> {
+        if input.len() != self.input_len() {
+            return Err(Error::Input(format!(
+                "{} expects {:?} = {} values, got {}",
+                self.origin,
+                self.input_shape,
+                self.input_len(),
+                input.len()
+            )));
+        }
+        if out.len() != self.output_len {
+            return Err(Error::Input(format!("output buffer of {} for {} outputs", out.len(), self.output_len)));
+        }
+        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
+        let t = Tensor::from_shape(&self.input_shape, input).map_err(eng)?;
+        let result = self.plan.run(tvec!(t.into_tvalue())).map_err(eng)?;
+        let y = result[0].cast_to::<f32>().map_err(eng)?;
+        let view = y.try_as_plain_ram().map_err(eng)?;
+        let s = view.as_slice::<f32>().map_err(eng)?;
+        if s.len() != out.len() {
+            return Err(Error::Engine(format!("{}: produced {} outputs, expected {}", self.origin, s.len(), out.len())));
+        }
+        out.copy_from_slice(s);
+        Ok(())
+    }
+}

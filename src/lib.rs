@@ -1,0 +1,29 @@
+//! # edgenet
+//!
+//! Define an image-classification network in Rust, export it to ONNX, quantize it to int8 and
+//! run it with tract on x86-64 or a Raspberry Pi.
+//!
+//! ```no_run
+//! use edgenet::zoo::{self, Arch, WeightSource, ZooConfig};
+//! use edgenet::onnx::{export, ExportOptions};
+//! use edgenet::engine::{Engine, EngineOptions};
+//! # fn main() -> edgenet::Result<()> {
+//! let cfg = ZooConfig { width_mult: 0.5, resolution: 96, num_classes: 10 };
+//! let model = zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(1))?;
+//! let bytes = export(&model, &ExportOptions { fold_bn: true })?;
+//! let engine = Engine::from_bytes(&bytes, "mobilenet_v2", &EngineOptions::default())?;
+//! let logits = engine.run(&vec![0.0; engine.input_len()])?;
+//! assert_eq!(logits.len(), 10);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+pub mod engine;
+pub mod error;
+pub mod frames;
+pub mod graph;
+pub mod model;
+pub mod onnx;
+pub mod zoo;
+
+pub use error::{Error, Result};

@@ -1,0 +1,188 @@
+//! Export of a [`Model`] to ONNX bytes.
+
+use prost::Message;
+use tract_onnx::pb;
+
+use super::{meta, INPUT_NAME, IR_VERSION, OPSET};
+use crate::error::{Error, Result};
+use crate::graph::Op;
+use crate::model::Model;
+
+/// Name of the graph output when the graph ends in logits.
+pub const OUTPUT_LOGITS: &str = "logits";
+/// Name of the graph output when the graph ends in a softmax.
+pub const OUTPUT_PROBABILITIES: &str = "probabilities";
+
+/// Export options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportOptions {
+    /// Fold BatchNorm into the convs first (exact in f64, rounded once to f32).
+    pub fold_bn: bool,
+}
+
+const FLOAT: i32 = pb::tensor_proto::DataType::Float as i32;
+const CLIP_MIN: &str = "edgenet.clip_min";
+const CLIP_MAX: &str = "edgenet.clip_max";
+
+fn attr_ints(name: &str, v: &[usize]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: v.iter().map(|&x| x as i64).collect(),
+        ..Default::default()
+    }
+}
+
+fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
+}
+
+fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
+    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Float as i32, f: v, ..Default::default() }
+}
+
+/// A float initializer.
+pub(crate) fn tensor_proto(name: &str, dims: &[usize], data: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: FLOAT,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// A tensor type with a fixed shape.
+pub(crate) fn value_info(name: &str, elem_type: i32, dims: &[usize]) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let shape = pb::TensorShapeProto {
+        dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() }).collect(),
+    };
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor { elem_type, shape: Some(shape) })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The `metadata_props` entries describing `model`.
+pub(crate) fn metadata(model: &Model, bn_folded: bool) -> Result<Vec<pb::StringStringEntryProto>> {
+    let pre = serde_json::to_string(&model.info.preprocess)
+        .map_err(|e| Error::Config(format!("cannot serialise preprocessing: {e}")))?;
+    let kv = |k: &str, v: String| pb::StringStringEntryProto { key: k.into(), value: v };
+    Ok(vec![
+        kv(meta::ARCH, model.info.arch.clone()),
+        kv(meta::PREPROCESS, pre),
+        kv(meta::LABELS, model.info.labels.clone()),
+        kv(meta::BN_FOLDED, bn_folded.to_string()),
+    ])
+}
+
+/// Builds the ONNX `ModelProto` of `model`.
+///
+/// # Errors
+/// A weight the graph needs is missing (excluded by [`Model::new`]).
+pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
+    let folded;
+    let model = if opts.fold_bn {
+        folded = model.fold_batch_norms()?;
+        &folded
+    } else {
+        model
+    };
+    let g = &model.graph;
+    let out_name = if matches!(g.node(g.output()).op, Op::Softmax) { OUTPUT_PROBABILITIES } else { OUTPUT_LOGITS };
+    let tensor_name = |i: usize| -> String {
+        if i == 0 {
+            INPUT_NAME.to_string()
+        } else if i == g.output().index() {
+            out_name.to_string()
+        } else {
+            g.nodes()[i].name.clone()
+        }
+    };
+    let mut nodes = Vec::new();
+    let mut initializers = Vec::new();
+    let mut need_clip = false;
+    for (i, n) in g.nodes().iter().enumerate().skip(1) {
+        let mut inputs: Vec<String> = n.inputs.iter().map(|t| tensor_name(t.index())).collect();
+        for p in n.params() {
+            let t = model.weights.require(&p.key)?;
+            initializers.push(tensor_proto(&p.key, &t.shape, &t.data));
+        }
+        let param_keys: Vec<String> = n.params().into_iter().map(|p| p.key).collect();
+        let (op_type, attrs) = match &n.op {
+            Op::Input => continue,
+            Op::Conv2d(c) => (
+                "Conv",
+                vec![
+                    attr_ints("kernel_shape", &c.kernel),
+                    attr_ints("strides", &c.stride),
+                    attr_ints("pads", &c.pads),
+                    attr_ints("dilations", &c.dilation),
+                    attr_int("group", c.groups as i64),
+                ],
+            ),
+            Op::BatchNorm { eps, .. } => ("BatchNormalization", vec![attr_float("epsilon", *eps)]),
+            Op::Relu => ("Relu", vec![]),
+            Op::Relu6 => {
+                need_clip = true;
+                inputs.push(CLIP_MIN.into());
+                inputs.push(CLIP_MAX.into());
+                ("Clip", vec![])
+            }
+            Op::Add => ("Add", vec![]),
+            Op::MaxPool(p) => (
+                "MaxPool",
+                vec![attr_ints("kernel_shape", &p.kernel), attr_ints("strides", &p.stride), attr_ints("pads", &p.pads)],
+            ),
+            Op::GlobalAvgPool => ("GlobalAveragePool", vec![]),
+            Op::Flatten => ("Flatten", vec![attr_int("axis", 1)]),
+            Op::Linear { .. } => ("Gemm", vec![attr_int("transB", 1)]),
+            Op::Softmax => ("Softmax", vec![attr_int("axis", 1)]),
+        };
+        inputs.extend(param_keys);
+        nodes.push(pb::NodeProto {
+            name: n.name.clone(),
+            op_type: op_type.into(),
+            input: inputs,
+            output: vec![tensor_name(i)],
+            attribute: attrs,
+            ..Default::default()
+        });
+    }
+    if need_clip {
+        initializers.push(tensor_proto(CLIP_MIN, &[], &[0.0]));
+        initializers.push(tensor_proto(CLIP_MAX, &[], &[6.0]));
+    }
+    let graph = pb::GraphProto {
+        name: model.info.arch.clone(),
+        node: nodes,
+        initializer: initializers,
+        input: vec![value_info(INPUT_NAME, FLOAT, g.input_shape())],
+        output: vec![value_info(out_name, FLOAT, g.output_shape())],
+        ..Default::default()
+    };
+    Ok(pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        producer_name: "edgenet".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!("{} exported by edgenet", model.info.arch),
+        graph: Some(graph),
+        metadata_props: metadata(model, opts.fold_bn)?,
+        ..Default::default()
+    })
+}
+
+/// Exports `model` as ONNX bytes: opset 13, input `input` `[1, 3, H, W]` f32, output `logits`
+/// (`probabilities` after a softmax), named initializers, metadata in `metadata_props`.
+///
+/// # Errors
+/// As [`to_proto`].
+pub fn export(model: &Model, opts: &ExportOptions) -> Result<Vec<u8>> {
+    Ok(to_proto(model, opts)?.encode_to_vec())
+}

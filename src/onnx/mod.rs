@@ -1,0 +1,27 @@
+//! ONNX: export of edgenet graphs (opset 13, built from `tract_onnx::pb` messages and encoded
+//! with prost) and import of the op subset that torchvision exports use.
+
+mod export;
+mod import;
+
+pub use export::{export, to_proto, ExportOptions, OUTPUT_LOGITS, OUTPUT_PROBABILITIES};
+pub use import::{import, import_proto, decode};
+
+/// The ONNX opset edgenet writes.
+pub const OPSET: i64 = 13;
+/// The ONNX IR version edgenet writes (supported by onnxruntime ≥ 1.10 and tract).
+pub const IR_VERSION: i64 = 8;
+/// Name of the graph input.
+pub const INPUT_NAME: &str = "input";
+
+/// Keys of the `metadata_props` edgenet writes and reads.
+pub mod meta {
+    /// Architecture name.
+    pub const ARCH: &str = "edgenet.architecture";
+    /// Preprocessing, as JSON ([`crate::frames::preprocess::Preprocess`]).
+    pub const PREPROCESS: &str = "edgenet.preprocess";
+    /// Label set.
+    pub const LABELS: &str = "edgenet.labels";
+    /// Whether BatchNorm was folded into the convs.
+    pub const BN_FOLDED: &str = "edgenet.bn_folded";
+}
