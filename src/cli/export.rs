@@ -11,7 +11,8 @@ use edgenet::zoo::{self, Arch, WeightSource, ZooConfig};
 #[derive(Debug, Args)]
 pub struct ExportArgs {
     /// Architecture: resnet18, resnet34, resnet50, resnet101, resnet152, mobilenet_v2, efficientnet_lite0.
-    pub arch: String,
+    #[arg(value_parser = parse_arch)]
+    pub arch: Arch,
     /// Channel width multiplier (mobilenet_v2).
     #[arg(long, default_value_t = 1.0)]
     pub width_mult: f32,
@@ -36,8 +37,12 @@ pub struct ExportArgs {
     pub output: PathBuf,
 }
 
+fn parse_arch(s: &str) -> Result<Arch, String> {
+    s.parse().map_err(|e: edgenet::Error| e.to_string())
+}
+
 pub fn run(args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let arch: Arch = args.arch.parse()?;
+    let arch = args.arch;
     let cfg = ZooConfig { width_mult: args.width_mult, resolution: args.resolution, num_classes: args.num_classes };
     let source = match &args.weights {
         Some(p) => WeightSource::Safetensors(p),
