@@ -164,3 +164,62 @@ impl Engine {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! These run on every architecture CI covers (x86-64 natively, aarch64 under qemu): tract
+    //! against the naive reference interpreter on small networks.
+    use super::*;
+    use crate::graph::{reference, ConvSpec, GraphBuilder, Weights};
+    use crate::model::{Model, ModelInfo};
+    use crate::onnx::{export, ExportOptions};
+    use crate::zoo::{self, blocks, Arch, WeightSource, ZooConfig};
+
+    fn input(n: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()
+    }
+
+    fn check(model: &Model) {
+        let x = input(model.graph.input_shape().iter().product());
+        let want = reference::run(&model.graph, &model.weights, &x).unwrap();
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0);
+        for fold_bn in [false, true] {
+            let bytes = export(model, &ExportOptions { fold_bn }).unwrap();
+            let engine = Engine::from_bytes(&bytes, "test", &EngineOptions::default()).unwrap();
+            let got = engine.run(&x).unwrap();
+            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff <= 1e-4 * scale, "{} fold_bn={fold_bn}: |Δ| {diff} vs scale {scale}", model.info.arch);
+        }
+    }
+
+    #[test]
+    fn tract_matches_reference_on_small_mobilenet_v2() {
+        let cfg = ZooConfig { width_mult: 0.35, resolution: 32, num_classes: 10 };
+        check(&zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(11)).unwrap());
+    }
+
+    #[test]
+    fn tract_matches_reference_on_small_efficientnet_lite0() {
+        let cfg = ZooConfig { width_mult: 1.0, resolution: 33, num_classes: 7 };
+        check(&zoo::build(Arch::EfficientNetLite0, &cfg, WeightSource::Seeded(12)).unwrap());
+    }
+
+    #[test]
+    fn tract_matches_reference_on_a_bottleneck_net_with_softmax() {
+        let mut b = GraphBuilder::new();
+        let x = b.input(3, 20, 20).unwrap();
+        let x = b.conv2d("stem", x, ConvSpec::new(16, 3).stride(2)).unwrap();
+        let x = b.max_pool("pool", x, 3, 2, 1).unwrap();
+        let x = b.scoped("l1", |b| blocks::bottleneck(b, x, 4, 1)).unwrap();
+        let x = b.scoped("l2", |b| blocks::bottleneck(b, x, 8, 2)).unwrap();
+        let x = b.global_avg_pool("gap", x).unwrap();
+        let x = b.flatten("flat", x).unwrap();
+        let x = b.linear("fc", x, 5, true).unwrap();
+        let y = b.softmax("softmax", x).unwrap();
+        let graph = b.finish(y).unwrap();
+        let weights = Weights::seeded(&graph, 3);
+        let info = ModelInfo { arch: "tiny".into(), preprocess: Arch::ResNet50.preprocess(20), labels: "5 classes".into() };
+        check(&Model::new(info, graph, weights).unwrap());
+    }
+}
