@@ -36,6 +36,7 @@ pub struct Engine {
     input_shape: [usize; 4],
     output_len: usize,
     metadata: HashMap<String, String>,
+    output_name: String,
     origin: String,
 }
 
@@ -62,6 +63,7 @@ impl Engine {
         let proto = crate::onnx::decode(bytes, origin)?;
         let metadata: HashMap<String, String> =
             proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+        let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
         let start = std::time::Instant::now();
         let onnx = tract_onnx::onnx();
         let mut model = onnx.model_for_proto_model(&proto).map_err(|e| onnx_err(origin, e))?;
@@ -101,7 +103,7 @@ impl Engine {
         }
         let plan = SimplePlan::new_with_options(typed, &run_opts).map_err(|e| onnx_err(origin, e))?;
         log::debug!("{origin}: plan ready in {:.1} ms, input {input_shape:?}, {output_len} outputs", start.elapsed().as_secs_f64() * 1e3);
-        Ok(Engine { plan, input_shape, output_len, metadata, origin: origin.to_string() })
+        Ok(Engine { plan, input_shape, output_len, metadata, output_name, origin: origin.to_string() })
     }
 
     /// The input shape `[1, C, H, W]`.
@@ -117,6 +119,16 @@ impl Engine {
     /// Number of output values (classes).
     pub fn output_len(&self) -> usize {
         self.output_len
+    }
+
+    /// Name of the graph output (`logits` or `probabilities` for edgenet's exports).
+    pub fn output_name(&self) -> &str {
+        &self.output_name
+    }
+
+    /// Where the model came from (its path, or the name given to [`Engine::from_bytes`]).
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 
     /// A `metadata_props` entry of the model file.

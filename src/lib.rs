@@ -3,7 +3,7 @@
 //! Define an image-classification network in Rust, export it to ONNX, quantize it to int8 and
 //! run it with tract on x86-64 or a Raspberry Pi.
 //!
-//! ```no_run
+//! ```
 //! use edgenet::zoo::{self, Arch, WeightSource, ZooConfig};
 //! use edgenet::onnx::{export, ExportOptions};
 //! use edgenet::engine::{Engine, EngineOptions};
@@ -24,6 +24,7 @@ pub mod frames;
 pub mod graph;
 pub mod model;
 pub mod onnx;
+pub mod runner;
 pub mod zoo;
 
 pub use error::{Error, Result};

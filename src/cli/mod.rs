@@ -1,6 +1,8 @@
 //! Command-line front end: clap arguments → validated options → library calls → output.
 //! Exit codes: 0 success (also when stdout is closed early), 1 failure, 2 usage.
 
+mod classify;
+mod demo;
 mod export;
 mod inspect;
 
@@ -32,6 +34,10 @@ enum Command {
         /// The ONNX file.
         model: PathBuf,
     },
+    /// Classify image files: top-K labels and probabilities per image.
+    Classify(classify::ClassifyArgs),
+    /// The embedded default: EfficientNet-Lite0 from the shipped weights on the bundled photos.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -55,6 +61,8 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Export(args) => export::run(&args, &mut out),
         Command::Inspect { model } => inspect::run(&model, &mut out),
+        Command::Classify(args) => classify::run(&args, &mut out),
+        Command::Demo(args) => demo::run(&args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -1,3 +1,4 @@
-//! Frames: turning images (and, later, camera frames) into model input tensors.
+//! Frames: images and (later) camera frames, turned into model input tensors.
 
+pub mod image_file;
 pub mod preprocess;

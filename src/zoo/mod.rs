@@ -170,6 +170,23 @@ pub enum WeightSource<'a> {
     Seeded(u64),
     /// A safetensors file with torchvision (or EfficientNet-PyTorch) key names.
     Safetensors(&'a Path),
+    /// Safetensors bytes already in memory (embedded, say); `origin` names them in errors.
+    SafetensorsBytes {
+        /// The file's content.
+        bytes: &'a [u8],
+        /// Where it came from.
+        origin: &'a Path,
+    },
+}
+
+/// The metadata of a zoo model: architecture, preprocessing of its published weights, label
+/// set.
+pub fn model_info(arch: Arch, cfg: &ZooConfig) -> ModelInfo {
+    ModelInfo {
+        arch: arch.name().to_string(),
+        preprocess: arch.preprocess(cfg.resolution),
+        labels: if cfg.num_classes == 1000 { "imagenet-1k".into() } else { format!("{} classes", cfg.num_classes) },
+    }
 }
 
 /// Builds `arch` with its weights and metadata.
@@ -182,11 +199,7 @@ pub fn build(arch: Arch, cfg: &ZooConfig, weights: WeightSource<'_>) -> Result<M
     let weights = match weights {
         WeightSource::Seeded(seed) => Weights::seeded(&graph, seed),
         WeightSource::Safetensors(path) => Weights::from_safetensors_file(path, &graph)?,
+        WeightSource::SafetensorsBytes { bytes, origin } => Weights::from_safetensors_bytes(bytes, origin, &graph)?,
     };
-    let info = ModelInfo {
-        arch: arch.name().to_string(),
-        preprocess: arch.preprocess(cfg.resolution),
-        labels: if cfg.num_classes == 1000 { "imagenet-1k".into() } else { format!("{} classes", cfg.num_classes) },
-    };
-    Model::new(info, graph, weights)
+    Model::new(model_info(arch, cfg), graph, weights)
 }
