@@ -35,6 +35,7 @@ pub struct Engine {
     plan: Arc<TypedSimplePlan>,
     input_shape: [usize; 4],
     output_len: usize,
+    output_lens: Vec<usize>,
     metadata: HashMap<String, String>,
     output_name: String,
     origin: String,
@@ -60,6 +61,23 @@ impl Engine {
     /// [`Error::Onnx`] when the bytes are not ONNX, tract cannot translate or optimise the
     /// graph, or the input shape is neither fixed in the file nor given in `opts`.
     pub fn from_bytes(bytes: &[u8], origin: &str, opts: &EngineOptions) -> Result<Self> {
+        Self::build(bytes, origin, opts, &[])
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes), but the plan's outputs are the tensors named
+    /// `outputs` (intermediate tensors included), in that order; [`run_all`](Self::run_all)
+    /// returns them. Used by calibration and accuracy reports.
+    ///
+    /// # Errors
+    /// As [`from_bytes`](Self::from_bytes), or a name that is no tensor of the model.
+    pub fn with_outputs(bytes: &[u8], origin: &str, opts: &EngineOptions, outputs: &[String]) -> Result<Self> {
+        if outputs.is_empty() {
+            return Err(Error::Config("no outputs requested".into()));
+        }
+        Self::build(bytes, origin, opts, outputs)
+    }
+
+    fn build(bytes: &[u8], origin: &str, opts: &EngineOptions, outputs: &[String]) -> Result<Self> {
         let proto = crate::onnx::decode(bytes, origin)?;
         let metadata: HashMap<String, String> =
             proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
@@ -68,7 +86,10 @@ impl Engine {
         let onnx = tract_onnx::onnx();
         let mut model = onnx.model_for_proto_model(&proto).map_err(|e| onnx_err(origin, e))?;
         drop(proto);
-        if model.inputs.len() != 1 || model.outputs.len() != 1 {
+        if !outputs.is_empty() {
+            model.select_outputs_by_name(outputs).map_err(|e| onnx_err(origin, e))?;
+        }
+        if model.inputs.len() != 1 || (outputs.is_empty() && model.outputs.len() != 1) {
             return Err(onnx_err(
                 origin,
                 format!("edgenet runs models with one input and one output; this one has {} and {}", model.inputs.len(), model.outputs.len()),
@@ -92,18 +113,23 @@ impl Engine {
             .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec!(input_shape[0], input_shape[1], input_shape[2], input_shape[3])))
             .map_err(|e| onnx_err(origin, e))?;
         let typed = model.into_optimized().map_err(|e| onnx_err(origin, e))?;
-        let output_len = typed
-            .output_fact(0)
-            .ok()
-            .and_then(|f| f.shape.as_concrete().map(|s| s.iter().product::<usize>()))
-            .ok_or_else(|| onnx_err(origin, "the output shape is not fixed"))?;
+        let mut output_lens = Vec::with_capacity(typed.outputs.len());
+        for i in 0..typed.outputs.len() {
+            let n = typed
+                .output_fact(i)
+                .ok()
+                .and_then(|f| f.shape.as_concrete().map(|s| s.iter().product::<usize>()))
+                .ok_or_else(|| onnx_err(origin, format!("the shape of output #{i} is not fixed")))?;
+            output_lens.push(n);
+        }
+        let output_len = output_lens[0];
         let mut run_opts = RunOptions::default();
         if opts.threads > 1 {
             run_opts.executor = Some(tract_linalg::multithread::Executor::multithread(opts.threads));
         }
         let plan = SimplePlan::new_with_options(typed, &run_opts).map_err(|e| onnx_err(origin, e))?;
         log::debug!("{origin}: plan ready in {:.1} ms, input {input_shape:?}, {output_len} outputs", start.elapsed().as_secs_f64() * 1e3);
-        Ok(Engine { plan, input_shape, output_len, metadata, output_name, origin: origin.to_string() })
+        Ok(Engine { plan, input_shape, output_len, output_lens, metadata, output_name, origin: origin.to_string() })
     }
 
     /// The input shape `[1, C, H, W]`.
@@ -146,11 +172,30 @@ impl Engine {
         Ok(out)
     }
 
-    /// Like [`run`](Self::run), writing the outputs into `out` (of [`output_len`](Self::output_len)).
+    /// Runs one input and returns every output of the plan, each cast to f32 (integer
+    /// tensors give their raw values).
     ///
     /// # Errors
-    /// As [`run`](Self::run), or `out` of the wrong length.
-    pub fn run_into(&self, input: &[f32], out: &mut [f32]) -> Result<()> {
+    /// As [`run`](Self::run).
+    pub fn run_all(&self, input: &[f32]) -> Result<Vec<Vec<f32>>> {
+        let result = self.run_raw(input)?;
+        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
+        let mut outs = Vec::with_capacity(result.len());
+        for r in result.iter() {
+            log::debug!("{}: output {:?}", self.origin, r.datum_type());
+            let y = r.cast_to::<f32>().map_err(eng)?;
+            let view = y.try_as_plain_ram().map_err(eng)?;
+            outs.push(view.as_slice::<f32>().map_err(eng)?.to_vec());
+        }
+        Ok(outs)
+    }
+
+    /// Number of values of each output.
+    pub fn output_lens(&self) -> &[usize] {
+        &self.output_lens
+    }
+
+    fn run_raw(&self, input: &[f32]) -> Result<TVec<TValue>> {
         if input.len() != self.input_len() {
             return Err(Error::Input(format!(
                 "{} expects {:?} = {} values, got {}",
@@ -160,12 +205,21 @@ impl Engine {
                 input.len()
             )));
         }
+        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
+        let t = Tensor::from_shape(&self.input_shape, input).map_err(eng)?;
+        self.plan.run(tvec!(t.into_tvalue())).map_err(eng)
+    }
+
+    /// Like [`run`](Self::run), writing the outputs into `out` (of [`output_len`](Self::output_len)).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run), or `out` of the wrong length.
+    pub fn run_into(&self, input: &[f32], out: &mut [f32]) -> Result<()> {
         if out.len() != self.output_len {
             return Err(Error::Input(format!("output buffer of {} for {} outputs", out.len(), self.output_len)));
         }
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
-        let t = Tensor::from_shape(&self.input_shape, input).map_err(eng)?;
-        let result = self.plan.run(tvec!(t.into_tvalue())).map_err(eng)?;
+        let result = self.run_raw(input)?;
         let y = result[0].cast_to::<f32>().map_err(eng)?;
         let view = y.try_as_plain_ram().map_err(eng)?;
         let s = view.as_slice::<f32>().map_err(eng)?;

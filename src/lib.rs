@@ -24,6 +24,7 @@ pub mod frames;
 pub mod graph;
 pub mod model;
 pub mod onnx;
+pub mod quant;
 pub mod runner;
 pub mod zoo;
 

@@ -154,7 +154,8 @@ fn demo_prints_correct_top5() {
     let out = Command::new(bin()).arg("demo").output().unwrap();
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{s}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(s.contains("5/5 photos classified as expected"), "{s}");
+    assert!(s.contains("f32: 5/5 photos as expected") && s.contains("int8: 5/5 as expected"), "{s}");
+    assert!(s.contains("same top-1 on 6/6 photos"), "{s}");
     assert!(s.contains("tabby") || s.contains("tiger cat") || s.contains("Egyptian cat"), "{s}");
     assert!(s.contains("espresso") && s.contains("missile") && s.contains("tripod"), "{s}");
     assert!(s.contains("peak resident memory"), "{s}");

@@ -5,6 +5,7 @@ mod classify;
 mod demo;
 mod export;
 mod inspect;
+mod quantize;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ enum Command {
     },
     /// Classify image files: top-K labels and probabilities per image.
     Classify(classify::ClassifyArgs),
+    /// Quantize an f32 ONNX model to int8 with calibration, and report its accuracy.
+    Quantize(quantize::QuantizeArgs),
     /// The embedded default: EfficientNet-Lite0 from the shipped weights on the bundled photos.
     Demo(demo::DemoArgs),
 }
@@ -63,6 +66,7 @@ pub fn main() -> i32 {
         Command::Inspect { model } => inspect::run(&model, &mut out),
         Command::Classify(args) => classify::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
+        Command::Quantize(args) => quantize::run(&args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -43,3 +43,48 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbFrame> {
     }
     Ok(RgbFrame { width: w, height: h, data: rgb.into_raw() })
 }
+
+/// The files in `dir`, sorted by name (no recursion, hidden files skipped).
+///
+/// # Errors
+/// [`Error::Io`] when the directory cannot be read.
+pub fn list_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files: Vec<std::path::PathBuf> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Decodes and preprocesses every image file in `dir` (name order) into model inputs.
+/// Files that fail to decode are skipped with a warning and returned as errors.
+///
+/// # Errors
+/// The directory cannot be read, or it holds no file at all.
+pub fn load_inputs(dir: &Path, pre: &crate::frames::preprocess::Preprocess) -> Result<(Vec<(String, Vec<f32>)>, Vec<Error>)> {
+    let files = list_dir(dir)?;
+    if files.is_empty() {
+        return Err(Error::Image { path: dir.into(), message: "the directory holds no image files".into() });
+    }
+    let mut inputs = Vec::new();
+    let mut skipped = Vec::new();
+    for f in files {
+        let r = load_rgb(&f).and_then(|frame| {
+            let mut p = crate::frames::preprocess::Preprocessor::new(pre, frame.width, frame.height)?;
+            let mut x = vec![0.0; pre.input_len()];
+            p.run(&frame.data, &mut x)?;
+            Ok(x)
+        });
+        match r {
+            Ok(x) => inputs.push((f.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()), x)),
+            Err(e) => {
+                log::warn!("skipping {}: {e}", f.display());
+                skipped.push(e);
+            }
+        }
+    }
+    Ok((inputs, skipped))
+}

@@ -5,7 +5,7 @@ use tract_onnx::pb;
 
 use super::{meta, INPUT_NAME, IR_VERSION, OPSET};
 use crate::error::{Error, Result};
-use crate::graph::Op;
+use crate::graph::{Graph, Op};
 use crate::model::Model;
 
 /// Name of the graph output when the graph ends in logits.
@@ -24,7 +24,7 @@ const FLOAT: i32 = pb::tensor_proto::DataType::Float as i32;
 const CLIP_MIN: &str = "edgenet.clip_min";
 const CLIP_MAX: &str = "edgenet.clip_max";
 
-fn attr_ints(name: &str, v: &[usize]) -> pb::AttributeProto {
+pub(crate) fn attr_ints(name: &str, v: &[usize]) -> pb::AttributeProto {
     pb::AttributeProto {
         name: name.into(),
         r#type: pb::attribute_proto::AttributeType::Ints as i32,
@@ -33,11 +33,11 @@ fn attr_ints(name: &str, v: &[usize]) -> pb::AttributeProto {
     }
 }
 
-fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
+pub(crate) fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
-fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
+pub(crate) fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
     pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Float as i32, f: v, ..Default::default() }
 }
 
@@ -81,6 +81,83 @@ pub(crate) fn metadata(model: &Model, bn_folded: bool) -> Result<Vec<pb::StringS
     ])
 }
 
+/// Name of the exported graph output: `probabilities` after a softmax, else `logits`.
+pub fn output_name(g: &Graph) -> &'static str {
+    if matches!(g.node(g.output()).op, Op::Softmax) {
+        OUTPUT_PROBABILITIES
+    } else {
+        OUTPUT_LOGITS
+    }
+}
+
+/// The ONNX tensor name of every node's output in an export of `g`: `input`, node names,
+/// and the output name for the last node.
+pub fn tensor_names(g: &Graph) -> Vec<String> {
+    g.nodes()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            if i == 0 {
+                INPUT_NAME.to_string()
+            } else if i == g.output().index() {
+                output_name(g).to_string()
+            } else {
+                n.name.clone()
+            }
+        })
+        .collect()
+}
+
+/// An int8 initializer.
+pub(crate) fn tensor_proto_i8(name: &str, dims: &[usize], data: &[i8]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: pb::tensor_proto::DataType::Int8 as i32,
+        raw_data: data.iter().map(|&v| v as u8).collect(),
+        ..Default::default()
+    }
+}
+
+/// A uint8 initializer.
+pub(crate) fn tensor_proto_u8(name: &str, dims: &[usize], data: &[u8]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: pb::tensor_proto::DataType::Uint8 as i32,
+        raw_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// An int32 initializer.
+pub(crate) fn tensor_proto_i32(name: &str, dims: &[usize], data: &[i32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: pb::tensor_proto::DataType::Int32 as i32,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// An attribute list helper for the quantized export.
+pub(crate) fn conv_attrs(c: &crate::graph::Conv2d) -> Vec<pb::AttributeProto> {
+    vec![
+        attr_ints("kernel_shape", &c.kernel),
+        attr_ints("strides", &c.stride),
+        attr_ints("pads", &c.pads),
+        attr_ints("dilations", &c.dilation),
+        attr_int("group", c.groups as i64),
+    ]
+}
+
+/// Attributes of a max pooling node.
+pub(crate) fn pool_attrs(p: &crate::graph::Pool2d) -> Vec<pb::AttributeProto> {
+    vec![attr_ints("kernel_shape", &p.kernel), attr_ints("strides", &p.stride), attr_ints("pads", &p.pads)]
+}
+
+
 /// Builds the ONNX `ModelProto` of `model`.
 ///
 /// # Errors
@@ -94,16 +171,9 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
         model
     };
     let g = &model.graph;
-    let out_name = if matches!(g.node(g.output()).op, Op::Softmax) { OUTPUT_PROBABILITIES } else { OUTPUT_LOGITS };
-    let tensor_name = |i: usize| -> String {
-        if i == 0 {
-            INPUT_NAME.to_string()
-        } else if i == g.output().index() {
-            out_name.to_string()
-        } else {
-            g.nodes()[i].name.clone()
-        }
-    };
+    let out_name = output_name(g);
+    let names = tensor_names(g);
+    let tensor_name = |i: usize| -> String { names[i].clone() };
     let mut nodes = Vec::new();
     let mut initializers = Vec::new();
     let mut need_clip = false;
@@ -116,16 +186,7 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
         let param_keys: Vec<String> = n.params().into_iter().map(|p| p.key).collect();
         let (op_type, attrs) = match &n.op {
             Op::Input => continue,
-            Op::Conv2d(c) => (
-                "Conv",
-                vec![
-                    attr_ints("kernel_shape", &c.kernel),
-                    attr_ints("strides", &c.stride),
-                    attr_ints("pads", &c.pads),
-                    attr_ints("dilations", &c.dilation),
-                    attr_int("group", c.groups as i64),
-                ],
-            ),
+            Op::Conv2d(c) => ("Conv", conv_attrs(c)),
             Op::BatchNorm { eps, .. } => ("BatchNormalization", vec![attr_float("epsilon", *eps)]),
             Op::Relu => ("Relu", vec![]),
             Op::Relu6 => {
@@ -135,10 +196,7 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
                 ("Clip", vec![])
             }
             Op::Add => ("Add", vec![]),
-            Op::MaxPool(p) => (
-                "MaxPool",
-                vec![attr_ints("kernel_shape", &p.kernel), attr_ints("strides", &p.stride), attr_ints("pads", &p.pads)],
-            ),
+            Op::MaxPool(p) => ("MaxPool", pool_attrs(p)),
             Op::GlobalAvgPool => ("GlobalAveragePool", vec![]),
             Op::Flatten => ("Flatten", vec![attr_int("axis", 1)]),
             Op::Linear { .. } => ("Gemm", vec![attr_int("transB", 1)]),

@@ -55,6 +55,24 @@ pub fn ort_run(model: &Path, input: &[f32]) -> Vec<f32> {
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
+/// Runs `model` in onnxruntime on `input` and returns the named (intermediate) tensors.
+pub fn ort_run_tensors(model: &Path, input: &[f32], names: &[String]) -> Vec<Vec<f32>> {
+    let dir = model.parent().unwrap().join(format!("{}.tensors", model.file_stem().unwrap().to_string_lossy()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let inp = dir.join("input.f32");
+    std::fs::write(&inp, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let mut args = vec!["run-tensors", model.to_str().unwrap(), inp.to_str().unwrap(), dir.to_str().unwrap()];
+    args.extend(names.iter().map(String::as_str));
+    judge(&args);
+    (0..names.len())
+        .map(|i| {
+            let bytes = std::fs::read(dir.join(format!("{i}.f32"))).unwrap();
+            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        })
+        .collect()
+}
+
 /// Deterministic pseudo-random input in [-2, 2).
 pub fn random_input(n: usize, seed: u64) -> Vec<f32> {
     let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

@@ -7,6 +7,9 @@ usage:
   ort_judge.py run MODEL.onnx INPUT.f32 OUTPUT.f32
       Runs MODEL in onnxruntime (CPU, one thread) on INPUT (raw little-endian float32 with the
       model's input shape) and writes the first output as raw little-endian float32.
+  ort_judge.py run-tensors MODEL.onnx INPUT.f32 OUTDIR NAME...
+      Like run, but makes the named intermediate tensors graph outputs and writes each, cast
+      to float32, to OUTDIR/<index>.f32 in the order given.
   ort_judge.py version
       Prints the onnx and onnxruntime versions.
 """
@@ -33,6 +36,26 @@ def run(path, inp, out):
     np.asarray(y, dtype="<f4").tofile(out)
 
 
+def run_tensors(path, inp, outdir, names):
+    import os
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    model = onnx.load(path)
+    existing = {o.name for o in model.graph.output}
+    for n in names:
+        if n not in existing:
+            model.graph.output.append(onnx.ValueInfoProto(name=n))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    first = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in first.shape]
+    x = np.fromfile(inp, dtype="<f4").reshape(shape)
+    for i, y in enumerate(sess.run(names, {first.name: x})):
+        np.asarray(y, dtype="<f4").tofile(os.path.join(outdir, f"{i}.f32"))
+
+
 def main(argv):
     if len(argv) >= 2 and argv[1] == "version":
         import onnx
@@ -40,6 +63,8 @@ def main(argv):
         print(f"onnx {onnx.__version__} onnxruntime {onnxruntime.__version__}")
     elif len(argv) == 3 and argv[1] == "check":
         check(argv[2])
+    elif len(argv) >= 6 and argv[1] == "run-tensors":
+        run_tensors(argv[2], argv[3], argv[4], argv[5:])
     elif len(argv) == 5 and argv[1] == "run":
         run(argv[2], argv[3], argv[4])
     else:

@@ -1,0 +1,429 @@
+//! Emission of the int8 ONNX model in the form tract runs with integer kernels: convs as
+//! QLinearConv (int8 weights, per output channel or per tensor; int32 bias), ReLU/ReLU6 folded
+//! into the output range, the classifier as QLinearMatMul, MaxPool and Flatten directly on
+//! int8; residual Add, global pooling and anything else through
+//! DequantizeLinear → f32 op → QuantizeLinear.
+
+use prost::Message;
+use tract_onnx::pb;
+
+use super::params::{quantize_bias, QParams};
+use crate::error::{Error, Result};
+use crate::graph::{Conv2d, Op};
+use crate::model::Model;
+use crate::onnx::{
+    attr_float, attr_int, conv_attrs, metadata, output_name, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8, tensor_proto_u8,
+    value_info, INPUT_NAME, IR_VERSION, OPSET,
+};
+
+/// Activations are stored as uint8: the int8 value plus this offset (zero point too), which
+/// leaves `q − zp` unchanged. tract runs uint8 × int8 convs with its fast kernels; with
+/// int8 activations and a non-zero zero point it takes a path that was measured 40× slower.
+pub const ACTIVATION_OFFSET: i16 = 128;
+
+/// One int8 tensor of the quantized model, with the f32 node it stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuantTensor {
+    /// Node of the (equalized, folded) f32 graph whose output this tensor represents.
+    pub node: String,
+    /// Op kind of that node.
+    pub op: &'static str,
+    /// Name of the tensor in the quantized file (uint8: value = int8 value + 128).
+    pub tensor: String,
+    /// Its quantization parameters.
+    pub params: QParams,
+}
+
+/// What the emitter produced.
+#[derive(Debug, Clone)]
+pub struct Emitted {
+    /// The int8 ONNX file.
+    pub bytes: Vec<u8>,
+    /// Every int8 tensor produced by a quantized layer, in graph order.
+    pub tensors: Vec<QuantTensor>,
+    /// Biases that saturated int32.
+    pub bias_saturations: usize,
+    /// Quantization step of the final int8 layer's output (the logits' resolution).
+    pub output_step: f32,
+}
+
+/// How weights are quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightScheme {
+    /// One scale per tensor instead of one per output channel.
+    pub per_tensor: bool,
+}
+
+const F32: i32 = pb::tensor_proto::DataType::Float as i32;
+
+#[derive(Debug, Clone)]
+struct QT {
+    name: String,
+    p: QParams,
+}
+
+struct Emitter<'a> {
+    model: &'a Model,
+    nodes: Vec<pb::NodeProto>,
+    inits: Vec<pb::TensorProto>,
+    q: Vec<Option<QT>>,
+    f: Vec<Option<String>>,
+    params: &'a [QParams],
+    tensors: Vec<QuantTensor>,
+}
+
+fn node(op: &str, name: &str, inputs: Vec<String>, output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto { op_type: op.into(), name: name.into(), input: inputs, output: vec![output.into()], attribute, ..Default::default() }
+}
+
+/// Symmetric int8 weight scales of a tensor `[O, …]`: per output channel, or one per tensor
+/// repeated `O` times.
+pub fn weight_scales(w: &[f32], out_channels: usize, per_tensor: bool) -> Vec<f32> {
+    let per = w.len() / out_channels.max(1);
+    if per_tensor {
+        let m = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+        vec![QParams::symmetric(m).scale; out_channels]
+    } else {
+        (0..out_channels).map(|o| QParams::symmetric(w[o * per..(o + 1) * per].iter().fold(0f32, |m, v| m.max(v.abs()))).scale).collect()
+    }
+}
+
+/// Quantizes `w` `[O, …]` with one scale per output channel, to −127..=127.
+pub fn quantize_with_scales(w: &[f32], scales: &[f32]) -> Vec<i8> {
+    let per = w.len() / scales.len().max(1);
+    w.iter().enumerate().map(|(i, &v)| super::params::quantize(v, scales[i / per], 0).max(-127)).collect()
+}
+
+/// Quantizes a conv weight `[O, …]` per output channel (or per tensor), symmetric int8.
+pub fn quantize_weights(w: &[f32], out_channels: usize, per_tensor: bool) -> (Vec<i8>, Vec<f32>) {
+    let scales = weight_scales(w, out_channels, per_tensor);
+    (quantize_with_scales(w, &scales), scales)
+}
+
+impl Emitter<'_> {
+    fn scalar(&mut self, name: &str, p: QParams) -> (String, String) {
+        let (s, z) = (format!("{name}.scale"), format!("{name}.zero_point"));
+        if !self.inits.iter().any(|t| t.name == s) {
+            self.inits.push(tensor_proto(&s, &[], &[p.scale]));
+            self.inits.push(tensor_proto_u8(&z, &[], &[(p.zero_point as i16 + ACTIVATION_OFFSET) as u8]));
+        }
+        (s, z)
+    }
+
+    fn quant_of(&mut self, i: usize) -> QT {
+        if let Some(q) = &self.q[i] {
+            return q.clone();
+        }
+        let name = self.model.graph.nodes()[i].name.clone();
+        let f = self.f[i].clone().unwrap_or_else(|| INPUT_NAME.to_string());
+        let p = self.params[i];
+        let (s, z) = self.scalar(&format!("{name}_q"), p);
+        let out = format!("{name}_q");
+        self.nodes.push(node("QuantizeLinear", &format!("{name}/quantize"), vec![f, s, z], &out, vec![]));
+        let qt = QT { name: out, p };
+        self.record(i, &qt);
+        self.q[i] = Some(qt.clone());
+        qt
+    }
+
+    fn float_of(&mut self, i: usize) -> String {
+        if let Some(f) = &self.f[i] {
+            return f.clone();
+        }
+        let qt = self.quant_of(i);
+        let name = &self.model.graph.nodes()[i].name;
+        let out = format!("{name}_dq");
+        let (s, z) = self.scalar(&qt.name, qt.p);
+        self.nodes.push(node("DequantizeLinear", &format!("{name}/dequantize"), vec![qt.name.clone(), s, z], &out, vec![]));
+        self.f[i] = Some(out.clone());
+        out
+    }
+
+    fn record(&mut self, i: usize, qt: &QT) {
+        let n = &self.model.graph.nodes()[i];
+        self.tensors.push(QuantTensor { node: n.name.clone(), op: n.op.kind(), tensor: qt.name.clone(), params: qt.p });
+    }
+}
+
+/// Emits the int8 model.
+///
+/// `params[i]` are the activation parameters of node `i`'s output; `act_of[i]` names the
+/// ReLU/ReLU6 folded into node `i`'s output range; `input_means[i]`, when given, are the
+/// per-channel means of conv `i`'s input for bias correction.
+///
+/// # Errors
+/// Weights missing from the model, or an op edgenet cannot quantize.
+pub fn emit(
+    model: &Model,
+    params: &[QParams],
+    input_means: &[Option<Vec<f32>>],
+    scheme: WeightScheme,
+    origin_meta: &[(String, String)],
+) -> Result<Emitted> {
+    let g = &model.graph;
+    let n = g.nodes().len();
+    let consumers = g.consumer_counts();
+    // Activations folded into their producer's output range.
+    let mut fused_into: Vec<Option<usize>> = vec![None; n];
+    let mut act_of: Vec<Option<usize>> = vec![None; n];
+    for (i, node) in g.nodes().iter().enumerate() {
+        if matches!(node.op, Op::Relu | Op::Relu6) {
+            let p = node.inputs[0].index();
+            if matches!(g.nodes()[p].op, Op::Conv2d(_) | Op::Add) && consumers[p] == 1 && p != g.output().index() {
+                fused_into[i] = Some(p);
+                act_of[p] = Some(i);
+            }
+        }
+    }
+    let out_params: Vec<QParams> = (0..n).map(|i| params[act_of[i].unwrap_or(i)]).collect();
+    let mut e = Emitter {
+        model,
+        nodes: vec![],
+        inits: vec![],
+        q: vec![None; n],
+        f: vec![None; n],
+        params: &out_params,
+        tensors: vec![],
+    };
+    e.f[0] = Some(INPUT_NAME.to_string());
+    let mut bias_saturations = 0;
+    let mut output_step = 0.0;
+    for (i, nd) in g.nodes().iter().enumerate().skip(1) {
+        let name = nd.name.clone();
+        let inp = |k: usize| nd.inputs[k].index();
+        match &nd.op {
+            Op::Input => {}
+            Op::Conv2d(c) => {
+                let x = e.quant_of(inp(0));
+                let (wq, ws, bq, sat) = conv_weights(model, &name, c, x.p, input_means[i].as_deref(), scheme)?;
+                bias_saturations += sat;
+                let p = out_params[i];
+                let wname = format!("{name}.weight_q");
+                e.inits.push(tensor_proto_i8(&wname, &c.weight_shape(), &wq));
+                let (wsn, wzn) = (format!("{name}.weight_scale"), format!("{name}.weight_zero_point"));
+                if scheme.per_tensor {
+                    e.inits.push(tensor_proto(&wsn, &[], &ws[..1]));
+                    e.inits.push(tensor_proto_i8(&wzn, &[], &[0]));
+                } else {
+                    e.inits.push(tensor_proto(&wsn, &[c.out_channels], &ws));
+                    e.inits.push(tensor_proto_i8(&wzn, &[c.out_channels], &vec![0; c.out_channels]));
+                }
+                let bname = format!("{name}.bias_q");
+                e.inits.push(tensor_proto_i32(&bname, &[c.out_channels], &bq));
+                let (xs, xz) = e.scalar(&x.name, x.p);
+                let out = format!("{}_q", act_of[i].map_or(name.clone(), |a| g.nodes()[a].name.clone()));
+                let (ys, yz) = e.scalar(&out, p);
+                e.nodes.push(node("QLinearConv", &name, vec![x.name, xs, xz, wname, wsn, wzn, ys, yz, bname], &out, conv_attrs(c)));
+                let qt = QT { name: out, p };
+                e.record(act_of[i].unwrap_or(i), &qt);
+                e.q[i] = Some(qt);
+            }
+            Op::Relu | Op::Relu6 => {
+                if let Some(p) = fused_into[i] {
+                    if e.q[p].is_none() {
+                        let qt = e.quant_of(p);
+                        // quant_of recorded it under the producer's name; it stands for the activation.
+                        if let Some(last) = e.tensors.last_mut() {
+                            last.node = name.clone();
+                            last.op = nd.op.kind();
+                        }
+                        e.q[p] = Some(qt);
+                    }
+                    e.q[i] = e.q[p].clone();
+                } else {
+                    let x = e.float_of(inp(0));
+                    let out = format!("{name}_f");
+                    if nd.op == Op::Relu {
+                        e.nodes.push(node("Relu", &name, vec![x], &out, vec![]));
+                    } else {
+                        if !e.inits.iter().any(|t| t.name == "edgenet.clip_min") {
+                            e.inits.push(tensor_proto("edgenet.clip_min", &[], &[0.0]));
+                            e.inits.push(tensor_proto("edgenet.clip_max", &[], &[6.0]));
+                        }
+                        e.nodes.push(node("Clip", &name, vec![x, "edgenet.clip_min".into(), "edgenet.clip_max".into()], &out, vec![]));
+                    }
+                    e.f[i] = Some(out);
+                }
+            }
+            Op::Add => {
+                let (a, b) = (e.float_of(inp(0)), e.float_of(inp(1)));
+                let out = format!("{name}_f");
+                e.nodes.push(node("Add", &name, vec![a, b], &out, vec![]));
+                e.f[i] = Some(out);
+                if act_of[i].is_some() {
+                    // The sum is only ever read through its activation's int8 range.
+                    let qt = e.quant_of(i);
+                    e.f[i] = None;
+                    if let Some(last) = e.tensors.last_mut() {
+                        let a = &g.nodes()[act_of[i].unwrap_or(i)];
+                        last.node = a.name.clone();
+                        last.op = a.op.kind();
+                    }
+                    e.q[i] = Some(qt);
+                }
+            }
+            Op::MaxPool(p) => {
+                let x = e.quant_of(inp(0));
+                let out = format!("{name}_q");
+                e.nodes.push(node("MaxPool", &name, vec![x.name], &out, pool_attrs(p)));
+                e.q[i] = Some(QT { name: out, p: x.p });
+            }
+            Op::Flatten => {
+                let x = e.quant_of(inp(0));
+                let out = format!("{name}_q");
+                e.nodes.push(node("Flatten", &name, vec![x.name], &out, vec![attr_int("axis", 1)]));
+                e.q[i] = Some(QT { name: out, p: x.p });
+            }
+            Op::GlobalAvgPool => {
+                let x = e.float_of(inp(0));
+                let out = format!("{name}_f");
+                e.nodes.push(node("GlobalAveragePool", &name, vec![x], &out, vec![]));
+                e.f[i] = Some(out);
+            }
+            Op::Linear { in_features, out_features, bias } => {
+                let x = e.quant_of(inp(0));
+                let w = model.weights.require(&format!("{name}.weight"))?;
+                let (wq, ws) = quantize_weights(&w.data, 1, true);
+                let mut wt = vec![0i8; wq.len()];
+                for o in 0..*out_features {
+                    for k in 0..*in_features {
+                        wt[k * out_features + o] = wq[o * in_features + k];
+                    }
+                }
+                let wname = format!("{name}.weight_q");
+                e.inits.push(tensor_proto_i8(&wname, &[*in_features, *out_features], &wt));
+                let (wsn, wzn) = (format!("{name}.weight_scale"), format!("{name}.weight_zero_point"));
+                e.inits.push(tensor_proto(&wsn, &[], &ws));
+                e.inits.push(tensor_proto_i8(&wzn, &[], &[0]));
+                let p = params[i];
+                output_step = p.scale;
+                let (xs, xz) = e.scalar(&x.name, x.p);
+                let mm = format!("{name}_mm_q");
+                let (ys, yz) = e.scalar(&mm, p);
+                e.nodes.push(node("QLinearMatMul", &name, vec![x.name, xs, xz, wname, wsn, wzn, ys.clone(), yz.clone()], &mm, vec![]));
+                let qt = QT { name: mm.clone(), p };
+                e.record(i, &qt);
+                let deq = format!("{name}_mm");
+                e.nodes.push(node("DequantizeLinear", &format!("{name}/dequantize"), vec![mm, ys, yz], &deq, vec![]));
+                let out = if *bias {
+                    let b = model.weights.require(&format!("{name}.bias"))?;
+                    let bname = format!("{name}.bias");
+                    e.inits.push(tensor_proto(&bname, &[1, *out_features], &b.data));
+                    let out = format!("{name}_f");
+                    e.nodes.push(node("Add", &format!("{name}/bias"), vec![deq, bname], &out, vec![]));
+                    out
+                } else {
+                    deq
+                };
+                e.f[i] = Some(out);
+            }
+            Op::Softmax => {
+                let x = e.float_of(inp(0));
+                let out = format!("{name}_f");
+                e.nodes.push(node("Softmax", &name, vec![x], &out, vec![attr_int("axis", 1)]));
+                e.f[i] = Some(out);
+            }
+            Op::BatchNorm { eps, .. } => {
+                let x = e.float_of(inp(0));
+                let mut ins = vec![x];
+                for s in ["weight", "bias", "running_mean", "running_var"] {
+                    let t = model.weights.require(&format!("{name}.{s}"))?;
+                    let k = format!("{name}.{s}");
+                    e.inits.push(tensor_proto(&k, &t.shape, &t.data));
+                    ins.push(k);
+                }
+                let out = format!("{name}_f");
+                e.nodes.push(node("BatchNormalization", &name, ins, &out, vec![attr_float("epsilon", *eps)]));
+                e.f[i] = Some(out);
+            }
+        }
+    }
+    let out_name = output_name(g);
+    let last = e.float_of(g.output().index());
+    e.nodes.push(node("Identity", "output", vec![last], out_name, vec![]));
+    let mut meta = metadata(model, true)?;
+    meta.extend(origin_meta.iter().map(|(k, v)| pb::StringStringEntryProto { key: k.clone(), value: v.clone() }));
+    let graph = pb::GraphProto {
+        name: format!("{} int8", model.info.arch),
+        node: e.nodes,
+        initializer: e.inits,
+        input: vec![value_info(INPUT_NAME, F32, g.input_shape())],
+        output: vec![value_info(out_name, F32, g.output_shape())],
+        ..Default::default()
+    };
+    let proto = pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        producer_name: "edgenet".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!("{} quantized to int8 by edgenet", model.info.arch),
+        graph: Some(graph),
+        metadata_props: meta,
+        ..Default::default()
+    };
+    Ok(Emitted { bytes: proto.encode_to_vec(), tensors: e.tensors, bias_saturations, output_step })
+}
+
+/// Quantized weights, their scales, the int32 bias and the number of saturated bias values
+/// of one conv. With `input_means`, the bias is corrected for the expected error the weight
+/// rounding adds (Nagel et al. 2019, §4.2, empirical form).
+fn conv_weights(
+    model: &Model,
+    name: &str,
+    c: &Conv2d,
+    x: QParams,
+    input_means: Option<&[f32]>,
+    scheme: WeightScheme,
+) -> Result<(Vec<i8>, Vec<f32>, Vec<i32>, usize)> {
+    let w = model.weights.require(&format!("{name}.weight"))?;
+    let mut bias = match model.weights.get(&format!("{name}.bias")) {
+        Some(b) => b.data.clone(),
+        None => vec![0.0; c.out_channels],
+    };
+    let mut ws = weight_scales(&w.data, c.out_channels, scheme.per_tensor);
+    // A (nearly) dead channel gets a tiny weight scale, and its bias, divided by
+    // s_in · s_w, would overflow int32. Its weights round to zero at any small scale, so the
+    // scale is raised until the bias fits in 2^30.
+    const BIAS_LIMIT: f64 = (1u64 << 30) as f64;
+    let needed: Vec<f32> = bias.iter().map(|b| (b.abs() as f64 / (x.scale as f64 * BIAS_LIMIT)) as f32).collect();
+    if scheme.per_tensor {
+        let m = needed.iter().fold(0f32, |a, &b| a.max(b));
+        ws.iter_mut().for_each(|s| *s = s.max(m));
+    } else {
+        ws.iter_mut().zip(&needed).for_each(|(s, &n)| *s = s.max(n));
+    }
+    let wq = quantize_with_scales(&w.data, &ws);
+    let per = w.data.len() / c.out_channels;
+    let k = c.kernel[0] * c.kernel[1];
+    let cin_g = c.in_channels / c.groups;
+    let cout_g = c.out_channels / c.groups;
+    if let Some(means) = input_means {
+        if means.len() != c.in_channels {
+            return Err(Error::Config(format!("{name}: {} input means for {} channels", means.len(), c.in_channels)));
+        }
+        for o in 0..c.out_channels {
+            let g = o / cout_g;
+            let mut err = 0f64;
+            for ci in 0..cin_g {
+                let m = means[g * cin_g + ci] as f64;
+                for t in 0..k {
+                    let idx = o * per + ci * k + t;
+                    let dw = wq[idx] as f64 * ws[o] as f64 - w.data[idx] as f64;
+                    err += dw * m;
+                }
+            }
+            bias[o] -= err as f32;
+        }
+    }
+    let mut sat = 0;
+    let bq = bias
+        .iter()
+        .enumerate()
+        .map(|(o, &b)| {
+            let (v, s) = quantize_bias(b, x.scale * ws[o]);
+            sat += usize::from(s);
+            v
+        })
+        .collect();
+    Ok((wq, ws, bq, sat))
+}
