@@ -119,17 +119,6 @@ pub(crate) fn tensor_proto_i8(name: &str, dims: &[usize], data: &[i8]) -> pb::Te
     }
 }
 
-/// A uint8 initializer.
-pub(crate) fn tensor_proto_u8(name: &str, dims: &[usize], data: &[u8]) -> pb::TensorProto {
-    pb::TensorProto {
-        name: name.into(),
-        dims: dims.iter().map(|&d| d as i64).collect(),
-        data_type: pb::tensor_proto::DataType::Uint8 as i32,
-        raw_data: data.to_vec(),
-        ..Default::default()
-    }
-}
-
 /// An int32 initializer.
 pub(crate) fn tensor_proto_i32(name: &str, dims: &[usize], data: &[i32]) -> pb::TensorProto {
     pb::TensorProto {

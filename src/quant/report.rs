@@ -106,8 +106,7 @@ pub fn report(original: &Model, q: &Quantized, inputs: &[(String, Vec<f32>)], fl
             let qv = q_engine.run_all(x)?;
             for (k, (_, t)) in layers.iter().enumerate() {
                 for (a, b) in r[k].iter().zip(&qv[k]) {
-                    let zp = t.params.zero_point as f64 + super::rewrite::ACTIVATION_OFFSET as f64;
-                    let deq = (*b as f64 - zp) * t.params.scale as f64;
+                    let deq = (*b as f64 - t.params.zero_point as f64) * t.params.scale as f64;
                     sums[k].0 += (*a as f64).powi(2);
                     sums[k].1 += (*a as f64 - deq).powi(2);
                 }

@@ -12,14 +12,9 @@ use crate::error::{Error, Result};
 use crate::graph::{Conv2d, Op};
 use crate::model::Model;
 use crate::onnx::{
-    attr_float, attr_int, conv_attrs, metadata, output_name, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8, tensor_proto_u8,
+    attr_float, attr_int, conv_attrs, metadata, output_name, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8,
     value_info, INPUT_NAME, IR_VERSION, OPSET,
 };
-
-/// Activations are stored as uint8: the int8 value plus this offset (zero point too), which
-/// leaves `q − zp` unchanged. tract runs uint8 × int8 convs with its fast kernels; with
-/// int8 activations and a non-zero zero point it takes a path that was measured 40× slower.
-pub const ACTIVATION_OFFSET: i16 = 128;
 
 /// One int8 tensor of the quantized model, with the f32 node it stands for.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +23,7 @@ pub struct QuantTensor {
     pub node: String,
     /// Op kind of that node.
     pub op: &'static str,
-    /// Name of the tensor in the quantized file (uint8: value = int8 value + 128).
+    /// Name of the int8 tensor in the quantized file.
     pub tensor: String,
     /// Its quantization parameters.
     pub params: QParams,
@@ -105,7 +100,7 @@ impl Emitter<'_> {
         let (s, z) = (format!("{name}.scale"), format!("{name}.zero_point"));
         if !self.inits.iter().any(|t| t.name == s) {
             self.inits.push(tensor_proto(&s, &[], &[p.scale]));
-            self.inits.push(tensor_proto_u8(&z, &[], &[(p.zero_point as i16 + ACTIVATION_OFFSET) as u8]));
+            self.inits.push(tensor_proto_i8(&z, &[], &[p.zero_point]));
         }
         (s, z)
     }
