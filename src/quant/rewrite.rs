@@ -110,6 +110,8 @@ impl Emitter<'_> {
             return q.clone();
         }
         let name = self.model.graph.nodes()[i].name.clone();
+        // Every node gets an int8 or an f32 form when it is emitted, before any consumer asks
+        // (the input starts with its f32 form), so `f` is set whenever `q` is not.
         let f = self.f[i].clone().unwrap_or_else(|| INPUT_NAME.to_string());
         let p = self.params[i];
         let (s, z) = self.scalar(&format!("{name}_q"), p);
@@ -215,15 +217,8 @@ pub fn emit(
             }
             Op::Relu | Op::Relu6 => {
                 if let Some(p) = fused_into[i] {
-                    if e.q[p].is_none() {
-                        let qt = e.quant_of(p);
-                        // quant_of recorded it under the producer's name; it stands for the activation.
-                        if let Some(last) = e.tensors.last_mut() {
-                            last.node = name.clone();
-                            last.op = nd.op.kind();
-                        }
-                        e.q[p] = Some(qt);
-                    }
+                    // The producer (a conv or an add) already wrote its int8 output with this
+                    // activation's range, which is where the activation happens.
                     e.q[i] = e.q[p].clone();
                 } else {
                     let x = e.float_of(inp(0));
