@@ -147,6 +147,20 @@ pub(crate) fn pool_attrs(p: &crate::graph::Pool2d) -> Vec<pb::AttributeProto> {
 }
 
 
+/// Wraps a graph into an edgenet `ModelProto`: IR version, opset 13, producer, metadata.
+pub(crate) fn model_proto(graph: pb::GraphProto, doc_string: String, metadata_props: Vec<pb::StringStringEntryProto>) -> pb::ModelProto {
+    pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        producer_name: "edgenet".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string,
+        graph: Some(graph),
+        metadata_props,
+        ..Default::default()
+    }
+}
+
 /// Builds the ONNX `ModelProto` of `model`.
 ///
 /// # Errors
@@ -162,12 +176,11 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
     let g = &model.graph;
     let out_name = output_name(g);
     let names = tensor_names(g);
-    let tensor_name = |i: usize| -> String { names[i].clone() };
     let mut nodes = Vec::new();
     let mut initializers = Vec::new();
     let mut need_clip = false;
     for (i, n) in g.nodes().iter().enumerate().skip(1) {
-        let mut inputs: Vec<String> = n.inputs.iter().map(|t| tensor_name(t.index())).collect();
+        let mut inputs: Vec<String> = n.inputs.iter().map(|t| names[t.index()].clone()).collect();
         for p in n.params() {
             let t = model.weights.require(&p.key)?;
             initializers.push(tensor_proto(&p.key, &t.shape, &t.data));
@@ -196,7 +209,7 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
             name: n.name.clone(),
             op_type: op_type.into(),
             input: inputs,
-            output: vec![tensor_name(i)],
+            output: vec![names[i].clone()],
             attribute: attrs,
             ..Default::default()
         });
@@ -213,16 +226,7 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
         output: vec![value_info(out_name, FLOAT, g.output_shape())],
         ..Default::default()
     };
-    Ok(pb::ModelProto {
-        ir_version: IR_VERSION,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
-        producer_name: "edgenet".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("{} exported by edgenet", model.info.arch),
-        graph: Some(graph),
-        metadata_props: metadata(model, opts.fold_bn)?,
-        ..Default::default()
-    })
+    Ok(model_proto(graph, format!("{} exported by edgenet", model.info.arch), metadata(model, opts.fold_bn)?))
 }
 
 /// Exports `model` as ONNX bytes: opset 13, input `input` `[1, 3, H, W]` f32, output `logits`

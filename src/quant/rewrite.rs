@@ -13,7 +13,7 @@ use crate::graph::{Conv2d, Op};
 use crate::model::Model;
 use crate::onnx::{
     attr_float, attr_int, conv_attrs, metadata, output_name, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8,
-    value_info, INPUT_NAME, IR_VERSION, OPSET,
+    model_proto, value_info, INPUT_NAME,
 };
 
 /// One int8 tensor of the quantized model, with the f32 node it stands for.
@@ -341,16 +341,7 @@ pub fn emit(
         output: vec![value_info(out_name, F32, g.output_shape())],
         ..Default::default()
     };
-    let proto = pb::ModelProto {
-        ir_version: IR_VERSION,
-        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
-        producer_name: "edgenet".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("{} quantized to int8 by edgenet", model.info.arch),
-        graph: Some(graph),
-        metadata_props: meta,
-        ..Default::default()
-    };
+    let proto = model_proto(graph, format!("{} quantized to int8 by edgenet", model.info.arch), meta);
     Ok(Emitted { bytes: proto.encode_to_vec(), tensors: e.tensors, bias_saturations, output_step })
 }
 
