@@ -18,6 +18,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod engine;
 pub mod error;
 pub mod frames;

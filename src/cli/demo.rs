@@ -63,13 +63,6 @@ pub struct DemoArgs {
     pub save_onnx: Option<std::path::PathBuf>,
 }
 
-/// Peak resident memory (VmHWM) of this process in KiB, where /proc has it.
-pub fn peak_rss_kib() -> Option<u64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 fn verdict(expect: Expect, top: &TopK) -> (Option<bool>, String) {
     match expect {
         Expect::Nothing => (None, "no ImageNet class fits".to_string()),
@@ -171,8 +164,8 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if mq > mf {
         writeln!(out, "int8 is {:.1}× slower than f32 in tract today; making int8 fast is open work", mq / mf)?;
     }
-    match peak_rss_kib() {
-        Some(k) => writeln!(out, "peak resident memory (VmHWM): {:.1} MiB", k as f64 / 1024.0)?,
+    match edgenet::alloc::rss() {
+        Some((peak, _)) => writeln!(out, "peak resident memory (VmHWM): {:.1} MiB", peak as f64 / 1048576.0)?,
         None => writeln!(out, "peak resident memory: not available on this system")?,
     }
     Ok(())
