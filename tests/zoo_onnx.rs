@@ -123,8 +123,8 @@ fn narrow_mobilenet_v2_at_odd_resolution_agrees_with_onnxruntime() {
 fn two_threads_give_the_same_logits_as_one() {
     let model = zoo::build(Arch::MobileNetV2, &cfg(224), WeightSource::Seeded(5)).unwrap();
     let bytes = export(&model, &ExportOptions { fold_bn: true }).unwrap();
-    let one = Engine::from_bytes(&bytes, "m", &EngineOptions { threads: 1, input_shape: None }).unwrap();
-    let two = Engine::from_bytes(&bytes, "m", &EngineOptions { threads: 2, input_shape: None }).unwrap();
+    let one = Engine::from_bytes(&bytes, "m", &EngineOptions { threads: 1, ..Default::default() }).unwrap();
+    let two = Engine::from_bytes(&bytes, "m", &EngineOptions { threads: 2, ..Default::default() }).unwrap();
     let x = random_input(one.input_len(), 4);
     let (a, b) = (one.run(&x).unwrap(), two.run(&x).unwrap());
     assert!(max_abs_diff(&a, &b) <= 1e-5 * max_abs(&a));

@@ -60,7 +60,7 @@ pub fn label_of(labels: Option<&Labels>, i: usize) -> String {
 }
 
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let opts = EngineOptions { threads: args.threads as usize, input_shape: None };
+    let opts = EngineOptions { threads: args.threads as usize, ..Default::default() };
     let engine = Engine::from_path(&args.model, &opts)?;
     let (labels, label_err) = resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = &label_err {

@@ -91,7 +91,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(p) = &args.save_onnx {
         std::fs::write(p, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
     }
-    let opts = EngineOptions { threads: args.threads as usize, input_shape: None };
+    let opts = EngineOptions { threads: args.threads as usize, ..Default::default() };
     let f32_engine = Engine::from_bytes(&bytes, "efficientnet_lite0 f32 (embedded)", &opts)?;
     let f32_bytes = bytes.len();
     drop(bytes);

@@ -13,6 +13,9 @@ use tract_onnx::tract_core::runtime::RunOptions;
 
 use crate::error::{Error, Result};
 
+pub mod int8;
+mod qconv;
+
 /// How to prepare a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
@@ -21,11 +24,14 @@ pub struct EngineOptions {
     pub threads: usize,
     /// Input shape `[1, C, H, W]` for models whose input size is not fixed in the file.
     pub input_shape: Option<[usize; 4]>,
+    /// Run quantized convolutions with edgenet's int8 kernels instead of tract's lowering
+    /// (on by default; off to measure or compare against tract's own path).
+    pub int8_kernels: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 1, input_shape: None }
+        EngineOptions { threads: 1, input_shape: None, int8_kernels: true }
     }
 }
 
@@ -82,6 +88,10 @@ impl Engine {
         let metadata: HashMap<String, String> =
             proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
+        let (qconvs, skipped) = if opts.int8_kernels { qconv::collect(&proto) } else { Default::default() };
+        for (name, why) in &skipped {
+            log::info!("{origin}: QLinearConv `{name}` stays with tract: {why}");
+        }
         let start = std::time::Instant::now();
         let onnx = tract_onnx::onnx();
         let mut model = onnx.model_for_proto_model(&proto).map_err(|e| onnx_err(origin, e))?;
@@ -112,7 +122,12 @@ impl Engine {
         model = model
             .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec!(input_shape[0], input_shape[1], input_shape[2], input_shape[3])))
             .map_err(|e| onnx_err(origin, e))?;
-        let typed = model.into_optimized().map_err(|e| onnx_err(origin, e))?;
+        let mut typed = model.into_typed().map_err(|e| onnx_err(origin, e))?;
+        if !qconvs.is_empty() {
+            let n = qconv::rewrite(&mut typed, &qconvs, origin).map_err(|e| onnx_err(origin, e))?;
+            log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());
+        }
+        let typed = typed.into_optimized().map_err(|e| onnx_err(origin, e))?;
         let mut output_lens = Vec::with_capacity(typed.outputs.len());
         for i in 0..typed.outputs.len() {
             let n = typed
@@ -228,6 +243,75 @@ impl Engine {
         }
         out.copy_from_slice(s);
         Ok(())
+    }
+}
+
+/// Time spent in one node of the plan, from [`Engine::profile`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct NodeTime {
+    /// The node's name in tract's optimised model.
+    pub name: String,
+    /// The op, as tract names it (e.g. `OptMatMulPack`, `Im2Col`, `Scale`).
+    pub op: String,
+    /// Median over the runs, in seconds.
+    pub seconds: f64,
+}
+
+impl Engine {
+    /// Runs `input` `runs` times (after one warm-up) timing each node of tract's plan; returns
+    /// the nodes in plan order with their median time. For finding where time goes, not for
+    /// benchmarking (the timing adds a little overhead per node).
+    ///
+    /// # Errors
+    /// As [`run`](Self::run).
+    pub fn profile(&self, input: &[f32], runs: usize) -> Result<Vec<NodeTime>> {
+        if input.len() != self.input_len() {
+            return Err(Error::Input(format!("{} expects {} values, got {}", self.origin, self.input_len(), input.len())));
+        }
+        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
+        let model = self.plan.model();
+        let mut times: Vec<Vec<f64>> = vec![Vec::new(); model.nodes.len()];
+        let mut state = self.plan.spawn().map_err(eng)?;
+        for run in 0..=runs.max(1) {
+            let t = Tensor::from_shape(&self.input_shape, input).map_err(eng)?;
+            state
+                .run_plan_with_eval(tvec!(t.into_tvalue()), |ctx, st, node, inputs| {
+                    let start = std::time::Instant::now();
+                    let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
+                    if run > 0 {
+                        times[node.id].push(start.elapsed().as_secs_f64());
+                    }
+                    r
+                })
+                .map_err(eng)?;
+        }
+        let mut out = Vec::new();
+        for &id in self.plan.order_without_consts() {
+            let t = &mut times[id];
+            if t.is_empty() {
+                continue;
+            }
+            t.sort_by(f64::total_cmp);
+            let node = model.node(id);
+            out.push(NodeTime { name: node.name.clone(), op: node.op().name().to_string(), seconds: t[t.len() / 2] });
+        }
+        Ok(out)
+    }
+
+    /// tract's optimised model as text, one node per line with its op and output facts; for
+    /// inspecting what tract made of a file.
+    pub fn describe_plan(&self) -> String {
+        let model = self.plan.model();
+        let mut s = String::new();
+        for &id in self.plan.order_without_consts() {
+            let node = model.node(id);
+            let facts: Vec<String> = node.outputs.iter().map(|o| format!("{:?}", o.fact)).collect();
+            s.push_str(&format!("{} {} {} -> {}\n", node.id, node.op().name(), node.name, facts.join(", ")));
+            for line in node.op().info().unwrap_or_default() {
+                s.push_str(&format!("    {line}\n"));
+            }
+        }
+        s
     }
 }
 

@@ -1,0 +1,628 @@
+//! int8 convolution kernels: edgenet's own, for the quantized convolutions tract lowers slowly.
+//!
+//! The arithmetic is that of an ONNX `QLinearConv` with int8 input, symmetric int8 weights
+//! (zero point 0), int32 bias and int8 output, and the requantization is onnxruntime's (MLAS):
+//! `y = clamp(round_half_even(f32(acc + bias) · (s_x · s_w / s_y)), qmin − z_y, qmax − z_y) + z_y`
+//! with the scale product computed in f32 in that order. The integer accumulation is exact, so
+//! on the same file the output is bit-identical to onnxruntime's whenever the accumulator fits
+//! f32's 24-bit mantissa, and within one step otherwise.
+//!
+//! Two kernels:
+//! - [`DenseQConv`] (groups = 1): the input, or its im2col columns for k×k convs, is packed into
+//!   panels of 8 columns with pairs of input channels interleaved as i16, and multiplied by the
+//!   weights packed the same way in 4-row blocks. On x86-64 with AVX2 the inner product is
+//!   `vpmaddwd` (16 multiply-adds per instruction, exact); elsewhere portable Rust that the
+//!   compiler vectorises.
+//! - [`DepthwiseQConv`] (groups = channels): a direct convolution per channel over a
+//!   zero-point-subtracted, zero-padded i16 plane, vectorised along output rows.
+//!
+//! Both allocate only their scratch buffers, which the caller owns and reuses.
+
+/// 1.5 · 2²³: adding then subtracting it rounds an f32 of magnitude < 2²² to the nearest
+/// integer, ties to even, in the default rounding mode (what `cvtps2dq` and `vcvtnq` do).
+const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// Rows of the weight matrix per micro-tile.
+const MR: usize = 4;
+/// Columns (output positions) per packed panel.
+const NR: usize = 8;
+
+/// Output quantization of a convolution: per-output-channel multipliers, zero point and the
+/// clamp range relative to the zero point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requant {
+    /// `s_x · s_w[c] / s_y` per output channel, computed in f32 in that order.
+    pub scale: Vec<f32>,
+    /// Output zero point.
+    pub zero_point: i32,
+    lo: f32,
+    hi: f32,
+}
+
+impl Requant {
+    /// Requantization to int8 with the given per-channel multipliers and zero point.
+    pub fn new(scale: Vec<f32>, zero_point: i8) -> Self {
+        let zp = i32::from(zero_point);
+        Requant { scale, zero_point: zp, lo: (-128 - zp) as f32, hi: (127 - zp) as f32 }
+    }
+
+    #[inline(always)]
+    fn one(&self, acc: i32, scale: f32) -> i8 {
+        let v = (acc as f32 * scale).max(self.lo).min(self.hi);
+        (((v + ROUND_MAGIC) - ROUND_MAGIC) as i32 + self.zero_point) as i8
+    }
+
+    #[inline(always)]
+    fn row(&self, acc: &[i32], bias: i32, scale: f32, out: &mut [i8]) {
+        for (o, &a) in out.iter_mut().zip(acc) {
+            *o = self.one(a + bias, scale);
+        }
+    }
+}
+
+/// Spatial geometry of a 2-D convolution on a fixed input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Input channels.
+    pub cin: usize,
+    /// Input height and width.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Kernel height and width.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Strides (height, width).
+    pub stride: (usize, usize),
+    /// Dilations (height, width).
+    pub dilation: (usize, usize),
+    /// Padding top, left, bottom, right.
+    pub pads: [usize; 4],
+}
+
+impl Geometry {
+    /// Output height and width, or `None` when the kernel does not fit.
+    pub fn output_hw(&self) -> Option<(usize, usize)> {
+        let span_h = self.dilation.0 * (self.kh.checked_sub(1)?) + 1;
+        let span_w = self.dilation.1 * (self.kw.checked_sub(1)?) + 1;
+        let ph = self.h + self.pads[0] + self.pads[2];
+        let pw = self.w + self.pads[1] + self.pads[3];
+        if ph < span_h || pw < span_w || self.stride.0 == 0 || self.stride.1 == 0 {
+            return None;
+        }
+        Some(((ph - span_h) / self.stride.0 + 1, (pw - span_w) / self.stride.1 + 1))
+    }
+
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == (1, 1) && self.pads == [0; 4]
+    }
+}
+
+/// Reusable buffers of the kernels; one per thread of execution.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    cols: Vec<i8>,
+    packed: Vec<i16>,
+    acc: Vec<i32>,
+}
+
+/// A dense (groups = 1) int8 convolution with its weights packed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DenseQConv {
+    geo: Geometry,
+    oh: usize,
+    ow: usize,
+    m: usize,
+    k: usize,
+    /// `k` rounded up to even.
+    kp: usize,
+    /// `[m / MR][kp / 2][MR]` words, each two i16 weights (k even in the low half).
+    a: Vec<u32>,
+    /// Bias with the input zero point folded in: `bias − z_x · Σ_k w`.
+    bias: Vec<i32>,
+    x_zp: i8,
+    requant: Requant,
+}
+
+/// Why a convolution cannot use these kernels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsupported(pub String);
+
+impl DenseQConv {
+    /// Packs `weights` (`[m][cin][kh][kw]`, OIHW) for inputs of geometry `geo`.
+    ///
+    /// # Errors
+    /// Inconsistent sizes.
+    pub fn new(geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
+        let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
+        let k = geo.cin * geo.kh * geo.kw;
+        if k == 0 || weights.len() % k != 0 {
+            return Err(Unsupported(format!("{} weights for {k} per output channel", weights.len())));
+        }
+        let m = weights.len() / k;
+        if bias.len() != m || requant.scale.len() != m {
+            return Err(Unsupported(format!("{m} output channels, {} biases, {} scales", bias.len(), requant.scale.len())));
+        }
+        let kp = k + (k & 1);
+        let blocks = m.div_ceil(MR);
+        let mut a = vec![0u32; blocks * (kp / 2) * MR];
+        for row in 0..m {
+            let wr = &weights[row * k..(row + 1) * k];
+            let (blk, r) = (row / MR, row % MR);
+            for kk in 0..kp / 2 {
+                let lo = wr[2 * kk] as i16 as u16 as u32;
+                let hi = wr.get(2 * kk + 1).map_or(0, |&v| v as i16 as u16 as u32);
+                a[(blk * (kp / 2) + kk) * MR + r] = lo | (hi << 16);
+            }
+        }
+        let zx = i32::from(x_zp);
+        let bias = (0..m).map(|row| bias[row] - zx * weights[row * k..(row + 1) * k].iter().map(|&v| i32::from(v)).sum::<i32>()).collect();
+        Ok(DenseQConv { geo, oh, ow, m, k, kp, a, bias, x_zp, requant })
+    }
+
+    /// Output channels.
+    pub fn output_channels(&self) -> usize {
+        self.m
+    }
+
+    /// Output height and width.
+    pub fn output_hw(&self) -> (usize, usize) {
+        (self.oh, self.ow)
+    }
+
+    /// Multiply-accumulates per run.
+    pub fn macs(&self) -> usize {
+        self.m * self.k * self.oh * self.ow
+    }
+
+    /// Runs on one `[cin][h][w]` input into one `[m][oh][ow]` output.
+    ///
+    /// # Panics
+    /// If `x` or `y` has the wrong length (the tract op checks shapes first).
+    pub fn run(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+        let g = &self.geo;
+        assert_eq!(x.len(), g.cin * g.h * g.w);
+        let n = self.oh * self.ow;
+        assert_eq!(y.len(), self.m * n);
+        let cols: &[i8] = if g.is_pointwise() {
+            x
+        } else {
+            im2col(g, self.oh, self.ow, x, self.x_zp, &mut scratch.cols);
+            &scratch.cols
+        };
+        let panels = n.div_ceil(NR);
+        let panel_len = (self.kp / 2) * NR * 2;
+        scratch.packed.resize(panels * panel_len, 0);
+        pack_b(cols, self.k, n, self.kp, &mut scratch.packed);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present; the slices were sized above.
+            unsafe { self.gemm_avx2(&scratch.packed, n, y) };
+            return;
+        }
+        self.gemm_portable(&scratch.packed, n, y);
+    }
+
+    #[inline(always)]
+    fn store_tile(&self, acc: &[[i32; 2 * NR]; MR], row0: usize, col0: usize, cols: usize, n: usize, y: &mut [i8]) {
+        for (r, acc_r) in acc.iter().enumerate() {
+            let row = row0 + r;
+            if row >= self.m {
+                break;
+            }
+            let out = &mut y[row * n + col0..row * n + col0 + cols];
+            self.requant.row(&acc_r[..cols], self.bias[row], self.requant.scale[row], out);
+        }
+    }
+
+    fn gemm_portable(&self, packed: &[i16], n: usize, y: &mut [i8]) {
+        let kh = self.kp / 2;
+        let panel_len = kh * NR * 2;
+        let panels = n.div_ceil(NR);
+        for blk in 0..self.m.div_ceil(MR) {
+            let a = &self.a[blk * kh * MR..(blk + 1) * kh * MR];
+            let mut p = 0;
+            while p < panels {
+                let two = p + 1 < panels;
+                let b0 = &packed[p * panel_len..(p + 1) * panel_len];
+                let b1 = if two { &packed[(p + 1) * panel_len..(p + 2) * panel_len] } else { b0 };
+                let mut acc = [[0i32; 2 * NR]; MR];
+                for kk in 0..kh {
+                    let bb0 = &b0[kk * 2 * NR..(kk + 1) * 2 * NR];
+                    let bb1 = &b1[kk * 2 * NR..(kk + 1) * 2 * NR];
+                    for (r, acc_r) in acc.iter_mut().enumerate() {
+                        let w = a[kk * MR + r];
+                        let (lo, hi) = (i32::from(w as u16 as i16), i32::from((w >> 16) as u16 as i16));
+                        for j in 0..NR {
+                            acc_r[j] += lo * i32::from(bb0[2 * j]) + hi * i32::from(bb0[2 * j + 1]);
+                            acc_r[NR + j] += lo * i32::from(bb1[2 * j]) + hi * i32::from(bb1[2 * j + 1]);
+                        }
+                    }
+                }
+                let col0 = p * NR;
+                let cols = (n - col0).min(if two { 2 * NR } else { NR });
+                self.store_tile(&acc, blk * MR, col0, cols, n, y);
+                p += 2;
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn gemm_avx2(&self, packed: &[i16], n: usize, y: &mut [i8]) {
+        use std::arch::x86_64::*;
+        let kh = self.kp / 2;
+        let panel_len = kh * NR * 2;
+        let panels = n.div_ceil(NR);
+        for blk in 0..self.m.div_ceil(MR) {
+            let a = self.a[blk * kh * MR..(blk + 1) * kh * MR].as_ptr();
+            let mut p = 0;
+            while p < panels {
+                let two = p + 1 < panels;
+                let b0 = packed[p * panel_len..].as_ptr();
+                let b1 = if two { packed[(p + 1) * panel_len..].as_ptr() } else { b0 };
+                let z = _mm256_setzero_si256();
+                let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21, mut c30, mut c31) = (z, z, z, z, z, z, z, z);
+                for kk in 0..kh {
+                    // SAFETY: kk < kh, each panel holds kh·16 i16, A holds kh·MR words.
+                    unsafe {
+                        let v0 = _mm256_loadu_si256(b0.add(kk * 16) as *const __m256i);
+                        let v1 = _mm256_loadu_si256(b1.add(kk * 16) as *const __m256i);
+                        let w = a.add(kk * MR);
+                        let a0 = _mm256_set1_epi32(*w as i32);
+                        let a1 = _mm256_set1_epi32(*w.add(1) as i32);
+                        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a0, v0));
+                        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a0, v1));
+                        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a1, v0));
+                        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a1, v1));
+                        let a2 = _mm256_set1_epi32(*w.add(2) as i32);
+                        let a3 = _mm256_set1_epi32(*w.add(3) as i32);
+                        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a2, v0));
+                        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a2, v1));
+                        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a3, v0));
+                        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a3, v1));
+                    }
+                }
+                let mut acc = [[0i32; 2 * NR]; MR];
+                for (r, (lo, hi)) in [(c00, c01), (c10, c11), (c20, c21), (c30, c31)].into_iter().enumerate() {
+                    // SAFETY: each row of `acc` holds 16 i32.
+                    unsafe {
+                        _mm256_storeu_si256(acc[r].as_mut_ptr() as *mut __m256i, lo);
+                        _mm256_storeu_si256(acc[r].as_mut_ptr().add(NR) as *mut __m256i, hi);
+                    }
+                }
+                let col0 = p * NR;
+                let cols = (n - col0).min(if two { 2 * NR } else { NR });
+                self.store_tile(&acc, blk * MR, col0, cols, n, y);
+                p += 2;
+            }
+        }
+    }
+}
+
+/// Columns of a k×k convolution: `[cin·kh·kw][oh·ow]`, padding filled with the input zero point
+/// (the real value 0).
+fn im2col(g: &Geometry, oh: usize, ow: usize, x: &[i8], zp: i8, cols: &mut Vec<i8>) {
+    let n = oh * ow;
+    cols.clear();
+    cols.resize(g.cin * g.kh * g.kw * n, zp);
+    let (sh, sw) = g.stride;
+    let (dh, dw) = g.dilation;
+    for c in 0..g.cin {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let row = &mut cols[((c * g.kh + ky) * g.kw + kx) * n..][..n];
+                for oy in 0..oh {
+                    let iy = (oy * sh + ky * dh) as isize - g.pads[0] as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        continue;
+                    }
+                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                    let dst = &mut row[oy * ow..(oy + 1) * ow];
+                    for (ox, d) in dst.iter_mut().enumerate() {
+                        let ix = (ox * sw + kx * dw) as isize - g.pads[1] as isize;
+                        if ix >= 0 && (ix as usize) < g.w {
+                            *d = src[ix as usize];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs `[k][n]` int8 columns into panels of 8 columns: `[panel][k/2][8][2]` i16, pairs of
+/// rows interleaved, zero beyond `k` and `n`.
+fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, packed: &mut [i16]) {
+    let kh = kp / 2;
+    let panels = n.div_ceil(NR);
+    for p in 0..panels {
+        let c0 = p * NR;
+        let width = (n - c0).min(NR);
+        let panel = &mut packed[p * kh * NR * 2..(p + 1) * kh * NR * 2];
+        for kk in 0..kh {
+            let dst = &mut panel[kk * NR * 2..(kk + 1) * NR * 2];
+            let r0 = &cols[2 * kk * n + c0..2 * kk * n + c0 + width];
+            if 2 * kk + 1 < k {
+                let r1 = &cols[(2 * kk + 1) * n + c0..(2 * kk + 1) * n + c0 + width];
+                for j in 0..width {
+                    dst[2 * j] = i16::from(r0[j]);
+                    dst[2 * j + 1] = i16::from(r1[j]);
+                }
+            } else {
+                for j in 0..width {
+                    dst[2 * j] = i16::from(r0[j]);
+                    dst[2 * j + 1] = 0;
+                }
+            }
+            for v in &mut dst[2 * width..] {
+                *v = 0;
+            }
+        }
+    }
+}
+
+/// A depthwise (groups = channels, one filter per channel) int8 convolution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DepthwiseQConv {
+    geo: Geometry,
+    oh: usize,
+    ow: usize,
+    weights: Vec<i32>,
+    bias: Vec<i32>,
+    x_zp: i8,
+    requant: Requant,
+}
+
+impl DepthwiseQConv {
+    /// A depthwise convolution of `[c][1][kh][kw]` weights.
+    ///
+    /// # Errors
+    /// Inconsistent sizes.
+    pub fn new(geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
+        let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
+        let c = geo.cin;
+        if weights.len() != c * geo.kh * geo.kw || bias.len() != c || requant.scale.len() != c {
+            return Err(Unsupported(format!(
+                "depthwise over {c} channels with {} weights, {} biases, {} scales",
+                weights.len(),
+                bias.len(),
+                requant.scale.len()
+            )));
+        }
+        Ok(DepthwiseQConv { geo, oh, ow, weights: weights.iter().map(|&v| i32::from(v)).collect(), bias: bias.to_vec(), x_zp, requant })
+    }
+
+    /// Output height and width.
+    pub fn output_hw(&self) -> (usize, usize) {
+        (self.oh, self.ow)
+    }
+
+    /// Multiply-accumulates per run.
+    pub fn macs(&self) -> usize {
+        self.geo.cin * self.geo.kh * self.geo.kw * self.oh * self.ow
+    }
+
+    /// Runs on one `[c][h][w]` input into one `[c][oh][ow]` output.
+    ///
+    /// # Panics
+    /// If `x` or `y` has the wrong length.
+    pub fn run(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+        let g = &self.geo;
+        assert_eq!(x.len(), g.cin * g.h * g.w);
+        assert_eq!(y.len(), g.cin * self.oh * self.ow);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present.
+            unsafe { self.run_avx2(x, y, scratch) };
+            return;
+        }
+        self.run_body(x, y, scratch);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+        self.run_body(x, y, scratch)
+    }
+
+    #[inline(always)]
+    fn run_body(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+        let g = &self.geo;
+        let (hp, wp) = (g.h + g.pads[0] + g.pads[2], g.w + g.pads[1] + g.pads[3]);
+        let (sh, sw) = g.stride;
+        let (dh, dw) = g.dilation;
+        let (oh, ow) = (self.oh, self.ow);
+        let taps = g.kh * g.kw;
+        let zx = i16::from(self.x_zp);
+        // The padded plane split into `sw` column phases, so that every tap reads a contiguous
+        // run: column `x` of the padded plane is at `phase x % sw`, index `x / sw`.
+        let pw = wp.div_ceil(sw);
+        scratch.packed.clear();
+        scratch.packed.resize(sw * hp * pw, 0);
+        scratch.acc.clear();
+        scratch.acc.resize(ow, 0);
+        for c in 0..g.cin {
+            let planes = &mut scratch.packed;
+            let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for iy in 0..g.h {
+                let srow = &src[iy * g.w..(iy + 1) * g.w];
+                let py = iy + g.pads[0];
+                if sw == 1 {
+                    let dst = &mut planes[py * pw + g.pads[1]..][..g.w];
+                    for (d, &s) in dst.iter_mut().zip(srow) {
+                        *d = i16::from(s) - zx;
+                    }
+                } else {
+                    for phase in 0..sw {
+                        // The first padded column of this phase holding an input value.
+                        let first = g.pads[1] + (phase + sw - g.pads[1] % sw) % sw;
+                        if first >= g.pads[1] + g.w {
+                            continue;
+                        }
+                        let dst = &mut planes[(phase * hp + py) * pw + first / sw..];
+                        for (d, &s) in dst.iter_mut().zip(srow[first - g.pads[1]..].iter().step_by(sw)) {
+                            *d = i16::from(s) - zx;
+                        }
+                    }
+                }
+            }
+            let w = &self.weights[c * taps..(c + 1) * taps];
+            let scale = self.requant.scale[c];
+            for oy in 0..oh {
+                let acc = &mut scratch.acc;
+                acc.fill(0);
+                for ky in 0..g.kh {
+                    let py = oy * sh + ky * dh;
+                    for kx in 0..g.kw {
+                        let wv = w[ky * g.kw + kx];
+                        let px = kx * dw;
+                        let r = &planes[((px % sw) * hp + py) * pw + px / sw..][..ow];
+                        for (a, &v) in acc.iter_mut().zip(r) {
+                            *a += wv * i32::from(v);
+                        }
+                    }
+                }
+                let out = &mut y[(c * oh + oy) * ow..][..ow];
+                self.requant.row(acc, self.bias[c], scale, out);
+            }
+            // Padding stays zero; only the interior is rewritten for the next channel.
+        }
+    }
+}
+
+/// The definition, for tests: a direct convolution in i64 with the same requantization.
+#[cfg(test)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn reference(g: &Geometry, groups: usize, weights: &[i8], bias: &[i32], x_zp: i8, rq: &Requant, x: &[i8]) -> Vec<i8> {
+    let (oh, ow) = g.output_hw().unwrap();
+    let cin_g = g.cin / groups;
+    let m = bias.len();
+    let m_g = m / groups;
+    let mut y = vec![0i8; m * oh * ow];
+    for co in 0..m {
+        let grp = co / m_g;
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut acc: i64 = 0;
+                for ci in 0..cin_g {
+                    let c = grp * cin_g + ci;
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize - g.pads[0] as isize;
+                            let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize - g.pads[1] as isize;
+                            let v = if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                                0
+                            } else {
+                                i64::from(x[(c * g.h + iy as usize) * g.w + ix as usize]) - i64::from(x_zp)
+                            };
+                            acc += v * i64::from(weights[((co * cin_g + ci) * g.kh + ky) * g.kw + kx]);
+                        }
+                    }
+                }
+                let acc = i32::try_from(acc + i64::from(bias[co])).unwrap();
+                y[(co * oh + oy) * ow + ox] = rq.one(acc, rq.scale[co]);
+            }
+        }
+    }
+    y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn geo(cin: usize, h: usize, w: usize, k: usize, s: usize, p: [usize; 4], d: usize) -> Geometry {
+        Geometry { cin, h, w, kh: k, kw: k, stride: (s, s), dilation: (d, d), pads: p }
+    }
+
+    #[test]
+    fn rounding_is_half_to_even_like_mlas() {
+        let rq = Requant::new(vec![0.5], 0);
+        let got: Vec<i8> = [-5, -3, -1, 1, 3, 5, 7].iter().map(|&a| rq.one(a, 0.5)).collect();
+        assert_eq!(got, vec![-2, -2, 0, 0, 2, 2, 4]);
+        let rq = Requant::new(vec![1.0], -128);
+        assert_eq!(rq.one(-1, 1.0), -128, "clamped below at qmin");
+        assert_eq!(rq.one(1000, 1.0), 127, "clamped above at qmax");
+        assert_eq!(rq.one(3, 1.0), -125);
+    }
+
+    fn data(seed: u64, n: usize) -> Vec<i8> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as i8
+            })
+            .collect()
+    }
+
+    fn check_dense(g: Geometry, m: usize, seed: u64) {
+        let k = g.cin * g.kh * g.kw;
+        let w = data(seed, m * k);
+        let x = data(seed + 1, g.cin * g.h * g.w);
+        let bias: Vec<i32> = (0..m as i32).map(|i| i * 37 - 500).collect();
+        let rq = Requant::new((0..m).map(|i| 0.0004 + 0.0001 * (i % 5) as f32).collect(), -7);
+        let conv = DenseQConv::new(g, &w, &bias, 5, rq.clone()).unwrap();
+        let (oh, ow) = conv.output_hw();
+        let mut y = vec![0i8; m * oh * ow];
+        let mut scratch = Scratch::default();
+        conv.run(&x, &mut y, &mut scratch);
+        assert_eq!(y, reference(&g, 1, &w, &bias, 5, &rq, &x), "{g:?} m={m}");
+        let mut y2 = vec![0i8; y.len()];
+        conv.gemm_portable(&scratch.packed, oh * ow, &mut y2);
+        assert_eq!(y2, y, "portable kernel vs dispatched kernel");
+    }
+
+    #[test]
+    fn dense_matches_reference() {
+        check_dense(geo(16, 7, 9, 1, 1, [0; 4], 1), 12, 1);
+        check_dense(geo(3, 11, 10, 3, 2, [1, 1, 1, 1], 1), 10, 2);
+        check_dense(geo(9, 8, 8, 3, 1, [1, 1, 1, 1], 1), 9, 3);
+        check_dense(geo(5, 9, 9, 5, 2, [2, 1, 2, 1], 1), 7, 4);
+        check_dense(geo(4, 9, 9, 3, 1, [2, 2, 2, 2], 2), 5, 5);
+        check_dense(geo(7, 1, 1, 1, 1, [0; 4], 1), 33, 6);
+    }
+
+    #[test]
+    fn depthwise_matches_reference() {
+        for (i, g) in [
+            geo(8, 9, 11, 3, 1, [1, 1, 1, 1], 1),
+            geo(5, 10, 10, 3, 2, [0, 0, 1, 1], 1),
+            geo(6, 13, 12, 5, 2, [1, 2, 2, 1], 1),
+            geo(3, 7, 7, 5, 1, [2, 2, 2, 2], 1),
+            geo(4, 9, 9, 3, 1, [2, 2, 2, 2], 2),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let c = g.cin;
+            let w = data(10 + i as u64, c * g.kh * g.kw);
+            let x = data(20 + i as u64, c * g.h * g.w);
+            let bias: Vec<i32> = (0..c as i32).map(|i| 100 - 41 * i).collect();
+            let rq = Requant::new((0..c).map(|i| 0.002 + 0.0005 * i as f32).collect(), 3);
+            let conv = DepthwiseQConv::new(g, &w, &bias, -11, rq.clone()).unwrap();
+            let (oh, ow) = conv.output_hw();
+            let mut y = vec![0i8; c * oh * ow];
+            conv.run(&x, &mut y, &mut Scratch::default());
+            assert_eq!(y, reference(&g, c, &w, &bias, -11, &rq, &x), "{g:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn dense_matches_reference_on_random_shapes(
+            cin in 1usize..12, m in 1usize..20, h in 1usize..10, w in 1usize..10,
+            k in prop::sample::select(vec![1usize, 3]), s in 1usize..3, p in 0usize..2, seed in 0u64..1000,
+        ) {
+            let g = geo(cin, h + k, w + k, k, s, [p; 4], 1);
+            check_dense(g, m, seed);
+        }
+    }
+}

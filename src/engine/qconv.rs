@@ -1,0 +1,366 @@
+//! edgenet's int8 convolutions inside tract: a `TypedOp` running [`super::int8`]'s kernels, and
+//! the rewrite that puts it in place of the quantized convolutions tract would lower through
+//! eager im2col, per-group matmuls and separate requantization passes.
+//!
+//! The ONNX file is untouched; the parameters come from its `QLinearConv` initializers, and a
+//! convolution the kernels do not cover (non-zero weight zero point, uint8, grouped but not
+//! depthwise, `auto_pad`) is left to tract.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tract_onnx::pb;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::cnn::Conv;
+use tract_onnx::tract_core::ops::einsum::EinSum;
+
+use super::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant, Scratch};
+
+/// A quantized convolution's constants, read from the ONNX file.
+#[derive(Debug, Clone)]
+pub(crate) struct QConvSpec {
+    weights: Vec<i8>,
+    w_dims: [usize; 4],
+    bias: Vec<i32>,
+    x_zp: i8,
+    y_zp: i8,
+    scale: Vec<f32>,
+    group: usize,
+    strides: (usize, usize),
+    dilations: (usize, usize),
+    pads: [usize; 4],
+    /// A `QLinearMatMul` `[1, K] × [K, N]`, run as a 1×1 convolution over one position.
+    matmul: bool,
+}
+
+fn initializer<'a>(inits: &HashMap<&str, &'a pb::TensorProto>, name: &str) -> Option<&'a pb::TensorProto> {
+    inits.get(name).copied()
+}
+
+fn read_i8(t: &pb::TensorProto) -> Option<Vec<i8>> {
+    if t.data_type != pb::tensor_proto::DataType::Int8 as i32 {
+        return None;
+    }
+    Some(if t.raw_data.is_empty() { t.int32_data.iter().map(|&v| v as i8).collect() } else { t.raw_data.iter().map(|&b| b as i8).collect() })
+}
+
+fn read_i32(t: &pb::TensorProto) -> Option<Vec<i32>> {
+    if t.data_type != pb::tensor_proto::DataType::Int32 as i32 {
+        return None;
+    }
+    Some(if t.raw_data.is_empty() {
+        t.int32_data.clone()
+    } else {
+        t.raw_data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    })
+}
+
+fn read_f32(t: &pb::TensorProto) -> Option<Vec<f32>> {
+    if t.data_type != pb::tensor_proto::DataType::Float as i32 {
+        return None;
+    }
+    Some(if t.raw_data.is_empty() {
+        t.float_data.clone()
+    } else {
+        t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    })
+}
+
+fn scalar<T: Copy>(v: Option<Vec<T>>) -> Option<T> {
+    v.filter(|v| v.len() == 1).map(|v| v[0])
+}
+
+/// The `QLinearConv` nodes of `proto` that edgenet's kernels can run, by output tensor name;
+/// with the reason for each one they cannot.
+pub(crate) fn collect(proto: &pb::ModelProto) -> (HashMap<String, QConvSpec>, Vec<(String, String)>) {
+    let mut specs = HashMap::new();
+    let mut skipped = Vec::new();
+    let Some(graph) = proto.graph.as_ref() else { return (specs, skipped) };
+    let inits: HashMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    for node in graph.node.iter().filter(|n| (n.op_type == "QLinearConv" || n.op_type == "QLinearMatMul") && n.domain.is_empty()) {
+        let Some(out) = node.output.first() else { continue };
+        let spec = if node.op_type == "QLinearConv" { spec_of(node, &inits) } else { matmul_spec_of(node, &inits) };
+        match spec {
+            Ok(s) => {
+                specs.insert(out.clone(), s);
+            }
+            Err(why) => skipped.push((out.clone(), why)),
+        }
+    }
+    (specs, skipped)
+}
+
+fn matmul_spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<QConvSpec, String> {
+    let input = |i: usize| -> Result<&pb::TensorProto, String> {
+        let name = node.input.get(i).filter(|n| !n.is_empty()).ok_or(format!("input #{i} missing"))?;
+        initializer(inits, name).ok_or(format!("input `{name}` is not an initializer"))
+    };
+    let a_scale = scalar(read_f32(input(1)?)).ok_or("a_scale is not one f32")?;
+    let a_zp = scalar(read_i8(input(2)?)).ok_or("a_zero_point is not one int8")?;
+    let bt = input(3)?;
+    let b = read_i8(bt).ok_or("b is not int8")?;
+    let [k, n] = <[i64; 2]>::try_from(bt.dims.as_slice()).map_err(|_| "b is not 2-D")?;
+    let (k, n) = (k as usize, n as usize);
+    if b.len() != k * n {
+        return Err("b size does not match dims".into());
+    }
+    let b_scale = read_f32(input(4)?).ok_or("b_scale is not f32")?;
+    let b_zp = read_i8(input(5)?).ok_or("b_zero_point is not int8")?;
+    if b_zp.iter().any(|&z| z != 0) {
+        return Err("non-zero weight zero point".into());
+    }
+    if !(b_scale.len() == 1 || b_scale.len() == n) {
+        return Err(format!("{n} columns, {} scales", b_scale.len()));
+    }
+    let y_scale = scalar(read_f32(input(6)?)).ok_or("y_scale is not one f32")?;
+    let y_zp = scalar(read_i8(input(7)?)).ok_or("y_zero_point is not one int8")?;
+    let mut weights = vec![0i8; k * n];
+    for (kk, row) in b.chunks_exact(n).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            weights[j * k + kk] = v;
+        }
+    }
+    let scale = (0..n).map(|j| a_scale * b_scale[if b_scale.len() == 1 { 0 } else { j }] / y_scale).collect();
+    Ok(QConvSpec {
+        weights,
+        w_dims: [n, k, 1, 1],
+        bias: vec![0; n],
+        x_zp: a_zp,
+        y_zp,
+        scale,
+        group: 1,
+        strides: (1, 1),
+        dilations: (1, 1),
+        pads: [0; 4],
+        matmul: true,
+    })
+}
+
+fn spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<QConvSpec, String> {
+    let input = |i: usize| -> Result<&pb::TensorProto, String> {
+        let name = node.input.get(i).filter(|n| !n.is_empty()).ok_or(format!("input #{i} missing"))?;
+        initializer(inits, name).ok_or(format!("input `{name}` is not an initializer"))
+    };
+    let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
+    if attr("auto_pad").is_some_and(|a| !a.s.is_empty() && a.s != b"NOTSET") {
+        return Err("auto_pad".into());
+    }
+    let x_scale = scalar(read_f32(input(1)?)).ok_or("x_scale is not one f32")?;
+    let x_zp = scalar(read_i8(input(2)?)).ok_or("x_zero_point is not one int8")?;
+    let wt = input(3)?;
+    let weights = read_i8(wt).ok_or("weights are not int8")?;
+    let w_dims: [usize; 4] = wt.dims.iter().map(|&d| d as usize).collect::<Vec<_>>().try_into().map_err(|_| "weights are not 4-D")?;
+    if weights.len() != w_dims.iter().product::<usize>() {
+        return Err("weights size does not match dims".into());
+    }
+    let cout = w_dims[0];
+    let w_scale = read_f32(input(4)?).ok_or("w_scale is not f32")?;
+    let w_zp = read_i8(input(5)?).ok_or("w_zero_point is not int8")?;
+    if w_zp.iter().any(|&z| z != 0) {
+        return Err("non-zero weight zero point".into());
+    }
+    let y_scale = scalar(read_f32(input(6)?)).ok_or("y_scale is not one f32")?;
+    let y_zp = scalar(read_i8(input(7)?)).ok_or("y_zero_point is not one int8")?;
+    let bias = match node.input.get(8).filter(|n| !n.is_empty()) {
+        Some(_) => read_i32(input(8)?).ok_or("bias is not int32")?,
+        None => vec![0; cout],
+    };
+    if bias.len() != cout || !(w_scale.len() == 1 || w_scale.len() == cout) {
+        return Err(format!("{cout} output channels, {} biases, {} weight scales", bias.len(), w_scale.len()));
+    }
+    // onnxruntime's order: (x_scale · w_scale) / y_scale, in f32.
+    let scale = (0..cout).map(|c| x_scale * w_scale[if w_scale.len() == 1 { 0 } else { c }] / y_scale).collect();
+    let ints = |name: &str, default: Vec<i64>| attr(name).map_or(default, |a| a.ints.clone());
+    let group = attr("group").map_or(1, |a| a.i) as usize;
+    let strides = ints("strides", vec![1, 1]);
+    let dilations = ints("dilations", vec![1, 1]);
+    let pads = ints("pads", vec![0; 4]);
+    if strides.len() != 2 || dilations.len() != 2 || pads.len() != 4 || pads.iter().chain(&strides).chain(&dilations).any(|&v| v < 0) {
+        return Err("not a 2-D convolution".into());
+    }
+    if let Some(ks) = attr("kernel_shape") {
+        if ks.ints.iter().map(|&v| v as usize).ne(w_dims[2..].iter().copied()) {
+            return Err("kernel_shape disagrees with the weights".into());
+        }
+    }
+    Ok(QConvSpec {
+        weights,
+        w_dims,
+        bias,
+        x_zp,
+        y_zp,
+        scale,
+        group,
+        strides: (strides[0] as usize, strides[1] as usize),
+        dilations: (dilations[0] as usize, dilations[1] as usize),
+        pads: [pads[0] as usize, pads[1] as usize, pads[2] as usize, pads[3] as usize],
+        matmul: false,
+    })
+}
+
+#[derive(Debug)]
+enum Kernel {
+    Dense(DenseQConv),
+    Depthwise(DepthwiseQConv),
+}
+
+/// The tract op running one of edgenet's int8 convolutions on a `[1, C, H, W]` int8 input.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeQConv {
+    kernel: Arc<Kernel>,
+    in_len: usize,
+    out_shape: TVec<usize>,
+    out_dt: DatumType,
+}
+
+impl PartialEq for EdgeQConv {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.kernel, &other.kernel)
+    }
+}
+impl Eq for EdgeQConv {}
+
+impl EdgeQConv {
+    fn new(spec: &QConvSpec, in_shape: &[usize], out_dt: DatumType) -> Result<Self, String> {
+        let [n, c, h, w] = match (spec.matmul, in_shape) {
+            (false, &[n, c, h, w]) => [n, c, h, w],
+            (true, &[n, k]) => [n, k, 1, 1],
+            _ => return Err(format!("input shape {in_shape:?}")),
+        };
+        if n != 1 {
+            return Err(format!("batch {n}"));
+        }
+        let [m, cin_g, kh, kw] = spec.w_dims;
+        let geo = Geometry { cin: c, h, w, kh, kw, stride: spec.strides, dilation: spec.dilations, pads: spec.pads };
+        let rq = Requant::new(spec.scale.clone(), spec.y_zp);
+        let kernel = if spec.group == 1 && cin_g == c {
+            Kernel::Dense(DenseQConv::new(geo, &spec.weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
+        } else if spec.group == c && cin_g == 1 && m == c {
+            Kernel::Depthwise(DepthwiseQConv::new(geo, &spec.weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
+        } else {
+            return Err(format!("group {} with {c} input and {m} output channels", spec.group));
+        };
+        let (oh, ow) = match &kernel {
+            Kernel::Dense(k) => k.output_hw(),
+            Kernel::Depthwise(k) => k.output_hw(),
+        };
+        let out_shape = if spec.matmul { tvec![1, m] } else { tvec![1, m, oh, ow] };
+        Ok(EdgeQConv { kernel: Arc::new(kernel), in_len: c * h * w, out_shape, out_dt })
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+impl Op for EdgeQConv {
+    fn name(&self) -> StaticName {
+        "EdgeQConv".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![match &*self.kernel {
+            Kernel::Dense(k) => format!("dense int8 → {:?}, {} MACs", self.out_shape, k.macs()),
+            Kernel::Depthwise(k) => format!("depthwise int8 → {:?}, {} MACs", self.out_shape, k.macs()),
+        }])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for EdgeQConv {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = inputs[0].try_as_plain_ram()?;
+        ensure!(x.datum_type().unquantized() == i8::datum_type(), "EdgeQConv takes int8, got {:?}", x.datum_type());
+        // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
+        let xs: &[i8] = unsafe { x.as_slice_unchecked::<i8>() };
+        ensure!(xs.len() == self.in_len, "EdgeQConv: input of {} values, expected {}", xs.len(), self.in_len);
+        let mut y = Tensor::zero_dt(i8::datum_type(), &self.out_shape)?;
+        {
+            let mut view = y.try_as_plain_ram_mut()?;
+            let ys = view.as_slice_mut::<i8>()?;
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                match &*self.kernel {
+                    Kernel::Dense(k) => k.run(xs, ys, &mut s),
+                    Kernel::Depthwise(k) => k.run(xs, ys, &mut s),
+                }
+            });
+        }
+        // SAFETY: same representation; keeps the quantized datum type tract expects downstream.
+        unsafe { y.set_datum_type(self.out_dt) };
+        Ok(tvec!(y.into_tvalue()))
+    }
+}
+
+impl TypedOp for EdgeQConv {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1);
+        ensure!(inputs[0].datum_type.unquantized() == i8::datum_type(), "EdgeQConv takes int8, got {:?}", inputs[0].datum_type);
+        Ok(tvec!(self.out_dt.fact(&*self.out_shape)))
+    }
+
+    as_op!();
+}
+
+/// Replaces every quantized convolution of `model` (a typed, not yet optimised tract model)
+/// that has a spec in `specs` by an [`EdgeQConv`]. Returns how many were replaced; the others
+/// are logged and left to tract.
+pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>, origin: &str) -> TractResult<usize> {
+    // One patch at a time: applying a patch invalidates outlet ids taken before it.
+    let mut done = 0;
+    let mut skipped = std::collections::HashSet::new();
+    while let Some((id, input, name, op)) = next_candidate(model, specs, &mut skipped, origin)? {
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, input)?;
+        let y = patch.wire_node(format!("{name}.edgenet"), op, &[x])?;
+        patch.shunt_outside(model, OutletId::new(id, 0), y[0])?;
+        patch.apply(model)?;
+        done += 1;
+    }
+    Ok(done)
+}
+
+type Candidate = (usize, OutletId, String, EdgeQConv);
+
+fn next_candidate(
+    model: &TypedModel,
+    specs: &HashMap<String, QConvSpec>,
+    skipped: &mut std::collections::HashSet<String>,
+    origin: &str,
+) -> TractResult<Option<Candidate>> {
+    for node in model.nodes() {
+        let quantized = node.op_as::<Conv>().is_some_and(|c| c.q_params.is_some())
+            || node.op_as::<EinSum>().is_some_and(|e| e.q_params.is_some());
+        if node.outputs.len() != 1 || !quantized {
+            continue;
+        }
+        let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else { continue };
+        let Some(spec) = specs.get(label) else { continue };
+        if skipped.contains(label) {
+            continue;
+        }
+        let fact = model.outlet_fact(node.inputs[0])?;
+        let shape = fact.shape.as_concrete();
+        let out_dt = node.outputs[0].fact.datum_type;
+        let why = match shape {
+            None => "no fixed input shape".to_string(),
+            Some(_) if out_dt.unquantized() != i8::datum_type() || fact.datum_type.unquantized() != i8::datum_type() => {
+                format!("{:?} → {out_dt:?} is not int8", fact.datum_type)
+            }
+            Some(shape) => match EdgeQConv::new(spec, shape, out_dt) {
+                Ok(op) if op.out_shape[..] == *node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]) => {
+                    return Ok(Some((node.id, node.inputs[0], node.name.clone(), op)));
+                }
+                Ok(op) => format!("edgenet's output shape {:?} differs from tract's", op.out_shape),
+                Err(why) => why,
+            },
+        };
+        log::info!("{origin}: `{label}`: {why}; left to tract");
+        skipped.insert(label.to_string());
+    }
+    Ok(None)
+}
