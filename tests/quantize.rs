@@ -28,32 +28,47 @@ fn root() -> &'static Path {
 /// agree within `steps` quantization steps and give the same top-1. The per-layer figures
 /// are printed. The issue asked for one step on the logits; measured here it is 1–4.
 
+/// tract (with edgenet's int8 kernels) against onnxruntime on the same int8 file:
+/// - onnxruntime executing the file's ops as written: every int8 tensor and every logit within
+///   one quantization step (edgenet's kernels reproduce its arithmetic, so in practice 0);
+/// - onnxruntime as users run it, with its QDQ fusions: logits within `steps` steps and the
+///   same top-1 (its fused QLinearAdd rounds differently, and a deep random-weight network
+///   amplifies single-step differences).
 fn tract_and_ort_agree(name: &str, q: &Quantized, inputs: &[Vec<f32>], steps: f32) {
     let dir = scratch(&format!("quant_{name}"));
     let path = dir.join(format!("{name}.int8.onnx"));
     std::fs::write(&path, &q.bytes).unwrap();
     onnx_check(&path);
     let engine = Engine::from_bytes(&q.bytes, name, &EngineOptions::default()).unwrap();
-    let names: Vec<String> = q.tensors.iter().map(|t| t.tensor.clone()).collect();
+    let mut names: Vec<String> = q.tensors.iter().map(|t| t.tensor.clone()).collect();
+    names.push(engine.output_name().to_string());
     let layers = Engine::with_outputs(&q.bytes, name, &EngineOptions::default(), &names).unwrap();
     for x in inputs {
         let ours = layers.run_all(x).unwrap();
-        let theirs = ort_run_tensors(&path, x, &names);
+        let theirs = ort_run_tensors_literal(&path, x, &names);
         let (mut worst_diff, mut worst_mean) = (0f32, 0f64);
+        let mut first_diff: Option<String> = None;
         for (k, ((n, a), b)) in names.iter().zip(&ours).zip(&theirs).enumerate() {
             assert_eq!(a.len(), b.len(), "{name} {n}");
-            let diff = max_abs_diff(a, b);
-            let mean = a.iter().zip(b).map(|(p, q)| (p - q).abs() as f64).sum::<f64>() / a.len() as f64;
-            if k < 2 {
-                assert!(diff <= 1.0, "{name} {n}: first layers differ by {diff} steps");
+            let step = if k + 1 == names.len() { q.output_step } else { 1.0 };
+            let diff = max_abs_diff(a, b) / step;
+            let mean = a.iter().zip(b).map(|(p, q)| (p - q).abs() as f64).sum::<f64>() / a.len() as f64 / step as f64;
+            assert!(diff <= 1.001, "{name} {n}: tract and onnxruntime (literal) differ by {diff} steps");
+            if diff > 0.0 && first_diff.is_none() {
+                first_diff = Some(format!("{n} (#{k}, max {diff}, mean {mean:.4})"));
             }
             worst_diff = worst_diff.max(diff);
             worst_mean = worst_mean.max(mean);
         }
-        println!("{name}: int8 tensors tract vs onnxruntime: max {worst_diff} steps, worst layer mean {worst_mean:.4} steps");
+        println!(
+            "{name}: {} tensors, tract vs onnxruntime (literal): max {worst_diff} steps, worst mean {worst_mean:.4}; first difference: {}",
+            names.len(),
+            first_diff.as_deref().unwrap_or("none")
+        );
         let ours = engine.run(x).unwrap();
         let theirs = ort_run(&path, x);
         let diff = max_abs_diff(&ours, &theirs);
+        println!("{name}: logits vs onnxruntime (default optimisations): {:.2} steps", diff / q.output_step);
         assert!(diff <= steps * q.output_step * 1.001, "{name}: logits differ by {diff} > {steps} × step {}", q.output_step);
         let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
         assert_eq!(argmax(&ours), argmax(&theirs), "{name}: top-1 differs");

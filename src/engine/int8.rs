@@ -60,6 +60,42 @@ impl Requant {
     }
 }
 
+/// f32 → int8 as onnxruntime's `QuantizeLinear`: `clamp(x / scale, −128 − zp, 127 − zp)`
+/// rounded half to even, plus `zp`. NaN becomes −128, as with MLAS on x86 (the clamp keeps the bound).
+pub fn quantize(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        unsafe { quantize_avx2(x, scale, zp, y) };
+        return;
+    }
+    quantize_body(x, scale, zp, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantize_avx2(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
+    quantize_body(x, scale, zp, y)
+}
+
+#[inline(always)]
+fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
+    let z = i32::from(zp);
+    let (lo, hi) = ((-128 - z) as f32, (127 - z) as f32);
+    for (o, &v) in y.iter_mut().zip(x) {
+        let v = (v / scale).max(lo).min(hi);
+        *o = (((v + ROUND_MAGIC) - ROUND_MAGIC) as i32 + z) as i8;
+    }
+}
+
+/// int8 → f32 as onnxruntime's `DequantizeLinear`: `(x − zp) · scale`.
+pub fn dequantize(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
+    let z = i32::from(zp);
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = (i32::from(v) - z) as f32 * scale;
+    }
+}
+
 /// Spatial geometry of a 2-D convolution on a fixed input size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -537,6 +573,15 @@ mod tests {
 
     fn geo(cin: usize, h: usize, w: usize, k: usize, s: usize, p: [usize; 4], d: usize) -> Geometry {
         Geometry { cin, h, w, kh: k, kw: k, stride: (s, s), dilation: (d, d), pads: p }
+    }
+
+    #[test]
+    fn quantize_divides_clamps_and_rounds_half_to_even() {
+        let x = [0.25, 0.75, -0.25, -0.75, 100.0, -100.0, 0.5, f32::NAN];
+        let mut y = [0i8; 8];
+        quantize(&x, 0.5, 3, &mut y);
+        // 0.5 → 3+0, 1.5 → 3+2, −0.5 → 3−0, −1.5 → 3−2, saturated, saturated, 1.0 → 4, NaN → qmin (as MLAS on x86)
+        assert_eq!(y, [3, 5, 3, 1, 127, -128, 4, -128]);
     }
 
     #[test]

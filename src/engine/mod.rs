@@ -89,6 +89,8 @@ impl Engine {
             proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
         let (qconvs, skipped) = if opts.int8_kernels { qconv::collect(&proto) } else { Default::default() };
+        let quantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "QuantizeLinear") } else { Default::default() };
+        let dequantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "DequantizeLinear") } else { Default::default() };
         for (name, why) in &skipped {
             log::info!("{origin}: QLinearConv `{name}` stays with tract: {why}");
         }
@@ -126,6 +128,14 @@ impl Engine {
         if !qconvs.is_empty() {
             let n = qconv::rewrite(&mut typed, &qconvs, origin).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());
+        }
+        if !quantizers.is_empty() {
+            let n = qconv::rewrite_quantize(&mut typed, &quantizers).map_err(|e| onnx_err(origin, e))?;
+            log::debug!("{origin}: {n} of {} QuantizeLinear on edgenet's quantizer", quantizers.len());
+        }
+        if !dequantizers.is_empty() {
+            let n = qconv::rewrite_dequantize(&mut typed, &dequantizers).map_err(|e| onnx_err(origin, e))?;
+            log::debug!("{origin}: {n} of {} DequantizeLinear on edgenet's dequantizer", dequantizers.len());
         }
         let typed = typed.into_optimized().map_err(|e| onnx_err(origin, e))?;
         let mut output_lens = Vec::with_capacity(typed.outputs.len());

@@ -71,6 +71,191 @@ fn scalar<T: Copy>(v: Option<Vec<T>>) -> Option<T> {
     v.filter(|v| v.len() == 1).map(|v| v[0])
 }
 
+/// `QuantizeLinear` or `DequantizeLinear` (`op_type`) nodes of `proto` with a scalar f32 scale and int8 zero point, by output
+/// tensor name: `(scale, zero_point)`.
+pub(crate) fn collect_quantize(proto: &pb::ModelProto, op_type: &str) -> HashMap<String, (f32, i8)> {
+    let mut out = HashMap::new();
+    let Some(graph) = proto.graph.as_ref() else { return out };
+    let inits: HashMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    for node in graph.node.iter().filter(|n| n.op_type == op_type && n.domain.is_empty()) {
+        let (Some(out_name), Some(s), Some(z)) = (node.output.first(), node.input.get(1), node.input.get(2)) else { continue };
+        let scale = inits.get(s.as_str()).and_then(|t| scalar(read_f32(t)));
+        let zp = inits.get(z.as_str()).and_then(|t| scalar(read_i8(t)));
+        if let (Some(scale), Some(zp)) = (scale, zp) {
+            if scale.is_finite() && scale > 0.0 {
+                out.insert(out_name.clone(), (scale, zp));
+            }
+        }
+    }
+    out
+}
+
+/// f32 → int8 quantization as onnxruntime (MLAS) computes it: `x / scale`, clamped to the
+/// int8 range around the zero point, rounded half to even, plus the zero point. tract's own
+/// multiplies by the reciprocal and rounds half away from zero, which differs by one step on
+/// rare inputs; and it runs one element at a time.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeQuantize {
+    scale: f32,
+    zero_point: i8,
+    out_dt: DatumType,
+}
+
+impl PartialEq for EdgeQuantize {
+    fn eq(&self, other: &Self) -> bool {
+        self.scale.to_bits() == other.scale.to_bits() && self.zero_point == other.zero_point && self.out_dt == other.out_dt
+    }
+}
+impl Eq for EdgeQuantize {}
+
+impl Op for EdgeQuantize {
+    fn name(&self) -> StaticName {
+        "EdgeQuantize".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("scale {} zero point {}", self.scale, self.zero_point)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for EdgeQuantize {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = inputs[0].try_as_plain_ram()?;
+        let xs = x.as_slice::<f32>()?;
+        let mut y = Tensor::zero_dt(i8::datum_type(), inputs[0].shape())?;
+        {
+            let mut view = y.try_as_plain_ram_mut()?;
+            super::int8::quantize(xs, self.scale, self.zero_point, view.as_slice_mut::<i8>()?);
+        }
+        // SAFETY: same representation; keeps the quantized datum type tract expects downstream.
+        unsafe { y.set_datum_type(self.out_dt) };
+        Ok(tvec!(y.into_tvalue()))
+    }
+}
+
+impl TypedOp for EdgeQuantize {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].datum_type == f32::datum_type());
+        Ok(tvec!(self.out_dt.fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// int8 → f32 as onnxruntime's `DequantizeLinear`: `(x − zp) · scale`, the subtraction in
+/// integers. tract's folds the zero point into an f32 offset, which rounds differently.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeDequantize {
+    scale: f32,
+    zero_point: i8,
+}
+
+impl PartialEq for EdgeDequantize {
+    fn eq(&self, other: &Self) -> bool {
+        self.scale.to_bits() == other.scale.to_bits() && self.zero_point == other.zero_point
+    }
+}
+impl Eq for EdgeDequantize {}
+
+impl Op for EdgeDequantize {
+    fn name(&self) -> StaticName {
+        "EdgeDequantize".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("scale {} zero point {}", self.scale, self.zero_point)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for EdgeDequantize {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let x = inputs[0].try_as_plain_ram()?;
+        ensure!(x.datum_type().unquantized() == i8::datum_type(), "EdgeDequantize takes int8, got {:?}", x.datum_type());
+        // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
+        let xs: &[i8] = unsafe { x.as_slice_unchecked::<i8>() };
+        let mut y = Tensor::zero::<f32>(inputs[0].shape())?;
+        {
+            let mut view = y.try_as_plain_ram_mut()?;
+            super::int8::dequantize(xs, self.scale, self.zero_point, view.as_slice_mut::<f32>()?);
+        }
+        Ok(tvec!(y.into_tvalue()))
+    }
+}
+
+impl TypedOp for EdgeDequantize {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].datum_type.unquantized() == i8::datum_type());
+        Ok(tvec!(f32::fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// Replaces tract's `DequantizeLinear` nodes named in `specs` by [`EdgeDequantize`].
+pub(crate) fn rewrite_dequantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>) -> TractResult<usize> {
+    let mut done = 0;
+    loop {
+        let mut found = None;
+        for node in model.nodes() {
+            if node.outputs.len() != 1 || node.inputs.len() != 1 || node.op_is::<EdgeDequantize>() {
+                continue;
+            }
+            let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else { continue };
+            let Some(&(scale, zero_point)) = specs.get(label) else { continue };
+            if model.outlet_fact(node.inputs[0])?.datum_type.unquantized() != i8::datum_type()
+                || node.outputs[0].fact.datum_type != f32::datum_type()
+            {
+                continue;
+            }
+            found = Some((node.id, node.inputs[0], node.name.clone(), EdgeDequantize { scale, zero_point }));
+            break;
+        }
+        let Some((id, input, name, op)) = found else { return Ok(done) };
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, input)?;
+        let y = patch.wire_node(format!("{name}.edgenet"), op, &[x])?;
+        patch.shunt_outside(model, OutletId::new(id, 0), y[0])?;
+        patch.apply(model)?;
+        done += 1;
+    }
+}
+
+/// Replaces tract's `QuantizeLinear` nodes named in `specs` by [`EdgeQuantize`].
+pub(crate) fn rewrite_quantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>) -> TractResult<usize> {
+    let mut done = 0;
+    loop {
+        let mut found = None;
+        for node in model.nodes() {
+            if node.outputs.len() != 1 || node.inputs.len() != 1 || node.op_is::<EdgeQuantize>() {
+                continue;
+            }
+            let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else { continue };
+            let Some(&(scale, zero_point)) = specs.get(label) else { continue };
+            let out_dt = node.outputs[0].fact.datum_type;
+            if model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type() || out_dt.unquantized() != i8::datum_type() {
+                continue;
+            }
+            found = Some((node.id, node.inputs[0], node.name.clone(), EdgeQuantize { scale, zero_point, out_dt }));
+            break;
+        }
+        let Some((id, input, name, op)) = found else { return Ok(done) };
+        let mut patch = TypedModelPatch::default();
+        let x = patch.tap_model(model, input)?;
+        let y = patch.wire_node(format!("{name}.edgenet"), op, &[x])?;
+        patch.shunt_outside(model, OutletId::new(id, 0), y[0])?;
+        patch.apply(model)?;
+        done += 1;
+    }
+}
+
 /// The `QLinearConv` nodes of `proto` that edgenet's kernels can run, by output tensor name;
 /// with the reason for each one they cannot.
 pub(crate) fn collect(proto: &pb::ModelProto) -> (HashMap<String, QConvSpec>, Vec<(String, String)>) {

@@ -24,7 +24,18 @@ fn python() -> String {
 /// Runs the judge; a missing judge (no python3, onnx or onnxruntime) fails the test: the
 /// external comparison is the point of these tests.
 fn judge(args: &[&str]) -> String {
-    let out = Command::new(python()).arg(judge_script()).args(args).output().unwrap_or_else(|e| {
+    judge_with(args, false)
+}
+
+/// `literal`: onnxruntime with its graph optimisations off, executing the file's ops as
+/// written (by default it fuses DequantizeLinear → Add → QuantizeLinear into its own
+/// QLinearAdd, which rounds differently).
+fn judge_with(args: &[&str], literal: bool) -> String {
+    let mut cmd = Command::new(python());
+    if literal {
+        cmd.env("EDGENET_ORT_LITERAL", "1");
+    }
+    let out = cmd.arg(judge_script()).args(args).output().unwrap_or_else(|e| {
         panic!("cannot start the external judge ({}): {e}. Install python3 with onnx and onnxruntime (see .ci/run).", python())
     });
     assert!(
@@ -57,6 +68,15 @@ pub fn ort_run(model: &Path, input: &[f32]) -> Vec<f32> {
 
 /// Runs `model` in onnxruntime on `input` and returns the named (intermediate) tensors.
 pub fn ort_run_tensors(model: &Path, input: &[f32], names: &[String]) -> Vec<Vec<f32>> {
+    ort_run_tensors_with(model, input, names, false)
+}
+
+/// [`ort_run_tensors`] with onnxruntime executing the file literally (no graph optimisations).
+pub fn ort_run_tensors_literal(model: &Path, input: &[f32], names: &[String]) -> Vec<Vec<f32>> {
+    ort_run_tensors_with(model, input, names, true)
+}
+
+fn ort_run_tensors_with(model: &Path, input: &[f32], names: &[String], literal: bool) -> Vec<Vec<f32>> {
     let dir = model.parent().unwrap().join(format!("{}.tensors", model.file_stem().unwrap().to_string_lossy()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -64,7 +84,7 @@ pub fn ort_run_tensors(model: &Path, input: &[f32], names: &[String]) -> Vec<Vec
     std::fs::write(&inp, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
     let mut args = vec!["run-tensors", model.to_str().unwrap(), inp.to_str().unwrap(), dir.to_str().unwrap()];
     args.extend(names.iter().map(String::as_str));
-    judge(&args);
+    judge_with(&args, literal);
     (0..names.len())
         .map(|i| {
             let bytes = std::fs::read(dir.join(format!("{i}.f32"))).unwrap();

@@ -23,11 +23,22 @@ def check(path):
     print("ok")
 
 
+def session_options(ort):
+    """One intra-op thread. EDGENET_ORT_LITERAL=1 disables onnxruntime's graph optimisations,
+    so that it executes the file's ops as written: by default it fuses DequantizeLinear → Add →
+    QuantizeLinear into its own QLinearAdd, whose rounding differs from the ops it replaces."""
+    import os
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    if os.environ.get("EDGENET_ORT_LITERAL") == "1":
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return opts
+
+
 def run(path, inp, out):
     import numpy as np
     import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts = session_options(ort)
     sess = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
     first = sess.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in first.shape]
@@ -46,8 +57,7 @@ def run_tensors(path, inp, outdir, names):
     for n in names:
         if n not in existing:
             model.graph.output.append(onnx.ValueInfoProto(name=n))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts = session_options(ort)
     sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     first = sess.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in first.shape]
