@@ -353,6 +353,37 @@ mod tests {
         }
     }
 
+    /// edgenet's int8 kernels against tract's own lowering of the same int8 file, on every int8
+    /// tensor: equal up to tract's different rounding of QuantizeLinear (rare ties), on every
+    /// architecture CI covers. (Against onnxruntime, bit-exact, in tests/quantize.rs on x86-64.)
+    fn int8_kernels_agree_with_tract(arch: Arch, cfg: &ZooConfig) {
+        let model = zoo::build(arch, cfg, WeightSource::Seeded(5)).unwrap();
+        let n: usize = model.graph.input_shape().iter().product();
+        let inputs: Vec<Vec<f32>> = (0..3).map(|k| input(n).iter().map(|v| v * (1.0 + k as f32 * 0.3)).collect()).collect();
+        let q = crate::quant::quantize(&model, &inputs, &Default::default(), &mut |_, _| {}).unwrap();
+        let names: Vec<String> = q.tensors.iter().map(|t| t.tensor.clone()).collect();
+        let ours = Engine::with_outputs(&q.bytes, "ours", &EngineOptions::default(), &names).unwrap();
+        let theirs_opts = EngineOptions { int8_kernels: false, ..Default::default() };
+        let theirs = Engine::with_outputs(&q.bytes, "tract", &theirs_opts, &names).unwrap();
+        assert!(ours.describe_plan().contains("EdgeQConv") && !theirs.describe_plan().contains("EdgeQConv"));
+        let x = input(n);
+        let (a, b) = (ours.run_all(&x).unwrap(), theirs.run_all(&x).unwrap());
+        let mut worst = 0f32;
+        for ((name, a), b) in names.iter().zip(&a).zip(&b) {
+            let d = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+            worst = worst.max(d);
+            assert!(d <= 2.0, "{arch}: `{name}` differs by {d} steps between edgenet's kernels and tract's");
+        }
+        assert_eq!(a[0], b[0], "{arch}: the first int8 tensor must be identical");
+    }
+
+    #[test]
+    fn int8_kernels_agree_with_tract_on_small_nets() {
+        int8_kernels_agree_with_tract(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, resolution: 40, num_classes: 10 });
+        int8_kernels_agree_with_tract(Arch::ResNet18, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
+        int8_kernels_agree_with_tract(Arch::EfficientNetLite0, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
+    }
+
     #[test]
     fn tract_matches_reference_on_small_mobilenet_v2() {
         let cfg = ZooConfig { width_mult: 0.35, resolution: 32, num_classes: 10 };
