@@ -13,7 +13,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         print!("{}", engine.describe_plan());
     }
     let x: Vec<f32> = (0..engine.input_len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
-    let nodes = engine.profile(&x, runs)?;
+    let mut nodes = engine.profile(&x, runs)?;
+    for n in &mut nodes {
+        if n.op == "EdgeQConv" {
+            let kind = if n.info.starts_with("depthwise") { "depthwise" } else if n.info.contains(" 1×1") { "1x1" } else { "kxk" };
+            n.op = format!("EdgeQConv/{kind}");
+        }
+    }
     let total: f64 = nodes.iter().map(|n| n.seconds).sum();
     let mut by_op: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
     for n in &nodes {

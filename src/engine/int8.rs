@@ -22,6 +22,20 @@
 /// integer, ties to even, in the default rounding mode (what `cvtps2dq` and `vcvtnq` do).
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
+/// Output columns per depthwise register tile.
+const DW_TILE: usize = 16;
+
+/// `v` rounded to the nearest integer, ties to even, for `|v| < 2²²` (callers clamp first): the
+/// mantissa bits of `v + 1.5·2²³` hold it. Pure bit arithmetic, so it vectorises, unlike a
+/// saturating float-to-int cast.
+#[inline(always)]
+fn round_small(v: f32) -> i32 {
+    (v + ROUND_MAGIC).to_bits() as i32 - ROUND_MAGIC.to_bits() as i32
+}
+
+/// Target size of one block of packed columns (fits L2 beside the weights).
+const PACKED_BLOCK_BYTES: usize = 192 * 1024;
+
 /// Rows of the weight matrix per micro-tile.
 const MR: usize = 4;
 /// Columns (output positions) per packed panel.
@@ -49,7 +63,7 @@ impl Requant {
     #[inline(always)]
     fn one(&self, acc: i32, scale: f32) -> i8 {
         let v = (acc as f32 * scale).max(self.lo).min(self.hi);
-        (((v + ROUND_MAGIC) - ROUND_MAGIC) as i32 + self.zero_point) as i8
+        (round_small(v) + self.zero_point) as i8
     }
 
     #[inline(always)]
@@ -84,7 +98,7 @@ fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
     let (lo, hi) = ((-128 - z) as f32, (127 - z) as f32);
     for (o, &v) in y.iter_mut().zip(x) {
         let v = (v / scale).max(lo).min(hi);
-        *o = (((v + ROUND_MAGIC) - ROUND_MAGIC) as i32 + z) as i8;
+        *o = (round_small(v) + z) as i8;
     }
 }
 
@@ -140,7 +154,7 @@ impl Geometry {
 pub struct Scratch {
     cols: Vec<i8>,
     packed: Vec<i16>,
-    acc: Vec<i32>,
+    offsets: Vec<usize>,
 }
 
 /// A dense (groups = 1) int8 convolution with its weights packed.
@@ -197,6 +211,11 @@ impl DenseQConv {
         Ok(DenseQConv { geo, oh, ow, m, k, kp, a, bias, x_zp, requant })
     }
 
+    /// Kernel height and width.
+    pub fn kernel_hw(&self) -> (usize, usize) {
+        (self.geo.kh, self.geo.kw)
+    }
+
     /// Output channels.
     pub fn output_channels(&self) -> usize {
         self.m
@@ -219,25 +238,51 @@ impl DenseQConv {
     pub fn run(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
         let g = &self.geo;
         assert_eq!(x.len(), g.cin * g.h * g.w);
+        assert_eq!(y.len(), self.m * self.oh * self.ow);
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present.
+            unsafe { self.run_avx2(x, y, scratch) };
+            return;
+        }
+        self.run_body(x, y, scratch);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+        self.run_body(x, y, scratch)
+    }
+
+    #[inline(always)]
+    fn run_body(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+        let g = &self.geo;
         let n = self.oh * self.ow;
-        assert_eq!(y.len(), self.m * n);
         let cols: &[i8] = if g.is_pointwise() {
             x
         } else {
             im2col(g, self.oh, self.ow, x, self.x_zp, &mut scratch.cols);
             &scratch.cols
         };
-        let panels = n.div_ceil(NR);
+        // Columns in blocks whose packed form stays in L2 while every row block passes over it.
+        let nb = ((PACKED_BLOCK_BYTES / (self.kp * 2)) / (2 * NR) * (2 * NR)).max(4 * NR).min(n.div_ceil(NR) * NR);
         let panel_len = (self.kp / 2) * NR * 2;
-        scratch.packed.resize(panels * panel_len, 0);
-        pack_b(cols, self.k, n, self.kp, &mut scratch.packed);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present; the slices were sized above.
-            unsafe { self.gemm_avx2(&scratch.packed, n, y) };
-            return;
+        scratch.packed.resize(nb.div_ceil(NR) * panel_len, 0);
+        let mut c0 = 0;
+        while c0 < n {
+            let ncols = (n - c0).min(nb);
+            let packed = &mut scratch.packed[..ncols.div_ceil(NR) * panel_len];
+            pack_b(cols, self.k, n, self.kp, c0, ncols, packed);
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is present; the slices were sized above.
+                unsafe { self.gemm_avx2(packed, c0, ncols, n, y) };
+                c0 += ncols;
+                continue;
+            }
+            self.gemm_portable(packed, c0, ncols, n, y);
+            c0 += ncols;
         }
-        self.gemm_portable(&scratch.packed, n, y);
     }
 
     #[inline(always)]
@@ -252,10 +297,10 @@ impl DenseQConv {
         }
     }
 
-    fn gemm_portable(&self, packed: &[i16], n: usize, y: &mut [i8]) {
+    fn gemm_portable(&self, packed: &[i16], col0: usize, ncols: usize, n: usize, y: &mut [i8]) {
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
-        let panels = n.div_ceil(NR);
+        let panels = ncols.div_ceil(NR);
         for blk in 0..self.m.div_ceil(MR) {
             let a = &self.a[blk * kh * MR..(blk + 1) * kh * MR];
             let mut p = 0;
@@ -276,9 +321,8 @@ impl DenseQConv {
                         }
                     }
                 }
-                let col0 = p * NR;
-                let cols = (n - col0).min(if two { 2 * NR } else { NR });
-                self.store_tile(&acc, blk * MR, col0, cols, n, y);
+                let cols = (ncols - p * NR).min(if two { 2 * NR } else { NR });
+                self.store_tile(&acc, blk * MR, col0 + p * NR, cols, n, y);
                 p += 2;
             }
         }
@@ -286,11 +330,11 @@ impl DenseQConv {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn gemm_avx2(&self, packed: &[i16], n: usize, y: &mut [i8]) {
+    unsafe fn gemm_avx2(&self, packed: &[i16], col0: usize, ncols: usize, n: usize, y: &mut [i8]) {
         use std::arch::x86_64::*;
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
-        let panels = n.div_ceil(NR);
+        let panels = ncols.div_ceil(NR);
         for blk in 0..self.m.div_ceil(MR) {
             let a = self.a[blk * kh * MR..(blk + 1) * kh * MR].as_ptr();
             let mut p = 0;
@@ -328,9 +372,8 @@ impl DenseQConv {
                         _mm256_storeu_si256(acc[r].as_mut_ptr().add(NR) as *mut __m256i, hi);
                     }
                 }
-                let col0 = p * NR;
-                let cols = (n - col0).min(if two { 2 * NR } else { NR });
-                self.store_tile(&acc, blk * MR, col0, cols, n, y);
+                let cols = (ncols - p * NR).min(if two { 2 * NR } else { NR });
+                self.store_tile(&acc, blk * MR, col0 + p * NR, cols, n, y);
                 p += 2;
             }
         }
@@ -339,28 +382,38 @@ impl DenseQConv {
 
 /// Columns of a k×k convolution: `[cin·kh·kw][oh·ow]`, padding filled with the input zero point
 /// (the real value 0).
+#[inline(always)]
 fn im2col(g: &Geometry, oh: usize, ow: usize, x: &[i8], zp: i8, cols: &mut Vec<i8>) {
     let n = oh * ow;
     cols.clear();
     cols.resize(g.cin * g.kh * g.kw * n, zp);
     let (sh, sw) = g.stride;
     let (dh, dw) = g.dilation;
-    for c in 0..g.cin {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ky in 0..g.kh {
-            for kx in 0..g.kw {
+    for kx in 0..g.kw {
+        // Output columns whose input column is inside the image: ix = ox·sw + kx·dw − pad_left.
+        let off = kx * dw;
+        let lo = g.pads[1].saturating_sub(off).div_ceil(sw).min(ow);
+        let hi = if g.w + g.pads[1] > off { ((g.w + g.pads[1] - off - 1) / sw + 1).min(ow) } else { 0 };
+        if lo >= hi {
+            continue;
+        }
+        let ix0 = lo * sw + off - g.pads[1];
+        for c in 0..g.cin {
+            let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for ky in 0..g.kh {
                 let row = &mut cols[((c * g.kh + ky) * g.kw + kx) * n..][..n];
                 for oy in 0..oh {
                     let iy = (oy * sh + ky * dh) as isize - g.pads[0] as isize;
                     if iy < 0 || iy >= g.h as isize {
                         continue;
                     }
-                    let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
-                    let dst = &mut row[oy * ow..(oy + 1) * ow];
-                    for (ox, d) in dst.iter_mut().enumerate() {
-                        let ix = (ox * sw + kx * dw) as isize - g.pads[1] as isize;
-                        if ix >= 0 && (ix as usize) < g.w {
-                            *d = src[ix as usize];
+                    let src = &plane[iy as usize * g.w + ix0..];
+                    let dst = &mut row[oy * ow + lo..oy * ow + hi];
+                    if sw == 1 {
+                        dst.copy_from_slice(&src[..hi - lo]);
+                    } else {
+                        for (d, s) in dst.iter_mut().zip(src.iter().step_by(sw)) {
+                            *d = *s;
                         }
                     }
                 }
@@ -369,32 +422,42 @@ fn im2col(g: &Geometry, oh: usize, ow: usize, x: &[i8], zp: i8, cols: &mut Vec<i
     }
 }
 
-/// Packs `[k][n]` int8 columns into panels of 8 columns: `[panel][k/2][8][2]` i16, pairs of
-/// rows interleaved, zero beyond `k` and `n`.
-fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, packed: &mut [i16]) {
+/// Packs columns `c0..c0 + ncols` of `[k][n]` int8 columns into panels of 8 columns:
+/// `[panel][k/2][8][2]` i16, pairs of rows interleaved, zero beyond `k` and the block.
+#[inline(always)]
+fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, packed: &mut [i16]) {
     let kh = kp / 2;
-    let panels = n.div_ceil(NR);
-    for p in 0..panels {
-        let c0 = p * NR;
-        let width = (n - c0).min(NR);
+    for p in 0..ncols.div_ceil(NR) {
+        let pc = c0 + p * NR;
+        let width = (c0 + ncols - pc).min(NR);
         let panel = &mut packed[p * kh * NR * 2..(p + 1) * kh * NR * 2];
         for kk in 0..kh {
-            let dst = &mut panel[kk * NR * 2..(kk + 1) * NR * 2];
-            let r0 = &cols[2 * kk * n + c0..2 * kk * n + c0 + width];
-            if 2 * kk + 1 < k {
-                let r1 = &cols[(2 * kk + 1) * n + c0..(2 * kk + 1) * n + c0 + width];
-                for j in 0..width {
-                    dst[2 * j] = i16::from(r0[j]);
-                    dst[2 * j + 1] = i16::from(r1[j]);
+            let dst: &mut [i16; 2 * NR] = (&mut panel[kk * NR * 2..(kk + 1) * NR * 2]).try_into().unwrap();
+            let r0 = &cols[2 * kk * n + pc..];
+            let r1 = if 2 * kk + 1 < k { Some(&cols[(2 * kk + 1) * n + pc..]) } else { None };
+            if width == NR {
+                let r0: &[i8; NR] = r0[..NR].try_into().unwrap();
+                match r1 {
+                    Some(r1) => {
+                        let r1: &[i8; NR] = r1[..NR].try_into().unwrap();
+                        for j in 0..NR {
+                            dst[2 * j] = i16::from(r0[j]);
+                            dst[2 * j + 1] = i16::from(r1[j]);
+                        }
+                    }
+                    None => {
+                        for j in 0..NR {
+                            dst[2 * j] = i16::from(r0[j]);
+                            dst[2 * j + 1] = 0;
+                        }
+                    }
                 }
             } else {
+                dst.fill(0);
                 for j in 0..width {
                     dst[2 * j] = i16::from(r0[j]);
-                    dst[2 * j + 1] = 0;
+                    dst[2 * j + 1] = r1.map_or(0, |r| i16::from(r[j]));
                 }
-            }
-            for v in &mut dst[2 * width..] {
-                *v = 0;
             }
         }
     }
@@ -477,9 +540,7 @@ impl DepthwiseQConv {
         // run: column `x` of the padded plane is at `phase x % sw`, index `x / sw`.
         let pw = wp.div_ceil(sw);
         scratch.packed.clear();
-        scratch.packed.resize(sw * hp * pw, 0);
-        scratch.acc.clear();
-        scratch.acc.resize(ow, 0);
+        scratch.packed.resize(sw * hp * pw + DW_TILE, 0);
         for c in 0..g.cin {
             let planes = &mut scratch.packed;
             let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
@@ -507,22 +568,33 @@ impl DepthwiseQConv {
             }
             let w = &self.weights[c * taps..(c + 1) * taps];
             let scale = self.requant.scale[c];
+            // Start offset of each tap in the phase planes, relative to output row 0, column 0.
+            let offsets = &mut scratch.offsets;
+            offsets.clear();
+            for ky in 0..g.kh {
+                for kx in 0..g.kw {
+                    let px = kx * dw;
+                    offsets.push(((px % sw) * hp + ky * dh) * pw + px / sw);
+                }
+            }
             for oy in 0..oh {
-                let acc = &mut scratch.acc;
-                acc.fill(0);
-                for ky in 0..g.kh {
-                    let py = oy * sh + ky * dh;
-                    for kx in 0..g.kw {
-                        let wv = w[ky * g.kw + kx];
-                        let px = kx * dw;
-                        let r = &planes[((px % sw) * hp + py) * pw + px / sw..][..ow];
-                        for (a, &v) in acc.iter_mut().zip(r) {
-                            *a += wv * i32::from(v);
+                let row0 = oy * sh * pw;
+                let out = &mut y[(c * oh + oy) * ow..][..ow];
+                // 16 outputs at a time with the accumulators in registers; the last tile may
+                // read past the row (into the next one or the slack), and stores only its part.
+                let mut ox = 0;
+                while ox < ow {
+                    let n = (ow - ox).min(DW_TILE);
+                    let mut acc = [self.bias[c]; DW_TILE];
+                    for (&wv, &off) in w.iter().zip(offsets.iter()) {
+                        let r = &planes[row0 + off + ox..][..DW_TILE];
+                        for j in 0..DW_TILE {
+                            acc[j] += wv * i32::from(r[j]);
                         }
                     }
+                    self.requant.row(&acc[..n], 0, scale, &mut out[ox..ox + n]);
+                    ox += DW_TILE;
                 }
-                let out = &mut y[(c * oh + oy) * ow..][..ow];
-                self.requant.row(acc, self.bias[c], scale, out);
             }
             // Padding stays zero; only the interior is rewritten for the next channel.
         }
@@ -620,7 +692,11 @@ mod tests {
         conv.run(&x, &mut y, &mut scratch);
         assert_eq!(y, reference(&g, 1, &w, &bias, 5, &rq, &x), "{g:?} m={m}");
         let mut y2 = vec![0i8; y.len()];
-        conv.gemm_portable(&scratch.packed, oh * ow, &mut y2);
+        let n = oh * ow;
+        let mut packed = vec![0i16; n.div_ceil(NR) * conv.kp * NR];
+        let cols = if g.is_pointwise() { x.clone() } else { scratch.cols.clone() };
+        pack_b(&cols, conv.k, n, conv.kp, 0, n, &mut packed);
+        conv.gemm_portable(&packed, 0, n, n, &mut y2);
         assert_eq!(y2, y, "portable kernel vs dispatched kernel");
     }
 
@@ -632,6 +708,8 @@ mod tests {
         check_dense(geo(5, 9, 9, 5, 2, [2, 1, 2, 1], 1), 7, 4);
         check_dense(geo(4, 9, 9, 3, 1, [2, 2, 2, 2], 2), 5, 5);
         check_dense(geo(7, 1, 1, 1, 1, [0; 4], 1), 33, 6);
+        // Enough columns for several packed blocks (K = 576 gives blocks of 160 columns).
+        check_dense(geo(64, 20, 21, 3, 1, [1, 1, 1, 1], 1), 9, 7);
     }
 
     #[test]

@@ -263,6 +263,8 @@ pub struct NodeTime {
     pub name: String,
     /// The op, as tract names it (e.g. `OptMatMulPack`, `Im2Col`, `Scale`).
     pub op: String,
+    /// tract's one-line description of the op's configuration, if any.
+    pub info: String,
     /// Median over the runs, in seconds.
     pub seconds: f64,
 }
@@ -303,7 +305,8 @@ impl Engine {
             }
             t.sort_by(f64::total_cmp);
             let node = model.node(id);
-            out.push(NodeTime { name: node.name.clone(), op: node.op().name().to_string(), seconds: t[t.len() / 2] });
+            let info = node.op().info().ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+            out.push(NodeTime { name: node.name.clone(), op: node.op().name().to_string(), info, seconds: t[t.len() / 2] });
         }
         Ok(out)
     }

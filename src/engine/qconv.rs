@@ -446,7 +446,7 @@ impl Op for EdgeQConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![match &*self.kernel {
-            Kernel::Dense(k) => format!("dense int8 → {:?}, {} MACs", self.out_shape, k.macs()),
+            Kernel::Dense(k) => format!("dense {}×{} int8 → {:?}, {} MACs", k.kernel_hw().0, k.kernel_hw().1, self.out_shape, k.macs()),
             Kernel::Depthwise(k) => format!("depthwise int8 → {:?}, {} MACs", self.out_shape, k.macs()),
         }])
     }

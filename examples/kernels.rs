@@ -1,0 +1,60 @@
+//! Throughput of edgenet's int8 kernels on typical layer shapes (GMAC/s, single thread).
+//!
+//! `cargo run --release --example kernels`
+use edgenet::engine::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant, Scratch};
+use std::time::Instant;
+
+fn data(n: usize, seed: u32) -> Vec<i8> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 8) as i8
+        })
+        .collect()
+}
+
+fn time(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut best = f64::MAX;
+    let iters: usize = std::env::var("ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    for _ in 0..iters {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    best
+}
+
+fn main() {
+    let geo = |cin, h, k, s, p| Geometry { cin, h, w: h, kh: k, kw: k, stride: (s, s), dilation: (1, 1), pads: [p; 4] };
+    for (name, g) in [("dw 144×56² 3×3 s1", geo(144, 56, 3, 1, 1)), ("dw 96×112² 3×3 s2", geo(96, 112, 3, 2, 1)), ("dw 480×14² 5×5 s1", geo(480, 14, 5, 1, 2))] {
+        let c = g.cin;
+        let conv = DepthwiseQConv::new(g, &data(c * g.kh * g.kw, 1), &vec![7; c], -3, Requant::new(vec![0.01; c], 5)).unwrap();
+        let x = data(c * g.h * g.w, 2);
+        let (oh, ow) = conv.output_hw();
+        let mut y = vec![0i8; c * oh * ow];
+        let mut s = Scratch::default();
+        let t = time(|| conv.run(&x, &mut y, &mut s));
+        println!("{name:24} {:8.3} ms {:6.2} GMAC/s", t * 1e3, conv.macs() as f64 / t / 1e9);
+    }
+    for (name, g, m) in [
+        ("1×1 144→24 56²", geo(144, 56, 1, 1, 0), 24),
+        ("1×1 24→144 56²", geo(24, 56, 1, 1, 0), 144),
+        ("1×1 256→64 56²", geo(256, 56, 1, 1, 0), 64),
+        ("1×1 1024→256 14²", geo(1024, 14, 1, 1, 0), 256),
+        ("3×3 64→64 56²", geo(64, 56, 3, 1, 1), 64),
+        ("3×3 256→256 14²", geo(256, 14, 3, 1, 1), 256),
+    ] {
+        let k = g.cin * g.kh * g.kw;
+        let conv = DenseQConv::new(g, &data(m * k, 3), &vec![7; m], -3, Requant::new(vec![0.001; m], 5)).unwrap();
+        let x = data(g.cin * g.h * g.w, 4);
+        let (oh, ow) = conv.output_hw();
+        let mut y = vec![0i8; m * oh * ow];
+        let mut s = Scratch::default();
+        let t = time(|| conv.run(&x, &mut y, &mut s));
+        println!("{name:24} {:8.3} ms {:6.2} GMAC/s", t * 1e3, conv.macs() as f64 / t / 1e9);
+    }
+}
