@@ -104,9 +104,55 @@ fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
 
 /// int8 → f32 as onnxruntime's `DequantizeLinear`: `(x − zp) · scale`.
 pub fn dequantize(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        unsafe { dequantize_avx2(x, scale, zp, y) };
+        return;
+    }
+    dequantize_body(x, scale, zp, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dequantize_avx2(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
+    dequantize_body(x, scale, zp, y)
+}
+
+#[inline(always)]
+fn dequantize_body(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
     let z = i32::from(zp);
     for (o, &v) in y.iter_mut().zip(x) {
         *o = (i32::from(v) - z) as f32 * scale;
+    }
+}
+
+/// `quantize(dequantize(a) + dequantize(b))` element by element, with the same f32 operations
+/// as the three separate steps; each pair is `(scale, zero point)`.
+pub fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present.
+        unsafe { quantized_add_avx2(a, qa, b, qb, qy, y) };
+        return;
+    }
+    quantized_add_body(a, qa, b, qb, qy, y)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn quantized_add_avx2(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
+    quantized_add_body(a, qa, b, qb, qy, y)
+}
+
+#[inline(always)]
+fn quantized_add_body(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
+    let (za, zb, z) = (i32::from(qa.1), i32::from(qb.1), i32::from(qy.1));
+    let (lo, hi) = ((-128 - z) as f32, (127 - z) as f32);
+    for ((o, &va), &vb) in y.iter_mut().zip(a).zip(b) {
+        let v = (i32::from(va) - za) as f32 * qa.0 + (i32::from(vb) - zb) as f32 * qb.0;
+        let v = (v / qy.0).max(lo).min(hi);
+        *o = (round_small(v) + z) as i8;
     }
 }
 
@@ -654,6 +700,23 @@ mod tests {
         quantize(&x, 0.5, 3, &mut y);
         // 0.5 → 3+0, 1.5 → 3+2, −0.5 → 3−0, −1.5 → 3−2, saturated, saturated, 1.0 → 4, NaN → qmin (as MLAS on x86)
         assert_eq!(y, [3, 5, 3, 1, 127, -128, 4, -128]);
+    }
+
+    #[test]
+    fn quantized_add_equals_the_three_steps() {
+        let a = data(31, 1000);
+        let b = data(32, 1000);
+        let (qa, qb, qy) = ((0.037, -5i8), (0.052, 17i8), (0.061, -128i8));
+        let (mut fa, mut fb) = (vec![0f32; 1000], vec![0f32; 1000]);
+        dequantize(&a, qa.0, qa.1, &mut fa);
+        dequantize(&b, qb.0, qb.1, &mut fb);
+        let sum: Vec<f32> = fa.iter().zip(&fb).map(|(x, y)| x + y).collect();
+        let mut want = vec![0i8; 1000];
+        quantize(&sum, qy.0, qy.1, &mut want);
+        let mut got = vec![0i8; 1000];
+        quantized_add(&a, qa, &b, qb, qy, &mut got);
+        assert_eq!(got, want);
+        assert!(want.iter().any(|&v| v == -128) && want.iter().any(|&v| v > 0), "the data exercises clamping and positives");
     }
 
     #[test]

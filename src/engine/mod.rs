@@ -136,6 +136,8 @@ impl Engine {
         if !dequantizers.is_empty() {
             let n = qconv::rewrite_dequantize(&mut typed, &dequantizers).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} DequantizeLinear on edgenet's dequantizer", dequantizers.len());
+            let n = qconv::fuse_qadd(&mut typed).map_err(|e| onnx_err(origin, e))?;
+            log::debug!("{origin}: {n} quantized residual additions fused");
         }
         let typed = typed.into_optimized().map_err(|e| onnx_err(origin, e))?;
         let mut output_lens = Vec::with_capacity(typed.outputs.len());

@@ -199,6 +199,108 @@ impl TypedOp for EdgeDequantize {
     as_op!();
 }
 
+/// `QuantizeLinear(DequantizeLinear(a) + DequantizeLinear(b))` in one pass, computed with
+/// exactly the f32 operations of the three ops it replaces (so bit-identical to them), without
+/// writing and reading back the two f32 tensors in between. The residual Add of ResNet and
+/// MobileNetV2 blocks.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeQAdd {
+    a: (f32, i8),
+    b: (f32, i8),
+    y: (f32, i8),
+    out_dt: DatumType,
+}
+
+impl PartialEq for EdgeQAdd {
+    fn eq(&self, other: &Self) -> bool {
+        let bits = |q: (f32, i8)| (q.0.to_bits(), q.1);
+        bits(self.a) == bits(other.a) && bits(self.b) == bits(other.b) && bits(self.y) == bits(other.y) && self.out_dt == other.out_dt
+    }
+}
+impl Eq for EdgeQAdd {}
+
+impl Op for EdgeQAdd {
+    fn name(&self) -> StaticName {
+        "EdgeQAdd".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("a {:?} + b {:?} → y {:?}", self.a, self.b, self.y)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl EvalOp for EdgeQAdd {
+    op_out_of_plan!();
+
+    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let (a, b) = (inputs[0].try_as_plain_ram()?, inputs[1].try_as_plain_ram()?);
+        ensure!(a.datum_type().unquantized() == i8::datum_type() && b.datum_type().unquantized() == i8::datum_type());
+        ensure!(inputs[0].shape() == inputs[1].shape(), "EdgeQAdd: shapes {:?} and {:?}", inputs[0].shape(), inputs[1].shape());
+        // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
+        let (xa, xb): (&[i8], &[i8]) = unsafe { (a.as_slice_unchecked::<i8>(), b.as_slice_unchecked::<i8>()) };
+        let mut y = Tensor::zero_dt(i8::datum_type(), inputs[0].shape())?;
+        {
+            let mut view = y.try_as_plain_ram_mut()?;
+            super::int8::quantized_add(xa, self.a, xb, self.b, self.y, view.as_slice_mut::<i8>()?);
+        }
+        // SAFETY: same representation; keeps the quantized datum type tract expects downstream.
+        unsafe { y.set_datum_type(self.out_dt) };
+        Ok(tvec!(y.into_tvalue()))
+    }
+}
+
+impl TypedOp for EdgeQAdd {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 2 && inputs[0].shape == inputs[1].shape);
+        Ok(tvec!(self.out_dt.fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// Fuses `EdgeQuantize(Add(EdgeDequantize(a), EdgeDequantize(b)))` into [`EdgeQAdd`] where the
+/// f32 tensors in between have no other use and the shapes are equal.
+pub(crate) fn fuse_qadd(model: &mut TypedModel) -> TractResult<usize> {
+    let mut done = 0;
+    loop {
+        let mut found = None;
+        for q in model.nodes() {
+            let Some(quant) = q.op_as::<EdgeQuantize>() else { continue };
+            let add = model.node(q.inputs[0].node);
+            if add.op().name() != "Add" || add.inputs.len() != 2 || add.outputs[0].successors.len() != 1 {
+                continue;
+            }
+            let deq: Vec<_> = add.inputs.iter().map(|i| model.node(i.node)).collect();
+            let (Some(da), Some(db)) = (deq[0].op_as::<EdgeDequantize>(), deq[1].op_as::<EdgeDequantize>()) else { continue };
+            if deq.iter().any(|d| d.outputs[0].successors.len() != 1) || deq[0].id == deq[1].id {
+                continue;
+            }
+            let (fa, fb) = (model.outlet_fact(deq[0].inputs[0])?, model.outlet_fact(deq[1].inputs[0])?);
+            if fa.shape != fb.shape || fa.shape != q.outputs[0].fact.shape {
+                continue;
+            }
+            let op = EdgeQAdd {
+                a: (da.scale, da.zero_point),
+                b: (db.scale, db.zero_point),
+                y: (quant.scale, quant.zero_point),
+                out_dt: quant.out_dt,
+            };
+            found = Some((q.id, deq[0].inputs[0], deq[1].inputs[0], add.name.clone(), op));
+            break;
+        }
+        let Some((id, a, b, name, op)) = found else { return Ok(done) };
+        let mut patch = TypedModelPatch::default();
+        let a = patch.tap_model(model, a)?;
+        let b = patch.tap_model(model, b)?;
+        let y = patch.wire_node(format!("{name}.edgenet_qadd"), op, &[a, b])?;
+        patch.shunt_outside(model, OutletId::new(id, 0), y[0])?;
+        patch.apply(model)?;
+        done += 1;
+    }
+}
+
 /// Replaces tract's `DequantizeLinear` nodes named in `specs` by [`EdgeDequantize`].
 pub(crate) fn rewrite_dequantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>) -> TractResult<usize> {
     let mut done = 0;
