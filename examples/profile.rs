@@ -8,7 +8,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let path = args.get(1).ok_or("usage: profile MODEL.onnx [RUNS] [--plan]")?;
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let engine = Engine::from_path(path.as_ref(), &EngineOptions::default())?;
+    let threads: usize = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let engine = Engine::from_path(path.as_ref(), &EngineOptions { threads, ..Default::default() })?;
     if args.iter().any(|a| a == "--plan") {
         print!("{}", engine.describe_plan());
     }

@@ -195,12 +195,70 @@ impl Geometry {
     }
 }
 
-/// Reusable buffers of the kernels; one per thread of execution.
+/// Reusable buffers of the caller of a kernel (the im2col columns, shared by the tasks).
 #[derive(Debug, Default)]
 pub struct Scratch {
     cols: Vec<i8>,
+}
+
+/// Per-thread buffers of a task: packed columns, or a depthwise plane.
+#[derive(Debug, Default)]
+struct Work {
     packed: Vec<i16>,
     offsets: Vec<usize>,
+}
+
+thread_local! {
+    static WORK: std::cell::RefCell<Work> = std::cell::RefCell::new(Work::default());
+}
+
+/// Runs independent tasks `0..n`, maybe on several threads: the kernels split their work into
+/// tasks writing disjoint parts of the output, and the caller decides where they run.
+pub trait Parallel: Sync {
+    /// How many threads the tasks may run on (the kernels make at least that many tasks).
+    fn threads(&self) -> usize;
+    /// Runs `task(i)` for every `i` in `0..n`, returning when all are done.
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync));
+}
+
+/// Every task on the calling thread, in order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sequential;
+
+impl Parallel for Sequential {
+    fn threads(&self) -> usize {
+        1
+    }
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        (0..n).for_each(task)
+    }
+}
+
+/// The output of a kernel, written by tasks at disjoint ranges.
+#[derive(Clone, Copy)]
+struct Out {
+    ptr: *mut i8,
+    len: usize,
+}
+
+// SAFETY: tasks write disjoint ranges (each kernel documents its split) and the buffer outlives
+// the `Parallel::run` call that uses it.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    fn new(y: &mut [i8]) -> Self {
+        Out { ptr: y.as_mut_ptr(), len: y.len() }
+    }
+
+    /// # Safety
+    /// No other task may access `start..start + len` while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [i8] {
+        assert!(start + len <= self.len);
+        // SAFETY: in bounds (checked), disjoint by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
 }
 
 /// A dense (groups = 1) int8 convolution with its weights packed.
@@ -282,68 +340,92 @@ impl DenseQConv {
     /// # Panics
     /// If `x` or `y` has the wrong length (the tract op checks shapes first).
     pub fn run(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+        self.run_par(x, y, scratch, &Sequential)
+    }
+
+    /// [`run`](Self::run) with the column blocks as tasks of `par`.
+    ///
+    /// # Panics
+    /// If `x` or `y` has the wrong length.
+    pub fn run_par(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch, par: &dyn Parallel) {
         let g = &self.geo;
         assert_eq!(x.len(), g.cin * g.h * g.w);
-        assert_eq!(y.len(), self.m * self.oh * self.ow);
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present.
-            unsafe { self.run_avx2(x, y, scratch) };
-            return;
-        }
-        self.run_body(x, y, scratch);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
-        self.run_body(x, y, scratch)
-    }
-
-    #[inline(always)]
-    fn run_body(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
-        let g = &self.geo;
         let n = self.oh * self.ow;
+        assert_eq!(y.len(), self.m * n);
         let cols: &[i8] = if g.is_pointwise() {
             x
         } else {
             im2col(g, self.oh, self.ow, x, self.x_zp, &mut scratch.cols);
             &scratch.cols
         };
-        // Columns in blocks whose packed form stays in L2 while every row block passes over it.
-        let nb = ((PACKED_BLOCK_BYTES / (self.kp * 2)) / (2 * NR) * (2 * NR)).max(4 * NR).min(n.div_ceil(NR) * NR);
-        let panel_len = (self.kp / 2) * NR * 2;
-        scratch.packed.resize(nb.div_ceil(NR) * panel_len, 0);
-        let mut c0 = 0;
-        while c0 < n {
-            let ncols = (n - c0).min(nb);
-            let packed = &mut scratch.packed[..ncols.div_ceil(NR) * panel_len];
-            pack_b(cols, self.k, n, self.kp, c0, ncols, packed);
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: AVX2 is present; the slices were sized above.
-                unsafe { self.gemm_avx2(packed, c0, ncols, n, y) };
-                c0 += ncols;
-                continue;
-            }
-            self.gemm_portable(packed, c0, ncols, n, y);
-            c0 += ncols;
+        // Columns in blocks whose packed form stays in L2 while every row block passes over it,
+        // and at least two blocks per thread when there are several.
+        let mut nb = ((PACKED_BLOCK_BYTES / (self.kp * 2)) / (2 * NR) * (2 * NR)).max(4 * NR);
+        let threads = par.threads();
+        if threads > 1 {
+            nb = nb.min(n.div_ceil(2 * threads).div_ceil(2 * NR) * 2 * NR).max(2 * NR);
         }
+        let nb = nb.min(n.div_ceil(NR) * NR);
+        let blocks = n.div_ceil(nb);
+        let out = Out::new(y);
+        #[cfg(target_arch = "x86_64")]
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        // Each task writes columns c0..c0 + ncols of every output row: disjoint between tasks.
+        par.run(blocks, &|b| {
+            let c0 = b * nb;
+            let ncols = (n - c0).min(nb);
+            WORK.with(|w| {
+                let packed = &mut w.borrow_mut().packed;
+                if avx2 {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: AVX2 is present.
+                    unsafe {
+                        self.block_avx2(cols, n, c0, ncols, packed, out)
+                    };
+                } else {
+                    self.block(cols, n, c0, ncols, packed, out);
+                }
+            })
+        });
     }
 
     #[inline(always)]
-    fn store_tile(&self, acc: &[[i32; 2 * NR]; MR], row0: usize, col0: usize, cols: usize, n: usize, y: &mut [i8]) {
+    fn block(&self, cols: &[i8], n: usize, c0: usize, ncols: usize, packed: &mut Vec<i16>, out: Out) {
+        let panel_len = (self.kp / 2) * NR * 2;
+        packed.clear();
+        packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        pack_b(cols, self.k, n, self.kp, c0, ncols, packed);
+        self.gemm_portable(packed, c0, ncols, n, out);
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn block_avx2(&self, cols: &[i8], n: usize, c0: usize, ncols: usize, packed: &mut Vec<i16>, out: Out) {
+        let panel_len = (self.kp / 2) * NR * 2;
+        packed.clear();
+        packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        pack_b(cols, self.k, n, self.kp, c0, ncols, packed);
+        // SAFETY: AVX2 is present (this function's contract).
+        unsafe { self.gemm_avx2(packed, c0, ncols, n, out) };
+    }
+
+    #[inline(always)]
+    fn store_tile(&self, acc: &[[i32; 2 * NR]; MR], row0: usize, col0: usize, cols: usize, n: usize, y: Out) {
         for (r, acc_r) in acc.iter().enumerate() {
             let row = row0 + r;
             if row >= self.m {
                 break;
             }
-            let out = &mut y[row * n + col0..row * n + col0 + cols];
+            // SAFETY: this task owns columns col0.. of every row (see `run_par`).
+            let out = unsafe { y.slice(row * n + col0, cols) };
             self.requant.row(&acc_r[..cols], self.bias[row], self.requant.scale[row], out);
         }
     }
 
-    fn gemm_portable(&self, packed: &[i16], col0: usize, ncols: usize, n: usize, y: &mut [i8]) {
+    #[inline(always)]
+    fn gemm_portable(&self, packed: &[i16], col0: usize, ncols: usize, n: usize, y: Out) {
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
         let panels = ncols.div_ceil(NR);
@@ -376,7 +458,7 @@ impl DenseQConv {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn gemm_avx2(&self, packed: &[i16], col0: usize, ncols: usize, n: usize, y: &mut [i8]) {
+    unsafe fn gemm_avx2(&self, packed: &[i16], col0: usize, ncols: usize, n: usize, y: Out) {
         use std::arch::x86_64::*;
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
@@ -554,27 +636,50 @@ impl DepthwiseQConv {
     ///
     /// # Panics
     /// If `x` or `y` has the wrong length.
-    pub fn run(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+    pub fn run(&self, x: &[i8], y: &mut [i8], _scratch: &mut Scratch) {
+        self.run_par(x, y, &Sequential)
+    }
+
+    /// [`run`](Self::run) with groups of channels as tasks of `par`.
+    ///
+    /// # Panics
+    /// If `x` or `y` has the wrong length.
+    pub fn run_par(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel) {
         let g = &self.geo;
         assert_eq!(x.len(), g.cin * g.h * g.w);
         assert_eq!(y.len(), g.cin * self.oh * self.ow);
+        let per = if par.threads() > 1 { g.cin.div_ceil(2 * par.threads()) } else { g.cin };
+        let out = Out::new(y);
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 is present.
-            unsafe { self.run_avx2(x, y, scratch) };
-            return;
-        }
-        self.run_body(x, y, scratch);
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx2 = false;
+        // Each task writes the output planes of its own channels.
+        par.run(g.cin.div_ceil(per), &|t| {
+            let channels = t * per..((t + 1) * per).min(g.cin);
+            WORK.with(|w| {
+                let w = &mut *w.borrow_mut();
+                if avx2 {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: AVX2 is present.
+                    unsafe {
+                        self.run_avx2(x, out, channels, w)
+                    };
+                } else {
+                    self.run_body(x, out, channels, w);
+                }
+            })
+        });
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
-        self.run_body(x, y, scratch)
+    unsafe fn run_avx2(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
+        self.run_body(x, y, channels, work)
     }
 
     #[inline(always)]
-    fn run_body(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
+    fn run_body(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
         let g = &self.geo;
         let (hp, wp) = (g.h + g.pads[0] + g.pads[2], g.w + g.pads[1] + g.pads[3]);
         let (sh, sw) = g.stride;
@@ -585,10 +690,10 @@ impl DepthwiseQConv {
         // The padded plane split into `sw` column phases, so that every tap reads a contiguous
         // run: column `x` of the padded plane is at `phase x % sw`, index `x / sw`.
         let pw = wp.div_ceil(sw);
-        scratch.packed.clear();
-        scratch.packed.resize(sw * hp * pw + DW_TILE, 0);
-        for c in 0..g.cin {
-            let planes = &mut scratch.packed;
+        work.packed.clear();
+        work.packed.resize(sw * hp * pw + DW_TILE, 0);
+        for c in channels {
+            let planes = &mut work.packed;
             let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
             for iy in 0..g.h {
                 let srow = &src[iy * g.w..(iy + 1) * g.w];
@@ -615,7 +720,7 @@ impl DepthwiseQConv {
             let w = &self.weights[c * taps..(c + 1) * taps];
             let scale = self.requant.scale[c];
             // Start offset of each tap in the phase planes, relative to output row 0, column 0.
-            let offsets = &mut scratch.offsets;
+            let offsets = &mut work.offsets;
             offsets.clear();
             for ky in 0..g.kh {
                 for kx in 0..g.kw {
@@ -625,7 +730,8 @@ impl DepthwiseQConv {
             }
             for oy in 0..oh {
                 let row0 = oy * sh * pw;
-                let out = &mut y[(c * oh + oy) * ow..][..ow];
+                // SAFETY: channel c belongs to this task only (see `run_par`).
+                let out = unsafe { y.slice((c * oh + oy) * ow, ow) };
                 // 16 outputs at a time with the accumulators in registers; the last tile may
                 // read past the row (into the next one or the slack), and stores only its part.
                 let mut ox = 0;
@@ -742,6 +848,17 @@ mod tests {
             .collect()
     }
 
+    /// Tasks as for `threads` threads, run in reverse order on this one.
+    struct Reverse(usize);
+    impl Parallel for Reverse {
+        fn threads(&self) -> usize {
+            self.0
+        }
+        fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+            (0..n).rev().for_each(task)
+        }
+    }
+
     fn check_dense(g: Geometry, m: usize, seed: u64) {
         let k = g.cin * g.kh * g.kw;
         let w = data(seed, m * k);
@@ -756,11 +873,14 @@ mod tests {
         assert_eq!(y, reference(&g, 1, &w, &bias, 5, &rq, &x), "{g:?} m={m}");
         let mut y2 = vec![0i8; y.len()];
         let n = oh * ow;
-        let mut packed = vec![0i16; n.div_ceil(NR) * conv.kp * NR];
+        let mut packed = Vec::new();
         let cols = if g.is_pointwise() { x.clone() } else { scratch.cols.clone() };
-        pack_b(&cols, conv.k, n, conv.kp, 0, n, &mut packed);
-        conv.gemm_portable(&packed, 0, n, n, &mut y2);
+        conv.block(&cols, n, 0, n, &mut packed, Out::new(&mut y2));
         assert_eq!(y2, y, "portable kernel vs dispatched kernel");
+        // Split into tasks as for several threads (run here in reverse order).
+        let mut y3 = vec![0i8; y.len()];
+        conv.run_par(&x, &mut y3, &mut scratch, &Reverse(3));
+        assert_eq!(y3, y, "split into tasks");
     }
 
     #[test]
@@ -797,6 +917,9 @@ mod tests {
             let mut y = vec![0i8; c * oh * ow];
             conv.run(&x, &mut y, &mut Scratch::default());
             assert_eq!(y, reference(&g, c, &w, &bias, -11, &rq, &x), "{g:?}");
+            let mut y2 = vec![0i8; y.len()];
+            conv.run_par(&x, &mut y2, &Reverse(2));
+            assert_eq!(y2, y, "{g:?} split into tasks");
         }
     }
 

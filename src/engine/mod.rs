@@ -380,6 +380,8 @@ mod tests {
             assert!(d <= 2.0, "{arch}: `{name}` differs by {d} steps between edgenet's kernels and tract's");
         }
         assert_eq!(a[0], b[0], "{arch}: the first int8 tensor must be identical");
+        let two = Engine::with_outputs(&q.bytes, "two", &EngineOptions { threads: 2, ..Default::default() }, &names).unwrap();
+        assert_eq!(two.run_all(&x).unwrap(), a, "{arch}: 2 threads must give exactly what 1 thread gives");
     }
 
     #[test]

@@ -15,7 +15,31 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use super::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant, Scratch};
+use super::int8::{DenseQConv, DepthwiseQConv, Geometry, Parallel, Requant, Scratch};
+
+/// The kernels' tasks on the thread pool tract runs the plan with (`EngineOptions::threads`),
+/// or on the calling thread when it has none.
+struct TractPool(tract_linalg::multithread::Executor);
+
+impl Parallel for TractPool {
+    fn threads(&self) -> usize {
+        match &self.0 {
+            tract_linalg::multithread::Executor::MultiThread(pool) => pool.current_num_threads(),
+            _ => 1,
+        }
+    }
+
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        match &self.0 {
+            tract_linalg::multithread::Executor::MultiThread(pool) if n > 1 => pool.scope(|s| {
+                for i in 0..n {
+                    s.spawn(move |_| task(i));
+                }
+            }),
+            _ => (0..n).for_each(task),
+        }
+    }
+}
 
 /// A quantized convolution's constants, read from the ONNX file.
 #[derive(Debug, Clone)]
@@ -569,11 +593,12 @@ impl EvalOp for EdgeQConv {
         {
             let mut view = y.try_as_plain_ram_mut()?;
             let ys = view.as_slice_mut::<i8>()?;
+            let pool = TractPool(tract_linalg::multithread::current_tract_executor());
             SCRATCH.with(|s| {
                 let mut s = s.borrow_mut();
                 match &*self.kernel {
-                    Kernel::Dense(k) => k.run(xs, ys, &mut s),
-                    Kernel::Depthwise(k) => k.run(xs, ys, &mut s),
+                    Kernel::Dense(k) => k.run_par(xs, ys, &mut s, &pool),
+                    Kernel::Depthwise(k) => k.run_par(xs, ys, &pool),
                 }
             });
         }
