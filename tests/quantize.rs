@@ -235,3 +235,45 @@ fn quantize_command_writes_model_and_report_and_rejects_bad_input() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("Sigmoid") && err.contains("sigmoid.onnx"), "{err}");
 }
+
+/// The int8 fixture that the library tests check on every architecture CI covers (aarch64 under
+/// qemu has no onnxruntime): a small MobileNetV2 quantized by edgenet, an input, and the
+/// logits onnxruntime gives when it executes the file literally. Here, on x86-64 where the
+/// judge runs, the committed logits are checked against onnxruntime again, so the fixture
+/// cannot drift from the judge; `EDGENET_BLESS=1` regenerates it.
+#[test]
+fn int8_golden_fixture_matches_onnxruntime() {
+    let dir = root().join("tests/data/int8");
+    let model_path = dir.join("mobilenet_v2_035_48.int8.onnx");
+    let read_f32 = |p: &Path| -> Vec<f32> {
+        std::fs::read(p)
+            .unwrap_or_else(|e| panic!("{}: {e} (EDGENET_BLESS=1 creates it)", p.display()))
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    if std::env::var_os("EDGENET_BLESS").is_some() {
+        let cfg = ZooConfig { width_mult: 0.35, resolution: 48, num_classes: 10 };
+        let model = zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(21)).unwrap();
+        let inputs: Vec<Vec<f32>> = (0..4).map(|k| random_input(3 * 48 * 48, 100 + k)).collect();
+        let q = quantize(&model, &inputs, &QuantOptions::default(), &mut |_, _| {}).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&model_path, &q.bytes).unwrap();
+        let x = random_input(3 * 48 * 48, 7);
+        std::fs::write(dir.join("input.f32"), x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        let work = scratch("int8_fixture_bless").join("m.onnx");
+        std::fs::copy(&model_path, &work).unwrap();
+        let logits = &ort_run_tensors_literal(&work, &x, &["logits".to_string()])[0];
+        std::fs::write(dir.join("ort_logits.f32"), logits.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+        std::fs::write(dir.join("output_step.txt"), format!("{}\n", q.output_step)).unwrap();
+    }
+    let x = read_f32(&dir.join("input.f32"));
+    let want = read_f32(&dir.join("ort_logits.f32"));
+    let work = scratch("int8_fixture").join("m.onnx");
+    std::fs::copy(&model_path, &work).unwrap();
+    let theirs = &ort_run_tensors_literal(&work, &x, &["logits".to_string()])[0];
+    assert_eq!(theirs, &want, "onnxruntime no longer gives the committed logits");
+    let bytes = std::fs::read(&model_path).unwrap();
+    let engine = Engine::from_bytes(&bytes, "fixture", &EngineOptions::default()).unwrap();
+    assert_eq!(engine.run(&x).unwrap(), want, "tract with edgenet's kernels vs onnxruntime on the fixture");
+}

@@ -373,15 +373,38 @@ mod tests {
         assert!(ours.describe_plan().contains("EdgeQConv") && !theirs.describe_plan().contains("EdgeQConv"));
         let x = input(n);
         let (a, b) = (ours.run_all(&x).unwrap(), theirs.run_all(&x).unwrap());
-        let mut worst = 0f32;
-        for ((name, a), b) in names.iter().zip(&a).zip(&b) {
+        // tract requantizes with fixed-point multipliers and its own rounding, so the two may
+        // differ by a step where a value sits near a rounding boundary; downstream layers of a
+        // random-weight network then amplify that. Where they first differ, it must be by at
+        // most one step: a wrong kernel would show there as a large difference.
+        let first = names.iter().zip(&a).zip(&b).find_map(|((name, a), b)| {
             let d = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
-            worst = worst.max(d);
-            assert!(d <= 2.0, "{arch}: `{name}` differs by {d} steps between edgenet's kernels and tract's");
+            (d > 0.0).then_some((name, d))
+        });
+        if let Some((name, d)) = first {
+            assert!(d <= 1.0, "{arch}: `{name}`, the first tensor where they differ, differs by {d} steps");
         }
-        assert_eq!(a[0], b[0], "{arch}: the first int8 tensor must be identical");
         let two = Engine::with_outputs(&q.bytes, "two", &EngineOptions { threads: 2, ..Default::default() }, &names).unwrap();
         assert_eq!(two.run_all(&x).unwrap(), a, "{arch}: 2 threads must give exactly what 1 thread gives");
+    }
+
+    /// The int8 fixture of tests/data/int8 (a small MobileNetV2 quantized by edgenet) gives the
+    /// logits onnxruntime gave on x86-64, within one output step, on this architecture too;
+    /// tests/quantize.rs keeps the fixture honest against onnxruntime.
+    #[test]
+    fn int8_fixture_matches_onnxruntime_logits_on_this_architecture() {
+        let f32s = |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
+        let bytes = include_bytes!("../../tests/data/int8/mobilenet_v2_035_48.int8.onnx");
+        let x = f32s(include_bytes!("../../tests/data/int8/input.f32"));
+        let want = f32s(include_bytes!("../../tests/data/int8/ort_logits.f32"));
+        let step: f32 = include_str!("../../tests/data/int8/output_step.txt").trim().parse().unwrap();
+        for threads in [1, 2] {
+            let engine = Engine::from_bytes(bytes, "fixture", &EngineOptions { threads, ..Default::default() }).unwrap();
+            assert!(engine.describe_plan().contains("EdgeQConv"));
+            let got = engine.run(&x).unwrap();
+            let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(d <= step * 1.001, "{threads} threads: logits differ from onnxruntime's by {d} (step {step})");
+        }
     }
 
     #[test]
