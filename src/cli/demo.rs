@@ -161,8 +161,9 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         "\nf32: {ok_f}/{judged} photos as expected, median {mf:.1} ms   int8: {ok_q}/{judged} as expected, median {mq:.1} ms   same top-1 on {same}/{} photos",
         PHOTOS.len()
     )?;
-    if mq > mf {
-        writeln!(out, "int8 is {:.1}× slower than f32 in tract today; making int8 fast is open work", mq / mf)?;
+    if mq > 0.0 && mf > 0.0 {
+        let (ratio, word) = if mq <= mf { (mf / mq, "faster") } else { (mq / mf, "slower") };
+        writeln!(out, "int8 ran {ratio:.2}× {word} than f32 here (one thread, including preprocessing; see BENCHMARKS.md)")?;
     }
     match edgenet::alloc::rss() {
         Some((peak, _)) => writeln!(out, "peak resident memory (VmHWM): {:.1} MiB", peak as f64 / 1048576.0)?,
