@@ -74,22 +74,33 @@ impl Requant {
     }
 }
 
-/// f32 → int8 as onnxruntime's `QuantizeLinear`: `clamp(x / scale, −128 − zp, 127 − zp)`
-/// rounded half to even, plus `zp`. NaN becomes −128, as with MLAS on x86 (the clamp keeps the bound).
-pub fn quantize(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present.
-        unsafe { quantize_avx2(x, scale, zp, y) };
-        return;
-    }
-    quantize_body(x, scale, zp, y)
+/// Defines `pub fn $name(args)` that runs `$body(args)` compiled for AVX2 when the CPU has it,
+/// and as portable code otherwise; `$body` is `#[inline(always)]` so each copy is specialised.
+macro_rules! with_avx2 {
+    ($(#[$m:meta])* pub fn $name:ident($($a:ident: $t:ty),*) = $body:ident) => {
+        $(#[$m])*
+        pub fn $name($($a: $t),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2($($a: $t),*) {
+                    $body($($a),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 is present.
+                    return unsafe { avx2($($a),*) };
+                }
+            }
+            $body($($a),*)
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn quantize_avx2(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
-    quantize_body(x, scale, zp, y)
+with_avx2! {
+    /// f32 → int8 as onnxruntime's `QuantizeLinear`: `clamp(x / scale, −128 − zp, 127 − zp)`
+    /// rounded half to even, plus `zp`. NaN becomes −128, as with MLAS on x86 (the clamp keeps
+    /// the bound).
+    pub fn quantize(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) = quantize_body
 }
 
 #[inline(always)]
@@ -102,21 +113,9 @@ fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
     }
 }
 
-/// int8 → f32 as onnxruntime's `DequantizeLinear`: `(x − zp) · scale`.
-pub fn dequantize(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present.
-        unsafe { dequantize_avx2(x, scale, zp, y) };
-        return;
-    }
-    dequantize_body(x, scale, zp, y)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn dequantize_avx2(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
-    dequantize_body(x, scale, zp, y)
+with_avx2! {
+    /// int8 → f32 as onnxruntime's `DequantizeLinear`: `(x − zp) · scale`.
+    pub fn dequantize(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) = dequantize_body
 }
 
 #[inline(always)]
@@ -127,22 +126,10 @@ fn dequantize_body(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
     }
 }
 
-/// `quantize(dequantize(a) + dequantize(b))` element by element, with the same f32 operations
-/// as the three separate steps; each pair is `(scale, zero point)`.
-pub fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: AVX2 is present.
-        unsafe { quantized_add_avx2(a, qa, b, qb, qy, y) };
-        return;
-    }
-    quantized_add_body(a, qa, b, qb, qy, y)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn quantized_add_avx2(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
-    quantized_add_body(a, qa, b, qb, qy, y)
+with_avx2! {
+    /// `quantize(dequantize(a) + dequantize(b))` element by element, with the same f32
+    /// operations as the three separate steps; each pair is `(scale, zero point)`.
+    pub fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) = quantized_add_body
 }
 
 #[inline(always)]

@@ -284,102 +284,92 @@ impl TypedOp for EdgeQAdd {
     as_op!();
 }
 
-/// Fuses `EdgeQuantize(Add(EdgeDequantize(a), EdgeDequantize(b)))` into [`EdgeQAdd`] where the
-/// f32 tensors in between have no other use and the shapes are equal.
-pub(crate) fn fuse_qadd(model: &mut TypedModel) -> TractResult<usize> {
+/// A replacement for one node: the outlets feeding the new op, the op, and a name suffix.
+struct Replacement {
+    node: usize,
+    inputs: TVec<OutletId>,
+    op: Box<dyn TypedOp>,
+    suffix: &'static str,
+}
+
+/// Applies the first replacement `pick` finds, again and again until it finds none, one patch
+/// at a time (applying a patch invalidates outlet ids taken before it). Returns how many.
+fn replace_nodes(model: &mut TypedModel, mut pick: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>) -> TractResult<usize> {
     let mut done = 0;
     loop {
         let mut found = None;
-        for q in model.nodes() {
-            let Some(quant) = q.op_as::<EdgeQuantize>() else { continue };
-            let add = model.node(q.inputs[0].node);
-            if add.op().name() != "Add" || add.inputs.len() != 2 || add.outputs[0].successors.len() != 1 {
-                continue;
+        for node in model.nodes() {
+            if let Some(r) = pick(model, node)? {
+                found = Some(r);
+                break;
             }
-            let deq: Vec<_> = add.inputs.iter().map(|i| model.node(i.node)).collect();
-            let (Some(da), Some(db)) = (deq[0].op_as::<EdgeDequantize>(), deq[1].op_as::<EdgeDequantize>()) else { continue };
-            if deq.iter().any(|d| d.outputs[0].successors.len() != 1) || deq[0].id == deq[1].id {
-                continue;
-            }
-            let (fa, fb) = (model.outlet_fact(deq[0].inputs[0])?, model.outlet_fact(deq[1].inputs[0])?);
-            if fa.shape != fb.shape || fa.shape != q.outputs[0].fact.shape {
-                continue;
-            }
-            let op = EdgeQAdd {
-                a: (da.scale, da.zero_point),
-                b: (db.scale, db.zero_point),
-                y: (quant.scale, quant.zero_point),
-                out_dt: quant.out_dt,
-            };
-            found = Some((q.id, deq[0].inputs[0], deq[1].inputs[0], add.name.clone(), op));
-            break;
         }
-        let Some((id, a, b, name, op)) = found else { return Ok(done) };
+        let Some(r) = found else { return Ok(done) };
         let mut patch = TypedModelPatch::default();
-        let a = patch.tap_model(model, a)?;
-        let b = patch.tap_model(model, b)?;
-        let y = patch.wire_node(format!("{name}.edgenet_qadd"), op, &[a, b])?;
-        patch.shunt_outside(model, OutletId::new(id, 0), y[0])?;
+        let inputs = r.inputs.iter().map(|&i| patch.tap_model(model, i)).collect::<TractResult<TVec<_>>>()?;
+        let name = format!("{}.{}", model.node(r.node).name, r.suffix);
+        let y = patch.wire_node(name, r.op, &inputs)?;
+        patch.shunt_outside(model, OutletId::new(r.node, 0), y[0])?;
         patch.apply(model)?;
         done += 1;
     }
+}
+
+/// `(scale, zero point)` of the single-input node whose output tensor is named in `specs`.
+fn labelled<'a>(model: &TypedModel, node: &TypedNode, specs: &'a HashMap<String, (f32, i8)>) -> Option<&'a (f32, i8)> {
+    if node.outputs.len() != 1 || node.inputs.len() != 1 {
+        return None;
+    }
+    specs.get(model.outlet_label(OutletId::new(node.id, 0))?)
+}
+
+/// Fuses `EdgeQuantize(Add(EdgeDequantize(a), EdgeDequantize(b)))` into [`EdgeQAdd`] where the
+/// f32 tensors in between have no other use and the shapes are equal.
+pub(crate) fn fuse_qadd(model: &mut TypedModel) -> TractResult<usize> {
+    replace_nodes(model, |model, q| {
+        let Some(quant) = q.op_as::<EdgeQuantize>() else { return Ok(None) };
+        let add = model.node(q.inputs[0].node);
+        if add.op().name() != "Add" || add.inputs.len() != 2 || add.outputs[0].successors.len() != 1 {
+            return Ok(None);
+        }
+        let deq: Vec<_> = add.inputs.iter().map(|i| model.node(i.node)).collect();
+        let (Some(da), Some(db)) = (deq[0].op_as::<EdgeDequantize>(), deq[1].op_as::<EdgeDequantize>()) else { return Ok(None) };
+        if deq.iter().any(|d| d.outputs[0].successors.len() != 1) || deq[0].id == deq[1].id {
+            return Ok(None);
+        }
+        let (fa, fb) = (model.outlet_fact(deq[0].inputs[0])?, model.outlet_fact(deq[1].inputs[0])?);
+        if fa.shape != fb.shape || fa.shape != q.outputs[0].fact.shape {
+            return Ok(None);
+        }
+        let op = EdgeQAdd { a: (da.scale, da.zero_point), b: (db.scale, db.zero_point), y: (quant.scale, quant.zero_point), out_dt: quant.out_dt };
+        Ok(Some(Replacement { node: q.id, inputs: tvec![deq[0].inputs[0], deq[1].inputs[0]], op: Box::new(op), suffix: "edgenet_qadd" }))
+    })
 }
 
 /// Replaces tract's `DequantizeLinear` nodes named in `specs` by [`EdgeDequantize`].
 pub(crate) fn rewrite_dequantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>) -> TractResult<usize> {
-    let mut done = 0;
-    loop {
-        let mut found = None;
-        for node in model.nodes() {
-            if node.outputs.len() != 1 || node.inputs.len() != 1 || node.op_is::<EdgeDequantize>() {
-                continue;
-            }
-            let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else { continue };
-            let Some(&(scale, zero_point)) = specs.get(label) else { continue };
-            if model.outlet_fact(node.inputs[0])?.datum_type.unquantized() != i8::datum_type()
-                || node.outputs[0].fact.datum_type != f32::datum_type()
-            {
-                continue;
-            }
-            found = Some((node.id, node.inputs[0], node.name.clone(), EdgeDequantize { scale, zero_point }));
-            break;
+    replace_nodes(model, |model, node| {
+        let Some(&(scale, zero_point)) = labelled(model, node, specs) else { return Ok(None) };
+        if node.op_is::<EdgeDequantize>()
+            || model.outlet_fact(node.inputs[0])?.datum_type.unquantized() != i8::datum_type()
+            || node.outputs[0].fact.datum_type != f32::datum_type()
+        {
+            return Ok(None);
         }
-        let Some((id, input, name, op)) = found else { return Ok(done) };
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, input)?;
-        let y = patch.wire_node(format!("{name}.edgenet"), op, &[x])?;
-        patch.shunt_outside(model, OutletId::new(id, 0), y[0])?;
-        patch.apply(model)?;
-        done += 1;
-    }
+        Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(EdgeDequantize { scale, zero_point }), suffix: "edgenet" }))
+    })
 }
 
 /// Replaces tract's `QuantizeLinear` nodes named in `specs` by [`EdgeQuantize`].
 pub(crate) fn rewrite_quantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>) -> TractResult<usize> {
-    let mut done = 0;
-    loop {
-        let mut found = None;
-        for node in model.nodes() {
-            if node.outputs.len() != 1 || node.inputs.len() != 1 || node.op_is::<EdgeQuantize>() {
-                continue;
-            }
-            let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else { continue };
-            let Some(&(scale, zero_point)) = specs.get(label) else { continue };
-            let out_dt = node.outputs[0].fact.datum_type;
-            if model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type() || out_dt.unquantized() != i8::datum_type() {
-                continue;
-            }
-            found = Some((node.id, node.inputs[0], node.name.clone(), EdgeQuantize { scale, zero_point, out_dt }));
-            break;
+    replace_nodes(model, |model, node| {
+        let Some(&(scale, zero_point)) = labelled(model, node, specs) else { return Ok(None) };
+        let out_dt = node.outputs[0].fact.datum_type;
+        if node.op_is::<EdgeQuantize>() || model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type() || out_dt.unquantized() != i8::datum_type() {
+            return Ok(None);
         }
-        let Some((id, input, name, op)) = found else { return Ok(done) };
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, input)?;
-        let y = patch.wire_node(format!("{name}.edgenet"), op, &[x])?;
-        patch.shunt_outside(model, OutletId::new(id, 0), y[0])?;
-        patch.apply(model)?;
-        done += 1;
-    }
+        Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(EdgeQuantize { scale, zero_point, out_dt }), suffix: "edgenet" }))
+    })
 }
 
 /// The `QLinearConv` nodes of `proto` that edgenet's kernels can run, by output tensor name;
@@ -622,50 +612,28 @@ impl TypedOp for EdgeQConv {
 /// that has a spec in `specs` by an [`EdgeQConv`]. Returns how many were replaced; the others
 /// are logged and left to tract.
 pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>, origin: &str) -> TractResult<usize> {
-    // One patch at a time: applying a patch invalidates outlet ids taken before it.
-    let mut done = 0;
     let mut skipped = std::collections::HashSet::new();
-    while let Some((id, input, name, op)) = next_candidate(model, specs, &mut skipped, origin)? {
-        let mut patch = TypedModelPatch::default();
-        let x = patch.tap_model(model, input)?;
-        let y = patch.wire_node(format!("{name}.edgenet"), op, &[x])?;
-        patch.shunt_outside(model, OutletId::new(id, 0), y[0])?;
-        patch.apply(model)?;
-        done += 1;
-    }
-    Ok(done)
-}
-
-type Candidate = (usize, OutletId, String, EdgeQConv);
-
-fn next_candidate(
-    model: &TypedModel,
-    specs: &HashMap<String, QConvSpec>,
-    skipped: &mut std::collections::HashSet<String>,
-    origin: &str,
-) -> TractResult<Option<Candidate>> {
-    for node in model.nodes() {
+    replace_nodes(model, |model, node| {
         let quantized = node.op_as::<Conv>().is_some_and(|c| c.q_params.is_some())
             || node.op_as::<EinSum>().is_some_and(|e| e.q_params.is_some());
         if node.outputs.len() != 1 || !quantized {
-            continue;
+            return Ok(None);
         }
-        let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else { continue };
-        let Some(spec) = specs.get(label) else { continue };
+        let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else { return Ok(None) };
+        let Some(spec) = specs.get(label) else { return Ok(None) };
         if skipped.contains(label) {
-            continue;
+            return Ok(None);
         }
         let fact = model.outlet_fact(node.inputs[0])?;
-        let shape = fact.shape.as_concrete();
         let out_dt = node.outputs[0].fact.datum_type;
-        let why = match shape {
+        let why = match fact.shape.as_concrete() {
             None => "no fixed input shape".to_string(),
             Some(_) if out_dt.unquantized() != i8::datum_type() || fact.datum_type.unquantized() != i8::datum_type() => {
                 format!("{:?} → {out_dt:?} is not int8", fact.datum_type)
             }
             Some(shape) => match EdgeQConv::new(spec, shape, out_dt) {
                 Ok(op) if op.out_shape[..] == *node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]) => {
-                    return Ok(Some((node.id, node.inputs[0], node.name.clone(), op)));
+                    return Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(op), suffix: "edgenet" }));
                 }
                 Ok(op) => format!("edgenet's output shape {:?} differs from tract's", op.out_shape),
                 Err(why) => why,
@@ -673,6 +641,6 @@ fn next_candidate(
         };
         log::info!("{origin}: `{label}`: {why}; left to tract");
         skipped.insert(label.to_string());
-    }
-    Ok(None)
+        Ok(None)
+    })
 }
