@@ -72,19 +72,19 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut progress = Progress::new("warm-up", args.warmup as usize);
     for i in 0..args.warmup {
         engine.run_into(&x, &mut y)?;
-        progress.set(i as usize + 1, "");
+        progress.set(i as usize + 1, None);
     }
+    let mut samples = Vec::with_capacity(args.runs as usize);
+    let mut progress = Progress::new("bench  ", args.runs as usize);
     let rss_after_warmup = measure::rss().map(|r| r.1);
     measure::alloc().reset_peak();
     let heap_before = measure::heap();
-    let mut samples = Vec::with_capacity(args.runs as usize);
-    let mut progress = Progress::new("bench  ", args.runs as usize);
     for i in 0..args.runs {
         let t = Instant::now();
         engine.run_into(&x, &mut y)?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         samples.push(ms);
-        progress.set(i as usize + 1, &format!("{ms:.2} ms"));
+        progress.set(i as usize + 1, Some(ms));
     }
     let heap_after = measure::heap();
     let rss_end = measure::rss();

@@ -125,7 +125,8 @@ impl Progress {
         Progress { label, total, tty: std::io::stderr().is_terminal(), last: None }
     }
 
-    pub fn set(&mut self, done: usize, note: &str) {
+    /// `last_ms`: the latest latency, shown after the bar.
+    pub fn set(&mut self, done: usize, last_ms: Option<f64>) {
         if !self.tty {
             return;
         }
@@ -135,6 +136,7 @@ impl Progress {
         }
         self.last = Some(Instant::now());
         let w = 30 * done.min(self.total) / self.total.max(1);
+        let note = last_ms.map_or(String::new(), |ms| format!("{ms:.2} ms"));
         eprint!("\r{} [{}{}] {done}/{} {note}   ", self.label, "#".repeat(w), ".".repeat(30 - w), self.total);
         if finished {
             eprintln!();
