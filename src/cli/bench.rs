@@ -49,6 +49,8 @@ struct Report {
 /// RSS mean nothing accumulates per inference.
 #[derive(Debug, Serialize)]
 struct Memory {
+    /// VmRSS before the model is read: the binary and the runtime alone.
+    rss_start_bytes: Option<usize>,
     rss_peak_bytes: Option<usize>,
     rss_after_warmup_bytes: Option<usize>,
     rss_end_bytes: Option<usize>,
@@ -61,6 +63,7 @@ struct Memory {
 
 pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let machine = Machine::describe();
+    let rss_start = measure::rss().map(|r| r.1);
     let mut load = Vec::new();
     let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, &mut load)?;
     let load_ms = load.iter().map(|p| p.ms).sum();
@@ -90,6 +93,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rss_end = measure::rss();
     let latency = Latency::of(&samples).ok_or_else(|| anyhow::anyhow!("no timed runs"))?;
     let memory = Memory {
+        rss_start_bytes: rss_start,
         rss_peak_bytes: rss_end.map(|r| r.0),
         rss_after_warmup_bytes: rss_after_warmup,
         rss_end_bytes: rss_end.map(|r| r.1),
