@@ -60,7 +60,7 @@ fn check_footprint(v: &Value, model: &Path) {
     let phases: Vec<&str> = v["heap"]["phases"].as_array().unwrap().iter().map(|p| p["phase"].as_str().unwrap()).collect();
     assert_eq!(
         phases,
-        ["read file", "decode protobuf", "translate to tract", "optimize", "build plan", "first inference", "steady state"]
+        ["read file", "decode protobuf", "translate to tract", "optimize", "build plan", "release free heap", "first inference", "steady state"]
     );
     for p in v["heap"]["phases"].as_array().unwrap() {
         assert!(p["heap_peak_bytes"].as_u64().unwrap() >= p["heap_live_bytes"].as_u64().unwrap(), "{p}");

@@ -27,6 +27,10 @@ pub struct BenchArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Keep the heap's free pages after loading instead of giving them back to the system
+    /// (glibc malloc_trim), to see what a process that does not trim keeps resident.
+    #[arg(long)]
+    pub no_trim: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -65,7 +69,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let machine = Machine::describe();
     let rss_start = measure::rss().map(|r| r.1);
     let mut load = Vec::new();
-    let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, &mut load)?;
+    let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, args.no_trim, &mut load)?;
     let load_ms = load.iter().map(|p| p.ms).sum();
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];

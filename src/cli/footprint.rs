@@ -28,6 +28,10 @@ pub struct FootprintArgs {
     /// One JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Keep the heap's free pages after loading instead of giving them back to the system
+    /// (glibc malloc_trim), to see what a process that does not trim keeps resident.
+    #[arg(long)]
+    pub no_trim: bool,
 }
 
 /// Initializers of one ONNX data type.
@@ -145,7 +149,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let machine = Machine::describe();
     let rss_start = measure::rss().map(|r| r.1);
     let mut phases = Vec::new();
-    let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, &mut phases)?;
+    let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, args.no_trim, &mut phases)?;
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];
     let mut clock = PhaseClock::start();

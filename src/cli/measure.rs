@@ -54,7 +54,10 @@ impl PhaseClock {
 
 /// Prepares `path` the way `classify` does ([`Engine::from_path`]: read the file, decode it
 /// and drop the bytes, translate, optimize, plan), recording each stage.
-pub fn load(path: &Path, threads: usize, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
+/// Then, unless `no_trim`, gives the heap's free pages back to the system
+/// ([`edgenet::alloc::release_free_heap`]), as a long-running process should once its model is
+/// loaded.
+pub fn load(path: &Path, threads: usize, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
     let file_bytes = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len() as usize;
     let mut clock = PhaseClock::start();
     let opts = EngineOptions { threads, input_shape: None };
@@ -69,6 +72,10 @@ pub fn load(path: &Path, threads: usize, phases: &mut Vec<Phase>) -> anyhow::Res
         phases.push(clock.end(name));
     };
     let engine = Engine::from_path_with_phases(path, &opts, &mut on_phase)?;
+    if !no_trim {
+        edgenet::alloc::release_free_heap();
+        phases.push(clock.end("release free heap"));
+    }
     Ok((engine, file_bytes))
 }
 
