@@ -299,6 +299,8 @@ pub struct PlanReport {
     /// largest first: Const nodes, and the weights packed into tract's matmul ops (counted at
     /// the size of the packed buffer tract keeps for its kernels).
     pub constants: Vec<(String, usize, usize)>,
+    /// Bytes of constant values held by the graph's type facts and not shared with a Const op.
+    pub fact_constant_bytes: usize,
     /// Largest sum of live intermediate tensors at any step of the plan's order
     /// (`Graph::eval_tmp_memory_usage`, constants excluded), in bytes.
     pub activation_peak_bytes: usize,
@@ -323,6 +325,7 @@ impl Engine {
             tract_linalg::WeightType::BlockQuant(_) => "packed block-quant".to_string(),
         };
         let mut ops: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut fact_bytes = 0;
         for node in model.nodes() {
             *ops.entry(node.op().name().to_string()).or_default() += 1;
             // Weights that tract's optimizer packed into a matmul live inside the op.
@@ -336,6 +339,15 @@ impl Engine {
                                 e.1 += v.exotic_fact().mem_size().to_usize().unwrap_or(0);
                             }
                         }
+                    }
+                }
+            }
+            // Values known at optimization time that a fact holds besides the Const ops.
+            for o in &node.outputs {
+                if let Some(k) = &o.fact.konst {
+                    let shared = node.op_as::<Const>().is_some_and(|c| Arc::ptr_eq(c.val(), k));
+                    if !shared && k.is_plain() {
+                        fact_bytes += k.len() * k.datum_type().size_of();
                     }
                 }
             }
@@ -368,7 +380,7 @@ impl Engine {
         }
         let mut ops: Vec<(String, usize)> = ops.into_iter().collect();
         ops.sort_by(|a, b| b.1.cmp(&a.1));
-        Ok(PlanReport { nodes: model.nodes().len(), ops, constants, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
+        Ok(PlanReport { nodes: model.nodes().len(), ops, constants, fact_constant_bytes: fact_bytes, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
     }
 }
 

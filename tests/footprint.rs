@@ -69,6 +69,8 @@ fn check_footprint(v: &Value, model: &Path) {
     let steady_peak = u(v, "/heap/steady_peak_bytes");
     let steady_live = u(v, "/heap/steady_live_bytes");
     assert!(peak >= steady_peak && steady_peak >= steady_live && steady_live > 0, "{peak} {steady_peak} {steady_live}");
+    // The engine holds at least the plan's constants.
+    assert!(u(v, "/heap/engine_bytes") >= u(v, "/plan/constant_bytes"), "{}", v["heap"]);
     // Loading reads the whole file into the heap at some point.
     assert!(peak >= file, "heap peak {peak} < file {file}");
     // The activation estimate covers at least the f32 input tensor [1, 3, 96, 96].

@@ -71,6 +71,7 @@ struct PlanJson {
     ops: Vec<OpCount>,
     constants: Vec<Constant>,
     constant_bytes: usize,
+    fact_constant_bytes: usize,
     activation_peak_bytes: usize,
     activation_peak_node: String,
 }
@@ -79,6 +80,8 @@ struct PlanJson {
 struct HeapJson {
     measured: bool,
     phases: Vec<Phase>,
+    /// Heap held by the loaded engine (live after loading minus live before).
+    engine_bytes: Option<usize>,
     /// High-water of the whole process so far (all stages).
     peak_bytes: Option<usize>,
     /// High-water over the steady-state runs, and heap live after them.
@@ -148,8 +151,13 @@ pub fn weights_by_type(bytes: &[u8], origin: &str) -> anyhow::Result<Vec<WeightG
 pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let machine = Machine::describe();
     let rss_start = measure::rss().map(|r| r.1);
+    let heap_start = measure::heap();
     let mut phases = Vec::new();
     let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, args.no_trim, &mut phases)?;
+    let engine_bytes = match (heap_start, measure::heap()) {
+        (Some(a), Some(b)) => Some(b.live_bytes.saturating_sub(a.live_bytes)),
+        _ => None,
+    };
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];
     let mut clock = PhaseClock::start();
@@ -175,6 +183,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let peak_bytes = phases.iter().chain(std::iter::once(&steady)).filter_map(|p| p.heap_peak_bytes).max();
     let heap = HeapJson {
         measured: before.is_some(),
+        engine_bytes,
         steady_peak_bytes: steady.heap_peak_bytes,
         steady_live_bytes: steady.heap_live_bytes,
         steady_runs: args.runs,
@@ -195,6 +204,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             ops: plan.ops.into_iter().map(|(op, count)| OpCount { op, count }).collect(),
             constants: plan.constants.into_iter().map(|(kind, tensors, bytes)| Constant { kind, tensors, bytes }).collect(),
             constant_bytes,
+            fact_constant_bytes: plan.fact_constant_bytes,
             activation_peak_bytes: plan.activation_peak_bytes,
             activation_peak_node: plan.activation_peak_node,
         },
@@ -225,6 +235,9 @@ fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
     for c in &r.plan.constants {
         writeln!(out, "    {:<18} {:>12} bytes  {:>5} tensors", c.kind, c.bytes, c.tensors)?;
     }
+    if r.plan.fact_constant_bytes > 0 {
+        writeln!(out, "  constant values held by type facts besides: {} bytes", r.plan.fact_constant_bytes)?;
+    }
     writeln!(out, "  activation memory (eval_tmp_memory_usage): {} at its peak, node {}", mib(r.plan.activation_peak_bytes), r.plan.activation_peak_node)?;
     if r.heap.measured {
         writeln!(out, "\nheap (counting allocator)      time      high-water      live after")?;
@@ -233,6 +246,15 @@ fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out, "  {:<26} {:>8.1} ms  {:>14}  {:>14}", name, p.ms, mib_or(p.heap_peak_bytes), mib_or(p.heap_live_bytes))?;
         }
         writeln!(out, "  overall high-water {}; {:.0} allocations per inference", mib_or(r.heap.peak_bytes), r.heap.allocations_per_inference.unwrap_or(0.0))?;
+        if let Some(e) = r.heap.engine_bytes {
+            writeln!(
+                out,
+                "  the loaded engine holds {}: the plan's constants {} and {} of tract's graph, op state and edgenet's own fields",
+                mib(e),
+                mib(r.plan.constant_bytes),
+                mib(e.saturating_sub(r.plan.constant_bytes))
+            )?;
+        }
     } else {
         writeln!(out, "\nheap: not measured (the counting allocator is not this binary's global allocator)")?;
     }
