@@ -288,8 +288,9 @@ def render(rows, machine, ort_version, warmup, runs, frames, with_run, ort_basel
         if not f or not q:
             continue
         fe, qe = f["edgenet"]["latency_ms"]["p50"], q["edgenet"]["latency_ms"]["p50"]
+        speedup = ratio(fe, qe) if fe >= qe else f"{fe / qe:.2f}× (int8 {qe / fe:.1f}× slower)"
         lines.append(
-            f"| {model} | {ratio(fe, qe)} | {ratio(qe, q['ort']['latency_ms']['p50'])} | {ratio(fe, f['ort']['latency_ms']['p50'])} "
+            f"| {model} | {speedup} | {ratio(qe, q['ort']['latency_ms']['p50'])} | {ratio(fe, f['ort']['latency_ms']['p50'])} "
             f"| {ratio(q['edgenet_rss'], q['ort_rss'])} |"
         )
     lines += [

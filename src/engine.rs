@@ -299,6 +299,8 @@ pub struct PlanReport {
     /// largest first: Const nodes, and the weights packed into tract's matmul ops (counted at
     /// the size of the packed buffer tract keeps for its kernels).
     pub constants: Vec<(String, usize, usize)>,
+    /// The five largest Const nodes: `(node name, kind, bytes)`.
+    pub largest_const_nodes: Vec<(String, String, usize)>,
     /// Bytes of constant values held by the graph's type facts and not shared with a Const op.
     pub fact_constant_bytes: usize,
     /// Largest sum of live intermediate tensors at any step of the plan's order
@@ -326,6 +328,7 @@ impl Engine {
         };
         let mut ops: std::collections::BTreeMap<String, usize> = Default::default();
         let mut fact_bytes = 0;
+        let mut largest: Vec<(String, String, usize)> = Vec::new();
         for node in model.nodes() {
             *ops.entry(node.op().name().to_string()).or_default() += 1;
             // Weights that tract's optimizer packed into a matmul live inside the op.
@@ -363,6 +366,7 @@ impl Engine {
                 }
                 None => (format!("{:?}", t.datum_type()), t.len() * t.datum_type().size_of()),
             };
+            largest.push((node.name.clone(), kind.clone(), bytes));
             let e = by_kind.entry(kind).or_default();
             e.0 += 1;
             e.1 += bytes;
@@ -378,9 +382,11 @@ impl Engine {
                 peak = (m, model.node(*node).name.clone());
             }
         }
+        largest.sort_by(|a, b| b.2.cmp(&a.2));
+        largest.truncate(5);
         let mut ops: Vec<(String, usize)> = ops.into_iter().collect();
         ops.sort_by(|a, b| b.1.cmp(&a.1));
-        Ok(PlanReport { nodes: model.nodes().len(), ops, constants, fact_constant_bytes: fact_bytes, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
+        Ok(PlanReport { nodes: model.nodes().len(), ops, constants, largest_const_nodes: largest, fact_constant_bytes: fact_bytes, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
     }
 }
 

@@ -71,6 +71,7 @@ struct PlanJson {
     ops: Vec<OpCount>,
     constants: Vec<Constant>,
     constant_bytes: usize,
+    largest_const_nodes: Vec<Constant>,
     fact_constant_bytes: usize,
     activation_peak_bytes: usize,
     activation_peak_node: String,
@@ -103,6 +104,9 @@ struct Rss {
     start_bytes: usize,
     peak_bytes: usize,
     current_bytes: usize,
+    /// The current figure split: anonymous memory (heap, stacks) and file pages (the binary).
+    current_anon_bytes: Option<usize>,
+    current_file_bytes: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -169,7 +173,14 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     let steady = clock.end("steady state");
     let after = measure::heap();
-    let rss = measure::rss().zip(rss_start).map(|((peak_bytes, current_bytes), start_bytes)| Rss { start_bytes, peak_bytes, current_bytes });
+    let kinds = measure::rss_kinds();
+    let rss = measure::rss().zip(rss_start).map(|((peak_bytes, current_bytes), start_bytes)| Rss {
+        start_bytes,
+        peak_bytes,
+        current_bytes,
+        current_anon_bytes: kinds.map(|k| k.0),
+        current_file_bytes: kinds.map(|k| k.1),
+    });
     // Measured: now the extra work of describing the model may allocate.
     let plan: PlanReport = engine.plan_report()?;
     let file = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
@@ -205,6 +216,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             constants: plan.constants.into_iter().map(|(kind, tensors, bytes)| Constant { kind, tensors, bytes }).collect(),
             constant_bytes,
             fact_constant_bytes: plan.fact_constant_bytes,
+            largest_const_nodes: plan.largest_const_nodes.into_iter().map(|(node, kind, bytes)| Constant { kind: format!("{kind} {node}"), tensors: 1, bytes }).collect(),
             activation_peak_bytes: plan.activation_peak_bytes,
             activation_peak_node: plan.activation_peak_node,
         },
@@ -235,6 +247,9 @@ fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
     for c in &r.plan.constants {
         writeln!(out, "    {:<18} {:>12} bytes  {:>5} tensors", c.kind, c.bytes, c.tensors)?;
     }
+    if let Some(big) = r.plan.largest_const_nodes.first() {
+        writeln!(out, "    largest Const node: {} ({} bytes)", big.kind, big.bytes)?;
+    }
     if r.plan.fact_constant_bytes > 0 {
         writeln!(out, "  constant values held by type facts besides: {} bytes", r.plan.fact_constant_bytes)?;
     }
@@ -261,10 +276,12 @@ fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
     match &r.rss {
         Some(s) => writeln!(
             out,
-            "\nresident memory: before loading {}, peak (VmHWM) {}, current (VmRSS) {}",
+            "\nresident memory: before loading {}, peak (VmHWM) {}, current (VmRSS) {} = anonymous {} + file pages {}",
             mib(s.start_bytes),
             mib(s.peak_bytes),
-            mib(s.current_bytes)
+            mib(s.current_bytes),
+            mib_or(s.current_anon_bytes),
+            mib_or(s.current_file_bytes)
         )?,
         None => writeln!(out, "\nresident memory: not measured (no /proc/self/status)")?,
     }

@@ -213,3 +213,15 @@ pub fn mib_or(b: Option<usize>) -> String {
 pub fn rss() -> Option<(usize, usize)> {
     edgenet::alloc::rss().map(|(p, c)| (p as usize, c as usize))
 }
+
+/// Resident memory by kind now (`RssAnon`: heap, stacks, anonymous maps; `RssFile`: pages of
+/// the binary and other mapped files), from `/proc/self/status`.
+pub fn rss_kinds() -> Option<(usize, usize)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |key: &str| -> Option<usize> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        let kb: usize = line.get(key.len()..)?.trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("RssAnon:")?, field("RssFile:")?))
+}
