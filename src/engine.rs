@@ -366,6 +366,10 @@ impl Engine {
                 }
                 None => (format!("{:?}", t.datum_type()), t.len() * t.datum_type().size_of()),
             };
+            if log::log_enabled!(log::Level::Debug) && bytes >= 1 << 20 {
+                let users: Vec<String> = node.outputs.iter().flat_map(|o| o.successors.iter()).map(|s| format!("{} ({})", model.node(s.node).name, model.node(s.node).op().name())).collect();
+                log::debug!("{}: constant {} ({kind}, {bytes} bytes) feeds {}", self.origin, node.name, users.join(", "));
+            }
             largest.push((node.name.clone(), kind.clone(), bytes));
             let e = by_kind.entry(kind).or_default();
             e.0 += 1;
