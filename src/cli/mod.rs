@@ -1,10 +1,13 @@
 //! Command-line front end: clap arguments → validated options → library calls → output.
 //! Exit codes: 0 success (also when stdout is closed early), 1 failure, 2 usage.
 
+mod bench;
 mod classify;
 mod demo;
 mod export;
+mod footprint;
 mod inspect;
+mod measure;
 mod quantize;
 
 use std::io::Write;
@@ -41,6 +44,10 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// The embedded default: EfficientNet-Lite0 from the shipped weights on the bundled photos.
     Demo(demo::DemoArgs),
+    /// Memory a model costs: file, weights by type, tract's plan, heap per stage, RSS, binary.
+    Footprint(footprint::FootprintArgs),
+    /// Latency of a model alone: load/optimize and first-inference time, min/p50/p90/p99/max, FPS.
+    Bench(bench::BenchArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -67,6 +74,8 @@ pub fn main() -> i32 {
         Command::Classify(args) => classify::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Quantize(args) => quantize::run(&args, &mut out),
+        Command::Footprint(args) => footprint::run(&args, &mut out),
+        Command::Bench(args) => bench::run(&args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

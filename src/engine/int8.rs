@@ -192,6 +192,7 @@ pub struct Scratch {
 #[derive(Debug, Default)]
 struct Work {
     packed: Vec<i16>,
+    wide: Vec<u32>,
     offsets: Vec<usize>,
 }
 
@@ -258,8 +259,9 @@ pub struct DenseQConv {
     k: usize,
     /// `k` rounded up to even.
     kp: usize,
-    /// `[m / MR][kp / 2][MR]` words, each two i16 weights (k even in the low half).
-    a: Vec<u32>,
+    /// `[m / MR][kp / 2][MR][2]` int8 weights: for each row block and pair of input positions,
+    /// the pair of every row. Kept in 8 bits; widened to i16 pairs one row block at a time.
+    a: Vec<i8>,
     /// Bias with the input zero point folded in: `bias − z_x · Σ_k w`.
     bias: Vec<i32>,
     x_zp: i8,
@@ -287,14 +289,14 @@ impl DenseQConv {
         }
         let kp = k + (k & 1);
         let blocks = m.div_ceil(MR);
-        let mut a = vec![0u32; blocks * (kp / 2) * MR];
+        let mut a = vec![0i8; blocks * kp * MR];
         for row in 0..m {
             let wr = &weights[row * k..(row + 1) * k];
             let (blk, r) = (row / MR, row % MR);
             for kk in 0..kp / 2 {
-                let lo = wr[2 * kk] as i16 as u16 as u32;
-                let hi = wr.get(2 * kk + 1).map_or(0, |&v| v as i16 as u16 as u32);
-                a[(blk * (kp / 2) + kk) * MR + r] = lo | (hi << 16);
+                let at = ((blk * (kp / 2) + kk) * MR + r) * 2;
+                a[at] = wr[2 * kk];
+                a[at + 1] = wr.get(2 * kk + 1).copied().unwrap_or(0);
             }
         }
         let zx = i32::from(x_zp);
@@ -364,38 +366,38 @@ impl DenseQConv {
             let c0 = b * nb;
             let ncols = (n - c0).min(nb);
             WORK.with(|w| {
-                let packed = &mut w.borrow_mut().packed;
+                let work = &mut *w.borrow_mut();
                 if avx2 {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: AVX2 is present.
                     unsafe {
-                        self.block_avx2(cols, n, c0, ncols, packed, out)
+                        self.block_avx2(cols, n, c0, ncols, work, out)
                     };
                 } else {
-                    self.block(cols, n, c0, ncols, packed, out);
+                    self.block(cols, n, c0, ncols, work, out);
                 }
             })
         });
     }
 
     #[inline(always)]
-    fn block(&self, cols: &[i8], n: usize, c0: usize, ncols: usize, packed: &mut Vec<i16>, out: Out) {
+    fn block(&self, cols: &[i8], n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let panel_len = (self.kp / 2) * NR * 2;
-        packed.clear();
-        packed.resize(ncols.div_ceil(NR) * panel_len, 0);
-        pack_b(cols, self.k, n, self.kp, c0, ncols, packed);
-        self.gemm_portable(packed, c0, ncols, n, out);
+        work.packed.clear();
+        work.packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        pack_b(cols, self.k, n, self.kp, c0, ncols, &mut work.packed);
+        self.gemm_portable(&work.packed, &mut work.wide, c0, ncols, n, out);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2(&self, cols: &[i8], n: usize, c0: usize, ncols: usize, packed: &mut Vec<i16>, out: Out) {
+    unsafe fn block_avx2(&self, cols: &[i8], n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let panel_len = (self.kp / 2) * NR * 2;
-        packed.clear();
-        packed.resize(ncols.div_ceil(NR) * panel_len, 0);
-        pack_b(cols, self.k, n, self.kp, c0, ncols, packed);
+        work.packed.clear();
+        work.packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        pack_b(cols, self.k, n, self.kp, c0, ncols, &mut work.packed);
         // SAFETY: AVX2 is present (this function's contract).
-        unsafe { self.gemm_avx2(packed, c0, ncols, n, out) };
+        unsafe { self.gemm_avx2(&work.packed, &mut work.wide, c0, ncols, n, out) };
     }
 
     #[inline(always)]
@@ -411,13 +413,29 @@ impl DenseQConv {
         }
     }
 
+    /// Row block `blk` of the weights as words of two i16 (the even position in the low half),
+    /// the operand `vpmaddwd` broadcasts.
     #[inline(always)]
-    fn gemm_portable(&self, packed: &[i16], col0: usize, ncols: usize, n: usize, y: Out) {
+    fn widen_block<'w>(&self, blk: usize, wide: &'w mut Vec<u32>) -> &'w [u32] {
+        let words = (self.kp / 2) * MR;
+        let src = &self.a[blk * words * 2..(blk + 1) * words * 2];
+        wide.clear();
+        wide.extend(src.chunks_exact(2).map(|p| (p[0] as i16 as u16 as u32) | ((p[1] as i16 as u16 as u32) << 16)));
+        wide
+    }
+
+    /// Bytes this kernel holds: weights, biases, scales.
+    pub fn held_bytes(&self) -> usize {
+        self.a.len() + 4 * self.bias.len() + 4 * self.requant.scale.len()
+    }
+
+    #[inline(always)]
+    fn gemm_portable(&self, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
         let panels = ncols.div_ceil(NR);
         for blk in 0..self.m.div_ceil(MR) {
-            let a = &self.a[blk * kh * MR..(blk + 1) * kh * MR];
+            let a = self.widen_block(blk, wide);
             let mut p = 0;
             while p < panels {
                 let two = p + 1 < panels;
@@ -445,13 +463,13 @@ impl DenseQConv {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn gemm_avx2(&self, packed: &[i16], col0: usize, ncols: usize, n: usize, y: Out) {
+    unsafe fn gemm_avx2(&self, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
         use std::arch::x86_64::*;
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
         let panels = ncols.div_ceil(NR);
         for blk in 0..self.m.div_ceil(MR) {
-            let a = self.a[blk * kh * MR..(blk + 1) * kh * MR].as_ptr();
+            let a = self.widen_block(blk, wide).as_ptr();
             let mut p = 0;
             while p < panels {
                 let two = p + 1 < panels;
@@ -612,6 +630,11 @@ impl DepthwiseQConv {
     /// Output height and width.
     pub fn output_hw(&self) -> (usize, usize) {
         (self.oh, self.ow)
+    }
+
+    /// Bytes this kernel holds: weights (widened to i32), biases, scales.
+    pub fn held_bytes(&self) -> usize {
+        4 * (self.weights.len() + self.bias.len() + self.requant.scale.len())
     }
 
     /// Multiply-accumulates per run.
@@ -860,9 +883,8 @@ mod tests {
         assert_eq!(y, reference(&g, 1, &w, &bias, 5, &rq, &x), "{g:?} m={m}");
         let mut y2 = vec![0i8; y.len()];
         let n = oh * ow;
-        let mut packed = Vec::new();
         let cols = if g.is_pointwise() { x.clone() } else { scratch.cols.clone() };
-        conv.block(&cols, n, 0, n, &mut packed, Out::new(&mut y2));
+        conv.block(&cols, n, 0, n, &mut Work::default(), Out::new(&mut y2));
         assert_eq!(y2, y, "portable kernel vs dispatched kernel");
         // Split into tasks as for several threads (run here in reverse order).
         let mut y3 = vec![0i8; y.len()];

@@ -57,8 +57,25 @@ impl Engine {
     /// # Errors
     /// An unreadable file, or any [`Engine::from_bytes`] error.
     pub fn from_path(path: &Path, opts: &EngineOptions) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        Self::from_bytes(&bytes, &path.display().to_string(), opts)
+        Self::from_path_with_phases(path, opts, &mut |_| {})
+    }
+
+    /// Like [`from_path`](Self::from_path), calling `on_phase` as each stage of preparing the
+    /// plan ends (see [`from_bytes_with_phases`](Self::from_bytes_with_phases)). The file's
+    /// bytes are dropped as soon as they are decoded, before tract translates the graph, so
+    /// the load peak holds two copies of the weights at most, not three.
+    ///
+    /// # Errors
+    /// As [`from_path`](Self::from_path).
+    pub fn from_path_with_phases(path: &Path, opts: &EngineOptions, on_phase: &mut dyn FnMut(BuildPhase)) -> Result<Self> {
+        let origin = path.display().to_string();
+        let proto = {
+            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+            on_phase(BuildPhase::Read);
+            crate::onnx::decode(&bytes, &origin)?
+        };
+        on_phase(BuildPhase::Decoded);
+        Self::build_proto(proto, &origin, opts, &[], on_phase)
     }
 
     /// Loads an ONNX model from bytes; `origin` names it in errors and logs.
@@ -67,7 +84,17 @@ impl Engine {
     /// [`Error::Onnx`] when the bytes are not ONNX, tract cannot translate or optimise the
     /// graph, or the input shape is neither fixed in the file nor given in `opts`.
     pub fn from_bytes(bytes: &[u8], origin: &str, opts: &EngineOptions) -> Result<Self> {
-        Self::build(bytes, origin, opts, &[])
+        Self::build(bytes, origin, opts, &[], &mut |_| {})
+    }
+
+    /// Like [`from_bytes`](Self::from_bytes), calling `on_phase` as each stage of preparing
+    /// the plan ends, so a caller can time the stages or read a heap counter between them
+    /// (`edgenet footprint` and `edgenet bench` do).
+    ///
+    /// # Errors
+    /// As [`from_bytes`](Self::from_bytes).
+    pub fn from_bytes_with_phases(bytes: &[u8], origin: &str, opts: &EngineOptions, on_phase: &mut dyn FnMut(BuildPhase)) -> Result<Self> {
+        Self::build(bytes, origin, opts, &[], on_phase)
     }
 
     /// Like [`from_bytes`](Self::from_bytes), but the plan's outputs are the tensors named
@@ -80,11 +107,22 @@ impl Engine {
         if outputs.is_empty() {
             return Err(Error::Config("no outputs requested".into()));
         }
-        Self::build(bytes, origin, opts, outputs)
+        Self::build(bytes, origin, opts, outputs, &mut |_| {})
     }
 
-    fn build(bytes: &[u8], origin: &str, opts: &EngineOptions, outputs: &[String]) -> Result<Self> {
+    fn build(bytes: &[u8], origin: &str, opts: &EngineOptions, outputs: &[String], on_phase: &mut dyn FnMut(BuildPhase)) -> Result<Self> {
         let proto = crate::onnx::decode(bytes, origin)?;
+        on_phase(BuildPhase::Decoded);
+        Self::build_proto(proto, origin, opts, outputs, on_phase)
+    }
+
+    fn build_proto(
+        proto: tract_onnx::pb::ModelProto,
+        origin: &str,
+        opts: &EngineOptions,
+        outputs: &[String],
+        on_phase: &mut dyn FnMut(BuildPhase),
+    ) -> Result<Self> {
         let metadata: HashMap<String, String> =
             proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
@@ -98,6 +136,7 @@ impl Engine {
         let onnx = tract_onnx::onnx();
         let mut model = onnx.model_for_proto_model(&proto).map_err(|e| onnx_err(origin, e))?;
         drop(proto);
+        on_phase(BuildPhase::Translated);
         if !outputs.is_empty() {
             model.select_outputs_by_name(outputs).map_err(|e| onnx_err(origin, e))?;
         }
@@ -140,6 +179,7 @@ impl Engine {
             log::debug!("{origin}: {n} quantized residual additions fused");
         }
         let typed = typed.into_optimized().map_err(|e| onnx_err(origin, e))?;
+        on_phase(BuildPhase::Optimized);
         let mut output_lens = Vec::with_capacity(typed.outputs.len());
         for i in 0..typed.outputs.len() {
             let n = typed
@@ -155,6 +195,7 @@ impl Engine {
             run_opts.executor = Some(tract_linalg::multithread::Executor::multithread(opts.threads));
         }
         let plan = SimplePlan::new_with_options(typed, &run_opts).map_err(|e| onnx_err(origin, e))?;
+        on_phase(BuildPhase::Planned);
         log::debug!("{origin}: plan ready in {:.1} ms, input {input_shape:?}, {output_len} outputs", start.elapsed().as_secs_f64() * 1e3);
         Ok(Engine { plan, input_shape, output_len, output_lens, metadata, output_name, origin: origin.to_string() })
     }
@@ -327,6 +368,134 @@ impl Engine {
             }
         }
         s
+    }
+}
+
+/// A stage of [`Engine::from_bytes_with_phases`], reported when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuildPhase {
+    /// The file is read ([`Engine::from_path_with_phases`] only).
+    Read,
+    /// The ONNX protobuf is decoded (and the file's bytes dropped, when loading from a path).
+    Decoded,
+    /// tract's inference model is built from it; the protobuf is dropped.
+    Translated,
+    /// The input fact is set and `into_optimized` is done (weights packed for the kernels).
+    Optimized,
+    /// The runnable plan exists.
+    Planned,
+}
+
+/// What tract's optimized plan holds: its constants (weights, packed or not) by element type,
+/// and its own estimate of the activation memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PlanReport {
+    /// Nodes of the optimized model.
+    pub nodes: usize,
+    /// Nodes by op name, most frequent first.
+    pub ops: Vec<(String, usize)>,
+    /// Constant tensors by kind (`I8`, `F32`, `packed I8`, …): `(kind, tensors, bytes)`,
+    /// largest first: Const nodes, and the weights packed into tract's matmul ops (counted at
+    /// the size of the packed buffer tract keeps for its kernels).
+    pub constants: Vec<(String, usize, usize)>,
+    /// The five largest Const nodes: `(node name, kind, bytes)`.
+    pub largest_const_nodes: Vec<(String, String, usize)>,
+    /// Bytes of constant values held by the graph's type facts and not shared with a Const op.
+    pub fact_constant_bytes: usize,
+    /// Largest sum of live intermediate tensors at any step of the plan's order
+    /// (`Graph::eval_tmp_memory_usage`, constants excluded), in bytes.
+    pub activation_peak_bytes: usize,
+    /// The plan step (node name) where that peak is reached.
+    pub activation_peak_node: String,
+}
+
+impl Engine {
+    /// Inspects the optimized plan: constant bytes by kind and the activation-memory estimate.
+    ///
+    /// # Errors
+    /// [`Error::Engine`] when tract cannot evaluate the order or a size is symbolic.
+    pub fn plan_report(&self) -> Result<PlanReport> {
+        use tract_onnx::tract_core::internal::DimLike;
+        use tract_onnx::tract_core::ops::konst::Const;
+        use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
+        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
+        let model = self.plan.model();
+        let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
+        let packed_kind = |w: tract_linalg::WeightType| match w {
+            tract_linalg::WeightType::Plain(dt) => format!("packed {dt:?}"),
+            tract_linalg::WeightType::BlockQuant(_) => "packed block-quant".to_string(),
+        };
+        let mut ops: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut fact_bytes = 0;
+        let mut largest: Vec<(String, String, usize)> = Vec::new();
+        for node in model.nodes() {
+            *ops.entry(node.op().name().to_string()).or_default() += 1;
+            // Weights that tract's optimizer packed into a matmul live inside the op.
+            if let Some(mm) = node.op_as::<OptMatMul>() {
+                for spec in &mm.micro_ops {
+                    if let ProtoFusedSpec::AddMatMul { a, b, .. } = spec {
+                        for operand in [a, b] {
+                            if let MatMulOperand::Const(v) = operand {
+                                let e = by_kind.entry(format!("{} (in matmul ops)", packed_kind(v.format().precursor()))).or_default();
+                                e.0 += 1;
+                                e.1 += v.exotic_fact().mem_size().to_usize().unwrap_or(0);
+                            }
+                        }
+                    }
+                }
+            }
+            // Weights held by edgenet's int8 kernels.
+            if let Some(q) = node.op_as::<qconv::EdgeQConv>() {
+                let e = by_kind.entry("I8 weights, i32 bias (edgenet int8 kernels)".to_string()).or_default();
+                e.0 += 1;
+                e.1 += q.held_bytes();
+            }
+            // Values known at optimization time that a fact holds besides the Const ops.
+            for o in &node.outputs {
+                if let Some(k) = &o.fact.konst {
+                    let shared = node.op_as::<Const>().is_some_and(|c| Arc::ptr_eq(c.val(), k));
+                    if !shared && k.is_plain() {
+                        fact_bytes += k.len() * k.datum_type().size_of();
+                    }
+                }
+            }
+            let Some(c) = node.op_as::<Const>() else { continue };
+            let t = c.val();
+            let (kind, bytes) = match c.exotic_fact() {
+                Some(f) => {
+                    let kind = match f.downcast_ref::<tract_linalg::mmm::PackedExoticFact>() {
+                        Some(p) => packed_kind(p.format.precursor()),
+                        None => "exotic".to_string(),
+                    };
+                    (kind, f.mem_size().to_usize().unwrap_or(0))
+                }
+                None => (format!("{:?}", t.datum_type()), t.len() * t.datum_type().size_of()),
+            };
+            if log::log_enabled!(log::Level::Debug) && bytes >= 1 << 20 {
+                let users: Vec<String> = node.outputs.iter().flat_map(|o| o.successors.iter()).map(|s| format!("{} ({})", model.node(s.node).name, model.node(s.node).op().name())).collect();
+                log::debug!("{}: constant {} ({kind}, {bytes} bytes) feeds {}", self.origin, node.name, users.join(", "));
+            }
+            largest.push((node.name.clone(), kind.clone(), bytes));
+            let e = by_kind.entry(kind).or_default();
+            e.0 += 1;
+            e.1 += bytes;
+        }
+        let mut constants: Vec<(String, usize, usize)> = by_kind.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
+        constants.sort_by(|a, b| b.2.cmp(&a.2));
+        let order = model.eval_order().map_err(eng)?;
+        let steps = model.eval_tmp_memory_usage(&order, |n| !n.op_is::<Const>()).map_err(eng)?;
+        let mut peak = (0usize, String::new());
+        for (node, mem) in steps.iter() {
+            let m = mem.to_usize().map_err(|e| Error::Engine(format!("{}: activation size {mem}: {e:?}", self.origin)))?;
+            if m > peak.0 {
+                peak = (m, model.node(*node).name.clone());
+            }
+        }
+        largest.sort_by(|a, b| b.2.cmp(&a.2));
+        largest.truncate(5);
+        let mut ops: Vec<(String, usize)> = ops.into_iter().collect();
+        ops.sort_by(|a, b| b.1.cmp(&a.1));
+        Ok(PlanReport { nodes: model.nodes().len(), ops, constants, largest_const_nodes: largest, fact_constant_bytes: fact_bytes, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
     }
 }
 

@@ -551,6 +551,16 @@ impl EdgeQConv {
     }
 }
 
+impl EdgeQConv {
+    /// Bytes of weights, biases and scales the op holds (8-bit weights for dense convolutions).
+    pub(crate) fn held_bytes(&self) -> usize {
+        match &*self.kernel {
+            Kernel::Dense(k) => k.held_bytes(),
+            Kernel::Depthwise(k) => k.held_bytes(),
+        }
+    }
+}
+
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
 }

@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""edgenet (tract) and onnxruntime side by side on the same ONNX files, in one run.
+
+For each network (MobileNetV2-1.0, ResNet-50, EfficientNet-Lite0 at 224²) and each precision
+(f32 with BatchNorm folded, int8 from `edgenet quantize`), this script
+
+  * runs `edgenet bench FILE --json --threads 1 --warmup W --runs R` in a child process;
+  * runs onnxruntime on the same file in a child Python process (CPU provider, one intra-op
+    and one inter-op thread, sequential execution, default graph optimizations), with the same
+    warm-up and number of timed runs;
+  * takes each child's peak resident memory from the kernel (ru_maxrss of that child through
+    wait4, the same measure for both), so each figure covers loading the model and running
+    1 + W + R inferences, and nothing else;
+  * if this build has `edgenet run`, also runs it on a synthetic 640×480 stream of
+    --run-frames frames (100 by default) and records its peak RSS the same way;
+
+then writes a markdown table (median and mean latency, peak RSS, and the ratios edgenet int8
+vs edgenet f32 and edgenet vs onnxruntime) with a description of the machine into
+BENCHMARKS.md, between the markers
+
+    <!-- side-by-side:begin -->  and  <!-- side-by-side:end -->
+
+(everything outside them is kept). The inputs are synthetic: latency and memory do not depend
+on pixel values for these networks.
+
+usage:
+  scripts/bench_side_by_side.py [--quick] [--models mobilenet_v2,resnet50,efficientnet_lite0]
+                                [--warmup W] [--runs R] [--run-frames N] [--edgenet BIN]
+                                [--workdir DIR] [--rebuild] [--output BENCHMARKS.md] [--print-only]
+                                [--note TEXT]
+
+The ONNX files are built with the edgenet binary in --workdir (target/side-by-side by default)
+and reused by later runs (--rebuild makes them again): `edgenet export ARCH --fold-bn` (Lite0
+with the shipped pretrained weights, the others with edgenet's seeded weights, which cost the
+same time) and `edgenet quantize --calibrate models/calibration`. Needs python3 with numpy and
+onnxruntime (`pip install onnxruntime numpy`).
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = {
+    "mobilenet_v2": ("MobileNetV2-1.0 224²", []),
+    "resnet50": ("ResNet-50 224²", []),
+    "efficientnet_lite0": ("EfficientNet-Lite0 224²", ["--weights", os.path.join(ROOT, "models", "efficientnet_lite0.safetensors")]),
+}
+BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The onnxruntime child: `bench_side_by_side.py --ort-child MODEL --warmup W --runs R`.
+
+def vm_status(key):
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def ort_child(model, warmup, runs):
+    import numpy as np
+    import onnxruntime as ort
+    baseline = vm_status("VmRSS:")  # interpreter + numpy + onnxruntime, no model yet
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    t0 = time.perf_counter()
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    load_ms = (time.perf_counter() - t0) * 1e3
+    first = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in first.shape]
+    x = np.random.default_rng(1).uniform(-1.0, 1.0, size=shape).astype(np.float32)
+    feed = {first.name: x}
+    t0 = time.perf_counter()
+    sess.run(None, feed)
+    first_ms = (time.perf_counter() - t0) * 1e3
+    for _ in range(warmup):
+        sess.run(None, feed)
+    lat = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        lat.append((time.perf_counter() - t0) * 1e3)
+    print(json.dumps({
+        "onnxruntime": ort.__version__, "load_ms": load_ms, "first_inference_ms": first_ms,
+        "latency_ms": stats(lat), "runs": runs, "warmup": warmup,
+        "rss_baseline_bytes": baseline, "rss_peak_bytes": vm_status("VmHWM:"),
+    }))
+
+
+# --------------------------------------------------------------------------------------------
+
+def stats(samples):
+    v = sorted(samples)
+    n = len(v)
+    rank = lambda p: v[min(n, max(1, math.ceil(p / 100 * n))) - 1]  # nearest rank, as `edgenet bench`
+    mean = sum(v) / n
+    return {"min": v[0], "p50": rank(50), "p90": rank(90), "p99": rank(99), "max": v[-1], "mean": mean}
+
+
+def run_child(cmd, what):
+    """Runs cmd; returns (stdout, peak RSS in bytes from wait4's ru_maxrss)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode(), err.read().decode()
+    if p.returncode != 0:
+        raise SystemExit(f"{what} failed (exit {p.returncode}): {' '.join(cmd)}\n{stderr}")
+    return stdout, usage.ru_maxrss * 1024
+
+
+def check_call(cmd):
+    log("$ " + " ".join(cmd))
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def has_run_command(edgenet):
+    return subprocess.run([edgenet, "run", "--help"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def git_describe():
+    try:
+        rev = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        return rev + (" + uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def tract_version():
+    try:
+        lock = open(os.path.join(ROOT, "Cargo.lock")).read()
+        m = re.search(r'name = "tract-core"\nversion = "([^"]+)"', lock)
+        return m.group(1) if m else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def mib(b):
+    return "–" if b is None else f"{b / 1048576:.1f} MiB"
+
+
+def ratio(a, b, fmt="{:.2f}×"):
+    return "–" if not a or not b else fmt.format(a / b)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ort-child", help=argparse.SUPPRESS)
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
+    ap.add_argument("--quick", action="store_true", help="1 warm-up, 5 timed runs, 10-frame run streams")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed runs after the first (default 3, --quick 1)")
+    ap.add_argument("--runs", type=int, default=None, help="timed runs (default 30, --quick 5)")
+    ap.add_argument("--run-frames", type=int, default=None, help="frames of the `edgenet run` stream (default 100, --quick 10)")
+    ap.add_argument("--edgenet", default=os.path.join(ROOT, "target", "release", "edgenet"), help="the edgenet binary (built with cargo build --release if missing)")
+    ap.add_argument("--workdir", default=os.path.join(ROOT, "target", "side-by-side"), help="where the ONNX files are made and kept")
+    ap.add_argument("--rebuild", action="store_true", help="make the ONNX files again")
+    ap.add_argument("--output", default=os.path.join(ROOT, "BENCHMARKS.md"))
+    ap.add_argument("--print-only", action="store_true", help="print the markdown, do not write BENCHMARKS.md")
+    ap.add_argument("--note", default="", help="a sentence about the conditions, put under the machine description")
+    args = ap.parse_args()
+    if args.ort_child:
+        ort_child(args.ort_child, args.warmup or 0, args.runs or 1)
+        return
+    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
+    runs = args.runs if args.runs is not None else (5 if args.quick else 30)
+    frames = args.run_frames if args.run_frames is not None else (10 if args.quick else 100)
+    names = [m.strip() for m in args.models.split(",") if m.strip()]
+    for n in names:
+        if n not in MODELS:
+            raise SystemExit(f"unknown model {n!r}; choose from {', '.join(MODELS)}")
+    if runs < 1 or warmup < 0 or frames < 1:
+        raise SystemExit("--runs and --run-frames must be ≥ 1, --warmup ≥ 0")
+    try:
+        import onnxruntime  # noqa: F401  (the child needs it; fail early with a clear message)
+    except ImportError:
+        raise SystemExit("onnxruntime is not installed: pip install onnxruntime numpy")
+    edgenet = args.edgenet
+    if not os.path.exists(edgenet):
+        check_call(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")])
+    os.makedirs(args.workdir, exist_ok=True)
+    with_run = has_run_command(edgenet)
+    log(f"edgenet run: {'measured' if with_run else 'not in this build, column left empty'}")
+
+    rows = []
+    machine = None
+    ort_version = None
+    ort_baseline = None
+    edgenet_baseline = None
+    for name in names:
+        title, extra = MODELS[name]
+        f32 = os.path.join(args.workdir, f"{name}.onnx")
+        int8 = os.path.join(args.workdir, f"{name}.int8.onnx")
+        if args.rebuild or not os.path.exists(f32):
+            check_call([edgenet, "export", name, *extra, "--fold-bn", "-o", f32])
+        if args.rebuild or not os.path.exists(int8):
+            check_call([edgenet, "quantize", f32, "--calibrate", os.path.join(ROOT, "models", "calibration"), "-o", int8])
+        for precision, path in (("f32", f32), ("int8", int8)):
+            log(f"{title} {precision}: edgenet bench")
+            out, e_rss = run_child([edgenet, "bench", path, "--json", "--threads", "1", "--warmup", str(warmup), "--runs", str(runs)], "edgenet bench")
+            e = json.loads(out)
+            machine = machine or e["machine"]
+            edgenet_baseline = e["memory"].get("rss_start_bytes") or edgenet_baseline
+            log(f"{title} {precision}: onnxruntime")
+            out, o_rss = run_child([sys.executable, os.path.abspath(__file__), "--ort-child", path, "--warmup", str(warmup), "--runs", str(runs)], "onnxruntime")
+            o = json.loads(out)
+            ort_version = o["onnxruntime"]
+            ort_baseline = o["rss_baseline_bytes"] or ort_baseline
+            r_rss = None
+            if with_run:
+                log(f"{title} {precision}: edgenet run, {frames} synthetic frames")
+                _, r_rss = run_child([edgenet, "run", path, "--source", "synthetic:640x480", "--max-frames", str(frames), "--threads", "1", "--json"], "edgenet run")
+            rows.append({"model": title, "precision": precision, "file_bytes": os.path.getsize(path), "edgenet": e, "ort": o,
+                         "edgenet_rss": e_rss, "ort_rss": o_rss, "run_rss": r_rss})
+
+    md = render(rows, machine, ort_version, warmup, runs, frames, with_run, ort_baseline, edgenet_baseline, args.note)
+    if args.print_only:
+        print(md)
+        return
+    write_section(args.output, md)
+    log(f"wrote {args.output}")
+    print(md)
+
+
+def render(rows, machine, ort_version, warmup, runs, frames, with_run, ort_baseline, edgenet_baseline, note):
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    isa = " ".join(machine.get("isa", [])) if machine else ""
+    load = machine.get("load_average_1m") if machine else None
+    lines = [
+        f"Generated by `scripts/bench_side_by_side.py` on {now}, edgenet {git_describe()}, tract {tract_version()}, "
+        f"onnxruntime {ort_version}, Python {platform.python_version()}.",
+        "",
+        f"Machine: {machine['cpu'] if machine else '?'}, {machine['logical_cores'] if machine else '?'} logical cores, "
+        f"{machine['arch'] if machine else '?'} ({isa}), {machine['os'] if machine else ''}; "
+        f"1-minute load average {load if load is not None else '?'} when the first model was measured.",
+    ]
+    if note:
+        lines += ["", note]
+    lines += [
+        "",
+        f"One thread in both runtimes, the same ONNX file, a synthetic input; 1 first inference, {warmup} warm-up, "
+        f"{runs} timed runs; latency of the model alone (no decoding or preprocessing). Peak RSS is the kernel's "
+        "ru_maxrss of the child process that loaded the model and ran all of its inferences.",
+        "",
+        "| network | precision | file | edgenet p50 | edgenet mean | onnxruntime p50 | onnxruntime mean | edgenet / onnxruntime (p50) "
+        "| edgenet peak RSS | onnxruntime peak RSS | `edgenet run` peak RSS |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        e, o = r["edgenet"]["latency_ms"], r["ort"]["latency_ms"]
+        run_cell = mib(r["run_rss"]) if with_run else "n/a"
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {r['file_bytes'] / 1e6:.1f} MB | {e['p50']:.1f} ms | {e['mean']:.1f} ms "
+            f"| {o['p50']:.1f} ms | {o['mean']:.1f} ms | {ratio(e['p50'], o['p50'])} | {mib(r['edgenet_rss'])} "
+            f"| {mib(r['ort_rss'])} | {run_cell} |"
+        )
+    lines += ["", "Ratios of p50 latencies. The speed-up is f32 / int8 (above 1× the int8 model is faster); the other "
+              "columns are edgenet / onnxruntime (above 1× edgenet is slower or bigger).", "",
+              "| network | edgenet int8 speed-up over edgenet f32 | edgenet int8 / onnxruntime int8 | edgenet f32 / onnxruntime f32 "
+              "| peak RSS edgenet int8 / onnxruntime int8 |",
+              "|---|---:|---:|---:|---:|"]
+    by = {}
+    for r in rows:
+        by.setdefault(r["model"], {})[r["precision"]] = r
+    for model, d in by.items():
+        f, q = d.get("f32"), d.get("int8")
+        if not f or not q:
+            continue
+        fe, qe = f["edgenet"]["latency_ms"]["p50"], q["edgenet"]["latency_ms"]["p50"]
+        speedup = ratio(fe, qe) if fe >= qe else f"{fe / qe:.2f}× (int8 {qe / fe:.1f}× slower)"
+        lines.append(
+            f"| {model} | {speedup} | {ratio(qe, q['ort']['latency_ms']['p50'])} | {ratio(fe, f['ort']['latency_ms']['p50'])} "
+            f"| {ratio(q['edgenet_rss'], q['ort_rss'])} |"
+        )
+    lines += [
+        "",
+        f"Baselines inside those peaks: the edgenet process before reading a model holds {mib(edgenet_baseline)} "
+        f"(`bench`'s `rss_start_bytes`); the Python child with numpy and onnxruntime imported, before creating the "
+        f"session, holds {mib(ort_baseline)}.",
+    ]
+    if not with_run:
+        lines += ["", "`edgenet run` is not in this build: its column is empty until the camera runner lands."]
+    else:
+        lines += ["", f"`edgenet run`: `--source synthetic:640x480 --max-frames {frames} --threads 1 --json`, decoding, "
+                  "preprocessing and top-K included."]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(path, md):
+    block = f"{BEGIN}\n{md}{END}\n"
+    if os.path.exists(path):
+        text = open(path).read()
+        if BEGIN in text and END in text:
+            head, rest = text.split(BEGIN, 1)
+            tail = rest.split(END, 1)[1].lstrip("\n")
+            text = head + block + ("\n" + tail if tail else "")
+        else:
+            text = text.rstrip("\n") + "\n\n" + block
+    else:
+        text = "# Benchmarks\n\n" + block
+    with open(path, "w") as f:
+        f.write(text)
+
+
+if __name__ == "__main__":
+    main()
