@@ -44,7 +44,8 @@ impl Parallel for TractPool {
 /// A quantized convolution's constants, read from the ONNX file.
 #[derive(Debug, Clone)]
 pub(crate) struct QConvSpec {
-    weights: Vec<i8>,
+    /// Weight dims `[m, cin/group, kh, kw]`; the weights themselves are read from tract's model
+    /// (its constant) when the op is built, so that they are not held twice while loading.
     w_dims: [usize; 4],
     bias: Vec<i32>,
     x_zp: i8,
@@ -400,12 +401,11 @@ fn matmul_spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>)
     let a_scale = scalar(read_f32(input(1)?)).ok_or("a_scale is not one f32")?;
     let a_zp = scalar(read_i8(input(2)?)).ok_or("a_zero_point is not one int8")?;
     let bt = input(3)?;
-    let b = read_i8(bt).ok_or("b is not int8")?;
+    if bt.data_type != pb::tensor_proto::DataType::Int8 as i32 {
+        return Err("b is not int8".into());
+    }
     let [k, n] = <[i64; 2]>::try_from(bt.dims.as_slice()).map_err(|_| "b is not 2-D")?;
     let (k, n) = (k as usize, n as usize);
-    if b.len() != k * n {
-        return Err("b size does not match dims".into());
-    }
     let b_scale = read_f32(input(4)?).ok_or("b_scale is not f32")?;
     let b_zp = read_i8(input(5)?).ok_or("b_zero_point is not int8")?;
     if b_zp.iter().any(|&z| z != 0) {
@@ -416,15 +416,8 @@ fn matmul_spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>)
     }
     let y_scale = scalar(read_f32(input(6)?)).ok_or("y_scale is not one f32")?;
     let y_zp = scalar(read_i8(input(7)?)).ok_or("y_zero_point is not one int8")?;
-    let mut weights = vec![0i8; k * n];
-    for (kk, row) in b.chunks_exact(n).enumerate() {
-        for (j, &v) in row.iter().enumerate() {
-            weights[j * k + kk] = v;
-        }
-    }
     let scale = (0..n).map(|j| a_scale * b_scale[if b_scale.len() == 1 { 0 } else { j }] / y_scale).collect();
     Ok(QConvSpec {
-        weights,
         w_dims: [n, k, 1, 1],
         bias: vec![0; n],
         x_zp: a_zp,
@@ -450,11 +443,10 @@ fn spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Res
     let x_scale = scalar(read_f32(input(1)?)).ok_or("x_scale is not one f32")?;
     let x_zp = scalar(read_i8(input(2)?)).ok_or("x_zero_point is not one int8")?;
     let wt = input(3)?;
-    let weights = read_i8(wt).ok_or("weights are not int8")?;
-    let w_dims: [usize; 4] = wt.dims.iter().map(|&d| d as usize).collect::<Vec<_>>().try_into().map_err(|_| "weights are not 4-D")?;
-    if weights.len() != w_dims.iter().product::<usize>() {
-        return Err("weights size does not match dims".into());
+    if wt.data_type != pb::tensor_proto::DataType::Int8 as i32 {
+        return Err("weights are not int8".into());
     }
+    let w_dims: [usize; 4] = wt.dims.iter().map(|&d| d as usize).collect::<Vec<_>>().try_into().map_err(|_| "weights are not 4-D")?;
     let cout = w_dims[0];
     let w_scale = read_f32(input(4)?).ok_or("w_scale is not f32")?;
     let w_zp = read_i8(input(5)?).ok_or("w_zero_point is not int8")?;
@@ -486,7 +478,6 @@ fn spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Res
         }
     }
     Ok(QConvSpec {
-        weights,
         w_dims,
         bias,
         x_zp,
@@ -523,7 +514,25 @@ impl PartialEq for EdgeQConv {
 impl Eq for EdgeQConv {}
 
 impl EdgeQConv {
-    fn new(spec: &QConvSpec, in_shape: &[usize], out_dt: DatumType) -> Result<Self, String> {
+    /// `weights`: OIHW for a convolution, `[K, N]` for a matmul.
+    fn new(spec: &QConvSpec, weights: &[i8], in_shape: &[usize], out_dt: DatumType) -> Result<Self, String> {
+        if weights.len() != spec.w_dims.iter().product::<usize>() {
+            return Err(format!("{} weights for dims {:?}", weights.len(), spec.w_dims));
+        }
+        let transposed;
+        let weights = if spec.matmul {
+            let [n, k, _, _] = spec.w_dims;
+            let mut t = vec![0i8; k * n];
+            for (kk, row) in weights.chunks_exact(n).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    t[j * k + kk] = v;
+                }
+            }
+            transposed = t;
+            &transposed[..]
+        } else {
+            weights
+        };
         let [n, c, h, w] = match (spec.matmul, in_shape) {
             (false, &[n, c, h, w]) => [n, c, h, w],
             (true, &[n, k]) => [n, k, 1, 1],
@@ -536,9 +545,9 @@ impl EdgeQConv {
         let geo = Geometry { cin: c, h, w, kh, kw, stride: spec.strides, dilation: spec.dilations, pads: spec.pads };
         let rq = Requant::new(spec.scale.clone(), spec.y_zp);
         let kernel = if spec.group == 1 && cin_g == c {
-            Kernel::Dense(DenseQConv::new(geo, &spec.weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
+            Kernel::Dense(DenseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else if spec.group == c && cin_g == 1 && m == c {
-            Kernel::Depthwise(DepthwiseQConv::new(geo, &spec.weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
+            Kernel::Depthwise(DepthwiseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else {
             return Err(format!("group {} with {c} input and {m} output channels", spec.group));
         };
@@ -636,12 +645,21 @@ pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>
         }
         let fact = model.outlet_fact(node.inputs[0])?;
         let out_dt = node.outputs[0].fact.datum_type;
+        let konst = model.outlet_fact(node.inputs[1])?.konst.clone();
+        let weights: Option<&[i8]> = match &konst {
+            // SAFETY: i8 and the quantized i8 datum types share their representation (checked).
+            Some(k) if k.datum_type().unquantized() == i8::datum_type() && k.is_plain() => {
+                Some(unsafe { k.try_as_plain_ram()?.as_slice_unchecked::<i8>() })
+            }
+            _ => None,
+        };
         let why = match fact.shape.as_concrete() {
             None => "no fixed input shape".to_string(),
+            Some(_) if weights.is_none() => "its weights are not an int8 constant in tract's model".to_string(),
             Some(_) if out_dt.unquantized() != i8::datum_type() || fact.datum_type.unquantized() != i8::datum_type() => {
                 format!("{:?} → {out_dt:?} is not int8", fact.datum_type)
             }
-            Some(shape) => match EdgeQConv::new(spec, shape, out_dt) {
+            Some(shape) => match EdgeQConv::new(spec, weights.unwrap_or_default(), shape, out_dt) {
                 Ok(op) if op.out_shape[..] == *node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]) => {
                     return Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(op), suffix: "edgenet" }));
                 }
