@@ -1,10 +1,14 @@
-//! edgenet's int8 convolutions inside tract: a `TypedOp` running [`super::int8`]'s kernels, and
-//! the rewrite that puts it in place of the quantized convolutions tract would lower through
-//! eager im2col, per-group matmuls and separate requantization passes.
+//! edgenet's int8 ops inside tract: `TypedOp`s running [`super::int8`]'s kernels, and the
+//! rewrites of tract's typed model (before its optimisation) that put them in place of
+//! - quantized convolutions and matmuls (`QLinearConv`, `QLinearMatMul`), which tract lowers
+//!   through eager im2col, per-row or per-group matmuls and separate requantization passes;
+//! - `QuantizeLinear` and `DequantizeLinear`, whose tract versions round differently from
+//!   onnxruntime and run one element at a time;
+//! - `QuantizeLinear(DequantizeLinear(a) + DequantizeLinear(b))`, fused into one pass.
 //!
-//! The ONNX file is untouched; the parameters come from its `QLinearConv` initializers, and a
-//! convolution the kernels do not cover (non-zero weight zero point, uint8, grouped but not
-//! depthwise, `auto_pad`) is left to tract.
+//! The ONNX file is untouched. A node the kernels do not cover (non-zero weight zero point,
+//! uint8, grouped but not depthwise, `auto_pad`, weights that are not constants) is logged and
+//! left to tract.
 
 use std::collections::HashMap;
 use std::sync::Arc;
