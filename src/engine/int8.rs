@@ -194,6 +194,7 @@ struct Work {
     packed: Vec<i16>,
     wide: Vec<u32>,
     offsets: Vec<usize>,
+    row: Vec<i16>,
 }
 
 thread_local! {
@@ -714,15 +715,24 @@ impl DepthwiseQConv {
                         *d = i16::from(s) - zx;
                     }
                 } else {
-                    for phase in 0..sw {
-                        // The first padded column of this phase holding an input value.
-                        let first = g.pads[1] + (phase + sw - g.pads[1] % sw) % sw;
-                        if first >= g.pads[1] + g.w {
-                            continue;
+                    // The padded row in order, then dealt out to the phases.
+                    let row = &mut work.row;
+                    row.clear();
+                    row.resize(pw * sw, 0);
+                    for (d, &s) in row[g.pads[1]..g.pads[1] + g.w].iter_mut().zip(srow) {
+                        *d = i16::from(s) - zx;
+                    }
+                    if sw == 2 {
+                        let (lower, upper) = planes.split_at_mut((hp + py) * pw);
+                        let p0 = &mut lower[py * pw..(py + 1) * pw];
+                        let p1 = &mut upper[..pw];
+                        for ((d0, d1), pair) in p0.iter_mut().zip(p1.iter_mut()).zip(row.chunks_exact(2)) {
+                            *d0 = pair[0];
+                            *d1 = pair[1];
                         }
-                        let dst = &mut planes[(phase * hp + py) * pw + first / sw..];
-                        for (d, &s) in dst.iter_mut().zip(srow[first - g.pads[1]..].iter().step_by(sw)) {
-                            *d = i16::from(s) - zx;
+                    } else {
+                        for (x, &v) in row.iter().enumerate() {
+                            planes[((x % sw) * hp + py) * pw + x / sw] = v;
                         }
                     }
                 }
