@@ -155,7 +155,8 @@ impl EvalOp for EdgeQuantize {
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = inputs[0].try_as_plain_ram()?;
         let xs = x.as_slice::<f32>()?;
-        let mut y = Tensor::zero_dt(i8::datum_type(), inputs[0].shape())?;
+        // SAFETY: every element is written below before the tensor is read.
+        let mut y = unsafe { Tensor::uninitialized_dt(i8::datum_type(), inputs[0].shape())? };
         {
             let mut view = y.try_as_plain_ram_mut()?;
             super::int8::quantize(xs, self.scale, self.zero_point, view.as_slice_mut::<i8>()?);
@@ -210,7 +211,8 @@ impl EvalOp for EdgeDequantize {
         ensure!(x.datum_type().unquantized() == i8::datum_type(), "EdgeDequantize takes int8, got {:?}", x.datum_type());
         // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
         let xs: &[i8] = unsafe { x.as_slice_unchecked::<i8>() };
-        let mut y = Tensor::zero::<f32>(inputs[0].shape())?;
+        // SAFETY: every element is written below before the tensor is read.
+        let mut y = unsafe { Tensor::uninitialized::<f32>(inputs[0].shape())? };
         {
             let mut view = y.try_as_plain_ram_mut()?;
             super::int8::dequantize(xs, self.scale, self.zero_point, view.as_slice_mut::<f32>()?);
@@ -269,7 +271,8 @@ impl EvalOp for EdgeQAdd {
         ensure!(inputs[0].shape() == inputs[1].shape(), "EdgeQAdd: shapes {:?} and {:?}", inputs[0].shape(), inputs[1].shape());
         // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
         let (xa, xb): (&[i8], &[i8]) = unsafe { (a.as_slice_unchecked::<i8>(), b.as_slice_unchecked::<i8>()) };
-        let mut y = Tensor::zero_dt(i8::datum_type(), inputs[0].shape())?;
+        // SAFETY: every element is written below before the tensor is read.
+        let mut y = unsafe { Tensor::uninitialized_dt(i8::datum_type(), inputs[0].shape())? };
         {
             let mut view = y.try_as_plain_ram_mut()?;
             super::int8::quantized_add(xa, self.a, xb, self.b, self.y, view.as_slice_mut::<i8>()?);
@@ -602,7 +605,8 @@ impl EvalOp for EdgeQConv {
         // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
         let xs: &[i8] = unsafe { x.as_slice_unchecked::<i8>() };
         ensure!(xs.len() == self.in_len, "EdgeQConv: input of {} values, expected {}", xs.len(), self.in_len);
-        let mut y = Tensor::zero_dt(i8::datum_type(), &self.out_shape)?;
+        // SAFETY: the kernels write every output element.
+        let mut y = unsafe { Tensor::uninitialized_dt(i8::datum_type(), &self.out_shape)? };
         {
             let mut view = y.try_as_plain_ram_mut()?;
             let ys = view.as_slice_mut::<i8>()?;
