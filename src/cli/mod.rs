@@ -6,6 +6,7 @@ mod demo;
 mod export;
 mod inspect;
 mod quantize;
+mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -39,6 +40,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Quantize an f32 ONNX model to int8 with calibration, and report its accuracy.
     Quantize(quantize::QuantizeArgs),
+    /// Classify a stream of frames: camera, raw or MJPEG pipe, image files, synthetic pattern.
+    Run(run::RunArgs),
     /// The embedded default: EfficientNet-Lite0 from the shipped weights on the bundled photos.
     Demo(demo::DemoArgs),
 }
@@ -67,6 +70,7 @@ pub fn main() -> i32 {
         Command::Classify(args) => classify::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Quantize(args) => quantize::run(&args, &mut out),
+        Command::Run(args) => run::run(&args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

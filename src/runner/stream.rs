@@ -86,8 +86,9 @@ pub struct FrameReport<'a> {
 /// The end-of-run figures.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Summary {
-    /// Frames read from the source (processed or not).
-    pub frames_read: u64,
+    /// Frames the source delivered or dropped (processed, passed over, or dropped; corrupt
+    /// frames are counted separately).
+    pub frames: u64,
     /// Frames classified.
     pub processed: u64,
     /// Frames a live source dropped because the runner was busy.
@@ -220,7 +221,7 @@ impl<M: Model> StreamRunner<M> {
     /// The figures so far; `corrupt` is the source's count of undecodable frames.
     pub fn summary(&self, corrupt: u64) -> Summary {
         Summary {
-            frames_read: self.frames_read,
+            frames: self.frames_read + self.dropped,
             processed: self.stats.count(),
             dropped: self.dropped,
             corrupt,
@@ -269,7 +270,7 @@ mod tests {
         }
         assert_eq!(idx, [0, 3, 6, 9]);
         let s = r.summary(0);
-        assert_eq!((s.frames_read, s.processed, s.skipped_every, s.dropped), (10, 4, 6, 0));
+        assert_eq!((s.frames, s.processed, s.skipped_every, s.dropped), (10, 4, 6, 0));
         assert!(s.latency_ms.p50 > 0.0 && s.latency_ms.max >= s.latency_ms.p99);
     }
 
