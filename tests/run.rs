@@ -378,3 +378,30 @@ fn text_output_for_people() {
     assert!(lines[3].starts_with("summary: 3 frames, 3 classified, 0 dropped"), "{text}");
     assert!(lines[4].starts_with("latency ms: p50 "), "{text}");
 }
+
+#[test]
+fn ctrl_c_prints_the_summary() {
+    let model = small_model().to_str().unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", model, "--source", "synthetic:64x48", "--json", "--top", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..5 {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+    }
+    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let last: Value = serde_json::from_str(rest.lines().last().expect("a summary after Ctrl-C")).unwrap();
+    assert_eq!(last["type"], "summary");
+    assert_eq!(last["interrupted"], true);
+    assert!(last["processed"].as_u64().unwrap() >= 5, "{last}");
+}
