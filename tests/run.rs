@@ -352,8 +352,9 @@ fn a_live_source_faster_than_the_model_drops_frames_instead_of_queueing() {
         let expect = if i == 0 { d } else { idx[i - 1] + 1 + d };
         assert_eq!(idx[i], expect, "the index gap is the dropped count");
         dropped += d;
-        // A frame is at most one frame period old plus its processing when it is done: no queue.
-        assert!(f["age_ms"].as_f64().unwrap() < f["latency_ms"].as_f64().unwrap() + 50.0, "{f}");
+        // A frame is about one frame period old plus its processing when it is done. A queue
+        // would make the age grow by ~latency per frame (≈ 150 ms by frame 30).
+        assert!(f["age_ms"].as_f64().unwrap() < f["latency_ms"].as_f64().unwrap() + 100.0, "{f}");
     }
     assert!(dropped > 30, "dropped {dropped}");
     assert_eq!(l.summary["dropped"].as_u64(), Some(dropped));

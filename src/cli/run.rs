@@ -243,6 +243,12 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         match runner.step(&mut *source) {
             Ok(Some(f)) => write_frame(out, &f, labels.as_ref(), args.json)?,
             Ok(None) => break,
+            // After Ctrl-C the producer (rpicam-vid in the same process group) may die mid-frame:
+            // that is how the stream ends, not an error.
+            Err(e) if INTERRUPTED.load(Ordering::Relaxed) => {
+                log::info!("after Ctrl-C: {e}");
+                break;
+            }
             Err(e) => {
                 error = Some(e);
                 break;

@@ -155,3 +155,34 @@ mod imp {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frames::{LiveMode, SourceKind, YuvRange};
+
+    fn spec(p: &str) -> SourceSpec {
+        SourceSpec { kind: SourceKind::Device(p.into()), format: None, size: None, range: YuvRange::Limited, live: LiveMode::Auto, limit: None }
+    }
+
+    #[test]
+    fn a_missing_device_is_named() {
+        let e = open(Path::new("/dev/video99"), &spec("/dev/video99")).err().unwrap().to_string();
+        assert!(e.starts_with("frame source /dev/video99: no such device"), "{e}");
+    }
+
+    #[cfg(not(feature = "v4l"))]
+    #[test]
+    fn an_existing_device_says_the_build_has_no_v4l2() {
+        // /dev/null stands in for a device node that exists.
+        let e = open(Path::new("/dev/null"), &spec("/dev/null")).err().unwrap().to_string();
+        assert!(e.contains("/dev/null") && e.contains("built without V4L2 support") && e.contains("--features v4l"), "{e}");
+    }
+
+    #[cfg(feature = "v4l")]
+    #[test]
+    fn a_node_that_is_no_camera_is_refused_with_its_name() {
+        let e = open(Path::new("/dev/null"), &spec("/dev/null")).err().unwrap().to_string();
+        assert!(e.contains("/dev/null"), "{e}");
+    }
+}
