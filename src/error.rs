@@ -72,6 +72,26 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A frame source could not be opened or configured (a device, a stream, a spec).
+    #[error("frame source {source_name}: {message}")]
+    Source {
+        /// The source: a path, `stdin`, `/dev/videoN`, `synthetic`.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// One frame of a stream is unusable (truncated, corrupt).
+    #[error("frame source {source_name}: frame {index} (byte offset {offset}): {message}")]
+    Frame {
+        /// The source.
+        source_name: String,
+        /// Index of the frame in the stream, from 0.
+        index: u64,
+        /// Byte offset of the frame's start in the stream (0 where bytes do not apply).
+        offset: u64,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 /// Result alias used across the library.

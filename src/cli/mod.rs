@@ -9,6 +9,7 @@ mod footprint;
 mod inspect;
 mod measure;
 mod quantize;
+mod run;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -42,6 +43,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Quantize an f32 ONNX model to int8 with calibration, and report its accuracy.
     Quantize(quantize::QuantizeArgs),
+    /// Classify a stream of frames: camera, raw or MJPEG pipe, image files, synthetic pattern.
+    Run(run::RunArgs),
     /// The embedded default: EfficientNet-Lite0 from the shipped weights on the bundled photos.
     Demo(demo::DemoArgs),
     /// Memory a model costs: file, weights by type, tract's plan, heap per stage, RSS, binary.
@@ -76,6 +79,7 @@ pub fn main() -> i32 {
         Command::Quantize(args) => quantize::run(&args, &mut out),
         Command::Footprint(args) => footprint::run(&args, &mut out),
         Command::Bench(args) => bench::run(&args, &mut out),
+        Command::Run(args) => run::run(&args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::plan::SimplePlan;
+use tract_onnx::tract_core::plan::{SimplePlan, SimpleState};
 use tract_onnx::tract_core::runtime::RunOptions;
 
 use crate::error::{Error, Result};
@@ -496,6 +496,87 @@ impl Engine {
         let mut ops: Vec<(String, usize)> = ops.into_iter().collect();
         ops.sort_by(|a, b| b.1.cmp(&a.1));
         Ok(PlanReport { nodes: model.nodes().len(), ops, constants, largest_const_nodes: largest, fact_constant_bytes: fact_bytes, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
+    }
+}
+
+/// A model run session that keeps tract's per-run state (`SimpleState`: op states, the value
+/// table) and the input tensor between runs, for loops that run one model many times. Compared
+/// with [`Engine::run_into`], which builds both anew on every call, it saves those allocations;
+/// the ops' own output tensors are still allocated by tract on every run (see
+/// `Session::run_into`).
+#[derive(Debug)]
+pub struct Session {
+    state: tract_onnx::tract_core::model::TypedSimpleState,
+    input: Arc<Tensor>,
+    input_shape: [usize; 4],
+    output_len: usize,
+    origin: String,
+}
+
+impl Engine {
+    /// A [`Session`] on this engine's plan (the plan is shared, not copied).
+    ///
+    /// # Errors
+    /// [`Error::Engine`] when tract cannot create the state.
+    pub fn session(&self) -> Result<Session> {
+        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
+        let state = SimpleState::new(&self.plan).map_err(eng)?;
+        let input = Arc::new(Tensor::zero::<f32>(&self.input_shape).map_err(eng)?);
+        Ok(Session { state, input, input_shape: self.input_shape, output_len: self.output_len, origin: self.origin.clone() })
+    }
+}
+
+impl Session {
+    /// The input shape `[1, C, H, W]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        self.input_shape
+    }
+
+    /// Number of output values.
+    pub fn output_len(&self) -> usize {
+        self.output_len
+    }
+
+    /// Like [`Engine::run_into`], reusing the state and the input tensor.
+    ///
+    /// # Errors
+    /// As [`Engine::run_into`].
+    pub fn run_into(&mut self, input: &[f32], out: &mut [f32]) -> Result<()> {
+        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
+        if out.len() != self.output_len {
+            return Err(Error::Input(format!("output buffer of {} for {} outputs", out.len(), self.output_len)));
+        }
+        // The plan drops every value at the end of a run, so the tensor is ours again here;
+        // if it is not (an op kept it), make a new one rather than fail.
+        let t = match Arc::get_mut(&mut self.input) {
+            Some(t) => t,
+            None => {
+                self.input = Arc::new(Tensor::zero::<f32>(&self.input_shape).map_err(eng)?);
+                Arc::get_mut(&mut self.input).ok_or_else(|| Error::Engine("input tensor is shared".into()))?
+            }
+        };
+        let mut view = t.try_as_plain_ram_mut().map_err(eng)?;
+        let dst = view.as_slice_mut::<f32>().map_err(eng)?;
+        if dst.len() != input.len() {
+            return Err(Error::Input(format!(
+                "{} expects {:?} = {} values, got {}",
+                self.origin,
+                self.input_shape,
+                dst.len(),
+                input.len()
+            )));
+        }
+        dst.copy_from_slice(input);
+        let result = self.state.run(tvec!(TValue::from_const(self.input.clone()))).map_err(eng)?;
+        let first = result.first().ok_or_else(|| Error::Engine(format!("{}: the plan returned no output", self.origin)))?;
+        let y = first.cast_to::<f32>().map_err(eng)?;
+        let view = y.try_as_plain_ram().map_err(eng)?;
+        let s = view.as_slice::<f32>().map_err(eng)?;
+        if s.len() != out.len() {
+            return Err(Error::Engine(format!("{}: produced {} outputs, expected {}", self.origin, s.len(), out.len())));
+        }
+        out.copy_from_slice(s);
+        Ok(())
     }
 }
 

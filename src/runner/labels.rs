@@ -47,6 +47,11 @@ impl Labels {
         }
     }
 
+    /// The name of class `i`, if there is one (borrowed: no allocation).
+    pub fn get(&self, i: usize) -> Option<&str> {
+        self.names.get(i).map(String::as_str)
+    }
+
     /// Number of names.
     pub fn len(&self) -> usize {
         self.names.len()

@@ -1,6 +1,8 @@
 //! Classification: preprocessing, the engine, top-K and labels, for still images and frames.
 
 pub mod labels;
+pub mod stats;
+pub mod stream;
 pub mod topk;
 
 use crate::engine::Engine;
@@ -10,6 +12,7 @@ use crate::frames::preprocess::{Preprocess, Preprocessor};
 use crate::onnx::meta;
 
 pub use labels::Labels;
+pub use stream::{FrameReport, Model, StreamOptions, StreamRunner, Summary};
 pub use topk::{softmax_in_place, top_k, Prediction, TopK, MAX_TOP_K};
 
 /// An engine with its preprocessing and reusable buffers: frame in, logits out.
