@@ -286,17 +286,23 @@ impl Engine {
         if out.len() != self.output_len {
             return Err(Error::Input(format!("output buffer of {} for {} outputs", out.len(), self.output_len)));
         }
-        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
         let result = self.run_raw(input)?;
-        let y = result[0].cast_to::<f32>().map_err(eng)?;
-        let view = y.try_as_plain_ram().map_err(eng)?;
-        let s = view.as_slice::<f32>().map_err(eng)?;
-        if s.len() != out.len() {
-            return Err(Error::Engine(format!("{}: produced {} outputs, expected {}", self.origin, s.len(), out.len())));
-        }
-        out.copy_from_slice(s);
-        Ok(())
+        copy_first_output(&result, out, &self.origin)
     }
+}
+
+/// Casts the plan's first output to f32 into `out`, checking its length.
+fn copy_first_output(result: &[TValue], out: &mut [f32], origin: &str) -> Result<()> {
+    let eng = |e: TractError| Error::Engine(format!("{origin}: {e:#}"));
+    let first = result.first().ok_or_else(|| Error::Engine(format!("{origin}: the plan returned no output")))?;
+    let y = first.cast_to::<f32>().map_err(eng)?;
+    let view = y.try_as_plain_ram().map_err(eng)?;
+    let s = view.as_slice::<f32>().map_err(eng)?;
+    if s.len() != out.len() {
+        return Err(Error::Engine(format!("{origin}: produced {} outputs, expected {}", s.len(), out.len())));
+    }
+    out.copy_from_slice(s);
+    Ok(())
 }
 
 /// Time spent in one node of the plan, from [`Engine::profile`].
@@ -568,15 +574,7 @@ impl Session {
         }
         dst.copy_from_slice(input);
         let result = self.state.run(tvec!(TValue::from_const(self.input.clone()))).map_err(eng)?;
-        let first = result.first().ok_or_else(|| Error::Engine(format!("{}: the plan returned no output", self.origin)))?;
-        let y = first.cast_to::<f32>().map_err(eng)?;
-        let view = y.try_as_plain_ram().map_err(eng)?;
-        let s = view.as_slice::<f32>().map_err(eng)?;
-        if s.len() != out.len() {
-            return Err(Error::Engine(format!("{}: produced {} outputs, expected {}", self.origin, s.len(), out.len())));
-        }
-        out.copy_from_slice(s);
-        Ok(())
+        copy_first_output(&result, out, &self.origin)
     }
 }
 
