@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 /// Largest JPEG frame accepted (a 4K JPEG at high quality is a few MB).
 const MAX_FRAME: usize = 64 << 20;
 
+/// Largest decoded frame accepted, in pixels (8192 × 8192).
+const MAX_PIXELS: usize = 1 << 26;
+
 /// Where a frame starting with SOI at offset 0 of a buffer ends.
 #[derive(Debug, PartialEq, Eq)]
 enum Scan {
@@ -89,6 +92,10 @@ pub(crate) fn decode_jpeg(bytes: &[u8], buf: &mut RgbBuf, gray: &mut Vec<u8>) ->
     let (w, h) = (w as usize, h as usize);
     if w == 0 || h == 0 {
         return Err("the image has no pixels".into());
+    }
+    // A corrupt header can claim 65535×65535: refuse instead of trying to allocate 12 GB.
+    if w.saturating_mul(h) > MAX_PIXELS {
+        return Err(format!("the header claims {w}x{h} pixels, more than edgenet accepts ({MAX_PIXELS})"));
     }
     match dec.color_type() {
         image::ColorType::Rgb8 => dec.read_image(buf.reshape(w, h)).map_err(|e| e.to_string()),
@@ -311,6 +318,17 @@ mod tests {
         assert_eq!((b.index, buf.width, buf.height, src.corrupt()), (2, 8, 4, 1));
         assert!((buf.data[0] as i32 - 200).abs() < 8, "{}", buf.data[0]);
         assert!(src.next_frame(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_header_claiming_a_huge_image_is_refused() {
+        let mut j = jpeg(16, 8, 10);
+        let sof = j.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+        j[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+        let mut buf = RgbBuf::new();
+        let e = decode_jpeg(&j, &mut buf, &mut Vec::new()).unwrap_err();
+        assert!(e.contains("65535x65535"), "{e}");
+        assert!(buf.data.capacity() < 1 << 20);
     }
 
     #[test]
