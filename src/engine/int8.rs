@@ -396,7 +396,8 @@ impl DenseQConv {
         let panel_len = (self.kp / 2) * NR * 2;
         work.packed.clear();
         work.packed.resize(ncols.div_ceil(NR) * panel_len, 0);
-        pack_b(cols, self.k, n, self.kp, c0, ncols, &mut work.packed);
+        // SAFETY: AVX2 is present (this function's contract).
+        unsafe { pack_b_avx2(cols, self.k, n, self.kp, c0, ncols, &mut work.packed) };
         // SAFETY: AVX2 is present (this function's contract).
         unsafe { self.gemm_avx2(&work.packed, &mut work.wide, c0, ncols, n, out) };
     }
@@ -498,19 +499,54 @@ impl DenseQConv {
                         c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a3, v1));
                     }
                 }
-                let mut acc = [[0i32; 2 * NR]; MR];
-                for (r, (lo, hi)) in [(c00, c01), (c10, c11), (c20, c21), (c30, c31)].into_iter().enumerate() {
-                    // SAFETY: each row of `acc` holds 16 i32.
-                    unsafe {
-                        _mm256_storeu_si256(acc[r].as_mut_ptr() as *mut __m256i, lo);
-                        _mm256_storeu_si256(acc[r].as_mut_ptr().add(NR) as *mut __m256i, hi);
-                    }
-                }
                 let cols = (ncols - p * NR).min(if two { 2 * NR } else { NR });
-                self.store_tile(&acc, blk * MR, col0 + p * NR, cols, n, y);
+                let tile = [(c00, c01), (c10, c11), (c20, c21), (c30, c31)];
+                if cols == 2 * NR && (blk + 1) * MR <= self.m {
+                    for (r, (lo, hi)) in tile.into_iter().enumerate() {
+                        let row = blk * MR + r;
+                        // SAFETY: this task owns columns col0.. of every row (see `run_par`); AVX2.
+                        unsafe { self.requant16_avx2(lo, hi, row, y.slice(row * n + col0 + p * NR, 2 * NR)) };
+                    }
+                } else {
+                    let mut acc = [[0i32; 2 * NR]; MR];
+                    for (r, (lo, hi)) in tile.into_iter().enumerate() {
+                        // SAFETY: each row of `acc` holds 16 i32.
+                        unsafe {
+                            _mm256_storeu_si256(acc[r].as_mut_ptr() as *mut __m256i, lo);
+                            _mm256_storeu_si256(acc[r].as_mut_ptr().add(NR) as *mut __m256i, hi);
+                        }
+                    }
+                    self.store_tile(&acc, blk * MR, col0 + p * NR, cols, n, y);
+                }
                 p += 2;
             }
         }
+    }
+}
+
+impl DenseQConv {
+    /// [`Requant::one`] on 16 accumulators of `row` in registers, stored as 16 int8: the same
+    /// operations in the same order (i32 add, f32 convert, multiply, clamp, round half to even
+    /// by `cvtps2dq` in the default rounding mode), so bit-identical to the scalar path.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    unsafe fn requant16_avx2(&self, lo: std::arch::x86_64::__m256i, hi: std::arch::x86_64::__m256i, row: usize, out: &mut [i8]) {
+        use std::arch::x86_64::*;
+        assert!(out.len() >= 16);
+        let rq = &self.requant;
+        let bias = _mm256_set1_epi32(self.bias[row]);
+        let scale = _mm256_set1_ps(rq.scale[row]);
+        let (lo_f, hi_f, zp) = (_mm256_set1_ps(rq.lo), _mm256_set1_ps(rq.hi), _mm256_set1_epi32(rq.zero_point));
+        let q = |v: __m256i| {
+            let f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v, bias)), scale);
+            _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f)), zp)
+        };
+        // packs works within 128-bit lanes: [a0..3 b0..3 | a4..7 b4..7] → reorder the quads.
+        let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q(lo), q(hi)));
+        let bytes = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+        // SAFETY: `out` holds at least 16 bytes (asserted).
+        unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, bytes) };
     }
 }
 
@@ -594,6 +630,44 @@ fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, p
                 }
             }
         }
+    }
+}
+
+/// [`pack_b`] with AVX2: two rows of 8 columns interleaved and sign-extended in registers.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pack_b_avx2(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, packed: &mut [i16]) {
+    use std::arch::x86_64::*;
+    let kh = kp / 2;
+    let full = ncols / NR;
+    let pairs = k / 2;
+    for p in 0..full {
+        let pc = c0 + p * NR;
+        let panel = &mut packed[p * kh * NR * 2..(p + 1) * kh * NR * 2];
+        for kk in 0..pairs {
+            let r0 = &cols[2 * kk * n + pc..][..NR];
+            let r1 = &cols[(2 * kk + 1) * n + pc..][..NR];
+            let dst = &mut panel[kk * NR * 2..][..2 * NR];
+            // SAFETY: r0, r1 hold NR = 8 bytes, dst 16 i16 (bounds checked by the slicing above).
+            unsafe {
+                let a = _mm_loadl_epi64(r0.as_ptr() as *const __m128i);
+                let b = _mm_loadl_epi64(r1.as_ptr() as *const __m128i);
+                let v = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(a, b));
+                _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, v);
+            }
+        }
+        if k & 1 == 1 {
+            let r0 = &cols[(k - 1) * n + pc..][..NR];
+            let dst = &mut panel[pairs * NR * 2..][..2 * NR];
+            for j in 0..NR {
+                dst[2 * j] = i16::from(r0[j]);
+                dst[2 * j + 1] = 0;
+            }
+        }
+    }
+    if full * NR < ncols {
+        let start = full * kh * NR * 2;
+        pack_b(cols, k, n, kp, c0 + full * NR, ncols - full * NR, &mut packed[start..]);
     }
 }
 
