@@ -37,9 +37,9 @@ fn round_small(v: f32) -> i32 {
 const PACKED_BLOCK_BYTES: usize = 192 * 1024;
 
 /// Rows of the weight matrix per micro-tile.
-const MR: usize = 4;
+pub(super) const MR: usize = 4;
 /// Columns (output positions) per packed panel.
-const NR: usize = 8;
+pub(super) const NR: usize = 8;
 
 /// Output quantization of a convolution: per-output-channel multipliers, zero point and the
 /// clamp range relative to the zero point.
@@ -57,11 +57,16 @@ impl Requant {
     /// Requantization to int8 with the given per-channel multipliers and zero point.
     pub fn new(scale: Vec<f32>, zero_point: i8) -> Self {
         let zp = i32::from(zero_point);
-        Requant { scale, zero_point: zp, lo: (-128 - zp) as f32, hi: (127 - zp) as f32 }
+        Requant {
+            scale,
+            zero_point: zp,
+            lo: (-128 - zp) as f32,
+            hi: (127 - zp) as f32,
+        }
     }
 
     #[inline(always)]
-    fn one(&self, acc: i32, scale: f32) -> i8 {
+    pub(super) fn one(&self, acc: i32, scale: f32) -> i8 {
         let v = (acc as f32 * scale).max(self.lo).min(self.hi);
         (round_small(v) + self.zero_point) as i8
     }
@@ -133,7 +138,14 @@ with_avx2! {
 }
 
 #[inline(always)]
-fn quantized_add_body(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
+fn quantized_add_body(
+    a: &[i8],
+    qa: (f32, i8),
+    b: &[i8],
+    qb: (f32, i8),
+    qy: (f32, i8),
+    y: &mut [i8],
+) {
     let (za, zb, z) = (i32::from(qa.1), i32::from(qb.1), i32::from(qy.1));
     let (lo, hi) = ((-128 - z) as f32, (127 - z) as f32);
     for ((o, &va), &vb) in y.iter_mut().zip(a).zip(b) {
@@ -174,7 +186,10 @@ impl Geometry {
         if ph < span_h || pw < span_w || self.stride.0 == 0 || self.stride.1 == 0 {
             return None;
         }
-        Some(((ph - span_h) / self.stride.0 + 1, (pw - span_w) / self.stride.1 + 1))
+        Some((
+            (ph - span_h) / self.stride.0 + 1,
+            (pw - span_w) / self.stride.1 + 1,
+        ))
     }
 
     fn is_pointwise(&self) -> bool {
@@ -225,7 +240,7 @@ impl Parallel for Sequential {
 
 /// The output of a kernel, written by tasks at disjoint ranges.
 #[derive(Clone, Copy)]
-struct Out {
+pub(super) struct Out {
     ptr: *mut i8,
     len: usize,
 }
@@ -236,14 +251,17 @@ unsafe impl Send for Out {}
 unsafe impl Sync for Out {}
 
 impl Out {
-    fn new(y: &mut [i8]) -> Self {
-        Out { ptr: y.as_mut_ptr(), len: y.len() }
+    pub(super) fn new(y: &mut [i8]) -> Self {
+        Out {
+            ptr: y.as_mut_ptr(),
+            len: y.len(),
+        }
     }
 
     /// # Safety
     /// No other task may access `start..start + len` while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    unsafe fn slice(&self, start: usize, len: usize) -> &mut [i8] {
+    pub(super) unsafe fn slice(&self, start: usize, len: usize) -> &mut [i8] {
         assert!(start + len <= self.len);
         // SAFETY: in bounds (checked), disjoint by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
@@ -278,15 +296,30 @@ impl DenseQConv {
     ///
     /// # Errors
     /// Inconsistent sizes.
-    pub fn new(geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
-        let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
+    pub fn new(
+        geo: Geometry,
+        weights: &[i8],
+        bias: &[i32],
+        x_zp: i8,
+        requant: Requant,
+    ) -> Result<Self, Unsupported> {
+        let (oh, ow) = geo
+            .output_hw()
+            .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
         let k = geo.cin * geo.kh * geo.kw;
         if k == 0 || weights.len() % k != 0 {
-            return Err(Unsupported(format!("{} weights for {k} per output channel", weights.len())));
+            return Err(Unsupported(format!(
+                "{} weights for {k} per output channel",
+                weights.len()
+            )));
         }
         let m = weights.len() / k;
         if bias.len() != m || requant.scale.len() != m {
-            return Err(Unsupported(format!("{m} output channels, {} biases, {} scales", bias.len(), requant.scale.len())));
+            return Err(Unsupported(format!(
+                "{m} output channels, {} biases, {} scales",
+                bias.len(),
+                requant.scale.len()
+            )));
         }
         let kp = k + (k & 1);
         let blocks = m.div_ceil(MR);
@@ -301,8 +334,27 @@ impl DenseQConv {
             }
         }
         let zx = i32::from(x_zp);
-        let bias = (0..m).map(|row| bias[row] - zx * weights[row * k..(row + 1) * k].iter().map(|&v| i32::from(v)).sum::<i32>()).collect();
-        Ok(DenseQConv { geo, oh, ow, m, k, kp, a, bias, x_zp, requant })
+        let bias = (0..m)
+            .map(|row| {
+                bias[row]
+                    - zx * weights[row * k..(row + 1) * k]
+                        .iter()
+                        .map(|&v| i32::from(v))
+                        .sum::<i32>()
+            })
+            .collect();
+        Ok(DenseQConv {
+            geo,
+            oh,
+            ow,
+            m,
+            k,
+            kp,
+            a,
+            bias,
+            x_zp,
+            requant,
+        })
     }
 
     /// Kernel height and width.
@@ -353,7 +405,9 @@ impl DenseQConv {
         let mut nb = ((PACKED_BLOCK_BYTES / (self.kp * 2)) / (2 * NR) * (2 * NR)).max(4 * NR);
         let threads = par.threads();
         if threads > 1 {
-            nb = nb.min(n.div_ceil(2 * threads).div_ceil(2 * NR) * 2 * NR).max(2 * NR);
+            nb = nb
+                .min(n.div_ceil(2 * threads).div_ceil(2 * NR) * 2 * NR)
+                .max(2 * NR);
         }
         let nb = nb.min(n.div_ceil(NR) * NR);
         let blocks = n.div_ceil(nb);
@@ -392,7 +446,15 @@ impl DenseQConv {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2(&self, cols: &[i8], n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    unsafe fn block_avx2(
+        &self,
+        cols: &[i8],
+        n: usize,
+        c0: usize,
+        ncols: usize,
+        work: &mut Work,
+        out: Out,
+    ) {
         let panel_len = (self.kp / 2) * NR * 2;
         work.packed.clear();
         work.packed.resize(ncols.div_ceil(NR) * panel_len, 0);
@@ -403,7 +465,15 @@ impl DenseQConv {
     }
 
     #[inline(always)]
-    fn store_tile(&self, acc: &[[i32; 2 * NR]; MR], row0: usize, col0: usize, cols: usize, n: usize, y: Out) {
+    fn store_tile(
+        &self,
+        acc: &[[i32; 2 * NR]; MR],
+        row0: usize,
+        col0: usize,
+        cols: usize,
+        n: usize,
+        y: Out,
+    ) {
         for (r, acc_r) in acc.iter().enumerate() {
             let row = row0 + r;
             if row >= self.m {
@@ -411,7 +481,8 @@ impl DenseQConv {
             }
             // SAFETY: this task owns columns col0.. of every row (see `run_par`).
             let out = unsafe { y.slice(row * n + col0, cols) };
-            self.requant.row(&acc_r[..cols], self.bias[row], self.requant.scale[row], out);
+            self.requant
+                .row(&acc_r[..cols], self.bias[row], self.requant.scale[row], out);
         }
     }
 
@@ -422,7 +493,10 @@ impl DenseQConv {
         let words = (self.kp / 2) * MR;
         let src = &self.a[blk * words * 2..(blk + 1) * words * 2];
         wide.clear();
-        wide.extend(src.chunks_exact(2).map(|p| (p[0] as i16 as u16 as u32) | ((p[1] as i16 as u16 as u32) << 16)));
+        wide.extend(
+            src.chunks_exact(2)
+                .map(|p| (p[0] as i16 as u16 as u32) | ((p[1] as i16 as u16 as u32) << 16)),
+        );
         wide
     }
 
@@ -432,7 +506,15 @@ impl DenseQConv {
     }
 
     #[inline(always)]
-    fn gemm_portable(&self, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
+    fn gemm_portable(
+        &self,
+        packed: &[i16],
+        wide: &mut Vec<u32>,
+        col0: usize,
+        ncols: usize,
+        n: usize,
+        y: Out,
+    ) {
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
         let panels = ncols.div_ceil(NR);
@@ -442,17 +524,25 @@ impl DenseQConv {
             while p < panels {
                 let two = p + 1 < panels;
                 let b0 = &packed[p * panel_len..(p + 1) * panel_len];
-                let b1 = if two { &packed[(p + 1) * panel_len..(p + 2) * panel_len] } else { b0 };
+                let b1 = if two {
+                    &packed[(p + 1) * panel_len..(p + 2) * panel_len]
+                } else {
+                    b0
+                };
                 let mut acc = [[0i32; 2 * NR]; MR];
                 for kk in 0..kh {
                     let bb0 = &b0[kk * 2 * NR..(kk + 1) * 2 * NR];
                     let bb1 = &b1[kk * 2 * NR..(kk + 1) * 2 * NR];
                     for (r, acc_r) in acc.iter_mut().enumerate() {
                         let w = a[kk * MR + r];
-                        let (lo, hi) = (i32::from(w as u16 as i16), i32::from((w >> 16) as u16 as i16));
+                        let (lo, hi) = (
+                            i32::from(w as u16 as i16),
+                            i32::from((w >> 16) as u16 as i16),
+                        );
                         for j in 0..NR {
                             acc_r[j] += lo * i32::from(bb0[2 * j]) + hi * i32::from(bb0[2 * j + 1]);
-                            acc_r[NR + j] += lo * i32::from(bb1[2 * j]) + hi * i32::from(bb1[2 * j + 1]);
+                            acc_r[NR + j] +=
+                                lo * i32::from(bb1[2 * j]) + hi * i32::from(bb1[2 * j + 1]);
                         }
                     }
                 }
@@ -465,7 +555,15 @@ impl DenseQConv {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn gemm_avx2(&self, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
+    unsafe fn gemm_avx2(
+        &self,
+        packed: &[i16],
+        wide: &mut Vec<u32>,
+        col0: usize,
+        ncols: usize,
+        n: usize,
+        y: Out,
+    ) {
         use std::arch::x86_64::*;
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
@@ -476,36 +574,33 @@ impl DenseQConv {
             while p < panels {
                 let two = p + 1 < panels;
                 let b0 = packed[p * panel_len..].as_ptr();
-                let b1 = if two { packed[(p + 1) * panel_len..].as_ptr() } else { b0 };
-                let z = _mm256_setzero_si256();
-                let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21, mut c30, mut c31) = (z, z, z, z, z, z, z, z);
-                for kk in 0..kh {
-                    // SAFETY: kk < kh, each panel holds kh·16 i16, A holds kh·MR words.
-                    unsafe {
-                        let v0 = _mm256_loadu_si256(b0.add(kk * 16) as *const __m256i);
-                        let v1 = _mm256_loadu_si256(b1.add(kk * 16) as *const __m256i);
-                        let w = a.add(kk * MR);
-                        let a0 = _mm256_set1_epi32(*w as i32);
-                        let a1 = _mm256_set1_epi32(*w.add(1) as i32);
-                        c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a0, v0));
-                        c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a0, v1));
-                        c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a1, v0));
-                        c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a1, v1));
-                        let a2 = _mm256_set1_epi32(*w.add(2) as i32);
-                        let a3 = _mm256_set1_epi32(*w.add(3) as i32);
-                        c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a2, v0));
-                        c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a2, v1));
-                        c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a3, v0));
-                        c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a3, v1));
+                let b1 = if two {
+                    packed[(p + 1) * panel_len..].as_ptr()
+                } else {
+                    b0
+                };
+                // SAFETY: each panel holds kh·16 i16, A holds kh·MR words; AVX2 is present.
+                let [c00, c01, c10, c11, c20, c21, c30, c31] = unsafe {
+                    if two {
+                        micro_4x16::<true>(a, b0 as *const u32, b1 as *const u32, kh)
+                    } else {
+                        micro_4x16::<false>(a, b0 as *const u32, b1 as *const u32, kh)
                     }
-                }
+                };
                 let cols = (ncols - p * NR).min(if two { 2 * NR } else { NR });
                 let tile = [(c00, c01), (c10, c11), (c20, c21), (c30, c31)];
                 if cols == 2 * NR && (blk + 1) * MR <= self.m {
                     for (r, (lo, hi)) in tile.into_iter().enumerate() {
                         let row = blk * MR + r;
                         // SAFETY: this task owns columns col0.. of every row (see `run_par`); AVX2.
-                        unsafe { self.requant16_avx2(lo, hi, row, y.slice(row * n + col0 + p * NR, 2 * NR)) };
+                        unsafe {
+                            self.requant16_avx2(
+                                lo,
+                                hi,
+                                row,
+                                y.slice(row * n + col0 + p * NR, 2 * NR),
+                            )
+                        };
                     }
                 } else {
                     let mut acc = [[0i32; 2 * NR]; MR];
@@ -531,16 +626,29 @@ impl DenseQConv {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn requant16_avx2(&self, lo: std::arch::x86_64::__m256i, hi: std::arch::x86_64::__m256i, row: usize, out: &mut [i8]) {
+    unsafe fn requant16_avx2(
+        &self,
+        lo: std::arch::x86_64::__m256i,
+        hi: std::arch::x86_64::__m256i,
+        row: usize,
+        out: &mut [i8],
+    ) {
         use std::arch::x86_64::*;
         assert!(out.len() >= 16);
         let rq = &self.requant;
         let bias = _mm256_set1_epi32(self.bias[row]);
         let scale = _mm256_set1_ps(rq.scale[row]);
-        let (lo_f, hi_f, zp) = (_mm256_set1_ps(rq.lo), _mm256_set1_ps(rq.hi), _mm256_set1_epi32(rq.zero_point));
+        let (lo_f, hi_f, zp) = (
+            _mm256_set1_ps(rq.lo),
+            _mm256_set1_ps(rq.hi),
+            _mm256_set1_epi32(rq.zero_point),
+        );
         let q = |v: __m256i| {
             let f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v, bias)), scale);
-            _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f)), zp)
+            _mm256_add_epi32(
+                _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f)),
+                zp,
+            )
         };
         // packs works within 128-bit lanes: [a0..3 b0..3 | a4..7 b4..7] → reorder the quads.
         let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q(lo), q(hi)));
@@ -548,6 +656,51 @@ impl DenseQConv {
         // SAFETY: `out` holds at least 16 bytes (asserted).
         unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, bytes) };
     }
+}
+
+/// The register tile: `Σ_k a[k][r] · b[k][j]` for MR = 4 rows and 16 columns (8 when `!TWO`:
+/// the second half is then zero and `b1` unread), over `kh` pairs of `k`. `a` holds `kh · MR`
+/// words (two i16, the even `k` low), `b0`/`b1` `kh · NR` words each (a panel of 8 columns).
+/// Returns the accumulators by row: `[r0 cols 0..8, r0 cols 8..16, r1 …]`.
+///
+/// # Safety
+/// AVX2 is present and the pointers are valid for those lengths.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) unsafe fn micro_4x16<const TWO: bool>(
+    a: *const u32,
+    b0: *const u32,
+    b1: *const u32,
+    kh: usize,
+) -> [std::arch::x86_64::__m256i; 8] {
+    use std::arch::x86_64::*;
+    let z = _mm256_setzero_si256();
+    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21, mut c30, mut c31) =
+        (z, z, z, z, z, z, z, z);
+    for kk in 0..kh {
+        // SAFETY: kk < kh (the caller's contract covers the lengths).
+        unsafe {
+            let v0 = _mm256_loadu_si256(b0.add(kk * NR) as *const __m256i);
+            let w = a.add(kk * MR);
+            let a0 = _mm256_set1_epi32(*w as i32);
+            let a1 = _mm256_set1_epi32(*w.add(1) as i32);
+            let a2 = _mm256_set1_epi32(*w.add(2) as i32);
+            let a3 = _mm256_set1_epi32(*w.add(3) as i32);
+            c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(a0, v0));
+            c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(a1, v0));
+            c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(a2, v0));
+            c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(a3, v0));
+            if TWO {
+                let v1 = _mm256_loadu_si256(b1.add(kk * NR) as *const __m256i);
+                c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(a0, v1));
+                c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(a1, v1));
+                c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(a2, v1));
+                c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(a3, v1));
+            }
+        }
+    }
+    [c00, c01, c10, c11, c20, c21, c30, c31]
 }
 
 /// Columns of a k×k convolution: `[cin·kh·kw][oh·ow]`, padding filled with the input zero point
@@ -563,7 +716,11 @@ fn im2col(g: &Geometry, oh: usize, ow: usize, x: &[i8], zp: i8, cols: &mut Vec<i
         // Output columns whose input column is inside the image: ix = ox·sw + kx·dw − pad_left.
         let off = kx * dw;
         let lo = g.pads[1].saturating_sub(off).div_ceil(sw).min(ow);
-        let hi = if g.w + g.pads[1] > off { ((g.w + g.pads[1] - off - 1) / sw + 1).min(ow) } else { 0 };
+        let hi = if g.w + g.pads[1] > off {
+            ((g.w + g.pads[1] - off - 1) / sw + 1).min(ow)
+        } else {
+            0
+        };
         if lo >= hi {
             continue;
         }
@@ -602,9 +759,15 @@ fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, p
         let width = (c0 + ncols - pc).min(NR);
         let panel = &mut packed[p * kh * NR * 2..(p + 1) * kh * NR * 2];
         for kk in 0..kh {
-            let dst: &mut [i16; 2 * NR] = (&mut panel[kk * NR * 2..(kk + 1) * NR * 2]).try_into().unwrap();
+            let dst: &mut [i16; 2 * NR] = (&mut panel[kk * NR * 2..(kk + 1) * NR * 2])
+                .try_into()
+                .unwrap();
             let r0 = &cols[2 * kk * n + pc..];
-            let r1 = if 2 * kk + 1 < k { Some(&cols[(2 * kk + 1) * n + pc..]) } else { None };
+            let r1 = if 2 * kk + 1 < k {
+                Some(&cols[(2 * kk + 1) * n + pc..])
+            } else {
+                None
+            };
             if width == NR {
                 let r0: &[i8; NR] = r0[..NR].try_into().unwrap();
                 match r1 {
@@ -636,7 +799,15 @@ fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, p
 /// [`pack_b`] with AVX2: two rows of 8 columns interleaved and sign-extended in registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn pack_b_avx2(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, packed: &mut [i16]) {
+unsafe fn pack_b_avx2(
+    cols: &[i8],
+    k: usize,
+    n: usize,
+    kp: usize,
+    c0: usize,
+    ncols: usize,
+    packed: &mut [i16],
+) {
     use std::arch::x86_64::*;
     let kh = kp / 2;
     let full = ncols / NR;
@@ -667,7 +838,15 @@ unsafe fn pack_b_avx2(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, nco
     }
     if full * NR < ncols {
         let start = full * kh * NR * 2;
-        pack_b(cols, k, n, kp, c0 + full * NR, ncols - full * NR, &mut packed[start..]);
+        pack_b(
+            cols,
+            k,
+            n,
+            kp,
+            c0 + full * NR,
+            ncols - full * NR,
+            &mut packed[start..],
+        );
     }
 }
 
@@ -688,8 +867,16 @@ impl DepthwiseQConv {
     ///
     /// # Errors
     /// Inconsistent sizes.
-    pub fn new(geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
-        let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
+    pub fn new(
+        geo: Geometry,
+        weights: &[i8],
+        bias: &[i32],
+        x_zp: i8,
+        requant: Requant,
+    ) -> Result<Self, Unsupported> {
+        let (oh, ow) = geo
+            .output_hw()
+            .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
         let c = geo.cin;
         if weights.len() != c * geo.kh * geo.kw || bias.len() != c || requant.scale.len() != c {
             return Err(Unsupported(format!(
@@ -699,7 +886,15 @@ impl DepthwiseQConv {
                 requant.scale.len()
             )));
         }
-        Ok(DepthwiseQConv { geo, oh, ow, weights: weights.iter().map(|&v| i32::from(v)).collect(), bias: bias.to_vec(), x_zp, requant })
+        Ok(DepthwiseQConv {
+            geo,
+            oh,
+            ow,
+            weights: weights.iter().map(|&v| i32::from(v)).collect(),
+            bias: bias.to_vec(),
+            x_zp,
+            requant,
+        })
     }
 
     /// Output height and width.
@@ -733,7 +928,11 @@ impl DepthwiseQConv {
         let g = &self.geo;
         assert_eq!(x.len(), g.cin * g.h * g.w);
         assert_eq!(y.len(), g.cin * self.oh * self.ow);
-        let per = if par.threads() > 1 { g.cin.div_ceil(2 * par.threads()) } else { g.cin };
+        let per = if par.threads() > 1 {
+            g.cin.div_ceil(2 * par.threads())
+        } else {
+            g.cin
+        };
         let out = Out::new(y);
         #[cfg(target_arch = "x86_64")]
         let avx2 = std::arch::is_x86_feature_detected!("avx2");
@@ -800,7 +999,9 @@ impl DepthwiseQConv {
                         let (lower, upper) = planes.split_at_mut((hp + py) * pw);
                         let p0 = &mut lower[py * pw..(py + 1) * pw];
                         let p1 = &mut upper[..pw];
-                        for ((d0, d1), pair) in p0.iter_mut().zip(p1.iter_mut()).zip(row.chunks_exact(2)) {
+                        for ((d0, d1), pair) in
+                            p0.iter_mut().zip(p1.iter_mut()).zip(row.chunks_exact(2))
+                        {
                             *d0 = pair[0];
                             *d1 = pair[1];
                         }
@@ -850,7 +1051,15 @@ impl DepthwiseQConv {
 /// The definition, for tests: a direct convolution in i64 with the same requantization.
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn reference(g: &Geometry, groups: usize, weights: &[i8], bias: &[i32], x_zp: i8, rq: &Requant, x: &[i8]) -> Vec<i8> {
+pub(crate) fn reference(
+    g: &Geometry,
+    groups: usize,
+    weights: &[i8],
+    bias: &[i32],
+    x_zp: i8,
+    rq: &Requant,
+    x: &[i8],
+) -> Vec<i8> {
     let (oh, ow) = g.output_hw().unwrap();
     let cin_g = g.cin / groups;
     let m = bias.len();
@@ -865,14 +1074,19 @@ pub(crate) fn reference(g: &Geometry, groups: usize, weights: &[i8], bias: &[i32
                     let c = grp * cin_g + ci;
                     for ky in 0..g.kh {
                         for kx in 0..g.kw {
-                            let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize - g.pads[0] as isize;
-                            let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize - g.pads[1] as isize;
-                            let v = if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                            let iy =
+                                (oy * g.stride.0 + ky * g.dilation.0) as isize - g.pads[0] as isize;
+                            let ix =
+                                (ox * g.stride.1 + kx * g.dilation.1) as isize - g.pads[1] as isize;
+                            let v = if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
+                            {
                                 0
                             } else {
-                                i64::from(x[(c * g.h + iy as usize) * g.w + ix as usize]) - i64::from(x_zp)
+                                i64::from(x[(c * g.h + iy as usize) * g.w + ix as usize])
+                                    - i64::from(x_zp)
                             };
-                            acc += v * i64::from(weights[((co * cin_g + ci) * g.kh + ky) * g.kw + kx]);
+                            acc +=
+                                v * i64::from(weights[((co * cin_g + ci) * g.kh + ky) * g.kw + kx]);
                         }
                     }
                 }
@@ -889,8 +1103,25 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn geo(cin: usize, h: usize, w: usize, k: usize, s: usize, p: [usize; 4], d: usize) -> Geometry {
-        Geometry { cin, h, w, kh: k, kw: k, stride: (s, s), dilation: (d, d), pads: p }
+    fn geo(
+        cin: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        s: usize,
+        p: [usize; 4],
+        d: usize,
+    ) -> Geometry {
+        Geometry {
+            cin,
+            h,
+            w,
+            kh: k,
+            kw: k,
+            stride: (s, s),
+            dilation: (d, d),
+            pads: p,
+        }
     }
 
     #[test]
@@ -916,13 +1147,19 @@ mod tests {
         let mut got = vec![0i8; 1000];
         quantized_add(&a, qa, &b, qb, qy, &mut got);
         assert_eq!(got, want);
-        assert!(want.iter().any(|&v| v == -128) && want.iter().any(|&v| v > 0), "the data exercises clamping and positives");
+        assert!(
+            want.iter().any(|&v| v == -128) && want.iter().any(|&v| v > 0),
+            "the data exercises clamping and positives"
+        );
     }
 
     #[test]
     fn rounding_is_half_to_even_like_mlas() {
         let rq = Requant::new(vec![0.5], 0);
-        let got: Vec<i8> = [-5, -3, -1, 1, 3, 5, 7].iter().map(|&a| rq.one(a, 0.5)).collect();
+        let got: Vec<i8> = [-5, -3, -1, 1, 3, 5, 7]
+            .iter()
+            .map(|&a| rq.one(a, 0.5))
+            .collect();
         assert_eq!(got, vec![-2, -2, 0, 0, 2, 2, 4]);
         let rq = Requant::new(vec![1.0], -128);
         assert_eq!(rq.one(-1, 1.0), -128, "clamped below at qmin");
@@ -958,7 +1195,10 @@ mod tests {
         let w = data(seed, m * k);
         let x = data(seed + 1, g.cin * g.h * g.w);
         let bias: Vec<i32> = (0..m as i32).map(|i| i * 37 - 500).collect();
-        let rq = Requant::new((0..m).map(|i| 0.0004 + 0.0001 * (i % 5) as f32).collect(), -7);
+        let rq = Requant::new(
+            (0..m).map(|i| 0.0004 + 0.0001 * (i % 5) as f32).collect(),
+            -7,
+        );
         let conv = DenseQConv::new(g, &w, &bias, 5, rq.clone()).unwrap();
         let (oh, ow) = conv.output_hw();
         let mut y = vec![0i8; m * oh * ow];
@@ -967,7 +1207,11 @@ mod tests {
         assert_eq!(y, reference(&g, 1, &w, &bias, 5, &rq, &x), "{g:?} m={m}");
         let mut y2 = vec![0i8; y.len()];
         let n = oh * ow;
-        let cols = if g.is_pointwise() { x.clone() } else { scratch.cols.clone() };
+        let cols = if g.is_pointwise() {
+            x.clone()
+        } else {
+            scratch.cols.clone()
+        };
         conv.block(&cols, n, 0, n, &mut Work::default(), Out::new(&mut y2));
         assert_eq!(y2, y, "portable kernel vs dispatched kernel");
         // Split into tasks as for several threads (run here in reverse order).
