@@ -742,7 +742,10 @@ fn im2col(g: &Geometry, oh: usize, ow: usize, x: &[i8], zp: i8, cols: &mut Vec<i
                         // Pairs, so that it vectorises; the last element alone (its pair may
                         // lie past the plane).
                         let len = hi - lo;
-                        for (d, p) in dst[..len - 1].iter_mut().zip(src[..2 * (len - 1)].chunks_exact(2)) {
+                        for (d, p) in dst[..len - 1]
+                            .iter_mut()
+                            .zip(src[..2 * (len - 1)].chunks_exact(2))
+                        {
                             *d = p[0];
                         }
                         dst[len - 1] = src[2 * (len - 1)];

@@ -49,6 +49,9 @@ struct Work {
     rows: Vec<i16>,
     /// GEMM results of one register tile: `[16][MR][TILES]`.
     acc: Vec<i32>,
+    /// Top-left output row and column of each tile of the block.
+    tile_y: Vec<u32>,
+    tile_x: Vec<u32>,
 }
 
 thread_local! {
@@ -227,6 +230,14 @@ impl WinogradQConv {
             }
         }
         self.transform_input(x, ty0, ty1, &mut work.packed, elen, &mut work.rows);
+        work.tile_y.clear();
+        work.tile_x.clear();
+        for ty in ty0..ty1 {
+            for tx in 0..self.tw {
+                work.tile_y.push(2 * ty as u32);
+                work.tile_x.push(2 * tx as u32);
+            }
+        }
         work.acc.clear();
         work.acc.resize(16 * MR * TILES, 0);
         let ulen = 16 * kh * MR;
@@ -253,7 +264,15 @@ impl WinogradQConv {
                     }
                 }
                 let t0 = pp * TILES;
-                self.output(&work.acc, blk * MR, ty0, t0, (nt - t0).min(TILES), out);
+                self.output(
+                    &work.acc,
+                    blk * MR,
+                    &work.tile_y,
+                    &work.tile_x,
+                    t0,
+                    (nt - t0).min(TILES),
+                    out,
+                );
             }
         }
     }
@@ -377,11 +396,20 @@ impl WinogradQConv {
         }
     }
 
-    /// `Aᵀ M A / 4` of `n` tiles starting at tile `t0` of the block (tile row `ty0`) for rows
-    /// `row0..row0 + MR`, requantised and stored.
-    #[inline(never)]
-    fn output(&self, acc: &[i32], row0: usize, ty0: usize, t0: usize, n: usize, out: Out) {
-        let (oh, ow, tw) = (self.oh, self.ow, self.tw);
+    /// `Aᵀ M A / 4` of `n` tiles starting at tile `t0` of the block for rows `row0..row0 + MR`,
+    /// requantised and stored at each tile's top-left output (`tile_y`, `tile_x`).
+    #[inline(always)]
+    fn output(
+        &self,
+        acc: &[i32],
+        row0: usize,
+        tile_y: &[u32],
+        tile_x: &[u32],
+        t0: usize,
+        n: usize,
+        out: Out,
+    ) {
+        let (oh, ow) = (self.oh, self.ow);
         for r in 0..MR {
             let row = row0 + r;
             if row >= self.m {
@@ -408,17 +436,25 @@ impl WinogradQConv {
                     yy[t] = self.requant.one((v >> 2) + bias, scale);
                 }
             }
+            let plane = row * oh * ow;
             for (i, t) in (t0..t0 + n).enumerate() {
-                let (ty, tx) = (ty0 + t / tw, t % tw);
+                let (oy, ox) = (tile_y[t] as usize, tile_x[t] as usize);
+                if oy + 1 < oh && ox + 1 < ow {
+                    // SAFETY: output rows 2·ty0.. of every channel belong to this task.
+                    let top = unsafe { out.slice(plane + oy * ow + ox, ow + 2) };
+                    top[0] = y[0][i];
+                    top[1] = y[1][i];
+                    top[ow] = y[2][i];
+                    top[ow + 1] = y[3][i];
+                    continue;
+                }
                 for a in 0..2 {
-                    let oy = 2 * ty + a;
-                    if oy >= oh {
+                    if oy + a >= oh {
                         break;
                     }
-                    let ox = 2 * tx;
                     let w = (ow - ox).min(2);
-                    // SAFETY: output rows 2·ty0.. of every channel belong to this task.
-                    let dst = unsafe { out.slice((row * oh + oy) * ow + ox, w) };
+                    // SAFETY: as above.
+                    let dst = unsafe { out.slice(plane + (oy + a) * ow + ox, w) };
                     dst[0] = y[2 * a][i];
                     if w == 2 {
                         dst[1] = y[2 * a + 1][i];
