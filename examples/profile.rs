@@ -6,39 +6,18 @@ use std::collections::BTreeMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = args
-        .get(1)
-        .ok_or("usage: profile MODEL.onnx [RUNS] [--plan]")?;
+    let path = args.get(1).ok_or("usage: profile MODEL.onnx [RUNS] [--plan]")?;
     let runs: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let threads: usize = std::env::var("THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1);
-    let engine = Engine::from_path(
-        path.as_ref(),
-        &EngineOptions {
-            threads,
-            ..Default::default()
-        },
-    )?;
+    let threads: usize = std::env::var("THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let engine = Engine::from_path(path.as_ref(), &EngineOptions { threads, ..Default::default() })?;
     if args.iter().any(|a| a == "--plan") {
         print!("{}", engine.describe_plan());
     }
-    let x: Vec<f32> = (0..engine.input_len())
-        .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-        .collect();
+    let x: Vec<f32> = (0..engine.input_len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
     let mut nodes = engine.profile(&x, runs)?;
     for n in &mut nodes {
         if n.op == "EdgeQConv" {
-            let kind = if n.info.starts_with("depthwise") {
-                "depthwise"
-            } else if n.info.contains("Winograd") {
-                "3x3 Winograd"
-            } else if n.info.contains(" 1×1") {
-                "1x1"
-            } else {
-                "kxk"
-            };
+            let kind = if n.info.starts_with("depthwise") { "depthwise" } else if n.info.contains("Winograd") { "3x3 Winograd" } else if n.info.contains(" 1×1") { "1x1" } else { "kxk" };
             n.op = format!("EdgeQConv/{kind}");
         }
     }
@@ -53,13 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ops.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
     println!("total {:.2} ms over {} nodes", total * 1e3, nodes.len());
     for (op, (t, n)) in ops {
-        println!(
-            "{:>9.3} ms {:5.1}% {:4}× {}",
-            t * 1e3,
-            100.0 * t / total,
-            n,
-            op
-        );
+        println!("{:>9.3} ms {:5.1}% {:4}× {}", t * 1e3, 100.0 * t / total, n, op);
     }
     let mut slow = nodes.clone();
     slow.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));

@@ -156,12 +156,7 @@ pub fn rss() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |key: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(key))?;
-        let kb: u64 = line[key.len()..]
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
+        let kb: u64 = line[key.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
         Some(kb * 1024)
     };
     Some((field("VmHWM:")?, field("VmRSS:")?))
@@ -182,10 +177,7 @@ mod tests {
             let q = a.realloc(p, layout, 300);
             assert!(!q.is_null());
             let s = a.snapshot();
-            assert_eq!(
-                (s.allocations, s.live_bytes, s.peak_bytes, s.total_bytes),
-                (2, 300, 300, 400)
-            );
+            assert_eq!((s.allocations, s.live_bytes, s.peak_bytes, s.total_bytes), (2, 300, 300, 400));
             a.dealloc(q, Layout::from_size_align(300, 8).unwrap());
         }
         let s = a.snapshot();

@@ -100,23 +100,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Shorthand for a shape error on `node`.
     pub(crate) fn shape(node: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Shape {
-            node: node.into(),
-            message: message.into(),
-        }
+        Error::Shape { node: node.into(), message: message.into() }
     }
     /// Shorthand for a weight error on `key`.
     pub(crate) fn weight(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Weight {
-            key: key.into(),
-            message: message.into(),
-        }
+        Error::Weight { key: key.into(), message: message.into() }
     }
     /// Shorthand for an I/O error on `path`.
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

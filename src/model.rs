@@ -34,11 +34,7 @@ impl Model {
     /// A missing, mis-shaped or unexpected weight (named).
     pub fn new(info: ModelInfo, graph: Graph, weights: Weights) -> Result<Self> {
         weights.validate(&graph)?;
-        Ok(Model {
-            info,
-            graph,
-            weights,
-        })
+        Ok(Model { info, graph, weights })
     }
 
     /// The same model with every foldable BatchNorm folded into its conv (exact up to f32
@@ -48,10 +44,6 @@ impl Model {
     /// Only if the weights do not fit the graph, which [`Model::new`] already excludes.
     pub fn fold_batch_norms(&self) -> Result<Model> {
         let (graph, weights) = fold_batch_norms(&self.graph, &self.weights)?;
-        Ok(Model {
-            info: self.info.clone(),
-            graph,
-            weights,
-        })
+        Ok(Model { info: self.info.clone(), graph, weights })
     }
 }

@@ -50,23 +50,10 @@ fn tract_and_ort_agree(name: &str, q: &Quantized, inputs: &[Vec<f32>], steps: f3
         let mut first_diff: Option<String> = None;
         for (k, ((n, a), b)) in names.iter().zip(&ours).zip(&theirs).enumerate() {
             assert_eq!(a.len(), b.len(), "{name} {n}");
-            let step = if k + 1 == names.len() {
-                q.output_step
-            } else {
-                1.0
-            };
+            let step = if k + 1 == names.len() { q.output_step } else { 1.0 };
             let diff = max_abs_diff(a, b) / step;
-            let mean = a
-                .iter()
-                .zip(b)
-                .map(|(p, q)| (p - q).abs() as f64)
-                .sum::<f64>()
-                / a.len() as f64
-                / step as f64;
-            assert!(
-                diff <= 1.001,
-                "{name} {n}: tract and onnxruntime (literal) differ by {diff} steps"
-            );
+            let mean = a.iter().zip(b).map(|(p, q)| (p - q).abs() as f64).sum::<f64>() / a.len() as f64 / step as f64;
+            assert!(diff <= 1.001, "{name} {n}: tract and onnxruntime (literal) differ by {diff} steps");
             if diff > 0.0 && first_diff.is_none() {
                 first_diff = Some(format!("{n} (#{k}, max {diff}, mean {mean:.4})"));
             }
@@ -81,45 +68,19 @@ fn tract_and_ort_agree(name: &str, q: &Quantized, inputs: &[Vec<f32>], steps: f3
         let ours = engine.run(x).unwrap();
         let theirs = ort_run(&path, x);
         let diff = max_abs_diff(&ours, &theirs);
-        println!(
-            "{name}: logits vs onnxruntime (default optimisations): {:.2} steps",
-            diff / q.output_step
-        );
-        assert!(
-            diff <= steps * q.output_step * 1.001,
-            "{name}: logits differ by {diff} > {steps} × step {}",
-            q.output_step
-        );
-        let argmax = |v: &[f32]| {
-            v.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, _)| i)
-        };
+        println!("{name}: logits vs onnxruntime (default optimisations): {:.2} steps", diff / q.output_step);
+        assert!(diff <= steps * q.output_step * 1.001, "{name}: logits differ by {diff} > {steps} × step {}", q.output_step);
+        let argmax = |v: &[f32]| v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i);
         assert_eq!(argmax(&ours), argmax(&theirs), "{name}: top-1 differs");
     }
 }
 
-fn lite0() -> &'static (
-    edgenet::model::Model,
-    Vec<(String, Vec<f32>)>,
-    Vec<(String, Vec<f32>)>,
-) {
-    static CELL: OnceLock<(
-        edgenet::model::Model,
-        Vec<(String, Vec<f32>)>,
-        Vec<(String, Vec<f32>)>,
-    )> = OnceLock::new();
+fn lite0() -> &'static (edgenet::model::Model, Vec<(String, Vec<f32>)>, Vec<(String, Vec<f32>)>) {
+    static CELL: OnceLock<(edgenet::model::Model, Vec<(String, Vec<f32>)>, Vec<(String, Vec<f32>)>)> = OnceLock::new();
     CELL.get_or_init(|| {
         let w = root().join("models/efficientnet_lite0.safetensors");
-        let m = zoo::build(
-            Arch::EfficientNetLite0,
-            &ZooConfig::default(),
-            WeightSource::Safetensors(&w),
-        )
-        .unwrap();
-        let (cal, skipped) =
-            load_inputs(&root().join("models/calibration"), &m.info.preprocess).unwrap();
+        let m = zoo::build(Arch::EfficientNetLite0, &ZooConfig::default(), WeightSource::Safetensors(&w)).unwrap();
+        let (cal, skipped) = load_inputs(&root().join("models/calibration"), &m.info.preprocess).unwrap();
         assert!(skipped.is_empty() && cal.len() == 10);
         let (eval, _) = load_inputs(&root().join("models/demo"), &m.info.preprocess).unwrap();
         assert_eq!(eval.len(), 6);
@@ -139,26 +100,14 @@ fn efficientnet_lite0_int8_keeps_top1_and_cosine() {
         assert_eq!(s.f32_top1, s.int8_top1, "{}: int8 top-1 differs", s.name);
         assert!(s.cosine >= 0.99, "{}: cosine {}", s.name, s.cosine);
     }
-    assert!(
-        (r.int8_bytes as f64) <= 0.30 * r.f32_bytes as f64,
-        "int8 {} vs f32 {}",
-        r.int8_bytes,
-        r.f32_bytes
-    );
+    assert!((r.int8_bytes as f64) <= 0.30 * r.f32_bytes as f64, "int8 {} vs f32 {}", r.int8_bytes, r.f32_bytes);
     let eval_x: Vec<Vec<f32>> = eval.iter().map(|(_, x)| x.clone()).collect();
     tract_and_ort_agree("efficientnet_lite0", &q, &eval_x[..3], 4.0);
 }
 
 /// Seeded zoo model at `resolution`, calibrated on the calibration photos.
-fn zoo_int8(
-    arch: Arch,
-    resolution: usize,
-    opts: &QuantOptions,
-) -> (edgenet::model::Model, Quantized, Vec<Vec<f32>>) {
-    let cfg = ZooConfig {
-        resolution,
-        ..Default::default()
-    };
+fn zoo_int8(arch: Arch, resolution: usize, opts: &QuantOptions) -> (edgenet::model::Model, Quantized, Vec<Vec<f32>>) {
+    let cfg = ZooConfig { resolution, ..Default::default() };
     let m = zoo::build(arch, &cfg, WeightSource::Seeded(17)).unwrap();
     let (cal, _) = load_inputs(&root().join("models/calibration"), &m.info.preprocess).unwrap();
     let cal: Vec<Vec<f32>> = cal.into_iter().map(|(_, x)| x).collect();
@@ -178,12 +127,7 @@ fn mobilenet_v2_int8_runs_in_tract_and_onnxruntime_alike() {
     let (_, q, eval) = zoo_int8(Arch::MobileNetV2, 224, &QuantOptions::default());
     assert_eq!(q.bias_saturations, 0);
     tract_and_ort_agree("mobilenet_v2", &q, &eval, 4.0);
-    let per_tensor = QuantOptions {
-        per_tensor: true,
-        equalize: true,
-        method: RangeMethod::Mse,
-        ..Default::default()
-    };
+    let per_tensor = QuantOptions { per_tensor: true, equalize: true, method: RangeMethod::Mse, ..Default::default() };
     let (_, q, eval) = zoo_int8(Arch::MobileNetV2, 160, &per_tensor);
     assert!(q.equalized_pairs > 30, "{} pairs", q.equalized_pairs);
     tract_and_ort_agree("mobilenet_v2_per_tensor", &q, &eval, 4.0);
@@ -191,12 +135,7 @@ fn mobilenet_v2_int8_runs_in_tract_and_onnxruntime_alike() {
 
 #[test]
 fn other_zoo_models_quantize_without_bias_overflow() {
-    for (arch, res) in [
-        (Arch::ResNet18, 96),
-        (Arch::ResNet34, 64),
-        (Arch::ResNet101, 64),
-        (Arch::ResNet152, 64),
-    ] {
+    for (arch, res) in [(Arch::ResNet18, 96), (Arch::ResNet34, 64), (Arch::ResNet101, 64), (Arch::ResNet152, 64)] {
         let (_, q, eval) = zoo_int8(arch, res, &QuantOptions::default());
         assert_eq!(q.bias_saturations, 0, "{arch}");
         tract_and_ort_agree(&format!("{arch}"), &q, &eval[..1], 4.0);
@@ -215,14 +154,10 @@ fn foreign_torchvision_mobilenet_v2_quantizes() {
     let orig = dir.join("orig.onnx");
     std::fs::write(&orig, &bytes).unwrap();
     let x = random_input(3 * 224 * 224, 5);
-    let ours = Engine::from_bytes(
-        &edgenet::onnx::export(&m, &Default::default()).unwrap(),
-        "re-export",
-        &EngineOptions::default(),
-    )
-    .unwrap()
-    .run(&x)
-    .unwrap();
+    let ours = Engine::from_bytes(&edgenet::onnx::export(&m, &Default::default()).unwrap(), "re-export", &EngineOptions::default())
+        .unwrap()
+        .run(&x)
+        .unwrap();
     let theirs = ort_run(&orig, &x);
     assert!(max_abs_diff(&ours, &theirs) <= 1e-4 * max_abs(&theirs));
     let (cal, _) = load_inputs(&root().join("models/calibration"), &m.info.preprocess).unwrap();
@@ -236,19 +171,7 @@ fn quantize_command_writes_model_and_report_and_rejects_bad_input() {
     use std::process::Command;
     let dir = scratch("quantize_cli");
     let f32_path = dir.join("m.onnx");
-    let st = Command::new(bin())
-        .args([
-            "export",
-            "mobilenet_v2",
-            "--width-mult",
-            "0.5",
-            "--resolution",
-            "96",
-            "-o",
-        ])
-        .arg(&f32_path)
-        .status()
-        .unwrap();
+    let st = Command::new(bin()).args(["export", "mobilenet_v2", "--width-mult", "0.5", "--resolution", "96", "-o"]).arg(&f32_path).status().unwrap();
     assert!(st.success());
     // A calibration directory with one broken file: skipped, counted, warned.
     let cal = dir.join("cal");
@@ -256,11 +179,7 @@ fn quantize_command_writes_model_and_report_and_rejects_bad_input() {
     for f in ["coins.png", "horse.png", "brick.png"] {
         std::fs::copy(root().join("models/calibration").join(f), cal.join(f)).unwrap();
     }
-    std::fs::write(
-        cal.join("broken.jpg"),
-        b"\xff\xd8\xff\xe0 not really a jpeg",
-    )
-    .unwrap();
+    std::fs::write(cal.join("broken.jpg"), b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
     let out_path = dir.join("m.int8.onnx");
     let json = dir.join("report.json");
     let out = Command::new(bin())
@@ -280,67 +199,27 @@ fn quantize_command_writes_model_and_report_and_rejects_bad_input() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stderr.contains("broken.jpg"), "{stderr}");
-    assert!(
-        stdout.contains("3 images") && stdout.contains("1 skipped"),
-        "{stdout}"
-    );
-    assert!(
-        stdout.contains("per-layer SQNR") && stdout.contains("top-1 agreement"),
-        "{stdout}"
-    );
-    let r: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(stdout.contains("3 images") && stdout.contains("1 skipped"), "{stdout}");
+    assert!(stdout.contains("per-layer SQNR") && stdout.contains("top-1 agreement"), "{stdout}");
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(r["samples"].as_array().unwrap().len(), 6);
     assert!(r["layers"].as_array().unwrap().len() > 40);
     // The int8 file classifies through `classify` like any model.
-    let out = Command::new(bin())
-        .arg("classify")
-        .arg(&out_path)
-        .arg(root().join("models/demo/coffee.png"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(bin()).arg("classify").arg(&out_path).arg(root().join("models/demo/coffee.png")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let empty = dir.join("empty");
     std::fs::create_dir_all(&empty).unwrap();
-    let out = Command::new(bin())
-        .arg("quantize")
-        .arg(&f32_path)
-        .arg("--calibrate")
-        .arg(&empty)
-        .arg("-o")
-        .arg(dir.join("x.onnx"))
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).arg("quantize").arg(&f32_path).arg("--calibrate").arg(&empty).arg("-o").arg(dir.join("x.onnx")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("no image files"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no image files"), "{}", String::from_utf8_lossy(&out.stderr));
 
     let only_broken = dir.join("broken");
     std::fs::create_dir_all(&only_broken).unwrap();
     std::fs::write(only_broken.join("a.png"), b"nope").unwrap();
-    let out = Command::new(bin())
-        .arg("quantize")
-        .arg(&f32_path)
-        .arg("--calibrate")
-        .arg(&only_broken)
-        .arg("-o")
-        .arg(dir.join("x.onnx"))
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).arg("quantize").arg(&f32_path).arg("--calibrate").arg(&only_broken).arg("-o").arg(dir.join("x.onnx")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("could be decoded"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("could be decoded"), "{}", String::from_utf8_lossy(&out.stderr));
 
     // A model with an op outside the supported subset.
     use prost::Message;
@@ -351,21 +230,10 @@ fn quantize_command_writes_model_and_report_and_rejects_bad_input() {
     n.input.truncate(1);
     let bad = dir.join("sigmoid.onnx");
     std::fs::write(&bad, proto.encode_to_vec()).unwrap();
-    let out = Command::new(bin())
-        .arg("quantize")
-        .arg(&bad)
-        .arg("--calibrate")
-        .arg(&cal)
-        .arg("-o")
-        .arg(dir.join("x.onnx"))
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).arg("quantize").arg(&bad).arg("--calibrate").arg(&cal).arg("-o").arg(dir.join("x.onnx")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("Sigmoid") && err.contains("sigmoid.onnx"),
-        "{err}"
-    );
+    assert!(err.contains("Sigmoid") && err.contains("sigmoid.onnx"), "{err}");
 }
 
 /// The int8 fixture that the library tests check on every architecture CI covers (aarch64 under
@@ -385,33 +253,18 @@ fn int8_golden_fixture_matches_onnxruntime() {
             .collect()
     };
     if std::env::var_os("EDGENET_BLESS").is_some() {
-        let cfg = ZooConfig {
-            width_mult: 0.35,
-            resolution: 48,
-            num_classes: 10,
-        };
+        let cfg = ZooConfig { width_mult: 0.35, resolution: 48, num_classes: 10 };
         let model = zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(21)).unwrap();
         let inputs: Vec<Vec<f32>> = (0..4).map(|k| random_input(3 * 48 * 48, 100 + k)).collect();
         let q = quantize(&model, &inputs, &QuantOptions::default(), &mut |_, _| {}).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(&model_path, &q.bytes).unwrap();
         let x = random_input(3 * 48 * 48, 7);
-        std::fs::write(
-            dir.join("input.f32"),
-            x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>(),
-        )
-        .unwrap();
+        std::fs::write(dir.join("input.f32"), x.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
         let work = scratch("int8_fixture_bless").join("m.onnx");
         std::fs::copy(&model_path, &work).unwrap();
         let logits = &ort_run_tensors_literal(&work, &x, &["logits".to_string()])[0];
-        std::fs::write(
-            dir.join("ort_logits.f32"),
-            logits
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>(),
-        )
-        .unwrap();
+        std::fs::write(dir.join("ort_logits.f32"), logits.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
         std::fs::write(dir.join("output_step.txt"), format!("{}\n", q.output_step)).unwrap();
     }
     let x = read_f32(&dir.join("input.f32"));
@@ -419,15 +272,8 @@ fn int8_golden_fixture_matches_onnxruntime() {
     let work = scratch("int8_fixture").join("m.onnx");
     std::fs::copy(&model_path, &work).unwrap();
     let theirs = &ort_run_tensors_literal(&work, &x, &["logits".to_string()])[0];
-    assert_eq!(
-        theirs, &want,
-        "onnxruntime no longer gives the committed logits"
-    );
+    assert_eq!(theirs, &want, "onnxruntime no longer gives the committed logits");
     let bytes = std::fs::read(&model_path).unwrap();
     let engine = Engine::from_bytes(&bytes, "fixture", &EngineOptions::default()).unwrap();
-    assert_eq!(
-        engine.run(&x).unwrap(),
-        want,
-        "tract with edgenet's kernels vs onnxruntime on the fixture"
-    );
+    assert_eq!(engine.run(&x).unwrap(), want, "tract with edgenet's kernels vs onnxruntime on the fixture");
 }

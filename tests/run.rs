@@ -26,23 +26,11 @@ fn small_model() -> &'static PathBuf {
     CELL.get_or_init(|| {
         let p = scratch("run_small").join("small.onnx");
         let st = Command::new(bin())
-            .args([
-                "export",
-                "mobilenet_v2",
-                "--width-mult",
-                "0.35",
-                "--resolution",
-                "96",
-                "-o",
-            ])
+            .args(["export", "mobilenet_v2", "--width-mult", "0.35", "--resolution", "96", "-o"])
             .arg(&p)
             .output()
             .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
         p
     })
 }
@@ -59,19 +47,14 @@ fn lite0() -> &'static PathBuf {
             .arg(&p)
             .output()
             .unwrap();
-        assert!(
-            st.status.success(),
-            "{}",
-            String::from_utf8_lossy(&st.stderr)
-        );
+        assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
         p
     })
 }
 
 fn ffmpeg(args: &[&str]) -> Command {
     let mut c = Command::new("ffmpeg");
-    c.args(["-hide_banner", "-loglevel", "error", "-nostdin"])
-        .args(args);
+    c.args(["-hide_banner", "-loglevel", "error", "-nostdin"]).args(args);
     c
 }
 
@@ -82,14 +65,8 @@ fn testsrc(frames: usize, out_args: &[&str]) -> Vec<u8> {
     let mut args = vec!["-f", "lavfi", "-i", &size, "-frames:v", &n];
     args.extend_from_slice(out_args);
     args.push("-");
-    let out = ffmpeg(&args)
-        .output()
-        .expect("ffmpeg (apt-get install ffmpeg; .ci/run does)");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = ffmpeg(&args).output().expect("ffmpeg (apt-get install ffmpeg; .ci/run does)");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -122,48 +99,23 @@ struct Lines {
 /// Parses every stdout line as JSON: frame lines, then exactly one summary as the last line.
 fn parse(out: &Output, k: usize) -> Lines {
     let text = String::from_utf8(out.stdout.clone()).unwrap();
-    let mut values: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}")))
-        .collect();
+    let mut values: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}"))).collect();
     let summary = values.pop().expect("a summary line");
     assert_eq!(summary["type"], "summary", "{summary}");
     for f in &values {
         assert_eq!(f["type"], "frame", "{f}");
-        assert!(
-            f["index"].is_u64()
-                && f["latency_ms"].as_f64().unwrap() > 0.0
-                && f["fps"].is_f64()
-                && f["dropped"].is_u64(),
-            "{f}"
-        );
+        assert!(f["index"].is_u64() && f["latency_ms"].as_f64().unwrap() > 0.0 && f["fps"].is_f64() && f["dropped"].is_u64(), "{f}");
         let top = f["top"].as_array().unwrap();
         assert_eq!(top.len(), k, "{f}");
-        let probs: Vec<f64> = top
-            .iter()
-            .map(|t| t["probability"].as_f64().unwrap())
-            .collect();
-        assert!(
-            probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().all(|p| (0.0..=1.0).contains(p)),
-            "{f}"
-        );
-        assert!(
-            top.iter()
-                .all(|t| t["label"].is_string() && t["index"].as_u64().unwrap() < 1000),
-            "{f}"
-        );
+        let probs: Vec<f64> = top.iter().map(|t| t["probability"].as_f64().unwrap()).collect();
+        assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().all(|p| (0.0..=1.0).contains(p)), "{f}");
+        assert!(top.iter().all(|t| t["label"].is_string() && t["index"].as_u64().unwrap() < 1000), "{f}");
     }
-    Lines {
-        frames: values,
-        summary,
-    }
+    Lines { frames: values, summary }
 }
 
 fn indices(l: &Lines) -> Vec<u64> {
-    l.frames
-        .iter()
-        .map(|f| f["index"].as_u64().unwrap())
-        .collect()
+    l.frames.iter().map(|f| f["index"].as_u64().unwrap()).collect()
 }
 
 fn stderr(out: &Output) -> String {
@@ -191,15 +143,9 @@ fn ffmpeg_raw_and_mjpeg_streams_are_classified_frame_by_frame() {
         let mut args = vec!["-f", "lavfi", "-i", &src, "-frames:v", &n_s];
         args.extend_from_slice(ff);
         args.push("-");
-        let mut producer = ffmpeg(&args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("ffmpeg");
+        let mut producer = ffmpeg(&args).stdout(Stdio::piped()).spawn().expect("ffmpeg");
         let out = Command::new(bin())
-            .args([
-                "run", model, "--source", "-", "--format", format, "--size", &size, "--json",
-                "--top", "3", "--live", "off",
-            ])
+            .args(["run", model, "--source", "-", "--format", format, "--size", &size, "--json", "--top", "3", "--live", "off"])
             .stdin(producer.stdout.take().unwrap())
             .output()
             .unwrap();
@@ -208,112 +154,48 @@ fn ffmpeg_raw_and_mjpeg_streams_are_classified_frame_by_frame() {
         let l = parse(&out, 3);
         assert_eq!(indices(&l), (0..n as u64).collect::<Vec<_>>(), "{format}");
         assert!(l.frames.iter().all(|f| f["width"] == W && f["height"] == H));
-        assert_eq!(
-            (
-                l.summary["processed"].as_u64(),
-                l.summary["dropped"].as_u64(),
-                l.summary["corrupt"].as_u64()
-            ),
-            (Some(n as u64), Some(0), Some(0)),
-            "{format}"
-        );
+        assert_eq!((l.summary["processed"].as_u64(), l.summary["dropped"].as_u64(), l.summary["corrupt"].as_u64()), (Some(n as u64), Some(0), Some(0)), "{format}");
         for k in ["p50", "p90", "p99"] {
-            assert!(
-                l.summary["latency_ms"][k].as_f64().unwrap() > 0.0,
-                "{}",
-                l.summary
-            );
+            assert!(l.summary["latency_ms"][k].as_f64().unwrap() > 0.0, "{}", l.summary);
         }
         first_top1.push(l.frames[0]["top"][0]["index"].as_u64().unwrap());
     }
     // The same picture in six encodings gives the same top-1 (the formats are decoded alike).
-    assert!(
-        first_top1.iter().all(|t| *t == first_top1[0]),
-        "{first_top1:?}"
-    );
+    assert!(first_top1.iter().all(|t| *t == first_top1[0]), "{first_top1:?}");
 }
 
 /// Our BT.601 conversion of ffmpeg's YUV agrees with ffmpeg's own conversion of the same bytes.
 #[test]
 fn yuv_conversion_agrees_with_ffmpeg() {
     let dir = scratch("run_yuv_vs_ffmpeg");
-    for (pix, fmt) in [
-        ("yuv420p", PixelFormat::Yuv420),
-        ("nv12", PixelFormat::Nv12),
-        ("yuyv422", PixelFormat::Yuyv),
-    ] {
+    for (pix, fmt) in [("yuv420p", PixelFormat::Yuv420), ("nv12", PixelFormat::Nv12), ("yuyv422", PixelFormat::Yuyv)] {
         for (range, ff_range) in [(YuvRange::Limited, "tv"), (YuvRange::Full, "pc")] {
-            let raw = testsrc(
-                1,
-                &[
-                    "-vf",
-                    &format!("scale=out_range={ff_range}"),
-                    "-f",
-                    "rawvideo",
-                    "-pix_fmt",
-                    pix,
-                ],
-            );
+            let raw = testsrc(1, &["-vf", &format!("scale=out_range={ff_range}"), "-f", "rawvideo", "-pix_fmt", pix]);
             let path = dir.join(format!("{pix}.{ff_range}.raw"));
             std::fs::write(&path, &raw).unwrap();
             let size = format!("{W}x{H}");
             let out = ffmpeg(&[
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                pix,
-                "-s",
-                &size,
-                "-i",
-                path.to_str().unwrap(),
-                "-vf",
-                &format!("scale=in_range={ff_range}:flags=neighbor+accurate_rnd+full_chroma_int"),
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "rgb24",
-                "-",
+                "-f", "rawvideo", "-pix_fmt", pix, "-s", &size, "-i", path.to_str().unwrap(),
+                "-vf", &format!("scale=in_range={ff_range}:flags=neighbor+accurate_rnd+full_chroma_int"),
+                "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
             ])
             .output()
             .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             let mut ours = vec![0u8; W * H * 3];
             yuv::to_rgb(fmt, range, &raw, W, H, &mut ours).unwrap();
             assert_eq!(out.stdout.len(), ours.len());
-            let diffs: Vec<i32> = ours
-                .iter()
-                .zip(&out.stdout)
-                .map(|(a, b)| (*a as i32 - *b as i32).abs())
-                .collect();
+            let diffs: Vec<i32> = ours.iter().zip(&out.stdout).map(|(a, b)| (*a as i32 - *b as i32).abs()).collect();
             let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
             let max = *diffs.iter().max().unwrap();
             eprintln!("{pix} {ff_range}: mean |Δ| {mean:.3}, max {max}");
-            assert!(
-                mean < 0.01 && max <= 1,
-                "{pix} {ff_range}: mean |Δ| {mean:.3}, max {max}"
-            );
+            assert!(mean < 0.01 && max <= 1, "{pix} {ff_range}: mean |Δ| {mean:.3}, max {max}");
             // The range matters: reading these bytes with the other range is visibly wrong.
-            let other = if range == YuvRange::Full {
-                YuvRange::Limited
-            } else {
-                YuvRange::Full
-            };
+            let other = if range == YuvRange::Full { YuvRange::Limited } else { YuvRange::Full };
             yuv::to_rgb(fmt, other, &raw, W, H, &mut ours).unwrap();
-            let wrong = ours
-                .iter()
-                .zip(&out.stdout)
-                .map(|(a, b)| (*a as i32 - *b as i32).abs())
-                .max()
-                .unwrap();
+            let wrong = ours.iter().zip(&out.stdout).map(|(a, b)| (*a as i32 - *b as i32).abs()).max().unwrap();
             eprintln!("  read as {other:?}: max |Δ| {wrong}");
-            assert!(
-                wrong >= 10,
-                "{pix} {ff_range} read as {other:?}: max |Δ| only {wrong}"
-            );
+            assert!(wrong >= 10, "{pix} {ff_range} read as {other:?}: max |Δ| only {wrong}");
         }
     }
 }
@@ -324,90 +206,38 @@ fn yuv_conversion_agrees_with_ffmpeg() {
 fn photos_as_yuv_streams_classify_like_the_files() {
     let model = lite0().to_str().unwrap();
     let demo = root().join("models/demo");
-    let mut photos: Vec<PathBuf> = std::fs::read_dir(&demo)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&demo).unwrap().map(|e| e.unwrap().path()).collect();
     photos.sort();
     assert_eq!(photos.len(), 6);
-    let classify = Command::new(bin())
-        .args(["classify", model, "--json", "--top", "1"])
-        .args(&photos)
-        .output()
-        .unwrap();
+    let classify = Command::new(bin()).args(["classify", model, "--json", "--top", "1"]).args(&photos).output().unwrap();
     assert!(classify.status.success(), "{}", stderr(&classify));
     let want: Vec<u64> = String::from_utf8(classify.stdout)
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["top"][0]["index"]
-                .as_u64()
-                .unwrap()
-        })
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["top"][0]["index"].as_u64().unwrap())
         .collect();
     assert_eq!(want.len(), 6);
     for (photo, want) in photos.iter().zip(&want) {
         let img = image::image_dimensions(photo).unwrap();
-        let raw = ffmpeg(&[
-            "-i",
-            photo.to_str().unwrap(),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "yuv420p",
-            "-",
-        ])
-        .output()
-        .unwrap();
+        let raw = ffmpeg(&["-i", photo.to_str().unwrap(), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"]).output().unwrap();
         assert!(raw.status.success());
         let size = format!("{}x{}", img.0, img.1);
-        let out = run_with_stdin(
-            &raw.stdout,
-            &[
-                "--source", "-", "--format", "yuv420", "--size", &size, model, "--json", "--top",
-                "1",
-            ],
-        );
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            photo.display(),
-            stderr(&out)
-        );
+        let out = run_with_stdin(&raw.stdout, &["--source", "-", "--format", "yuv420", "--size", &size, model, "--json", "--top", "1"]);
+        assert!(out.status.success(), "{}: {}", photo.display(), stderr(&out));
         let l = parse(&out, 1);
         assert_eq!(l.frames.len(), 1);
         let got = l.frames[0]["top"][0]["index"].as_u64().unwrap();
-        eprintln!(
-            "{}: photo {want}, yuv420 stream {got} ({})",
-            photo.display(),
-            l.frames[0]["top"][0]["label"]
-        );
+        eprintln!("{}: photo {want}, yuv420 stream {got} ({})", photo.display(), l.frames[0]["top"][0]["label"]);
         assert_eq!(got, *want, "{}", photo.display());
     }
     // The directory as a source: name order, file names reported, same top-1.
-    let out = Command::new(bin())
-        .args(["run", model, "--source"])
-        .arg(&demo)
-        .args(["--json", "--top", "1"])
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(["run", model, "--source"]).arg(&demo).args(["--json", "--top", "1"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let l = parse(&out, 1);
-    let files: Vec<&str> = l
-        .frames
-        .iter()
-        .map(|f| f["file"].as_str().unwrap())
-        .collect();
-    let names: Vec<String> = photos
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .collect();
+    let files: Vec<&str> = l.frames.iter().map(|f| f["file"].as_str().unwrap()).collect();
+    let names: Vec<String> = photos.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
     assert_eq!(files, names);
-    let got: Vec<u64> = l
-        .frames
-        .iter()
-        .map(|f| f["top"][0]["index"].as_u64().unwrap())
-        .collect();
+    let got: Vec<u64> = l.frames.iter().map(|f| f["top"][0]["index"].as_u64().unwrap()).collect();
     assert_eq!(got, want);
 }
 
@@ -417,33 +247,16 @@ fn a_truncated_last_frame_ends_the_run_after_the_good_frames() {
     let mut raw = testsrc(5, &["-f", "rawvideo", "-pix_fmt", "rgb24"]);
     let frame = W * H * 3;
     raw.extend(vec![7u8; frame / 2]);
-    let out = run_with_stdin(
-        &raw,
-        &[
-            model, "--source", "-", "--format", "rgb24", "--size", "160x120", "--json", "--top",
-            "2", "--live", "off",
-        ],
-    );
+    let out = run_with_stdin(&raw, &[model, "--source", "-", "--format", "rgb24", "--size", "160x120", "--json", "--top", "2", "--live", "off"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let l = parse(&out, 2);
     assert_eq!(indices(&l), [0, 1, 2, 3, 4], "the good frames are kept");
     assert_eq!(l.summary["processed"], 5);
     let err = stderr(&out);
-    for want in [
-        "stdin",
-        "frame 5",
-        &format!("byte offset {}", 5 * frame),
-        &format!("expected {frame} bytes"),
-        &format!("got {}", frame / 2),
-        "truncated",
-    ] {
+    for want in ["stdin", "frame 5", &format!("byte offset {}", 5 * frame), &format!("expected {frame} bytes"), &format!("got {}", frame / 2), "truncated"] {
         assert!(err.contains(want), "missing {want:?} in: {err}");
     }
-    assert!(
-        l.summary["error"].as_str().unwrap().contains("truncated"),
-        "{}",
-        l.summary
-    );
+    assert!(l.summary["error"].as_str().unwrap().contains("truncated"), "{}", l.summary);
     assert!(!err.contains("panicked"));
 }
 
@@ -454,21 +267,12 @@ fn a_size_that_does_not_match_the_stream_is_named() {
     // frames of garbage, then 4608 bytes left over.
     let raw = testsrc(4, &["-f", "rawvideo", "-pix_fmt", "yuv420p"]);
     assert_eq!(raw.len(), 4 * W * H * 3 / 2);
-    let out = run_with_stdin(
-        &raw,
-        &[
-            model, "--source", "-", "--format", "yuv420", "--size", "128x96", "--top", "1",
-            "--live", "off", "--json",
-        ],
-    );
+    let out = run_with_stdin(&raw, &[model, "--source", "-", "--format", "yuv420", "--size", "128x96", "--top", "1", "--live", "off", "--json"]);
     assert_eq!(out.status.code(), Some(1));
     let l = parse(&out, 1);
     assert_eq!(indices(&l), [0, 1, 2, 3, 4, 5]);
     let err = stderr(&out);
-    assert!(
-        err.contains("expected 18432 bytes (128x96 yuv420), got 4608") && err.contains("--size"),
-        "{err}"
-    );
+    assert!(err.contains("expected 18432 bytes (128x96 yuv420), got 4608") && err.contains("--size"), "{err}");
 }
 
 #[test]
@@ -476,92 +280,38 @@ fn a_corrupt_jpeg_in_an_mjpeg_stream_is_skipped_counted_and_warned() {
     let model = small_model().to_str().unwrap();
     let mut mj = testsrc(6, &["-f", "mjpeg"]);
     // Frame 2's SOF0: zero its height and width.
-    let sois: Vec<usize> = mj
-        .windows(3)
-        .enumerate()
-        .filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF])
-        .map(|(i, _)| i)
-        .collect();
+    let sois: Vec<usize> = mj.windows(3).enumerate().filter(|(_, w)| *w == [0xFF, 0xD8, 0xFF]).map(|(i, _)| i).collect();
     assert_eq!(sois.len(), 6);
-    let sof = sois[2]
-        + mj[sois[2]..]
-            .windows(2)
-            .position(|w| w == [0xFF, 0xC0])
-            .unwrap();
+    let sof = sois[2] + mj[sois[2]..].windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
     mj[sof + 5..sof + 9].fill(0);
-    let out = run_with_stdin(
-        &mj,
-        &[
-            model, "--source", "-", "--mjpeg", "--top", "1", "--live", "off", "--json",
-        ],
-    );
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a skipped frame is reported in the exit code"
-    );
+    let out = run_with_stdin(&mj, &[model, "--source", "-", "--mjpeg", "--top", "1", "--live", "off", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "a skipped frame is reported in the exit code");
     let l = parse(&out, 1);
-    assert_eq!(
-        indices(&l),
-        [0, 1, 3, 4, 5],
-        "the run goes on after the corrupt frame"
-    );
-    assert_eq!(
-        (
-            l.summary["processed"].as_u64(),
-            l.summary["corrupt"].as_u64()
-        ),
-        (Some(5), Some(1))
-    );
+    assert_eq!(indices(&l), [0, 1, 3, 4, 5], "the run goes on after the corrupt frame");
+    assert_eq!((l.summary["processed"].as_u64(), l.summary["corrupt"].as_u64()), (Some(5), Some(1)));
     let err = stderr(&out);
-    assert!(
-        err.contains(&format!("frame 2 (byte offset {}", sois[2]))
-            && err.contains("corrupt JPEG skipped"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("frame 2 (byte offset {}", sois[2])) && err.contains("corrupt JPEG skipped"), "{err}");
     assert!(err.contains("1 corrupt frame(s) skipped"), "{err}");
 }
 
 #[test]
 fn missing_devices_and_sources_are_named() {
     let model = small_model().to_str().unwrap();
-    let out = Command::new(bin())
-        .args(["run", model, "--source", "/dev/video99"])
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(["run", model, "--source", "/dev/video99"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(
-        err.contains("/dev/video99") && err.contains("no such device"),
-        "{err}"
-    );
+    assert!(err.contains("/dev/video99") && err.contains("no such device"), "{err}");
     assert!(out.stdout.is_empty());
     // A raw stream needs its size, a stream its format: usage errors named, exit 1.
     let out = run_with_stdin(b"", &[model, "--source", "-", "--format", "nv12"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("stdin: a raw nv12 stream needs --size WxH"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("stdin: a raw nv12 stream needs --size WxH"), "{}", stderr(&out));
     let out = run_with_stdin(b"", &[model, "--source", "-"]);
-    assert!(
-        stderr(&out).contains("a stream needs --format"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("a stream needs --format"), "{}", stderr(&out));
     // clap rejects an unknown format and a malformed size: exit 2.
-    let out = Command::new(bin())
-        .args(["run", model, "--source", "-", "--format", "h264"])
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(["run", model, "--source", "-", "--format", "h264"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(bin())
-        .args([
-            "run", model, "--source", "-", "--format", "rgb24", "--size", "640",
-        ])
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(["run", model, "--source", "-", "--format", "rgb24", "--size", "640"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -576,9 +326,7 @@ fn a_closed_stdout_ends_the_run_quietly() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     // The reader is dropped here: the pipe is closed.
     assert!(serde_json::from_str::<Value>(&first).is_ok(), "{first}");
     let out = child.wait_with_output().unwrap();
@@ -591,17 +339,7 @@ fn a_live_source_faster_than_the_model_drops_frames_instead_of_queueing() {
     let model = small_model().to_str().unwrap();
     // 2000 fps of 320×240 against a model that takes several ms a frame.
     let out = Command::new(bin())
-        .args([
-            "run",
-            model,
-            "--source",
-            "synthetic:320x240@2000",
-            "--max-frames",
-            "30",
-            "--json",
-            "--top",
-            "1",
-        ])
+        .args(["run", model, "--source", "synthetic:320x240@2000", "--max-frames", "30", "--json", "--top", "1"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -616,28 +354,13 @@ fn a_live_source_faster_than_the_model_drops_frames_instead_of_queueing() {
         dropped += d;
         // A frame is about one frame period old plus its processing when it is done. A queue
         // would make the age grow by ~latency per frame (≈ 150 ms by frame 30).
-        assert!(
-            f["age_ms"].as_f64().unwrap() < f["latency_ms"].as_f64().unwrap() + 100.0,
-            "{f}"
-        );
+        assert!(f["age_ms"].as_f64().unwrap() < f["latency_ms"].as_f64().unwrap() + 100.0, "{f}");
     }
     assert!(dropped > 30, "dropped {dropped}");
     assert_eq!(l.summary["dropped"].as_u64(), Some(dropped));
     // The same source with --live off processes every frame in order.
     let out = Command::new(bin())
-        .args([
-            "run",
-            model,
-            "--source",
-            "synthetic:320x240@2000",
-            "--max-frames",
-            "10",
-            "--json",
-            "--top",
-            "1",
-            "--live",
-            "off",
-        ])
+        .args(["run", model, "--source", "synthetic:320x240@2000", "--max-frames", "10", "--json", "--top", "1", "--live", "off"])
         .output()
         .unwrap();
     let l = parse(&out, 1);
@@ -647,34 +370,13 @@ fn a_live_source_faster_than_the_model_drops_frames_instead_of_queueing() {
 #[test]
 fn text_output_for_people() {
     let model = small_model().to_str().unwrap();
-    let out = Command::new(bin())
-        .args([
-            "run",
-            model,
-            "--source",
-            "synthetic:64x48",
-            "--max-frames",
-            "3",
-            "--top",
-            "2",
-        ])
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(["run", model, "--source", "synthetic:64x48", "--max-frames", "3", "--top", "2"]).output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 5, "{text}");
-    assert!(
-        lines[0].starts_with("frame      0")
-            && lines[0].contains(" ms ")
-            && lines[0].contains('%')
-            && lines[0].contains(" | "),
-        "{text}"
-    );
-    assert!(
-        lines[3].starts_with("summary: 3 frames, 3 classified, 0 dropped"),
-        "{text}"
-    );
+    assert!(lines[0].starts_with("frame      0") && lines[0].contains(" ms ") && lines[0].contains('%') && lines[0].contains(" | "), "{text}");
+    assert!(lines[3].starts_with("summary: 3 frames, 3 classified, 0 dropped"), "{text}");
     assert!(lines[4].starts_with("latency ms: p50 "), "{text}");
 }
 
@@ -682,15 +384,7 @@ fn text_output_for_people() {
 fn ctrl_c_prints_the_summary() {
     let model = small_model().to_str().unwrap();
     let mut child = Command::new(bin())
-        .args([
-            "run",
-            model,
-            "--source",
-            "synthetic:64x48",
-            "--json",
-            "--top",
-            "1",
-        ])
+        .args(["run", model, "--source", "synthetic:64x48", "--json", "--top", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -701,17 +395,13 @@ fn ctrl_c_prints_the_summary() {
         line.clear();
         reader.read_line(&mut line).unwrap();
     }
-    let st = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(st.success());
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    let last: Value =
-        serde_json::from_str(rest.lines().last().expect("a summary after Ctrl-C")).unwrap();
+    let last: Value = serde_json::from_str(rest.lines().last().expect("a summary after Ctrl-C")).unwrap();
     assert_eq!(last["type"], "summary");
     assert_eq!(last["interrupted"], true);
     assert!(last["processed"].as_u64().unwrap() >= 5, "{last}");

@@ -42,12 +42,7 @@ impl Model for Stub {
 
 /// Runs `warm` frames, then counts allocations over `n` more; returns (total allocations over
 /// the n frames, allocations of each frame, live bytes before and after).
-fn measure<M: Model>(
-    r: &mut StreamRunner<M>,
-    src: &mut dyn FrameSource,
-    warm: usize,
-    n: usize,
-) -> (usize, Vec<usize>, usize, usize) {
+fn measure<M: Model>(r: &mut StreamRunner<M>, src: &mut dyn FrameSource, warm: usize, n: usize) -> (usize, Vec<usize>, usize, usize) {
     for _ in 0..warm {
         r.step(src).unwrap().expect("warm-up frame");
     }
@@ -65,12 +60,7 @@ fn measure<M: Model>(
     }
     let end = ALLOC.snapshot();
     assert_eq!(frames, n, "every measured step produced a frame");
-    (
-        end.allocations_since(&start),
-        per,
-        start.live_bytes,
-        end.live_bytes,
-    )
+    (end.allocations_since(&start), per, start.live_bytes, end.live_bytes)
 }
 
 fn yuv_stream(w: usize, h: usize, frames: usize) -> Vec<u8> {
@@ -82,62 +72,23 @@ fn yuv_stream(w: usize, h: usize, frames: usize) -> Vec<u8> {
 fn the_frame_loop_allocates_nothing_after_warm_up() {
     assert!(ALLOC.installed());
     let pre = edgenet::frames::preprocess::Preprocess::torchvision(32);
-    let opts = StreamOptions {
-        top: 5,
-        every: 1,
-        max_frames: None,
-        softmax: true,
-    };
+    let opts = StreamOptions { top: 5, every: 1, max_frames: None, softmax: true };
 
     // 1. Synthetic frames, resized 160×120 → 32×32, stub model: the loop alone.
-    let mut r = StreamRunner::new(
-        Stub {
-            shape: [1, 3, 32, 32],
-        },
-        pre.clone(),
-        opts,
-    )
-    .unwrap();
+    let mut r = StreamRunner::new(Stub { shape: [1, 3, 32, 32] }, pre.clone(), opts).unwrap();
     let mut src = SyntheticSource::new(160, 120, None);
     let (total, _, _, _) = measure(&mut r, &mut src, 5, 200);
-    assert_eq!(
-        total, 0,
-        "synthetic source + preprocessing + top-K + stats allocated"
-    );
+    assert_eq!(total, 0, "synthetic source + preprocessing + top-K + stats allocated");
 
     // 2. A raw YUV 4:2:0 stream (conversion into the reused RGB buffer), every 2nd frame.
-    let mut r = StreamRunner::new(
-        Stub {
-            shape: [1, 3, 32, 32],
-        },
-        pre.clone(),
-        StreamOptions { every: 2, ..opts },
-    )
-    .unwrap();
-    let mut src = RawSource::new(
-        Box::new(Cursor::new(yuv_stream(64, 48, 420))),
-        "mem",
-        PixelFormat::Yuv420,
-        YuvRange::Limited,
-        64,
-        48,
-        false,
-    )
-    .unwrap();
+    let mut r = StreamRunner::new(Stub { shape: [1, 3, 32, 32] }, pre.clone(), StreamOptions { every: 2, ..opts }).unwrap();
+    let mut src = RawSource::new(Box::new(Cursor::new(yuv_stream(64, 48, 420))), "mem", PixelFormat::Yuv420, YuvRange::Limited, 64, 48, false).unwrap();
     let (total, _, _, _) = measure(&mut r, &mut src, 5, 200);
     assert_eq!(total, 0, "raw yuv420 source allocated");
 
     // 3. The live wrapper (reader thread, triple buffer) on a paced synthetic source.
-    let mut r = StreamRunner::new(
-        Stub {
-            shape: [1, 3, 32, 32],
-        },
-        pre.clone(),
-        opts,
-    )
-    .unwrap();
-    let mut src =
-        Latest::spawn(Box::new(SyntheticSource::new(64, 48, None).paced(2000.0))).unwrap();
+    let mut r = StreamRunner::new(Stub { shape: [1, 3, 32, 32] }, pre.clone(), opts).unwrap();
+    let mut src = Latest::spawn(Box::new(SyntheticSource::new(64, 48, None).paced(2000.0))).unwrap();
     let (total, _, _, _) = measure(&mut r, &mut src, 10, 150);
     assert_eq!(total, 0, "live wrapper allocated");
     drop(src);
@@ -145,11 +96,7 @@ fn the_frame_loop_allocates_nothing_after_warm_up() {
     // 4. The real model: a tract session on MobileNetV2 0.35 at 96². tract allocates the
     //    ops' output tensors on every run; the loop must add nothing to that, and the count
     //    must not grow (no leak, no queue).
-    let cfg = ZooConfig {
-        width_mult: 0.35,
-        resolution: 96,
-        num_classes: 1000,
-    };
+    let cfg = ZooConfig { width_mult: 0.35, resolution: 96, num_classes: 1000 };
     let model = zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(5)).unwrap();
     let bytes = export(&model, &ExportOptions { fold_bn: true }).unwrap();
     let engine = Engine::from_bytes(&bytes, "mnv2", &EngineOptions::default()).unwrap();
@@ -174,42 +121,20 @@ fn the_frame_loop_allocates_nothing_after_warm_up() {
          whole frame loop with the session: {} per frame over 100 frames (live bytes {live_before} → {live_after})",
         total as f64 / 100.0
     );
-    assert!(
-        per.iter().all(|&p| p == per_session_run),
-        "each frame allocates exactly what tract's run does: {per:?} vs {per_session_run}"
-    );
-    assert!(
-        per_session_run < per_engine_run,
-        "the session saves tract's per-run state: {per_session_run} vs {per_engine_run}"
-    );
-    assert_eq!(
-        live_before, live_after,
-        "live heap bytes do not grow over 100 frames"
-    );
+    assert!(per.iter().all(|&p| p == per_session_run), "each frame allocates exactly what tract's run does: {per:?} vs {per_session_run}");
+    assert!(per_session_run < per_engine_run, "the session saves tract's per-run state: {per_session_run} vs {per_engine_run}");
+    assert_eq!(live_before, live_after, "live heap bytes do not grow over 100 frames");
 
     // 5. MJPEG decoding goes through the image crate, which allocates per frame: measured and
     //    reported here, not hidden (the raw YUV path above is the zero-allocation one).
     let mut mj = Vec::new();
     for i in 0..40u8 {
-        let img =
-            image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, i * 6]));
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut mj, 80)
-            .encode_image(&img)
-            .unwrap();
+        let img = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 4, y as u8 * 5, i * 6]));
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut mj, 80).encode_image(&img).unwrap();
     }
-    let mut r = StreamRunner::new(
-        Stub {
-            shape: [1, 3, 32, 32],
-        },
-        pre,
-        opts,
-    )
-    .unwrap();
+    let mut r = StreamRunner::new(Stub { shape: [1, 3, 32, 32] }, pre, opts).unwrap();
     let mut src = MjpegSource::new(Box::new(Cursor::new(mj)), "mem.mjpeg", false);
     let (total, _, a, b) = measure(&mut r, &mut src, 5, 30);
-    eprintln!(
-        "MJPEG 64×48: {} allocations per frame in the JPEG decoder (live bytes {a} → {b})",
-        total as f64 / 30.0
-    );
+    eprintln!("MJPEG 64×48: {} allocations per frame in the JPEG decoder (live bytes {a} → {b})", total as f64 / 30.0);
     assert_eq!(a, b, "MJPEG decoding frees what it allocates");
 }

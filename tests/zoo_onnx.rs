@@ -10,11 +10,7 @@ use edgenet::onnx::{export, ExportOptions};
 use edgenet::zoo::{self, Arch, WeightSource, ZooConfig};
 
 fn cfg(resolution: usize) -> ZooConfig {
-    ZooConfig {
-        width_mult: 1.0,
-        resolution,
-        num_classes: 1000,
-    }
+    ZooConfig { width_mult: 1.0, resolution, num_classes: 1000 }
 }
 
 #[test]
@@ -38,21 +34,10 @@ fn parameter_counts_match_the_published_ones() {
     let mb = macs(Arch::MobileNetV2);
     assert!((0.29..0.31).contains(&mb), "MobileNetV2 {mb} GMACs");
     // Width 0.35: stem make_divisible(11.2, 8) = 16 (8 would be > 10 % below), head stays 1280.
-    let mb035 = zoo::graph(
-        Arch::MobileNetV2,
-        &ZooConfig {
-            width_mult: 0.35,
-            ..cfg(224)
-        },
-    )
-    .unwrap();
+    let mb035 = zoo::graph(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, ..cfg(224) }).unwrap();
     assert_eq!(mb035.nodes()[1].shape, vec![1, 16, 112, 112]);
     assert_eq!(mb035.node(mb035.output()).shape, vec![1, 1000]);
-    let head = mb035
-        .nodes()
-        .iter()
-        .find(|n| n.name == "features.18.0")
-        .unwrap();
+    let head = mb035.nodes().iter().find(|n| n.name == "features.18.0").unwrap();
     assert_eq!(head.shape[1], 1280);
 }
 
@@ -69,18 +54,10 @@ fn agree_with_onnxruntime_cfg(arch: Arch, c: &ZooConfig) {
     let mut tract_outputs = Vec::new();
     for fold_bn in [false, true] {
         let bytes = export(&model, &ExportOptions { fold_bn }).unwrap();
-        let path = dir.join(format!(
-            "{arch}_{}.onnx",
-            if fold_bn { "folded" } else { "plain" }
-        ));
+        let path = dir.join(format!("{arch}_{}.onnx", if fold_bn { "folded" } else { "plain" }));
         std::fs::write(&path, &bytes).unwrap();
         onnx_check(&path);
-        let engine = Engine::from_bytes(
-            &bytes,
-            &path.display().to_string(),
-            &EngineOptions::default(),
-        )
-        .unwrap();
+        let engine = Engine::from_bytes(&bytes, &path.display().to_string(), &EngineOptions::default()).unwrap();
         assert_eq!(engine.input_shape(), [1, 3, resolution, resolution]);
         let mut outs = Vec::new();
         for seed in [1, 2] {
@@ -89,14 +66,8 @@ fn agree_with_onnxruntime_cfg(arch: Arch, c: &ZooConfig) {
             let theirs = ort_run(&path, &x);
             let scale = max_abs(&theirs);
             let diff = max_abs_diff(&ours, &theirs);
-            assert!(
-                scale > 0.0 && scale.is_finite(),
-                "{arch}: degenerate logits (max |logit| {scale})"
-            );
-            assert!(
-                diff <= 1e-4 * scale,
-                "{arch} fold_bn={fold_bn}: tract vs onnxruntime max |Δ| {diff} > 1e-4 × {scale}"
-            );
+            assert!(scale > 0.0 && scale.is_finite(), "{arch}: degenerate logits (max |logit| {scale})");
+            assert!(diff <= 1e-4 * scale, "{arch} fold_bn={fold_bn}: tract vs onnxruntime max |Δ| {diff} > 1e-4 × {scale}");
             outs.push(ours);
         }
         tract_outputs.push(outs);
@@ -104,10 +75,7 @@ fn agree_with_onnxruntime_cfg(arch: Arch, c: &ZooConfig) {
     for (plain, folded) in tract_outputs[0].iter().zip(&tract_outputs[1]) {
         let diff = max_abs_diff(plain, folded);
         let scale = max_abs(plain);
-        assert!(
-            diff <= 1e-4 * scale,
-            "{arch}: folded vs unfolded max |Δ| {diff} > 1e-4 × {scale}"
-        );
+        assert!(diff <= 1e-4 * scale, "{arch}: folded vs unfolded max |Δ| {diff} > 1e-4 × {scale}");
     }
 }
 
@@ -148,38 +116,15 @@ fn efficientnet_lite0_agrees_with_onnxruntime() {
 
 #[test]
 fn narrow_mobilenet_v2_at_odd_resolution_agrees_with_onnxruntime() {
-    agree_with_onnxruntime_cfg(
-        Arch::MobileNetV2,
-        &ZooConfig {
-            width_mult: 0.35,
-            resolution: 100,
-            num_classes: 10,
-        },
-    );
+    agree_with_onnxruntime_cfg(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, resolution: 100, num_classes: 10 });
 }
 
 #[test]
 fn two_threads_give_the_same_logits_as_one() {
     let model = zoo::build(Arch::MobileNetV2, &cfg(224), WeightSource::Seeded(5)).unwrap();
     let bytes = export(&model, &ExportOptions { fold_bn: true }).unwrap();
-    let one = Engine::from_bytes(
-        &bytes,
-        "m",
-        &EngineOptions {
-            threads: 1,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let two = Engine::from_bytes(
-        &bytes,
-        "m",
-        &EngineOptions {
-            threads: 2,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let one = Engine::from_bytes(&bytes, "m", &EngineOptions { threads: 1, ..Default::default() }).unwrap();
+    let two = Engine::from_bytes(&bytes, "m", &EngineOptions { threads: 2, ..Default::default() }).unwrap();
     let x = random_input(one.input_len(), 4);
     let (a, b) = (one.run(&x).unwrap(), two.run(&x).unwrap());
     assert!(max_abs_diff(&a, &b) <= 1e-5 * max_abs(&a));
@@ -195,22 +140,13 @@ fn export_carries_metadata_and_names() {
     let g = proto.graph.as_ref().unwrap();
     assert_eq!(g.input[0].name, "input");
     assert_eq!(g.output[0].name, "logits");
-    assert!(g
-        .initializer
-        .iter()
-        .any(|t| t.name == "_blocks.3._depthwise_conv.weight"));
+    assert!(g.initializer.iter().any(|t| t.name == "_blocks.3._depthwise_conv.weight"));
     assert!(g.initializer.iter().any(|t| t.name == "_bn1.running_var"));
     let engine = Engine::from_bytes(&bytes, "m", &EngineOptions::default()).unwrap();
-    assert_eq!(
-        engine.metadata("edgenet.architecture"),
-        Some("efficientnet_lite0")
-    );
+    assert_eq!(engine.metadata("edgenet.architecture"), Some("efficientnet_lite0"));
     let pre: edgenet::frames::preprocess::Preprocess =
         serde_json::from_str(engine.metadata("edgenet.preprocess").unwrap()).unwrap();
-    assert_eq!(
-        pre,
-        edgenet::frames::preprocess::Preprocess::efficientnet_lite(224)
-    );
+    assert_eq!(pre, edgenet::frames::preprocess::Preprocess::efficientnet_lite(224));
     // The import of our own export gives back the same graph.
     let back = edgenet::onnx::import(&bytes, "m").unwrap();
     assert_eq!(back.graph, model.graph);

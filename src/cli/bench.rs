@@ -69,8 +69,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let machine = Machine::describe();
     let rss_start = measure::rss().map(|r| r.1);
     let mut load = Vec::new();
-    let (engine, file_bytes) =
-        measure::load(&args.model, args.threads as usize, args.no_trim, &mut load)?;
+    let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, args.no_trim, &mut load)?;
     let load_ms = load.iter().map(|p| p.ms).sum();
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];
@@ -105,9 +104,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         heap_live_after_warmup_bytes: heap_before.map(|h| h.live_bytes),
         heap_live_end_bytes: heap_after.map(|h| h.live_bytes),
         heap_peak_runs_bytes: heap_after.map(|h| h.peak_bytes),
-        allocations_per_inference: heap_before
-            .zip(heap_after)
-            .map(|(b, a)| a.allocations_since(&b) as f64 / args.runs as f64),
+        allocations_per_inference: heap_before.zip(heap_after).map(|(b, a)| a.allocations_since(&b) as f64 / args.runs as f64),
     };
     let report = Report {
         model: args.model.clone(),
@@ -132,32 +129,14 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "model    {} ({})",
-        r.model.display(),
-        mib(r.file_bytes)
-    )?;
+    writeln!(out, "model    {} ({})", r.model.display(), mib(r.file_bytes))?;
     writeln!(out, "machine  {}", r.machine.one_line())?;
     writeln!(out, "threads  {}, warm-up {}, timed runs {}, synthetic input, model only (no decoding or preprocessing)", r.threads, r.warmup, r.runs)?;
-    let stages: Vec<String> = r
-        .load
-        .iter()
-        .map(|p| format!("{} {:.1}", p.phase, p.ms))
-        .collect();
-    writeln!(
-        out,
-        "load     {:.1} ms ({} ms)",
-        r.load_ms,
-        stages.join(", ")
-    )?;
+    let stages: Vec<String> = r.load.iter().map(|p| format!("{} {:.1}", p.phase, p.ms)).collect();
+    writeln!(out, "load     {:.1} ms ({} ms)", r.load_ms, stages.join(", "))?;
     writeln!(out, "first inference {:.2} ms", r.first_inference_ms)?;
     let l = &r.latency_ms;
-    writeln!(
-        out,
-        "latency  min {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  mean {:.2} ± {:.2} ms",
-        l.min, l.p50, l.p90, l.p99, l.max, l.mean, l.stddev
-    )?;
+    writeln!(out, "latency  min {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  mean {:.2} ± {:.2} ms", l.min, l.p50, l.p90, l.p99, l.max, l.mean, l.stddev)?;
     writeln!(out, "fps      {:.1}", r.fps)?;
     let m = &r.memory;
     writeln!(

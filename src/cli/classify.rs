@@ -34,31 +34,19 @@ pub struct ClassifyArgs {
 
 /// Labels from a file, else from the model's metadata. A bad file is reported and the
 /// images are still classified (with class numbers).
-pub fn resolve_labels(
-    file: Option<&Path>,
-    engine: &Engine,
-) -> (Option<Labels>, Option<anyhow::Error>) {
+pub fn resolve_labels(file: Option<&Path>, engine: &Engine) -> (Option<Labels>, Option<anyhow::Error>) {
     let classes = engine.output_len();
     match file {
         Some(p) => match Labels::from_file(p, classes) {
             Ok(l) => (Some(l), None),
             Err(e) => (None, Some(e.into())),
         },
-        None => (
-            Labels::for_metadata(engine.metadata(meta::LABELS), classes),
-            None,
-        ),
+        None => (Labels::for_metadata(engine.metadata(meta::LABELS), classes), None),
     }
 }
 
 /// Logits (or probabilities) → top-K probabilities.
-pub fn predictions(
-    classifier_out: &[f32],
-    is_prob: bool,
-    scratch: &mut Vec<f32>,
-    k: usize,
-    out: &mut TopK,
-) {
+pub fn predictions(classifier_out: &[f32], is_prob: bool, scratch: &mut Vec<f32>, k: usize, out: &mut TopK) {
     scratch.clear();
     scratch.extend_from_slice(classifier_out);
     if !is_prob {
@@ -72,36 +60,27 @@ pub fn label_of(labels: Option<&Labels>, i: usize) -> String {
 }
 
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let opts = EngineOptions {
-        threads: args.threads as usize,
-        ..Default::default()
-    };
+    let opts = EngineOptions { threads: args.threads as usize, ..Default::default() };
     let engine = Engine::from_path(&args.model, &opts)?;
     let (labels, label_err) = resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = &label_err {
         eprintln!("error: {e:#}; showing class numbers");
     }
     let is_prob = engine.output_name() == OUTPUT_PROBABILITIES;
-    let mut classifier = Classifier::new(engine, None)
-        .with_context(|| format!("preparing {}", args.model.display()))?;
+    let mut classifier = Classifier::new(engine, None).with_context(|| format!("preparing {}", args.model.display()))?;
     let mut failed = usize::from(label_err.is_some());
     let mut scratch = Vec::new();
     let mut top = TopK::new();
     for path in &args.images {
         let t0 = Instant::now();
-        let result =
-            load_rgb(path).and_then(|frame| classifier.classify(&frame).map(|l| l.to_vec()));
+        let result = load_rgb(path).and_then(|frame| classifier.classify(&frame).map(|l| l.to_vec()));
         let logits = match result {
             Ok(l) => l,
             Err(e) => {
                 failed += 1;
                 eprintln!("error: {e}");
                 if args.json {
-                    writeln!(
-                        out,
-                        "{}",
-                        serde_json::json!({"image": path, "error": e.to_string()})
-                    )?;
+                    writeln!(out, "{}", serde_json::json!({"image": path, "error": e.to_string()}))?;
                 }
                 continue;
             }
@@ -113,30 +92,16 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<()> {
                 .iter()
                 .map(|p| serde_json::json!({"index": p.index, "label": label_of(labels.as_ref(), p.index), "probability": p.score}))
                 .collect();
-            writeln!(
-                out,
-                "{}",
-                serde_json::json!({"image": path, "top": items, "latency_ms": ms})
-            )?;
+            writeln!(out, "{}", serde_json::json!({"image": path, "top": items, "latency_ms": ms}))?;
         } else {
             writeln!(out, "{}  ({ms:.1} ms)", path.display())?;
             for (rank, p) in top.iter().enumerate() {
-                writeln!(
-                    out,
-                    "  {}. {:6.2}%  {} [{}]",
-                    rank + 1,
-                    p.score * 100.0,
-                    label_of(labels.as_ref(), p.index),
-                    p.index
-                )?;
+                writeln!(out, "  {}. {:6.2}%  {} [{}]", rank + 1, p.score * 100.0, label_of(labels.as_ref(), p.index), p.index)?;
             }
         }
     }
     if failed > 0 {
-        anyhow::bail!(
-            "{failed} of {} inputs failed (see above)",
-            args.images.len() + usize::from(label_err.is_some())
-        );
+        anyhow::bail!("{failed} of {} inputs failed (see above)", args.images.len() + usize::from(label_err.is_some()));
     }
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::time::Instant;
 use clap::Args;
 use edgenet::engine::{Engine, EngineOptions};
 use edgenet::frames::image_file::decode_rgb;
-use edgenet::frames::preprocess::Preprocessor;
 use edgenet::onnx::{export, ExportOptions};
+use edgenet::frames::preprocess::Preprocessor;
 use edgenet::quant::{quantize, QuantOptions};
 use edgenet::runner::{Classifier, Labels, TopK};
 use edgenet::zoo::{self, Arch, WeightSource, ZooConfig};
@@ -20,46 +20,16 @@ const WEIGHTS: &[u8] = include_bytes!("../../models/efficientnet_lite0.safetenso
 
 /// Calibration photos for the int8 model (models/README.md).
 const CALIBRATION: [(&str, &[u8]); 10] = [
-    (
-        "brick.png",
-        include_bytes!("../../models/calibration/brick.png"),
-    ),
-    (
-        "clock_motion.png",
-        include_bytes!("../../models/calibration/clock_motion.png"),
-    ),
-    (
-        "coins.png",
-        include_bytes!("../../models/calibration/coins.png"),
-    ),
-    (
-        "grass.png",
-        include_bytes!("../../models/calibration/grass.png"),
-    ),
-    (
-        "gravel.png",
-        include_bytes!("../../models/calibration/gravel.png"),
-    ),
-    (
-        "horse.png",
-        include_bytes!("../../models/calibration/horse.png"),
-    ),
-    (
-        "hubble_deep_field.jpg",
-        include_bytes!("../../models/calibration/hubble_deep_field.jpg"),
-    ),
-    (
-        "ihc.png",
-        include_bytes!("../../models/calibration/ihc.png"),
-    ),
-    (
-        "motorcycle_left.png",
-        include_bytes!("../../models/calibration/motorcycle_left.png"),
-    ),
-    (
-        "retina.jpg",
-        include_bytes!("../../models/calibration/retina.jpg"),
-    ),
+    ("brick.png", include_bytes!("../../models/calibration/brick.png")),
+    ("clock_motion.png", include_bytes!("../../models/calibration/clock_motion.png")),
+    ("coins.png", include_bytes!("../../models/calibration/coins.png")),
+    ("grass.png", include_bytes!("../../models/calibration/grass.png")),
+    ("gravel.png", include_bytes!("../../models/calibration/gravel.png")),
+    ("horse.png", include_bytes!("../../models/calibration/horse.png")),
+    ("hubble_deep_field.jpg", include_bytes!("../../models/calibration/hubble_deep_field.jpg")),
+    ("ihc.png", include_bytes!("../../models/calibration/ihc.png")),
+    ("motorcycle_left.png", include_bytes!("../../models/calibration/motorcycle_left.png")),
+    ("retina.jpg", include_bytes!("../../models/calibration/retina.jpg")),
 ];
 
 /// What a person would accept for a bundled photo (see models/README.md).
@@ -75,36 +45,12 @@ enum Expect {
 }
 
 const PHOTOS: [(&str, &[u8], Expect); 6] = [
-    (
-        "chelsea.png",
-        include_bytes!("../../models/demo/chelsea.png"),
-        Expect::Top1(&[281, 282, 285]),
-    ),
-    (
-        "coffee.png",
-        include_bytes!("../../models/demo/coffee.png"),
-        Expect::Top1(&[967, 968, 504]),
-    ),
-    (
-        "camera.png",
-        include_bytes!("../../models/demo/camera.png"),
-        Expect::Top1(&[872, 759]),
-    ),
-    (
-        "rocket.jpg",
-        include_bytes!("../../models/demo/rocket.jpg"),
-        Expect::Top1(&[657, 744, 812]),
-    ),
-    (
-        "grace_hopper.jpg",
-        include_bytes!("../../models/demo/grace_hopper.jpg"),
-        Expect::InTop5(652),
-    ),
-    (
-        "astronaut.png",
-        include_bytes!("../../models/demo/astronaut.png"),
-        Expect::Nothing,
-    ),
+    ("chelsea.png", include_bytes!("../../models/demo/chelsea.png"), Expect::Top1(&[281, 282, 285])),
+    ("coffee.png", include_bytes!("../../models/demo/coffee.png"), Expect::Top1(&[967, 968, 504])),
+    ("camera.png", include_bytes!("../../models/demo/camera.png"), Expect::Top1(&[872, 759])),
+    ("rocket.jpg", include_bytes!("../../models/demo/rocket.jpg"), Expect::Top1(&[657, 744, 812])),
+    ("grace_hopper.jpg", include_bytes!("../../models/demo/grace_hopper.jpg"), Expect::InTop5(652)),
+    ("astronaut.png", include_bytes!("../../models/demo/astronaut.png"), Expect::Nothing),
 ];
 
 #[derive(Debug, Args)]
@@ -122,17 +68,11 @@ fn verdict(expect: Expect, top: &TopK) -> (Option<bool>, String) {
         Expect::Nothing => (None, "no ImageNet class fits".to_string()),
         Expect::Top1(classes) => {
             let ok = top.first().is_some_and(|p| classes.contains(&p.index));
-            (
-                Some(ok),
-                format!("top-1 {} {classes:?}", if ok { "in" } else { "NOT in" }),
-            )
+            (Some(ok), format!("top-1 {} {classes:?}", if ok { "in" } else { "NOT in" }))
         }
         Expect::InTop5(class) => {
             let ok = top.iter().any(|p| p.index == class);
-            (
-                Some(ok),
-                format!("{class} {} top-5", if ok { "in" } else { "NOT in" }),
-            )
+            (Some(ok), format!("{class} {} top-5", if ok { "in" } else { "NOT in" }))
         }
     }
 }
@@ -145,19 +85,13 @@ fn median(v: &mut [f64]) -> f64 {
 pub fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let cfg = ZooConfig::default();
-    let source = WeightSource::SafetensorsBytes {
-        bytes: WEIGHTS,
-        origin: Path::new("models/efficientnet_lite0.safetensors"),
-    };
+    let source = WeightSource::SafetensorsBytes { bytes: WEIGHTS, origin: Path::new("models/efficientnet_lite0.safetensors") };
     let model = zoo::build(Arch::EfficientNetLite0, &cfg, source)?;
     let bytes = export(&model, &ExportOptions { fold_bn: true })?;
     if let Some(p) = &args.save_onnx {
         std::fs::write(p, &bytes).map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
     }
-    let opts = EngineOptions {
-        threads: args.threads as usize,
-        ..Default::default()
-    };
+    let opts = EngineOptions { threads: args.threads as usize, ..Default::default() };
     let f32_engine = Engine::from_bytes(&bytes, "efficientnet_lite0 f32 (embedded)", &opts)?;
     let f32_bytes = bytes.len();
     drop(bytes);
@@ -197,10 +131,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let (mut ok_f, mut ok_q, mut judged, mut same) = (0, 0, 0, 0);
     for (name, data, expect) in PHOTOS {
         let frame = decode_rgb(data, Path::new(name))?;
-        for (c, top, lat) in [
-            (&mut f32_c, &mut top_f, &mut lat_f),
-            (&mut int8_c, &mut top_q, &mut lat_q),
-        ] {
+        for (c, top, lat) in [(&mut f32_c, &mut top_f, &mut lat_f), (&mut int8_c, &mut top_q, &mut lat_q)] {
             c.load_frame(&frame.data, frame.width, frame.height)?;
             let t = Instant::now();
             let logits = c.infer()?.to_vec();
@@ -214,12 +145,7 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         ok_q += usize::from(vq == Some(true));
         same += usize::from(top_f.first().map(|p| p.index) == top_q.first().map(|p| p.index));
         writeln!(out, "\n{name} ({}×{})", frame.width, frame.height)?;
-        writeln!(
-            out,
-            "  {:<46} | {}",
-            format!("f32  {:.1} ms — {tf}", lat_f.last().unwrap_or(&0.0)),
-            format!("int8 {:.1} ms — {tq}", lat_q.last().unwrap_or(&0.0))
-        )?;
+        writeln!(out, "  {:<46} | {}", format!("f32  {:.1} ms — {tf}", lat_f.last().unwrap_or(&0.0)), format!("int8 {:.1} ms — {tq}", lat_q.last().unwrap_or(&0.0)))?;
         for (a, b) in top_f.iter().zip(top_q.iter()) {
             let cell = |p: &edgenet::runner::Prediction| {
                 let mut l = label_of(Some(&labels), p.index);
@@ -236,19 +162,11 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         PHOTOS.len()
     )?;
     if mq > 0.0 && mf > 0.0 {
-        let (ratio, word) = if mq <= mf {
-            (mf / mq, "faster")
-        } else {
-            (mq / mf, "slower")
-        };
+        let (ratio, word) = if mq <= mf { (mf / mq, "faster") } else { (mq / mf, "slower") };
         writeln!(out, "int8 ran {ratio:.2}× {word} than f32 here (one thread, including preprocessing; see BENCHMARKS.md)")?;
     }
     match edgenet::alloc::rss() {
-        Some((peak, _)) => writeln!(
-            out,
-            "peak resident memory (VmHWM): {:.1} MiB",
-            peak as f64 / 1048576.0
-        )?,
+        Some((peak, _)) => writeln!(out, "peak resident memory (VmHWM): {:.1} MiB", peak as f64 / 1048576.0)?,
         None => writeln!(out, "peak resident memory: not available on this system")?,
     }
     Ok(())

@@ -43,24 +43,14 @@ fn parse_arch(s: &str) -> Result<Arch, String> {
 
 pub fn run(args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let arch = args.arch;
-    let cfg = ZooConfig {
-        width_mult: args.width_mult,
-        resolution: args.resolution,
-        num_classes: args.num_classes,
-    };
+    let cfg = ZooConfig { width_mult: args.width_mult, resolution: args.resolution, num_classes: args.num_classes };
     let source = match &args.weights {
         Some(p) => WeightSource::Safetensors(p),
         None => WeightSource::Seeded(args.seed),
     };
     let model = zoo::build(arch, &cfg, source).with_context(|| format!("building {arch}"))?;
-    let bytes = export(
-        &model,
-        &ExportOptions {
-            fold_bn: args.fold_bn,
-        },
-    )?;
-    std::fs::write(&args.output, &bytes)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    let bytes = export(&model, &ExportOptions { fold_bn: args.fold_bn })?;
+    std::fs::write(&args.output, &bytes).with_context(|| format!("writing {}", args.output.display()))?;
     writeln!(
         out,
         "wrote {} ({arch}, {} parameters, {:.2} GMACs, {:.1} MB{})",
@@ -68,11 +58,7 @@ pub fn run(args: &ExportArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         model.graph.param_count(),
         model.graph.macs() as f64 / 1e9,
         bytes.len() as f64 / 1e6,
-        if args.fold_bn {
-            ", BatchNorm folded"
-        } else {
-            ""
-        }
+        if args.fold_bn { ", BatchNorm folded" } else { "" }
     )?;
     Ok(())
 }

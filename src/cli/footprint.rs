@@ -137,20 +137,12 @@ fn onnx_type_name(t: i32) -> (String, u64) {
 /// Initializer bytes by data type, as they would sit in memory unpacked (elements × size).
 pub fn weights_by_type(bytes: &[u8], origin: &str) -> anyhow::Result<Vec<WeightGroup>> {
     let proto = edgenet::onnx::decode(bytes, origin)?;
-    let graph = proto
-        .graph
-        .as_ref()
-        .with_context(|| format!("{origin}: no graph"))?;
+    let graph = proto.graph.as_ref().with_context(|| format!("{origin}: no graph"))?;
     let mut groups: BTreeMap<String, WeightGroup> = BTreeMap::new();
     for t in &graph.initializer {
         let (name, size) = onnx_type_name(t.data_type);
         let elements = t.dims.iter().map(|&d| d.max(0) as u64).product::<u64>();
-        let g = groups.entry(name.clone()).or_insert(WeightGroup {
-            dtype: name,
-            tensors: 0,
-            elements: 0,
-            bytes: 0,
-        });
+        let g = groups.entry(name.clone()).or_insert(WeightGroup { dtype: name, tensors: 0, elements: 0, bytes: 0 });
         g.tensors += 1;
         g.elements += elements;
         g.bytes += elements * size;
@@ -165,12 +157,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rss_start = measure::rss().map(|r| r.1);
     let heap_start = measure::heap();
     let mut phases = Vec::new();
-    let (engine, file_bytes) = measure::load(
-        &args.model,
-        args.threads as usize,
-        args.no_trim,
-        &mut phases,
-    )?;
+    let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, args.no_trim, &mut phases)?;
     let engine_bytes = match (heap_start, measure::heap()) {
         (Some(a), Some(b)) => Some(b.live_bytes.saturating_sub(a.live_bytes)),
         _ => None,
@@ -187,19 +174,16 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let steady = clock.end("steady state");
     let after = measure::heap();
     let kinds = measure::rss_kinds();
-    let rss = measure::rss()
-        .zip(rss_start)
-        .map(|((peak_bytes, current_bytes), start_bytes)| Rss {
-            start_bytes,
-            peak_bytes,
-            current_bytes,
-            current_anon_bytes: kinds.map(|k| k.0),
-            current_file_bytes: kinds.map(|k| k.1),
-        });
+    let rss = measure::rss().zip(rss_start).map(|((peak_bytes, current_bytes), start_bytes)| Rss {
+        start_bytes,
+        peak_bytes,
+        current_bytes,
+        current_anon_bytes: kinds.map(|k| k.0),
+        current_file_bytes: kinds.map(|k| k.1),
+    });
     // Measured: now the extra work of describing the model may allocate.
     let plan: PlanReport = engine.plan_report()?;
-    let file =
-        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let file = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let weights = weights_by_type(&file, &args.model.display().to_string())?;
     drop(file);
     let weight_bytes = weights.iter().map(|g| g.bytes).sum();
@@ -207,11 +191,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         (Some(b), Some(a)) => Some(a.allocations_since(&b) as f64 / args.runs as f64),
         _ => None,
     };
-    let peak_bytes = phases
-        .iter()
-        .chain(std::iter::once(&steady))
-        .filter_map(|p| p.heap_peak_bytes)
-        .max();
+    let peak_bytes = phases.iter().chain(std::iter::once(&steady)).filter_map(|p| p.heap_peak_bytes).max();
     let heap = HeapJson {
         measured: before.is_some(),
         engine_bytes,
@@ -222,12 +202,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         allocations_per_inference,
         phases: phases.into_iter().chain(std::iter::once(steady)).collect(),
     };
-    let binary = std::env::current_exe().ok().and_then(|p| {
-        std::fs::metadata(&p).ok().map(|m| Binary {
-            path: p,
-            bytes: m.len(),
-        })
-    });
+    let binary = std::env::current_exe().ok().and_then(|p| std::fs::metadata(&p).ok().map(|m| Binary { path: p, bytes: m.len() }));
     let constant_bytes = plan.constants.iter().map(|c| c.2).sum();
     let report = Report {
         model: args.model.clone(),
@@ -237,31 +212,11 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         weight_bytes,
         plan: PlanJson {
             nodes: plan.nodes,
-            ops: plan
-                .ops
-                .into_iter()
-                .map(|(op, count)| OpCount { op, count })
-                .collect(),
-            constants: plan
-                .constants
-                .into_iter()
-                .map(|(kind, tensors, bytes)| Constant {
-                    kind,
-                    tensors,
-                    bytes,
-                })
-                .collect(),
+            ops: plan.ops.into_iter().map(|(op, count)| OpCount { op, count }).collect(),
+            constants: plan.constants.into_iter().map(|(kind, tensors, bytes)| Constant { kind, tensors, bytes }).collect(),
             constant_bytes,
             fact_constant_bytes: plan.fact_constant_bytes,
-            largest_const_nodes: plan
-                .largest_const_nodes
-                .into_iter()
-                .map(|(node, kind, bytes)| Constant {
-                    kind: format!("{kind} {node}"),
-                    tensors: 1,
-                    bytes,
-                })
-                .collect(),
+            largest_const_nodes: plan.largest_const_nodes.into_iter().map(|(node, kind, bytes)| Constant { kind: format!("{kind} {node}"), tensors: 1, bytes }).collect(),
             activation_peak_bytes: plan.activation_peak_bytes,
             activation_peak_node: plan.activation_peak_node,
         },
@@ -279,93 +234,33 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "model        {}  {} ({} bytes)",
-        r.model.display(),
-        mib(r.file_bytes),
-        r.file_bytes
-    )?;
+    writeln!(out, "model        {}  {} ({} bytes)", r.model.display(), mib(r.file_bytes), r.file_bytes)?;
     writeln!(out, "machine      {}", r.machine.one_line())?;
     writeln!(out, "threads      {}", r.threads)?;
-    writeln!(
-        out,
-        "\nweights in the file (ONNX initializers, unpacked): {}",
-        mib(r.weight_bytes as usize)
-    )?;
+    writeln!(out, "\nweights in the file (ONNX initializers, unpacked): {}", mib(r.weight_bytes as usize))?;
     for g in &r.weights {
-        writeln!(
-            out,
-            "  {:<8} {:>12} bytes  {:>5} tensors  {:>11} elements",
-            g.dtype, g.bytes, g.tensors, g.elements
-        )?;
+        writeln!(out, "  {:<8} {:>12} bytes  {:>5} tensors  {:>11} elements", g.dtype, g.bytes, g.tensors, g.elements)?;
     }
-    let ops: Vec<String> = r
-        .plan
-        .ops
-        .iter()
-        .map(|o| format!("{}×{}", o.op, o.count))
-        .collect();
-    writeln!(
-        out,
-        "\ntract's optimized plan: {} nodes: {}",
-        r.plan.nodes,
-        ops.join(" ")
-    )?;
+    let ops: Vec<String> = r.plan.ops.iter().map(|o| format!("{}×{}", o.op, o.count)).collect();
+    writeln!(out, "\ntract's optimized plan: {} nodes: {}", r.plan.nodes, ops.join(" "))?;
     writeln!(out, "  constants kept: {}", mib(r.plan.constant_bytes))?;
     for c in &r.plan.constants {
-        writeln!(
-            out,
-            "    {:<18} {:>12} bytes  {:>5} tensors",
-            c.kind, c.bytes, c.tensors
-        )?;
+        writeln!(out, "    {:<18} {:>12} bytes  {:>5} tensors", c.kind, c.bytes, c.tensors)?;
     }
     if let Some(big) = r.plan.largest_const_nodes.first() {
-        writeln!(
-            out,
-            "    largest Const node: {} ({} bytes)",
-            big.kind, big.bytes
-        )?;
+        writeln!(out, "    largest Const node: {} ({} bytes)", big.kind, big.bytes)?;
     }
     if r.plan.fact_constant_bytes > 0 {
-        writeln!(
-            out,
-            "  constant values held by type facts besides: {} bytes",
-            r.plan.fact_constant_bytes
-        )?;
+        writeln!(out, "  constant values held by type facts besides: {} bytes", r.plan.fact_constant_bytes)?;
     }
-    writeln!(
-        out,
-        "  activation memory (eval_tmp_memory_usage): {} at its peak, node {}",
-        mib(r.plan.activation_peak_bytes),
-        r.plan.activation_peak_node
-    )?;
+    writeln!(out, "  activation memory (eval_tmp_memory_usage): {} at its peak, node {}", mib(r.plan.activation_peak_bytes), r.plan.activation_peak_node)?;
     if r.heap.measured {
-        writeln!(
-            out,
-            "\nheap (counting allocator)      time      high-water      live after"
-        )?;
+        writeln!(out, "\nheap (counting allocator)      time      high-water      live after")?;
         for p in &r.heap.phases {
-            let name = if p.phase == "steady state" {
-                format!("steady state ({} runs)", r.heap.steady_runs)
-            } else {
-                p.phase.to_string()
-            };
-            writeln!(
-                out,
-                "  {:<26} {:>8.1} ms  {:>14}  {:>14}",
-                name,
-                p.ms,
-                mib_or(p.heap_peak_bytes),
-                mib_or(p.heap_live_bytes)
-            )?;
+            let name = if p.phase == "steady state" { format!("steady state ({} runs)", r.heap.steady_runs) } else { p.phase.to_string() };
+            writeln!(out, "  {:<26} {:>8.1} ms  {:>14}  {:>14}", name, p.ms, mib_or(p.heap_peak_bytes), mib_or(p.heap_live_bytes))?;
         }
-        writeln!(
-            out,
-            "  overall high-water {}; {:.0} allocations per inference",
-            mib_or(r.heap.peak_bytes),
-            r.heap.allocations_per_inference.unwrap_or(0.0)
-        )?;
+        writeln!(out, "  overall high-water {}; {:.0} allocations per inference", mib_or(r.heap.peak_bytes), r.heap.allocations_per_inference.unwrap_or(0.0))?;
         if let Some(e) = r.heap.engine_bytes {
             writeln!(
                 out,
@@ -376,10 +271,7 @@ fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
             )?;
         }
     } else {
-        writeln!(
-            out,
-            "\nheap: not measured (the counting allocator is not this binary's global allocator)"
-        )?;
+        writeln!(out, "\nheap: not measured (the counting allocator is not this binary's global allocator)")?;
     }
     match &r.rss {
         Some(s) => writeln!(
@@ -394,12 +286,7 @@ fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
         None => writeln!(out, "\nresident memory: not measured (no /proc/self/status)")?,
     }
     match &r.binary {
-        Some(b) => writeln!(
-            out,
-            "binary: {} {}",
-            b.path.display(),
-            mib(b.bytes as usize)
-        )?,
+        Some(b) => writeln!(out, "binary: {} {}", b.path.display(), mib(b.bytes as usize))?,
         None => writeln!(out, "binary: not measured")?,
     }
     Ok(())

@@ -45,12 +45,7 @@ impl PhaseClock {
     pub fn end(&mut self, name: &'static str) -> Phase {
         let ms = self.t.elapsed().as_secs_f64() * 1e3;
         let h = heap();
-        let p = Phase {
-            phase: name,
-            ms,
-            heap_peak_bytes: h.map(|s| s.peak_bytes),
-            heap_live_bytes: h.map(|s| s.live_bytes),
-        };
+        let p = Phase { phase: name, ms, heap_peak_bytes: h.map(|s| s.peak_bytes), heap_live_bytes: h.map(|s| s.live_bytes) };
         alloc().reset_peak();
         self.t = Instant::now();
         p
@@ -62,20 +57,10 @@ impl PhaseClock {
 /// Then, unless `no_trim`, gives the heap's free pages back to the system
 /// ([`edgenet::alloc::release_free_heap`]), as a long-running process should once its model is
 /// loaded.
-pub fn load(
-    path: &Path,
-    threads: usize,
-    no_trim: bool,
-    phases: &mut Vec<Phase>,
-) -> anyhow::Result<(Engine, usize)> {
-    let file_bytes = std::fs::metadata(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .len() as usize;
+pub fn load(path: &Path, threads: usize, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
+    let file_bytes = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len() as usize;
     let mut clock = PhaseClock::start();
-    let opts = EngineOptions {
-        threads,
-        ..Default::default()
-    };
+    let opts = EngineOptions { threads, ..Default::default() };
     let mut on_phase = |p: BuildPhase| {
         let name = match p {
             BuildPhase::Read => "read file",
@@ -129,15 +114,7 @@ impl Latency {
         let rank = |p: f64| v[(((p / 100.0) * n as f64).ceil() as usize).clamp(1, n) - 1];
         let mean = v.iter().sum::<f64>() / n as f64;
         let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
-        Some(Latency {
-            min: v[0],
-            p50: rank(50.0),
-            p90: rank(90.0),
-            p99: rank(99.0),
-            max: v[n - 1],
-            mean,
-            stddev: var.sqrt(),
-        })
+        Some(Latency { min: v[0], p50: rank(50.0), p90: rank(90.0), p99: rank(99.0), max: v[n - 1], mean, stddev: var.sqrt() })
     }
 }
 
@@ -152,12 +129,7 @@ pub struct Progress {
 
 impl Progress {
     pub fn new(label: &'static str, total: usize) -> Self {
-        Progress {
-            label,
-            total,
-            tty: std::io::stderr().is_terminal(),
-            last: None,
-        }
+        Progress { label, total, tty: std::io::stderr().is_terminal(), last: None }
     }
 
     /// `last_ms`: the latest latency, shown after the bar.
@@ -172,13 +144,7 @@ impl Progress {
         self.last = Some(Instant::now());
         let w = 30 * done.min(self.total) / self.total.max(1);
         let note = last_ms.map_or(String::new(), |ms| format!("{ms:.2} ms"));
-        eprint!(
-            "\r{} [{}{}] {done}/{} {note}   ",
-            self.label,
-            "#".repeat(w),
-            ".".repeat(30 - w),
-            self.total
-        );
+        eprint!("\r{} [{}{}] {done}/{} {note}   ", self.label, "#".repeat(w), ".".repeat(30 - w), self.total);
         if finished {
             eprintln!();
         }
@@ -210,38 +176,13 @@ impl Machine {
                 .map(|(_, v)| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let cpu = field("model name")
-            .or_else(|| field("Model"))
-            .or_else(|| field("Hardware"))
-            .or_else(|| field("CPU part").map(|p| format!("CPU part {p}")))
-            .unwrap_or_else(|| "unknown CPU".to_string());
-        let flags = field("flags")
-            .or_else(|| field("Features"))
-            .unwrap_or_default();
-        let wanted = [
-            "avx2",
-            "fma",
-            "avx512f",
-            "avx512_vnni",
-            "avx_vnni",
-            "asimddp",
-            "i8mm",
-            "asimdhp",
-        ];
-        let isa = wanted
-            .iter()
-            .filter(|w| flags.split_whitespace().any(|f| f == **w))
-            .map(|w| w.to_string())
-            .collect();
-        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
-        let os = format!("{} {kernel}", std::env::consts::OS)
-            .trim()
-            .to_string();
-        let load_average_1m = std::fs::read_to_string("/proc/loadavg")
-            .ok()
-            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()));
+        let cpu = field("model name").or_else(|| field("Model")).or_else(|| field("Hardware")).or_else(|| field("CPU part").map(|p| format!("CPU part {p}"))).unwrap_or_else(|| "unknown CPU".to_string());
+        let flags = field("flags").or_else(|| field("Features")).unwrap_or_default();
+        let wanted = ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "asimddp", "i8mm", "asimdhp"];
+        let isa = wanted.iter().filter(|w| flags.split_whitespace().any(|f| f == **w)).map(|w| w.to_string()).collect();
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
+        let os = format!("{} {kernel}", std::env::consts::OS).trim().to_string();
+        let load_average_1m = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()));
         Machine {
             cpu,
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -253,17 +194,8 @@ impl Machine {
     }
 
     pub fn one_line(&self) -> String {
-        let load = self
-            .load_average_1m
-            .map_or(String::new(), |l| format!(", load average {l:.2}"));
-        format!(
-            "{}, {} logical cores, {} ({}), {}{load}",
-            self.cpu,
-            self.logical_cores,
-            self.arch,
-            self.isa.join(" "),
-            self.os
-        )
+        let load = self.load_average_1m.map_or(String::new(), |l| format!(", load average {l:.2}"));
+        format!("{}, {} logical cores, {} ({}), {}{load}", self.cpu, self.logical_cores, self.arch, self.isa.join(" "), self.os)
     }
 }
 
@@ -288,13 +220,7 @@ pub fn rss_kinds() -> Option<(usize, usize)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |key: &str| -> Option<usize> {
         let line = status.lines().find(|l| l.starts_with(key))?;
-        let kb: usize = line
-            .get(key.len()..)?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()?;
+        let kb: usize = line.get(key.len()..)?.trim().trim_end_matches("kB").trim().parse().ok()?;
         Some(kb * 1024)
     };
     Some((field("RssAnon:")?, field("RssFile:")?))

@@ -55,59 +55,37 @@ pub struct QuantizeArgs {
 }
 
 pub fn run(args: &QuantizeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let bytes =
-        std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
+    let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
     let model = edgenet::onnx::import(&bytes, &args.model.display().to_string())?;
     drop(bytes);
     let pre = &model.info.preprocess;
-    let (cal, skipped) = load_inputs(&args.calibrate, pre)
-        .with_context(|| format!("calibration set {}", args.calibrate.display()))?;
+    let (cal, skipped) = load_inputs(&args.calibrate, pre).with_context(|| format!("calibration set {}", args.calibrate.display()))?;
     for e in &skipped {
         eprintln!("warning: skipped {e}");
     }
     if cal.is_empty() {
-        anyhow::bail!(
-            "calibration set {}: none of its {} files could be decoded",
-            args.calibrate.display(),
-            skipped.len()
-        );
+        anyhow::bail!("calibration set {}: none of its {} files could be decoded", args.calibrate.display(), skipped.len());
     }
-    writeln!(
-        out,
-        "calibrating on {} images from {} ({} skipped)",
-        cal.len(),
-        args.calibrate.display(),
-        skipped.len()
-    )?;
+    writeln!(out, "calibrating on {} images from {} ({} skipped)", cal.len(), args.calibrate.display(), skipped.len())?;
     let method = match args.method {
         Method::Minmax => RangeMethod::MinMax,
         Method::Percentile => RangeMethod::Percentile(args.percentile),
         Method::Mse => RangeMethod::Mse,
     };
-    let opts = QuantOptions {
-        method,
-        per_tensor: args.per_tensor,
-        equalize: args.equalize,
-        bias_correction: !args.no_bias_correction,
-    };
+    let opts = QuantOptions { method, per_tensor: args.per_tensor, equalize: args.equalize, bias_correction: !args.no_bias_correction };
     let tensors: Vec<Vec<f32>> = cal.into_iter().map(|(_, x)| x).collect();
     let tty = std::io::stderr().is_terminal();
     let mut progress = |done: usize, total: usize| {
         if tty {
             let w = 30 * done / total.max(1);
-            eprint!(
-                "\rcalibrating [{}{}] {done}/{total}",
-                "#".repeat(w),
-                ".".repeat(30 - w)
-            );
+            eprint!("\rcalibrating [{}{}] {done}/{total}", "#".repeat(w), ".".repeat(30 - w));
             if done == total {
                 eprintln!();
             }
         }
     };
     let q = quantize(&model, &tensors, &opts, &mut progress)?;
-    std::fs::write(&args.output, &q.bytes)
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    std::fs::write(&args.output, &q.bytes).with_context(|| format!("writing {}", args.output.display()))?;
     writeln!(
         out,
         "wrote {} ({:.2} MB, {} int8 layers, {} conv pairs equalized, {} int32 bias saturations)",
@@ -118,8 +96,7 @@ pub fn run(args: &QuantizeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         q.bias_saturations
     )?;
     if let Some(dir) = &args.eval {
-        let (eval, skipped) =
-            load_inputs(dir, pre).with_context(|| format!("evaluation set {}", dir.display()))?;
+        let (eval, skipped) = load_inputs(dir, pre).with_context(|| format!("evaluation set {}", dir.display()))?;
         for e in &skipped {
             eprintln!("warning: skipped {e}");
         }

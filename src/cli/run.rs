@@ -11,9 +11,7 @@ use edgenet::engine::{Engine, EngineOptions};
 use edgenet::frames::spec::parse_size;
 use edgenet::frames::{LiveMode, SourceKind, SourceSpec, StreamFormat, YuvRange};
 use edgenet::onnx::OUTPUT_PROBABILITIES;
-use edgenet::runner::{
-    preprocess_from_metadata, FrameReport, Labels, StreamOptions, StreamRunner, Summary, MAX_TOP_K,
-};
+use edgenet::runner::{preprocess_from_metadata, FrameReport, Labels, StreamOptions, StreamRunner, Summary, MAX_TOP_K};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,8 +76,7 @@ pub struct RunArgs {
 }
 
 fn parse_format(s: &str) -> Result<StreamFormat, String> {
-    StreamFormat::parse(s)
-        .ok_or_else(|| format!("unknown format `{s}` (rgb24, bgr24, yuv420, nv12, yuyv, mjpeg)"))
+    StreamFormat::parse(s).ok_or_else(|| format!("unknown format `{s}` (rgb24, bgr24, yuv420, nv12, yuyv, mjpeg)"))
 }
 
 fn parse_size_arg(s: &str) -> Result<(usize, usize), String> {
@@ -100,10 +97,7 @@ extern "C" fn on_sigint(_: libc::c_int) {
 fn catch_ctrl_c() {
     #[cfg(unix)]
     unsafe {
-        libc::signal(
-            libc::SIGINT,
-            on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
-        );
+        libc::signal(libc::SIGINT, on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t);
     }
 }
 
@@ -140,20 +134,11 @@ struct SummaryLine<'a> {
     error: Option<String>,
 }
 
-fn write_frame(
-    out: &mut dyn Write,
-    f: &FrameReport<'_>,
-    labels: Option<&Labels>,
-    json: bool,
-) -> std::io::Result<()> {
+fn write_frame(out: &mut dyn Write, f: &FrameReport<'_>, labels: Option<&Labels>, json: bool) -> std::io::Result<()> {
     let mut items = [TopItem::default(); MAX_TOP_K];
     let n = f.top.len();
     for (item, p) in items.iter_mut().zip(f.top.iter()) {
-        *item = TopItem {
-            index: p.index,
-            label: labels.and_then(|l| l.get(p.index)),
-            probability: p.score,
-        };
+        *item = TopItem { index: p.index, label: labels.and_then(|l| l.get(p.index)), probability: p.score };
     }
     if json {
         let line = FrameLine {
@@ -191,22 +176,9 @@ fn write_frame(
     }
 }
 
-fn write_summary(
-    out: &mut dyn Write,
-    s: &Summary,
-    source: &str,
-    interrupted: bool,
-    error: Option<String>,
-    json: bool,
-) -> std::io::Result<()> {
+fn write_summary(out: &mut dyn Write, s: &Summary, source: &str, interrupted: bool, error: Option<String>, json: bool) -> std::io::Result<()> {
     if json {
-        let line = SummaryLine {
-            r#type: "summary",
-            source,
-            interrupted,
-            summary: s,
-            error,
-        };
+        let line = SummaryLine { r#type: "summary", source, interrupted, summary: s, error };
         serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
         writeln!(out)
     } else {
@@ -223,21 +195,13 @@ fn write_summary(
             s.elapsed_s
         )?;
         let l = &s.latency_ms;
-        writeln!(
-            out,
-            "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  mean {:.2}  min {:.2}  max {:.2}",
-            l.p50, l.p90, l.p99, l.mean, l.min, l.max
-        )
+        writeln!(out, "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  mean {:.2}  min {:.2}  max {:.2}", l.p50, l.p90, l.p99, l.mean, l.min, l.max)
     }
 }
 
 pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let kind = SourceKind::parse(&args.source)?;
-    let format = if args.mjpeg {
-        Some(StreamFormat::Mjpeg)
-    } else {
-        args.format
-    };
+    let format = if args.mjpeg { Some(StreamFormat::Mjpeg) } else { args.format };
     let spec = SourceSpec {
         kind,
         format,
@@ -253,17 +217,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         },
         limit: None,
     };
-    let opts = EngineOptions {
-        threads: args.threads as usize,
-        ..Default::default()
-    };
+    let opts = EngineOptions { threads: args.threads as usize, ..Default::default() };
     let engine = Engine::from_path(&args.model, &opts)?;
     let (labels, label_err) = super::classify::resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = label_err {
         return Err(e.context("--labels"));
     }
-    let preprocess = preprocess_from_metadata(&engine)
-        .with_context(|| format!("preparing {}", args.model.display()))?;
+    let preprocess = preprocess_from_metadata(&engine).with_context(|| format!("preparing {}", args.model.display()))?;
     let stream_opts = StreamOptions {
         top: args.top as usize,
         every: args.every,
@@ -273,13 +233,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let session = engine.session()?;
     let mut runner = StreamRunner::new(session, preprocess, stream_opts)?;
     let mut source = spec.open()?;
-    log::info!(
-        "{}: {} on {}{}",
-        args.model.display(),
-        engine.origin(),
-        source.name(),
-        if source.is_live() { " (live)" } else { "" }
-    );
+    log::info!("{}: {} on {}{}", args.model.display(), engine.origin(), source.name(), if source.is_live() { " (live)" } else { "" });
     catch_ctrl_c();
     let mut error = None;
     loop {
@@ -304,23 +258,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let corrupt = source.corrupt();
     let summary = runner.summary(corrupt);
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);
-    write_summary(
-        out,
-        &summary,
-        source.name(),
-        interrupted,
-        error.as_ref().map(|e| e.to_string()),
-        args.json,
-    )?;
+    write_summary(out, &summary, source.name(), interrupted, error.as_ref().map(|e| e.to_string()), args.json)?;
     out.flush()?;
     if let Some(e) = error {
         return Err(e.into());
     }
     if corrupt > 0 {
-        anyhow::bail!(
-            "{}: {corrupt} corrupt frame(s) skipped (see the warnings above)",
-            source.name()
-        );
+        anyhow::bail!("{}: {corrupt} corrupt frame(s) skipped (see the warnings above)", source.name());
     }
     Ok(())
 }

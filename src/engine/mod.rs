@@ -14,8 +14,8 @@ use tract_onnx::tract_core::runtime::RunOptions;
 use crate::error::{Error, Result};
 
 pub mod int8;
-mod qconv;
 pub mod winograd;
+mod qconv;
 
 /// How to prepare a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +37,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions {
-            threads: 1,
-            input_shape: None,
-            int8_kernels: true,
-            winograd: true,
-        }
+        EngineOptions { threads: 1, input_shape: None, int8_kernels: true, winograd: true }
     }
 }
 
@@ -59,10 +54,7 @@ pub struct Engine {
 }
 
 fn onnx_err(origin: &str, e: impl std::fmt::Display) -> Error {
-    Error::Onnx {
-        origin: origin.to_string(),
-        message: format!("{e:#}"),
-    }
+    Error::Onnx { origin: origin.to_string(), message: format!("{e:#}") }
 }
 
 impl Engine {
@@ -81,11 +73,7 @@ impl Engine {
     ///
     /// # Errors
     /// As [`from_path`](Self::from_path).
-    pub fn from_path_with_phases(
-        path: &Path,
-        opts: &EngineOptions,
-        on_phase: &mut dyn FnMut(BuildPhase),
-    ) -> Result<Self> {
+    pub fn from_path_with_phases(path: &Path, opts: &EngineOptions, on_phase: &mut dyn FnMut(BuildPhase)) -> Result<Self> {
         let origin = path.display().to_string();
         let proto = {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
@@ -111,12 +99,7 @@ impl Engine {
     ///
     /// # Errors
     /// As [`from_bytes`](Self::from_bytes).
-    pub fn from_bytes_with_phases(
-        bytes: &[u8],
-        origin: &str,
-        opts: &EngineOptions,
-        on_phase: &mut dyn FnMut(BuildPhase),
-    ) -> Result<Self> {
+    pub fn from_bytes_with_phases(bytes: &[u8], origin: &str, opts: &EngineOptions, on_phase: &mut dyn FnMut(BuildPhase)) -> Result<Self> {
         Self::build(bytes, origin, opts, &[], on_phase)
     }
 
@@ -126,25 +109,14 @@ impl Engine {
     ///
     /// # Errors
     /// As [`from_bytes`](Self::from_bytes), or a name that is no tensor of the model.
-    pub fn with_outputs(
-        bytes: &[u8],
-        origin: &str,
-        opts: &EngineOptions,
-        outputs: &[String],
-    ) -> Result<Self> {
+    pub fn with_outputs(bytes: &[u8], origin: &str, opts: &EngineOptions, outputs: &[String]) -> Result<Self> {
         if outputs.is_empty() {
             return Err(Error::Config("no outputs requested".into()));
         }
         Self::build(bytes, origin, opts, outputs, &mut |_| {})
     }
 
-    fn build(
-        bytes: &[u8],
-        origin: &str,
-        opts: &EngineOptions,
-        outputs: &[String],
-        on_phase: &mut dyn FnMut(BuildPhase),
-    ) -> Result<Self> {
+    fn build(bytes: &[u8], origin: &str, opts: &EngineOptions, outputs: &[String], on_phase: &mut dyn FnMut(BuildPhase)) -> Result<Self> {
         let proto = crate::onnx::decode(bytes, origin)?;
         on_phase(BuildPhase::Decoded);
         Self::build_proto(proto, origin, opts, outputs, on_phase)
@@ -157,55 +129,27 @@ impl Engine {
         outputs: &[String],
         on_phase: &mut dyn FnMut(BuildPhase),
     ) -> Result<Self> {
-        let metadata: HashMap<String, String> = proto
-            .metadata_props
-            .iter()
-            .map(|e| (e.key.clone(), e.value.clone()))
-            .collect();
-        let output_name = proto
-            .graph
-            .as_ref()
-            .and_then(|g| g.output.first())
-            .map(|o| o.name.clone())
-            .unwrap_or_default();
-        let (qconvs, skipped) = if opts.int8_kernels {
-            qconv::collect(&proto)
-        } else {
-            Default::default()
-        };
-        let quantizers = if opts.int8_kernels {
-            qconv::collect_quantize(&proto, "QuantizeLinear")
-        } else {
-            Default::default()
-        };
-        let dequantizers = if opts.int8_kernels {
-            qconv::collect_quantize(&proto, "DequantizeLinear")
-        } else {
-            Default::default()
-        };
+        let metadata: HashMap<String, String> =
+            proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+        let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
+        let (qconvs, skipped) = if opts.int8_kernels { qconv::collect(&proto) } else { Default::default() };
+        let quantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "QuantizeLinear") } else { Default::default() };
+        let dequantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "DequantizeLinear") } else { Default::default() };
         for (name, why) in &skipped {
             log::info!("{origin}: QLinearConv `{name}` stays with tract: {why}");
         }
         let start = std::time::Instant::now();
         let onnx = tract_onnx::onnx();
-        let mut model = onnx
-            .model_for_proto_model(&proto)
-            .map_err(|e| onnx_err(origin, e))?;
+        let mut model = onnx.model_for_proto_model(&proto).map_err(|e| onnx_err(origin, e))?;
         drop(proto);
         on_phase(BuildPhase::Translated);
         if !outputs.is_empty() {
-            model
-                .select_outputs_by_name(outputs)
-                .map_err(|e| onnx_err(origin, e))?;
+            model.select_outputs_by_name(outputs).map_err(|e| onnx_err(origin, e))?;
         }
         if model.inputs.len() != 1 || (outputs.is_empty() && model.outputs.len() != 1) {
             return Err(onnx_err(
                 origin,
-                format!(
-                    "edgenet runs models with one input and one output; this one has {} and {}",
-                    model.inputs.len(),
-                    model.outputs.len()
-                ),
+                format!("edgenet runs models with one input and one output; this one has {} and {}", model.inputs.len(), model.outputs.len()),
             ));
         }
         let declared = model
@@ -215,56 +159,28 @@ impl Engine {
             .and_then(|s| <[usize; 4]>::try_from(s.as_slice()).ok());
         let input_shape = match (opts.input_shape, declared) {
             (Some(s), Some(d)) if s != d => {
-                return Err(Error::Input(format!(
-                    "{origin} has a fixed input shape {d:?}, not {s:?}"
-                )));
+                return Err(Error::Input(format!("{origin} has a fixed input shape {d:?}, not {s:?}")));
             }
             (Some(s), _) | (None, Some(s)) => s,
             (None, None) => {
-                return Err(onnx_err(
-                    origin,
-                    "the input shape is not fixed in the file: give it explicitly ([1, C, H, W])",
-                ));
+                return Err(onnx_err(origin, "the input shape is not fixed in the file: give it explicitly ([1, C, H, W])"));
             }
         };
         model = model
-            .with_input_fact(
-                0,
-                InferenceFact::dt_shape(
-                    f32::datum_type(),
-                    tvec!(
-                        input_shape[0],
-                        input_shape[1],
-                        input_shape[2],
-                        input_shape[3]
-                    ),
-                ),
-            )
+            .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec!(input_shape[0], input_shape[1], input_shape[2], input_shape[3])))
             .map_err(|e| onnx_err(origin, e))?;
         let mut typed = model.into_typed().map_err(|e| onnx_err(origin, e))?;
         if !qconvs.is_empty() {
-            let n = qconv::rewrite(&mut typed, &qconvs, origin, opts.winograd)
-                .map_err(|e| onnx_err(origin, e))?;
-            log::debug!(
-                "{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels",
-                qconvs.len() + skipped.len()
-            );
+            let n = qconv::rewrite(&mut typed, &qconvs, origin, opts.winograd).map_err(|e| onnx_err(origin, e))?;
+            log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());
         }
         if !quantizers.is_empty() {
-            let n = qconv::rewrite_quantize(&mut typed, &quantizers)
-                .map_err(|e| onnx_err(origin, e))?;
-            log::debug!(
-                "{origin}: {n} of {} QuantizeLinear on edgenet's quantizer",
-                quantizers.len()
-            );
+            let n = qconv::rewrite_quantize(&mut typed, &quantizers).map_err(|e| onnx_err(origin, e))?;
+            log::debug!("{origin}: {n} of {} QuantizeLinear on edgenet's quantizer", quantizers.len());
         }
         if !dequantizers.is_empty() {
-            let n = qconv::rewrite_dequantize(&mut typed, &dequantizers)
-                .map_err(|e| onnx_err(origin, e))?;
-            log::debug!(
-                "{origin}: {n} of {} DequantizeLinear on edgenet's dequantizer",
-                dequantizers.len()
-            );
+            let n = qconv::rewrite_dequantize(&mut typed, &dequantizers).map_err(|e| onnx_err(origin, e))?;
+            log::debug!("{origin}: {n} of {} DequantizeLinear on edgenet's dequantizer", dequantizers.len());
             let n = qconv::fuse_qadd(&mut typed).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} quantized residual additions fused");
         }
@@ -276,34 +192,18 @@ impl Engine {
                 .output_fact(i)
                 .ok()
                 .and_then(|f| f.shape.as_concrete().map(|s| s.iter().product::<usize>()))
-                .ok_or_else(|| {
-                    onnx_err(origin, format!("the shape of output #{i} is not fixed"))
-                })?;
+                .ok_or_else(|| onnx_err(origin, format!("the shape of output #{i} is not fixed")))?;
             output_lens.push(n);
         }
         let output_len = output_lens[0];
         let mut run_opts = RunOptions::default();
         if opts.threads > 1 {
-            run_opts.executor = Some(tract_linalg::multithread::Executor::multithread(
-                opts.threads,
-            ));
+            run_opts.executor = Some(tract_linalg::multithread::Executor::multithread(opts.threads));
         }
-        let plan =
-            SimplePlan::new_with_options(typed, &run_opts).map_err(|e| onnx_err(origin, e))?;
+        let plan = SimplePlan::new_with_options(typed, &run_opts).map_err(|e| onnx_err(origin, e))?;
         on_phase(BuildPhase::Planned);
-        log::debug!(
-            "{origin}: plan ready in {:.1} ms, input {input_shape:?}, {output_len} outputs",
-            start.elapsed().as_secs_f64() * 1e3
-        );
-        Ok(Engine {
-            plan,
-            input_shape,
-            output_len,
-            output_lens,
-            metadata,
-            output_name,
-            origin: origin.to_string(),
-        })
+        log::debug!("{origin}: plan ready in {:.1} ms, input {input_shape:?}, {output_len} outputs", start.elapsed().as_secs_f64() * 1e3);
+        Ok(Engine { plan, input_shape, output_len, output_lens, metadata, output_name, origin: origin.to_string() })
     }
 
     /// The input shape `[1, C, H, W]`.
@@ -390,11 +290,7 @@ impl Engine {
     /// As [`run`](Self::run), or `out` of the wrong length.
     pub fn run_into(&self, input: &[f32], out: &mut [f32]) -> Result<()> {
         if out.len() != self.output_len {
-            return Err(Error::Input(format!(
-                "output buffer of {} for {} outputs",
-                out.len(),
-                self.output_len
-            )));
+            return Err(Error::Input(format!("output buffer of {} for {} outputs", out.len(), self.output_len)));
         }
         let result = self.run_raw(input)?;
         copy_first_output(&result, out, &self.origin)
@@ -404,18 +300,12 @@ impl Engine {
 /// Casts the plan's first output to f32 into `out`, checking its length.
 fn copy_first_output(result: &[TValue], out: &mut [f32], origin: &str) -> Result<()> {
     let eng = |e: TractError| Error::Engine(format!("{origin}: {e:#}"));
-    let first = result
-        .first()
-        .ok_or_else(|| Error::Engine(format!("{origin}: the plan returned no output")))?;
+    let first = result.first().ok_or_else(|| Error::Engine(format!("{origin}: the plan returned no output")))?;
     let y = first.cast_to::<f32>().map_err(eng)?;
     let view = y.try_as_plain_ram().map_err(eng)?;
     let s = view.as_slice::<f32>().map_err(eng)?;
     if s.len() != out.len() {
-        return Err(Error::Engine(format!(
-            "{origin}: produced {} outputs, expected {}",
-            s.len(),
-            out.len()
-        )));
+        return Err(Error::Engine(format!("{origin}: produced {} outputs, expected {}", s.len(), out.len())));
     }
     out.copy_from_slice(s);
     Ok(())
@@ -443,12 +333,7 @@ impl Engine {
     /// As [`run`](Self::run).
     pub fn profile(&self, input: &[f32], runs: usize) -> Result<Vec<NodeTime>> {
         if input.len() != self.input_len() {
-            return Err(Error::Input(format!(
-                "{} expects {} values, got {}",
-                self.origin,
-                self.input_len(),
-                input.len()
-            )));
+            return Err(Error::Input(format!("{} expects {} values, got {}", self.origin, self.input_len(), input.len())));
         }
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
         let model = self.plan.model();
@@ -475,18 +360,8 @@ impl Engine {
             }
             t.sort_by(f64::total_cmp);
             let node = model.node(id);
-            let info = node
-                .op()
-                .info()
-                .ok()
-                .and_then(|v| v.into_iter().next())
-                .unwrap_or_default();
-            out.push(NodeTime {
-                name: node.name.clone(),
-                op: node.op().name().to_string(),
-                info,
-                seconds: t[t.len() / 2],
-            });
+            let info = node.op().info().ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
+            out.push(NodeTime { name: node.name.clone(), op: node.op().name().to_string(), info, seconds: t[t.len() / 2] });
         }
         Ok(out)
     }
@@ -498,18 +373,8 @@ impl Engine {
         let mut s = String::new();
         for &id in self.plan.order_without_consts() {
             let node = model.node(id);
-            let facts: Vec<String> = node
-                .outputs
-                .iter()
-                .map(|o| format!("{:?}", o.fact))
-                .collect();
-            s.push_str(&format!(
-                "{} {} {} -> {}\n",
-                node.id,
-                node.op().name(),
-                node.name,
-                facts.join(", ")
-            ));
+            let facts: Vec<String> = node.outputs.iter().map(|o| format!("{:?}", o.fact)).collect();
+            s.push_str(&format!("{} {} {} -> {}\n", node.id, node.op().name(), node.name, facts.join(", ")));
             for line in node.op().info().unwrap_or_default() {
                 s.push_str(&format!("    {line}\n"));
             }
@@ -564,9 +429,7 @@ impl Engine {
     pub fn plan_report(&self) -> Result<PlanReport> {
         use tract_onnx::tract_core::internal::DimLike;
         use tract_onnx::tract_core::ops::konst::Const;
-        use tract_onnx::tract_core::ops::matmul::optimized::{
-            MatMulOperand, OptMatMul, ProtoFusedSpec,
-        };
+        use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
         let model = self.plan.model();
         let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
@@ -585,12 +448,7 @@ impl Engine {
                     if let ProtoFusedSpec::AddMatMul { a, b, .. } = spec {
                         for operand in [a, b] {
                             if let MatMulOperand::Const(v) = operand {
-                                let e = by_kind
-                                    .entry(format!(
-                                        "{} (in matmul ops)",
-                                        packed_kind(v.format().precursor())
-                                    ))
-                                    .or_default();
+                                let e = by_kind.entry(format!("{} (in matmul ops)", packed_kind(v.format().precursor()))).or_default();
                                 e.0 += 1;
                                 e.1 += v.exotic_fact().mem_size().to_usize().unwrap_or(0);
                             }
@@ -600,26 +458,20 @@ impl Engine {
             }
             // Weights held by edgenet's int8 kernels.
             if let Some(q) = node.op_as::<qconv::EdgeQConv>() {
-                let e = by_kind
-                    .entry("I8 weights, i32 bias (edgenet int8 kernels)".to_string())
-                    .or_default();
+                let e = by_kind.entry("I8 weights, i32 bias (edgenet int8 kernels)".to_string()).or_default();
                 e.0 += 1;
                 e.1 += q.held_bytes();
             }
             // Values known at optimization time that a fact holds besides the Const ops.
             for o in &node.outputs {
                 if let Some(k) = &o.fact.konst {
-                    let shared = node
-                        .op_as::<Const>()
-                        .is_some_and(|c| Arc::ptr_eq(c.val(), k));
+                    let shared = node.op_as::<Const>().is_some_and(|c| Arc::ptr_eq(c.val(), k));
                     if !shared && k.is_plain() {
                         fact_bytes += k.len() * k.datum_type().size_of();
                     }
                 }
             }
-            let Some(c) = node.op_as::<Const>() else {
-                continue;
-            };
+            let Some(c) = node.op_as::<Const>() else { continue };
             let t = c.val();
             let (kind, bytes) = match c.exotic_fact() {
                 Some(f) => {
@@ -629,48 +481,24 @@ impl Engine {
                     };
                     (kind, f.mem_size().to_usize().unwrap_or(0))
                 }
-                None => (
-                    format!("{:?}", t.datum_type()),
-                    t.len() * t.datum_type().size_of(),
-                ),
+                None => (format!("{:?}", t.datum_type()), t.len() * t.datum_type().size_of()),
             };
             if log::log_enabled!(log::Level::Debug) && bytes >= 1 << 20 {
-                let users: Vec<String> = node
-                    .outputs
-                    .iter()
-                    .flat_map(|o| o.successors.iter())
-                    .map(|s| {
-                        format!(
-                            "{} ({})",
-                            model.node(s.node).name,
-                            model.node(s.node).op().name()
-                        )
-                    })
-                    .collect();
-                log::debug!(
-                    "{}: constant {} ({kind}, {bytes} bytes) feeds {}",
-                    self.origin,
-                    node.name,
-                    users.join(", ")
-                );
+                let users: Vec<String> = node.outputs.iter().flat_map(|o| o.successors.iter()).map(|s| format!("{} ({})", model.node(s.node).name, model.node(s.node).op().name())).collect();
+                log::debug!("{}: constant {} ({kind}, {bytes} bytes) feeds {}", self.origin, node.name, users.join(", "));
             }
             largest.push((node.name.clone(), kind.clone(), bytes));
             let e = by_kind.entry(kind).or_default();
             e.0 += 1;
             e.1 += bytes;
         }
-        let mut constants: Vec<(String, usize, usize)> =
-            by_kind.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
+        let mut constants: Vec<(String, usize, usize)> = by_kind.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
         constants.sort_by(|a, b| b.2.cmp(&a.2));
         let order = model.eval_order().map_err(eng)?;
-        let steps = model
-            .eval_tmp_memory_usage(&order, |n| !n.op_is::<Const>())
-            .map_err(eng)?;
+        let steps = model.eval_tmp_memory_usage(&order, |n| !n.op_is::<Const>()).map_err(eng)?;
         let mut peak = (0usize, String::new());
         for (node, mem) in steps.iter() {
-            let m = mem.to_usize().map_err(|e| {
-                Error::Engine(format!("{}: activation size {mem}: {e:?}", self.origin))
-            })?;
+            let m = mem.to_usize().map_err(|e| Error::Engine(format!("{}: activation size {mem}: {e:?}", self.origin)))?;
             if m > peak.0 {
                 peak = (m, model.node(*node).name.clone());
             }
@@ -679,15 +507,7 @@ impl Engine {
         largest.truncate(5);
         let mut ops: Vec<(String, usize)> = ops.into_iter().collect();
         ops.sort_by(|a, b| b.1.cmp(&a.1));
-        Ok(PlanReport {
-            nodes: model.nodes().len(),
-            ops,
-            constants,
-            largest_const_nodes: largest,
-            fact_constant_bytes: fact_bytes,
-            activation_peak_bytes: peak.0,
-            activation_peak_node: peak.1,
-        })
+        Ok(PlanReport { nodes: model.nodes().len(), ops, constants, largest_const_nodes: largest, fact_constant_bytes: fact_bytes, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
     }
 }
 
@@ -714,13 +534,7 @@ impl Engine {
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
         let state = SimpleState::new(&self.plan).map_err(eng)?;
         let input = Arc::new(Tensor::zero::<f32>(&self.input_shape).map_err(eng)?);
-        Ok(Session {
-            state,
-            input,
-            input_shape: self.input_shape,
-            output_len: self.output_len,
-            origin: self.origin.clone(),
-        })
+        Ok(Session { state, input, input_shape: self.input_shape, output_len: self.output_len, origin: self.origin.clone() })
     }
 }
 
@@ -742,11 +556,7 @@ impl Session {
     pub fn run_into(&mut self, input: &[f32], out: &mut [f32]) -> Result<()> {
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
         if out.len() != self.output_len {
-            return Err(Error::Input(format!(
-                "output buffer of {} for {} outputs",
-                out.len(),
-                self.output_len
-            )));
+            return Err(Error::Input(format!("output buffer of {} for {} outputs", out.len(), self.output_len)));
         }
         // The plan drops every value at the end of a run, so the tensor is ours again here;
         // if it is not (an op kept it), make a new one rather than fail.
@@ -754,8 +564,7 @@ impl Session {
             Some(t) => t,
             None => {
                 self.input = Arc::new(Tensor::zero::<f32>(&self.input_shape).map_err(eng)?);
-                Arc::get_mut(&mut self.input)
-                    .ok_or_else(|| Error::Engine("input tensor is shared".into()))?
+                Arc::get_mut(&mut self.input).ok_or_else(|| Error::Engine("input tensor is shared".into()))?
             }
         };
         let mut view = t.try_as_plain_ram_mut().map_err(eng)?;
@@ -770,10 +579,7 @@ impl Session {
             )));
         }
         dst.copy_from_slice(input);
-        let result = self
-            .state
-            .run(tvec!(TValue::from_const(self.input.clone())))
-            .map_err(eng)?;
+        let result = self.state.run(tvec!(TValue::from_const(self.input.clone()))).map_err(eng)?;
         copy_first_output(&result, out, &self.origin)
     }
 }
@@ -789,9 +595,7 @@ mod tests {
     use crate::zoo::{self, blocks, Arch, WeightSource, ZooConfig};
 
     fn input(n: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0)
-            .collect()
+        (0..n).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect()
     }
 
     fn check(model: &Model) {
@@ -803,16 +607,8 @@ mod tests {
             let bytes = export(model, &ExportOptions { fold_bn }).unwrap();
             let engine = Engine::from_bytes(&bytes, "test", &EngineOptions::default()).unwrap();
             let got = engine.run(&x).unwrap();
-            let diff = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                diff <= 1e-4 * scale,
-                "{} fold_bn={fold_bn}: |Δ| {diff} vs scale {scale}",
-                model.info.arch
-            );
+            let diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff <= 1e-4 * scale, "{} fold_bn={fold_bn}: |Δ| {diff} vs scale {scale}", model.info.arch);
         }
     }
 
@@ -822,28 +618,13 @@ mod tests {
     fn int8_kernels_agree_with_tract(arch: Arch, cfg: &ZooConfig) {
         let model = zoo::build(arch, cfg, WeightSource::Seeded(5)).unwrap();
         let n: usize = model.graph.input_shape().iter().product();
-        let inputs: Vec<Vec<f32>> = (0..3)
-            .map(|k| {
-                input(n)
-                    .iter()
-                    .map(|v| v * (1.0 + k as f32 * 0.3))
-                    .collect()
-            })
-            .collect();
-        let q =
-            crate::quant::quantize(&model, &inputs, &Default::default(), &mut |_, _| {}).unwrap();
+        let inputs: Vec<Vec<f32>> = (0..3).map(|k| input(n).iter().map(|v| v * (1.0 + k as f32 * 0.3)).collect()).collect();
+        let q = crate::quant::quantize(&model, &inputs, &Default::default(), &mut |_, _| {}).unwrap();
         let names: Vec<String> = q.tensors.iter().map(|t| t.tensor.clone()).collect();
-        let ours =
-            Engine::with_outputs(&q.bytes, "ours", &EngineOptions::default(), &names).unwrap();
-        let theirs_opts = EngineOptions {
-            int8_kernels: false,
-            ..Default::default()
-        };
+        let ours = Engine::with_outputs(&q.bytes, "ours", &EngineOptions::default(), &names).unwrap();
+        let theirs_opts = EngineOptions { int8_kernels: false, ..Default::default() };
         let theirs = Engine::with_outputs(&q.bytes, "tract", &theirs_opts, &names).unwrap();
-        assert!(
-            ours.describe_plan().contains("EdgeQConv")
-                && !theirs.describe_plan().contains("EdgeQConv")
-        );
+        assert!(ours.describe_plan().contains("EdgeQConv") && !theirs.describe_plan().contains("EdgeQConv"));
         let x = input(n);
         let (a, b) = (ours.run_all(&x).unwrap(), theirs.run_all(&x).unwrap());
         // tract requantizes with fixed-point multipliers and its own rounding, so the two may
@@ -851,34 +632,14 @@ mod tests {
         // random-weight network then amplify that. Where they first differ, it must be by at
         // most one step: a wrong kernel would show there as a large difference.
         let first = names.iter().zip(&a).zip(&b).find_map(|((name, a), b)| {
-            let d = a
-                .iter()
-                .zip(b)
-                .map(|(p, q)| (p - q).abs())
-                .fold(0f32, f32::max);
+            let d = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
             (d > 0.0).then_some((name, d))
         });
         if let Some((name, d)) = first {
-            assert!(
-                d <= 1.0,
-                "{arch}: `{name}`, the first tensor where they differ, differs by {d} steps"
-            );
+            assert!(d <= 1.0, "{arch}: `{name}`, the first tensor where they differ, differs by {d} steps");
         }
-        let two = Engine::with_outputs(
-            &q.bytes,
-            "two",
-            &EngineOptions {
-                threads: 2,
-                ..Default::default()
-            },
-            &names,
-        )
-        .unwrap();
-        assert_eq!(
-            two.run_all(&x).unwrap(),
-            a,
-            "{arch}: 2 threads must give exactly what 1 thread gives"
-        );
+        let two = Engine::with_outputs(&q.bytes, "two", &EngineOptions { threads: 2, ..Default::default() }, &names).unwrap();
+        assert_eq!(two.run_all(&x).unwrap(), a, "{arch}: 2 threads must give exactly what 1 thread gives");
     }
 
     /// The int8 fixture of tests/data/int8 (a small MobileNetV2 quantized by edgenet) gives the
@@ -886,87 +647,36 @@ mod tests {
     /// tests/quantize.rs keeps the fixture honest against onnxruntime.
     #[test]
     fn int8_fixture_matches_onnxruntime_logits_on_this_architecture() {
-        let f32s = |b: &[u8]| -> Vec<f32> {
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
-        };
+        let f32s = |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
         let bytes = include_bytes!("../../tests/data/int8/mobilenet_v2_035_48.int8.onnx");
         let x = f32s(include_bytes!("../../tests/data/int8/input.f32"));
         let want = f32s(include_bytes!("../../tests/data/int8/ort_logits.f32"));
-        let step: f32 = include_str!("../../tests/data/int8/output_step.txt")
-            .trim()
-            .parse()
-            .unwrap();
+        let step: f32 = include_str!("../../tests/data/int8/output_step.txt").trim().parse().unwrap();
         for threads in [1, 2] {
-            let engine = Engine::from_bytes(
-                bytes,
-                "fixture",
-                &EngineOptions {
-                    threads,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
+            let engine = Engine::from_bytes(bytes, "fixture", &EngineOptions { threads, ..Default::default() }).unwrap();
             assert!(engine.describe_plan().contains("EdgeQConv"));
             let got = engine.run(&x).unwrap();
-            let d = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(
-                d <= step * 1.001,
-                "{threads} threads: logits differ from onnxruntime's by {d} (step {step})"
-            );
+            let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(d <= step * 1.001, "{threads} threads: logits differ from onnxruntime's by {d} (step {step})");
         }
     }
 
     #[test]
     fn int8_kernels_agree_with_tract_on_small_nets() {
-        int8_kernels_agree_with_tract(
-            Arch::MobileNetV2,
-            &ZooConfig {
-                width_mult: 0.35,
-                resolution: 40,
-                num_classes: 10,
-            },
-        );
-        int8_kernels_agree_with_tract(
-            Arch::ResNet18,
-            &ZooConfig {
-                width_mult: 1.0,
-                resolution: 40,
-                num_classes: 10,
-            },
-        );
-        int8_kernels_agree_with_tract(
-            Arch::EfficientNetLite0,
-            &ZooConfig {
-                width_mult: 1.0,
-                resolution: 40,
-                num_classes: 10,
-            },
-        );
+        int8_kernels_agree_with_tract(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, resolution: 40, num_classes: 10 });
+        int8_kernels_agree_with_tract(Arch::ResNet18, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
+        int8_kernels_agree_with_tract(Arch::EfficientNetLite0, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
     }
 
     #[test]
     fn tract_matches_reference_on_small_mobilenet_v2() {
-        let cfg = ZooConfig {
-            width_mult: 0.35,
-            resolution: 32,
-            num_classes: 10,
-        };
+        let cfg = ZooConfig { width_mult: 0.35, resolution: 32, num_classes: 10 };
         check(&zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(11)).unwrap());
     }
 
     #[test]
     fn tract_matches_reference_on_small_efficientnet_lite0() {
-        let cfg = ZooConfig {
-            width_mult: 1.0,
-            resolution: 33,
-            num_classes: 7,
-        };
+        let cfg = ZooConfig { width_mult: 1.0, resolution: 33, num_classes: 7 };
         check(&zoo::build(Arch::EfficientNetLite0, &cfg, WeightSource::Seeded(12)).unwrap());
     }
 
@@ -984,11 +694,7 @@ mod tests {
         let y = b.softmax("softmax", x).unwrap();
         let graph = b.finish(y).unwrap();
         let weights = Weights::seeded(&graph, 3);
-        let info = ModelInfo {
-            arch: "tiny".into(),
-            preprocess: Arch::ResNet50.preprocess(20),
-            labels: "5 classes".into(),
-        };
+        let info = ModelInfo { arch: "tiny".into(), preprocess: Arch::ResNet50.preprocess(20), labels: "5 classes".into() };
         check(&Model::new(info, graph, weights).unwrap());
     }
 }

@@ -64,10 +64,7 @@ pub(crate) struct QConvSpec {
     matmul: bool,
 }
 
-fn initializer<'a>(
-    inits: &HashMap<&str, &'a pb::TensorProto>,
-    name: &str,
-) -> Option<&'a pb::TensorProto> {
+fn initializer<'a>(inits: &HashMap<&str, &'a pb::TensorProto>, name: &str) -> Option<&'a pb::TensorProto> {
     inits.get(name).copied()
 }
 
@@ -75,11 +72,7 @@ fn read_i8(t: &pb::TensorProto) -> Option<Vec<i8>> {
     if t.data_type != pb::tensor_proto::DataType::Int8 as i32 {
         return None;
     }
-    Some(if t.raw_data.is_empty() {
-        t.int32_data.iter().map(|&v| v as i8).collect()
-    } else {
-        t.raw_data.iter().map(|&b| b as i8).collect()
-    })
+    Some(if t.raw_data.is_empty() { t.int32_data.iter().map(|&v| v as i8).collect() } else { t.raw_data.iter().map(|&b| b as i8).collect() })
 }
 
 fn read_i32(t: &pb::TensorProto) -> Option<Vec<i32>> {
@@ -89,10 +82,7 @@ fn read_i32(t: &pb::TensorProto) -> Option<Vec<i32>> {
     Some(if t.raw_data.is_empty() {
         t.int32_data.clone()
     } else {
-        t.raw_data
-            .chunks_exact(4)
-            .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
+        t.raw_data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     })
 }
 
@@ -103,10 +93,7 @@ fn read_f32(t: &pb::TensorProto) -> Option<Vec<f32>> {
     Some(if t.raw_data.is_empty() {
         t.float_data.clone()
     } else {
-        t.raw_data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
+        t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     })
 }
 
@@ -116,29 +103,12 @@ fn scalar<T: Copy>(v: Option<Vec<T>>) -> Option<T> {
 
 /// `QuantizeLinear` or `DequantizeLinear` (`op_type`) nodes of `proto` with a scalar f32 scale and int8 zero point, by output
 /// tensor name: `(scale, zero_point)`.
-pub(crate) fn collect_quantize(
-    proto: &pb::ModelProto,
-    op_type: &str,
-) -> HashMap<String, (f32, i8)> {
+pub(crate) fn collect_quantize(proto: &pb::ModelProto, op_type: &str) -> HashMap<String, (f32, i8)> {
     let mut out = HashMap::new();
-    let Some(graph) = proto.graph.as_ref() else {
-        return out;
-    };
-    let inits: HashMap<&str, &pb::TensorProto> = graph
-        .initializer
-        .iter()
-        .map(|t| (t.name.as_str(), t))
-        .collect();
-    for node in graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == op_type && n.domain.is_empty())
-    {
-        let (Some(out_name), Some(s), Some(z)) =
-            (node.output.first(), node.input.get(1), node.input.get(2))
-        else {
-            continue;
-        };
+    let Some(graph) = proto.graph.as_ref() else { return out };
+    let inits: HashMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    for node in graph.node.iter().filter(|n| n.op_type == op_type && n.domain.is_empty()) {
+        let (Some(out_name), Some(s), Some(z)) = (node.output.first(), node.input.get(1), node.input.get(2)) else { continue };
         let scale = inits.get(s.as_str()).and_then(|t| scalar(read_f32(t)));
         let zp = inits.get(z.as_str()).and_then(|t| scalar(read_i8(t)));
         if let (Some(scale), Some(zp)) = (scale, zp) {
@@ -163,9 +133,7 @@ pub(crate) struct EdgeQuantize {
 
 impl PartialEq for EdgeQuantize {
     fn eq(&self, other: &Self) -> bool {
-        self.scale.to_bits() == other.scale.to_bits()
-            && self.zero_point == other.zero_point
-            && self.out_dt == other.out_dt
+        self.scale.to_bits() == other.scale.to_bits() && self.zero_point == other.zero_point && self.out_dt == other.out_dt
     }
 }
 impl Eq for EdgeQuantize {}
@@ -176,10 +144,7 @@ impl Op for EdgeQuantize {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "scale {} zero point {}",
-            self.scale, self.zero_point
-        )])
+        Ok(vec![format!("scale {} zero point {}", self.scale, self.zero_point)])
     }
 
     op_as_typed_op!();
@@ -233,10 +198,7 @@ impl Op for EdgeDequantize {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "scale {} zero point {}",
-            self.scale, self.zero_point
-        )])
+        Ok(vec![format!("scale {} zero point {}", self.scale, self.zero_point)])
     }
 
     op_as_typed_op!();
@@ -247,11 +209,7 @@ impl EvalOp for EdgeDequantize {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = inputs[0].try_as_plain_ram()?;
-        ensure!(
-            x.datum_type().unquantized() == i8::datum_type(),
-            "EdgeDequantize takes int8, got {:?}",
-            x.datum_type()
-        );
+        ensure!(x.datum_type().unquantized() == i8::datum_type(), "EdgeDequantize takes int8, got {:?}", x.datum_type());
         // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
         let xs: &[i8] = unsafe { x.as_slice_unchecked::<i8>() };
         // SAFETY: every element is written below before the tensor is read.
@@ -288,10 +246,7 @@ pub(crate) struct EdgeQAdd {
 impl PartialEq for EdgeQAdd {
     fn eq(&self, other: &Self) -> bool {
         let bits = |q: (f32, i8)| (q.0.to_bits(), q.1);
-        bits(self.a) == bits(other.a)
-            && bits(self.b) == bits(other.b)
-            && bits(self.y) == bits(other.y)
-            && self.out_dt == other.out_dt
+        bits(self.a) == bits(other.a) && bits(self.b) == bits(other.b) && bits(self.y) == bits(other.y) && self.out_dt == other.out_dt
     }
 }
 impl Eq for EdgeQAdd {}
@@ -302,10 +257,7 @@ impl Op for EdgeQAdd {
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "a {:?} + b {:?} → y {:?}",
-            self.a, self.b, self.y
-        )])
+        Ok(vec![format!("a {:?} + b {:?} → y {:?}", self.a, self.b, self.y)])
     }
 
     op_as_typed_op!();
@@ -316,19 +268,10 @@ impl EvalOp for EdgeQAdd {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let (a, b) = (inputs[0].try_as_plain_ram()?, inputs[1].try_as_plain_ram()?);
-        ensure!(
-            a.datum_type().unquantized() == i8::datum_type()
-                && b.datum_type().unquantized() == i8::datum_type()
-        );
-        ensure!(
-            inputs[0].shape() == inputs[1].shape(),
-            "EdgeQAdd: shapes {:?} and {:?}",
-            inputs[0].shape(),
-            inputs[1].shape()
-        );
+        ensure!(a.datum_type().unquantized() == i8::datum_type() && b.datum_type().unquantized() == i8::datum_type());
+        ensure!(inputs[0].shape() == inputs[1].shape(), "EdgeQAdd: shapes {:?} and {:?}", inputs[0].shape(), inputs[1].shape());
         // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
-        let (xa, xb): (&[i8], &[i8]) =
-            unsafe { (a.as_slice_unchecked::<i8>(), b.as_slice_unchecked::<i8>()) };
+        let (xa, xb): (&[i8], &[i8]) = unsafe { (a.as_slice_unchecked::<i8>(), b.as_slice_unchecked::<i8>()) };
         // SAFETY: every element is written below before the tensor is read.
         let mut y = unsafe { Tensor::uninitialized_dt(i8::datum_type(), inputs[0].shape())? };
         {
@@ -360,10 +303,7 @@ struct Replacement {
 
 /// Applies the first replacement `pick` finds, again and again until it finds none, one patch
 /// at a time (applying a patch invalidates outlet ids taken before it). Returns how many.
-fn replace_nodes(
-    model: &mut TypedModel,
-    mut pick: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>,
-) -> TractResult<usize> {
+fn replace_nodes(model: &mut TypedModel, mut pick: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>) -> TractResult<usize> {
     let mut done = 0;
     loop {
         let mut found = None;
@@ -375,11 +315,7 @@ fn replace_nodes(
         }
         let Some(r) = found else { return Ok(done) };
         let mut patch = TypedModelPatch::default();
-        let inputs = r
-            .inputs
-            .iter()
-            .map(|&i| patch.tap_model(model, i))
-            .collect::<TractResult<TVec<_>>>()?;
+        let inputs = r.inputs.iter().map(|&i| patch.tap_model(model, i)).collect::<TractResult<TVec<_>>>()?;
         let name = format!("{}.{}", model.node(r.node).name, r.suffix);
         let y = patch.wire_node(name, r.op, &inputs)?;
         patch.shunt_outside(model, OutletId::new(r.node, 0), y[0])?;
@@ -389,11 +325,7 @@ fn replace_nodes(
 }
 
 /// `(scale, zero point)` of the single-input node whose output tensor is named in `specs`.
-fn labelled<'a>(
-    model: &TypedModel,
-    node: &TypedNode,
-    specs: &'a HashMap<String, (f32, i8)>,
-) -> Option<&'a (f32, i8)> {
+fn labelled<'a>(model: &TypedModel, node: &TypedNode, specs: &'a HashMap<String, (f32, i8)>) -> Option<&'a (f32, i8)> {
     if node.outputs.len() != 1 || node.inputs.len() != 1 {
         return None;
     }
@@ -404,125 +336,61 @@ fn labelled<'a>(
 /// f32 tensors in between have no other use and the shapes are equal.
 pub(crate) fn fuse_qadd(model: &mut TypedModel) -> TractResult<usize> {
     replace_nodes(model, |model, q| {
-        let Some(quant) = q.op_as::<EdgeQuantize>() else {
-            return Ok(None);
-        };
+        let Some(quant) = q.op_as::<EdgeQuantize>() else { return Ok(None) };
         let add = model.node(q.inputs[0].node);
-        if add.op().name() != "Add" || add.inputs.len() != 2 || add.outputs[0].successors.len() != 1
-        {
+        if add.op().name() != "Add" || add.inputs.len() != 2 || add.outputs[0].successors.len() != 1 {
             return Ok(None);
         }
         let deq: Vec<_> = add.inputs.iter().map(|i| model.node(i.node)).collect();
-        let (Some(da), Some(db)) = (
-            deq[0].op_as::<EdgeDequantize>(),
-            deq[1].op_as::<EdgeDequantize>(),
-        ) else {
-            return Ok(None);
-        };
+        let (Some(da), Some(db)) = (deq[0].op_as::<EdgeDequantize>(), deq[1].op_as::<EdgeDequantize>()) else { return Ok(None) };
         if deq.iter().any(|d| d.outputs[0].successors.len() != 1) || deq[0].id == deq[1].id {
             return Ok(None);
         }
-        let (fa, fb) = (
-            model.outlet_fact(deq[0].inputs[0])?,
-            model.outlet_fact(deq[1].inputs[0])?,
-        );
+        let (fa, fb) = (model.outlet_fact(deq[0].inputs[0])?, model.outlet_fact(deq[1].inputs[0])?);
         if fa.shape != fb.shape || fa.shape != q.outputs[0].fact.shape {
             return Ok(None);
         }
-        let op = EdgeQAdd {
-            a: (da.scale, da.zero_point),
-            b: (db.scale, db.zero_point),
-            y: (quant.scale, quant.zero_point),
-            out_dt: quant.out_dt,
-        };
-        Ok(Some(Replacement {
-            node: q.id,
-            inputs: tvec![deq[0].inputs[0], deq[1].inputs[0]],
-            op: Box::new(op),
-            suffix: "edgenet_qadd",
-        }))
+        let op = EdgeQAdd { a: (da.scale, da.zero_point), b: (db.scale, db.zero_point), y: (quant.scale, quant.zero_point), out_dt: quant.out_dt };
+        Ok(Some(Replacement { node: q.id, inputs: tvec![deq[0].inputs[0], deq[1].inputs[0]], op: Box::new(op), suffix: "edgenet_qadd" }))
     })
 }
 
 /// Replaces tract's `DequantizeLinear` nodes named in `specs` by [`EdgeDequantize`].
-pub(crate) fn rewrite_dequantize(
-    model: &mut TypedModel,
-    specs: &HashMap<String, (f32, i8)>,
-) -> TractResult<usize> {
+pub(crate) fn rewrite_dequantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>) -> TractResult<usize> {
     replace_nodes(model, |model, node| {
-        let Some(&(scale, zero_point)) = labelled(model, node, specs) else {
-            return Ok(None);
-        };
+        let Some(&(scale, zero_point)) = labelled(model, node, specs) else { return Ok(None) };
         if node.op_is::<EdgeDequantize>()
             || model.outlet_fact(node.inputs[0])?.datum_type.unquantized() != i8::datum_type()
             || node.outputs[0].fact.datum_type != f32::datum_type()
         {
             return Ok(None);
         }
-        Ok(Some(Replacement {
-            node: node.id,
-            inputs: tvec![node.inputs[0]],
-            op: Box::new(EdgeDequantize { scale, zero_point }),
-            suffix: "edgenet",
-        }))
+        Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(EdgeDequantize { scale, zero_point }), suffix: "edgenet" }))
     })
 }
 
 /// Replaces tract's `QuantizeLinear` nodes named in `specs` by [`EdgeQuantize`].
-pub(crate) fn rewrite_quantize(
-    model: &mut TypedModel,
-    specs: &HashMap<String, (f32, i8)>,
-) -> TractResult<usize> {
+pub(crate) fn rewrite_quantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>) -> TractResult<usize> {
     replace_nodes(model, |model, node| {
-        let Some(&(scale, zero_point)) = labelled(model, node, specs) else {
-            return Ok(None);
-        };
+        let Some(&(scale, zero_point)) = labelled(model, node, specs) else { return Ok(None) };
         let out_dt = node.outputs[0].fact.datum_type;
-        if node.op_is::<EdgeQuantize>()
-            || model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type()
-            || out_dt.unquantized() != i8::datum_type()
-        {
+        if node.op_is::<EdgeQuantize>() || model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type() || out_dt.unquantized() != i8::datum_type() {
             return Ok(None);
         }
-        Ok(Some(Replacement {
-            node: node.id,
-            inputs: tvec![node.inputs[0]],
-            op: Box::new(EdgeQuantize {
-                scale,
-                zero_point,
-                out_dt,
-            }),
-            suffix: "edgenet",
-        }))
+        Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(EdgeQuantize { scale, zero_point, out_dt }), suffix: "edgenet" }))
     })
 }
 
 /// The `QLinearConv` nodes of `proto` that edgenet's kernels can run, by output tensor name;
 /// with the reason for each one they cannot.
-pub(crate) fn collect(
-    proto: &pb::ModelProto,
-) -> (HashMap<String, QConvSpec>, Vec<(String, String)>) {
+pub(crate) fn collect(proto: &pb::ModelProto) -> (HashMap<String, QConvSpec>, Vec<(String, String)>) {
     let mut specs = HashMap::new();
     let mut skipped = Vec::new();
-    let Some(graph) = proto.graph.as_ref() else {
-        return (specs, skipped);
-    };
-    let inits: HashMap<&str, &pb::TensorProto> = graph
-        .initializer
-        .iter()
-        .map(|t| (t.name.as_str(), t))
-        .collect();
-    for node in graph.node.iter().filter(|n| {
-        (n.op_type == "QLinearConv" || n.op_type == "QLinearMatMul") && n.domain.is_empty()
-    }) {
-        let Some(out) = node.output.first() else {
-            continue;
-        };
-        let spec = if node.op_type == "QLinearConv" {
-            spec_of(node, &inits)
-        } else {
-            matmul_spec_of(node, &inits)
-        };
+    let Some(graph) = proto.graph.as_ref() else { return (specs, skipped) };
+    let inits: HashMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    for node in graph.node.iter().filter(|n| (n.op_type == "QLinearConv" || n.op_type == "QLinearMatMul") && n.domain.is_empty()) {
+        let Some(out) = node.output.first() else { continue };
+        let spec = if node.op_type == "QLinearConv" { spec_of(node, &inits) } else { matmul_spec_of(node, &inits) };
         match spec {
             Ok(s) => {
                 specs.insert(out.clone(), s);
@@ -533,16 +401,9 @@ pub(crate) fn collect(
     (specs, skipped)
 }
 
-fn matmul_spec_of(
-    node: &pb::NodeProto,
-    inits: &HashMap<&str, &pb::TensorProto>,
-) -> Result<QConvSpec, String> {
+fn matmul_spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<QConvSpec, String> {
     let input = |i: usize| -> Result<&pb::TensorProto, String> {
-        let name = node
-            .input
-            .get(i)
-            .filter(|n| !n.is_empty())
-            .ok_or(format!("input #{i} missing"))?;
+        let name = node.input.get(i).filter(|n| !n.is_empty()).ok_or(format!("input #{i} missing"))?;
         initializer(inits, name).ok_or(format!("input `{name}` is not an initializer"))
     };
     let a_scale = scalar(read_f32(input(1)?)).ok_or("a_scale is not one f32")?;
@@ -563,9 +424,7 @@ fn matmul_spec_of(
     }
     let y_scale = scalar(read_f32(input(6)?)).ok_or("y_scale is not one f32")?;
     let y_zp = scalar(read_i8(input(7)?)).ok_or("y_zero_point is not one int8")?;
-    let scale = (0..n)
-        .map(|j| a_scale * b_scale[if b_scale.len() == 1 { 0 } else { j }] / y_scale)
-        .collect();
+    let scale = (0..n).map(|j| a_scale * b_scale[if b_scale.len() == 1 { 0 } else { j }] / y_scale).collect();
     Ok(QConvSpec {
         w_dims: [n, k, 1, 1],
         bias: vec![0; n],
@@ -580,16 +439,9 @@ fn matmul_spec_of(
     })
 }
 
-fn spec_of(
-    node: &pb::NodeProto,
-    inits: &HashMap<&str, &pb::TensorProto>,
-) -> Result<QConvSpec, String> {
+fn spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<QConvSpec, String> {
     let input = |i: usize| -> Result<&pb::TensorProto, String> {
-        let name = node
-            .input
-            .get(i)
-            .filter(|n| !n.is_empty())
-            .ok_or(format!("input #{i} missing"))?;
+        let name = node.input.get(i).filter(|n| !n.is_empty()).ok_or(format!("input #{i} missing"))?;
         initializer(inits, name).ok_or(format!("input `{name}` is not an initializer"))
     };
     let attr = |name: &str| node.attribute.iter().find(|a| a.name == name);
@@ -602,13 +454,7 @@ fn spec_of(
     if wt.data_type != pb::tensor_proto::DataType::Int8 as i32 {
         return Err("weights are not int8".into());
     }
-    let w_dims: [usize; 4] = wt
-        .dims
-        .iter()
-        .map(|&d| d as usize)
-        .collect::<Vec<_>>()
-        .try_into()
-        .map_err(|_| "weights are not 4-D")?;
+    let w_dims: [usize; 4] = wt.dims.iter().map(|&d| d as usize).collect::<Vec<_>>().try_into().map_err(|_| "weights are not 4-D")?;
     let cout = w_dims[0];
     let w_scale = read_f32(input(4)?).ok_or("w_scale is not f32")?;
     let w_zp = read_i8(input(5)?).ok_or("w_zero_point is not int8")?;
@@ -622,39 +468,20 @@ fn spec_of(
         None => vec![0; cout],
     };
     if bias.len() != cout || !(w_scale.len() == 1 || w_scale.len() == cout) {
-        return Err(format!(
-            "{cout} output channels, {} biases, {} weight scales",
-            bias.len(),
-            w_scale.len()
-        ));
+        return Err(format!("{cout} output channels, {} biases, {} weight scales", bias.len(), w_scale.len()));
     }
     // onnxruntime's order: (x_scale · w_scale) / y_scale, in f32.
-    let scale = (0..cout)
-        .map(|c| x_scale * w_scale[if w_scale.len() == 1 { 0 } else { c }] / y_scale)
-        .collect();
+    let scale = (0..cout).map(|c| x_scale * w_scale[if w_scale.len() == 1 { 0 } else { c }] / y_scale).collect();
     let ints = |name: &str, default: Vec<i64>| attr(name).map_or(default, |a| a.ints.clone());
     let group = attr("group").map_or(1, |a| a.i) as usize;
     let strides = ints("strides", vec![1, 1]);
     let dilations = ints("dilations", vec![1, 1]);
     let pads = ints("pads", vec![0; 4]);
-    if strides.len() != 2
-        || dilations.len() != 2
-        || pads.len() != 4
-        || pads
-            .iter()
-            .chain(&strides)
-            .chain(&dilations)
-            .any(|&v| v < 0)
-    {
+    if strides.len() != 2 || dilations.len() != 2 || pads.len() != 4 || pads.iter().chain(&strides).chain(&dilations).any(|&v| v < 0) {
         return Err("not a 2-D convolution".into());
     }
     if let Some(ks) = attr("kernel_shape") {
-        if ks
-            .ints
-            .iter()
-            .map(|&v| v as usize)
-            .ne(w_dims[2..].iter().copied())
-        {
+        if ks.ints.iter().map(|&v| v as usize).ne(w_dims[2..].iter().copied()) {
             return Err("kernel_shape disagrees with the weights".into());
         }
     }
@@ -667,12 +494,7 @@ fn spec_of(
         group,
         strides: (strides[0] as usize, strides[1] as usize),
         dilations: (dilations[0] as usize, dilations[1] as usize),
-        pads: [
-            pads[0] as usize,
-            pads[1] as usize,
-            pads[2] as usize,
-            pads[3] as usize,
-        ],
+        pads: [pads[0] as usize, pads[1] as usize, pads[2] as usize, pads[3] as usize],
         matmul: false,
     })
 }
@@ -686,7 +508,7 @@ enum Kernel {
 
 /// Whether Winograd F(2×2, 3×3) pays for a convolution: 3×3, stride 1, no dilation, and enough
 /// channels that the GEMMs outweigh the input and output transforms (measured with
-/// `examples/kernels.rs`: 1.1× at 64→64, 2× at 512→512).
+/// `examples/kernels.rs`: 1.1× at 64→64, 1.8× at 512→512).
 fn winograd_pays(geo: &Geometry, m: usize) -> bool {
     (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1)) && geo.cin >= 32 && m >= 32
 }
@@ -709,19 +531,9 @@ impl Eq for EdgeQConv {}
 
 impl EdgeQConv {
     /// `weights`: OIHW for a convolution, `[K, N]` for a matmul.
-    fn new(
-        spec: &QConvSpec,
-        weights: &[i8],
-        in_shape: &[usize],
-        out_dt: DatumType,
-        winograd: bool,
-    ) -> Result<Self, String> {
+    fn new(spec: &QConvSpec, weights: &[i8], in_shape: &[usize], out_dt: DatumType, winograd: bool) -> Result<Self, String> {
         if weights.len() != spec.w_dims.iter().product::<usize>() {
-            return Err(format!(
-                "{} weights for dims {:?}",
-                weights.len(),
-                spec.w_dims
-            ));
+            return Err(format!("{} weights for dims {:?}", weights.len(), spec.w_dims));
         }
         let transposed;
         let weights = if spec.matmul {
@@ -746,51 +558,24 @@ impl EdgeQConv {
             return Err(format!("batch {n}"));
         }
         let [m, cin_g, kh, kw] = spec.w_dims;
-        let geo = Geometry {
-            cin: c,
-            h,
-            w,
-            kh,
-            kw,
-            stride: spec.strides,
-            dilation: spec.dilations,
-            pads: spec.pads,
-        };
+        let geo = Geometry { cin: c, h, w, kh, kw, stride: spec.strides, dilation: spec.dilations, pads: spec.pads };
         let rq = Requant::new(spec.scale.clone(), spec.y_zp);
         let kernel = if spec.group == 1 && cin_g == c && winograd && winograd_pays(&geo, m) {
-            Kernel::Winograd(
-                WinogradQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?,
-            )
+            Kernel::Winograd(WinogradQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else if spec.group == 1 && cin_g == c {
-            Kernel::Dense(
-                DenseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?,
-            )
+            Kernel::Dense(DenseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else if spec.group == c && cin_g == 1 && m == c {
-            Kernel::Depthwise(
-                DepthwiseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?,
-            )
+            Kernel::Depthwise(DepthwiseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else {
-            return Err(format!(
-                "group {} with {c} input and {m} output channels",
-                spec.group
-            ));
+            return Err(format!("group {} with {c} input and {m} output channels", spec.group));
         };
         let (oh, ow) = match &kernel {
             Kernel::Dense(k) => k.output_hw(),
             Kernel::Winograd(k) => k.output_hw(),
             Kernel::Depthwise(k) => k.output_hw(),
         };
-        let out_shape = if spec.matmul {
-            tvec![1, m]
-        } else {
-            tvec![1, m, oh, ow]
-        };
-        Ok(EdgeQConv {
-            kernel: Arc::new(kernel),
-            in_len: c * h * w,
-            out_shape,
-            out_dt,
-        })
+        let out_shape = if spec.matmul { tvec![1, m] } else { tvec![1, m, oh, ow] };
+        Ok(EdgeQConv { kernel: Arc::new(kernel), in_len: c * h * w, out_shape, out_dt })
     }
 }
 
@@ -816,21 +601,9 @@ impl Op for EdgeQConv {
 
     fn info(&self) -> TractResult<Vec<String>> {
         Ok(vec![match &*self.kernel {
-            Kernel::Dense(k) => format!(
-                "dense {}×{} int8 → {:?}, {} MACs",
-                k.kernel_hw().0,
-                k.kernel_hw().1,
-                self.out_shape,
-                k.macs()
-            ),
-            Kernel::Winograd(k) => format!(
-                "dense 3×3 int8 Winograd F(2×2,3×3) → {:?}, {} MACs",
-                self.out_shape,
-                k.macs()
-            ),
-            Kernel::Depthwise(k) => {
-                format!("depthwise int8 → {:?}, {} MACs", self.out_shape, k.macs())
-            }
+            Kernel::Dense(k) => format!("dense {}×{} int8 → {:?}, {} MACs", k.kernel_hw().0, k.kernel_hw().1, self.out_shape, k.macs()),
+            Kernel::Winograd(k) => format!("dense 3×3 int8 Winograd F(2×2,3×3) → {:?}, {} MACs", self.out_shape, k.macs()),
+            Kernel::Depthwise(k) => format!("depthwise int8 → {:?}, {} MACs", self.out_shape, k.macs()),
         }])
     }
 
@@ -842,19 +615,10 @@ impl EvalOp for EdgeQConv {
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let x = inputs[0].try_as_plain_ram()?;
-        ensure!(
-            x.datum_type().unquantized() == i8::datum_type(),
-            "EdgeQConv takes int8, got {:?}",
-            x.datum_type()
-        );
+        ensure!(x.datum_type().unquantized() == i8::datum_type(), "EdgeQConv takes int8, got {:?}", x.datum_type());
         // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
         let xs: &[i8] = unsafe { x.as_slice_unchecked::<i8>() };
-        ensure!(
-            xs.len() == self.in_len,
-            "EdgeQConv: input of {} values, expected {}",
-            xs.len(),
-            self.in_len
-        );
+        ensure!(xs.len() == self.in_len, "EdgeQConv: input of {} values, expected {}", xs.len(), self.in_len);
         // SAFETY: the kernels write every output element.
         let mut y = unsafe { Tensor::uninitialized_dt(i8::datum_type(), &self.out_shape)? };
         {
@@ -879,11 +643,7 @@ impl EvalOp for EdgeQConv {
 impl TypedOp for EdgeQConv {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         ensure!(inputs.len() == 1);
-        ensure!(
-            inputs[0].datum_type.unquantized() == i8::datum_type(),
-            "EdgeQConv takes int8, got {:?}",
-            inputs[0].datum_type
-        );
+        ensure!(inputs[0].datum_type.unquantized() == i8::datum_type(), "EdgeQConv takes int8, got {:?}", inputs[0].datum_type);
         Ok(tvec!(self.out_dt.fact(&*self.out_shape)))
     }
 
@@ -893,12 +653,7 @@ impl TypedOp for EdgeQConv {
 /// Replaces every quantized convolution of `model` (a typed, not yet optimised tract model)
 /// that has a spec in `specs` by an [`EdgeQConv`]. Returns how many were replaced; the others
 /// are logged and left to tract.
-pub(crate) fn rewrite(
-    model: &mut TypedModel,
-    specs: &HashMap<String, QConvSpec>,
-    origin: &str,
-    winograd: bool,
-) -> TractResult<usize> {
+pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>, origin: &str, winograd: bool) -> TractResult<usize> {
     let mut skipped = std::collections::HashSet::new();
     replace_nodes(model, |model, node| {
         let quantized = node.op_as::<Conv>().is_some_and(|c| c.q_params.is_some())
@@ -906,12 +661,8 @@ pub(crate) fn rewrite(
         if node.outputs.len() != 1 || !quantized {
             return Ok(None);
         }
-        let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else {
-            return Ok(None);
-        };
-        let Some(spec) = specs.get(label) else {
-            return Ok(None);
-        };
+        let Some(label) = model.outlet_label(OutletId::new(node.id, 0)) else { return Ok(None) };
+        let Some(spec) = specs.get(label) else { return Ok(None) };
         if skipped.contains(label) {
             return Ok(None);
         }
@@ -927,35 +678,17 @@ pub(crate) fn rewrite(
         };
         let why = match fact.shape.as_concrete() {
             None => "no fixed input shape".to_string(),
-            Some(_) if weights.is_none() => {
-                "its weights are not an int8 constant in tract's model".to_string()
-            }
-            Some(_)
-                if out_dt.unquantized() != i8::datum_type()
-                    || fact.datum_type.unquantized() != i8::datum_type() =>
-            {
+            Some(_) if weights.is_none() => "its weights are not an int8 constant in tract's model".to_string(),
+            Some(_) if out_dt.unquantized() != i8::datum_type() || fact.datum_type.unquantized() != i8::datum_type() => {
                 format!("{:?} → {out_dt:?} is not int8", fact.datum_type)
             }
-            Some(shape) => {
-                match EdgeQConv::new(spec, weights.unwrap_or_default(), shape, out_dt, winograd) {
-                    Ok(op)
-                        if op.out_shape[..]
-                            == *node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]) =>
-                    {
-                        return Ok(Some(Replacement {
-                            node: node.id,
-                            inputs: tvec![node.inputs[0]],
-                            op: Box::new(op),
-                            suffix: "edgenet",
-                        }));
-                    }
-                    Ok(op) => format!(
-                        "edgenet's output shape {:?} differs from tract's",
-                        op.out_shape
-                    ),
-                    Err(why) => why,
+            Some(shape) => match EdgeQConv::new(spec, weights.unwrap_or_default(), shape, out_dt, winograd) {
+                Ok(op) if op.out_shape[..] == *node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]) => {
+                    return Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(op), suffix: "edgenet" }));
                 }
-            }
+                Ok(op) => format!("edgenet's output shape {:?} differs from tract's", op.out_shape),
+                Err(why) => why,
+            },
         };
         log::info!("{origin}: `{label}`: {why}; left to tract");
         skipped.insert(label.to_string());

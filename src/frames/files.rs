@@ -32,25 +32,12 @@ impl FileSource {
         } else if path.is_file() {
             vec![path.to_path_buf()]
         } else {
-            return Err(Error::Source {
-                source_name: name,
-                message: "no such file or directory".into(),
-            });
+            return Err(Error::Source { source_name: name, message: "no such file or directory".into() });
         };
         if files.is_empty() {
-            return Err(Error::Source {
-                source_name: name,
-                message: "the directory holds no files".into(),
-            });
+            return Err(Error::Source { source_name: name, message: "the directory holds no files".into() });
         }
-        Ok(FileSource {
-            files,
-            next: 0,
-            name,
-            current: String::new(),
-            bytes: Vec::new(),
-            corrupt: 0,
-        })
+        Ok(FileSource { files, next: 0, name, current: String::new(), bytes: Vec::new(), corrupt: 0 })
     }
 }
 
@@ -60,26 +47,16 @@ impl FrameSource for FileSource {
             let index = self.next as u64;
             self.next += 1;
             let r = std::fs::read(path)
-                .map_err(|e| Error::Image {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })
+                .map_err(|e| Error::Image { path: path.clone(), message: e.to_string() })
                 .and_then(|b| {
                     self.bytes = b;
                     decode_rgb(&self.bytes, path)
                 });
             match r {
                 Ok(img) => {
-                    buf.reshape(img.width, img.height)
-                        .copy_from_slice(&img.data);
-                    self.current = path
-                        .file_name()
-                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-                    return Ok(Some(FrameInfo {
-                        index,
-                        dropped: 0,
-                        captured: Instant::now(),
-                    }));
+                    buf.reshape(img.width, img.height).copy_from_slice(&img.data);
+                    self.current = path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+                    return Ok(Some(FrameInfo { index, dropped: 0, captured: Instant::now() }));
                 }
                 Err(e) => {
                     self.corrupt += 1;

@@ -82,15 +82,8 @@ impl Latest {
                     }
                 }
             })
-            .map_err(|e| Error::Source {
-                source_name: name.clone(),
-                message: format!("cannot start the reader thread: {e}"),
-            })?;
-        Ok(Latest {
-            shared,
-            name,
-            corrupt: 0,
-        })
+            .map_err(|e| Error::Source { source_name: name.clone(), message: format!("cannot start the reader thread: {e}") })?;
+        Ok(Latest { shared, name, corrupt: 0 })
     }
 
     /// Frames dropped so far because a newer one replaced them before they were taken.
@@ -111,11 +104,7 @@ impl FrameSource for Latest {
     fn next_frame(&mut self, buf: &mut RgbBuf) -> Result<Option<FrameInfo>> {
         let mut slot = lock(&self.shared.slot);
         while slot.info.is_none() && !slot.end {
-            slot = self
-                .shared
-                .ready
-                .wait(slot)
-                .unwrap_or_else(|p| p.into_inner());
+            slot = self.shared.ready.wait(slot).unwrap_or_else(|p| p.into_inner());
         }
         self.corrupt = slot.corrupt;
         if let Some(mut info) = slot.info.take() {
@@ -173,10 +162,7 @@ mod tests {
         }
         assert_eq!(seen + dropped, 200);
         assert_eq!(dropped, live.dropped());
-        assert!(
-            dropped > 100,
-            "a 20 ms consumer of a 1 ms source drops most frames: {seen} seen, {dropped} dropped"
-        );
+        assert!(dropped > 100, "a 20 ms consumer of a 1 ms source drops most frames: {seen} seen, {dropped} dropped");
         assert_eq!(last, Some(199), "the last frame is always delivered");
     }
 

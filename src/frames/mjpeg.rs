@@ -86,13 +86,8 @@ fn scan_jpeg(b: &[u8]) -> Scan {
 }
 
 /// Decodes one JPEG into `buf` (grey JPEGs are expanded to RGB through `gray`).
-pub(crate) fn decode_jpeg(
-    bytes: &[u8],
-    buf: &mut RgbBuf,
-    gray: &mut Vec<u8>,
-) -> std::result::Result<(), String> {
-    let dec =
-        image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+pub(crate) fn decode_jpeg(bytes: &[u8], buf: &mut RgbBuf, gray: &mut Vec<u8>) -> std::result::Result<(), String> {
+    let dec = image::codecs::jpeg::JpegDecoder::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
     let (w, h) = dec.dimensions();
     let (w, h) = (w as usize, h as usize);
     if w == 0 || h == 0 {
@@ -100,9 +95,7 @@ pub(crate) fn decode_jpeg(
     }
     // A corrupt header can claim 65535×65535: refuse instead of trying to allocate 12 GB.
     if w.saturating_mul(h) > MAX_PIXELS {
-        return Err(format!(
-            "the header claims {w}x{h} pixels, more than edgenet accepts ({MAX_PIXELS})"
-        ));
+        return Err(format!("the header claims {w}x{h} pixels, more than edgenet accepts ({MAX_PIXELS})"));
     }
     match dec.color_type() {
         image::ColorType::Rgb8 => dec.read_image(buf.reshape(w, h)).map_err(|e| e.to_string()),
@@ -160,12 +153,7 @@ impl MjpegSource {
     }
 
     fn frame_err(&self, message: String) -> Error {
-        Error::Frame {
-            source_name: self.name.clone(),
-            index: self.index,
-            offset: self.consumed,
-            message,
-        }
+        Error::Frame { source_name: self.name.clone(), index: self.index, offset: self.consumed, message }
     }
 
     /// Reads more bytes; false at the end of the stream.
@@ -180,10 +168,7 @@ impl MjpegSource {
         }
         if self.end == self.data.len() {
             if self.data.len() >= MAX_FRAME {
-                return Err(self.frame_err(format!(
-                    "no end-of-image marker within {} MB: not an MJPEG stream?",
-                    MAX_FRAME >> 20
-                )));
+                return Err(self.frame_err(format!("no end-of-image marker within {} MB: not an MJPEG stream?", MAX_FRAME >> 20)));
             }
             let n = (self.data.len() * 2).min(MAX_FRAME);
             self.data.resize(n, 0);
@@ -217,31 +202,19 @@ impl MjpegSource {
             match avail.windows(3).position(|w| w == [0xFF, 0xD8, 0xFF]) {
                 Some(0) => {}
                 Some(i) => {
-                    log::warn!(
-                        "{}: skipped {i} bytes that are not JPEG before byte offset {}",
-                        self.name,
-                        self.consumed + i as u64
-                    );
+                    log::warn!("{}: skipped {i} bytes that are not JPEG before byte offset {}", self.name, self.consumed + i as u64);
                     self.advance(i);
                 }
                 None => {
                     let keep = avail.len().min(2);
                     let junk = avail.len() - keep;
                     if junk > 0 {
-                        log::warn!(
-                            "{}: skipped {junk} bytes that are not JPEG at byte offset {}",
-                            self.name,
-                            self.consumed
-                        );
+                        log::warn!("{}: skipped {junk} bytes that are not JPEG at byte offset {}", self.name, self.consumed);
                         self.advance(junk);
                     }
                     if !self.fill()? {
                         if self.end > self.start {
-                            log::warn!(
-                                "{}: {} trailing bytes at the end are not JPEG",
-                                self.name,
-                                self.end - self.start
-                            );
+                            log::warn!("{}: {} trailing bytes at the end are not JPEG", self.name, self.end - self.start);
                         }
                         return Ok(None);
                     }
@@ -277,22 +250,14 @@ impl MjpegSource {
 impl FrameSource for MjpegSource {
     fn next_frame(&mut self, buf: &mut RgbBuf) -> Result<Option<FrameInfo>> {
         loop {
-            let Some(n) = self.next_jpeg()? else {
-                return Ok(None);
-            };
+            let Some(n) = self.next_jpeg()? else { return Ok(None) };
             let r = decode_jpeg(&self.data[self.start..self.start + n], buf, &mut self.gray);
             let index = self.index;
             let offset = self.consumed;
             self.index += 1;
             self.advance(n);
             match r {
-                Ok(()) => {
-                    return Ok(Some(FrameInfo {
-                        index,
-                        dropped: 0,
-                        captured: Instant::now(),
-                    }))
-                }
+                Ok(()) => return Ok(Some(FrameInfo { index, dropped: 0, captured: Instant::now() })),
                 Err(e) => {
                     self.corrupt += 1;
                     log::warn!("{}: frame {index} (byte offset {offset}, {n} bytes): corrupt JPEG skipped: {e}", self.name);
@@ -321,9 +286,7 @@ mod tests {
     fn jpeg(w: u32, h: u32, v: u8) -> Vec<u8> {
         let img = image::RgbImage::from_pixel(w, h, image::Rgb([v, v / 2, 255 - v]));
         let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-            .encode_image(&img)
-            .unwrap();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
         out
     }
 
@@ -345,20 +308,14 @@ mod tests {
         s.extend(jpeg(16, 8, 10));
         s.extend(b"junk");
         // SOI, a bogus SOF0 with zero size, EOI: found as a frame, fails to decode.
-        s.extend([
-            0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x11,
-            0x00, 0xFF, 0xD9,
-        ]);
+        s.extend([0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x0B, 0x08, 0x00, 0x00, 0x00, 0x00, 0x01, 0x01, 0x11, 0x00, 0xFF, 0xD9]);
         s.extend(jpeg(8, 4, 200));
         let mut src = MjpegSource::new(Box::new(Cursor::new(s)), "t", false);
         let mut buf = RgbBuf::new();
         let a = src.next_frame(&mut buf).unwrap().unwrap();
         assert_eq!((a.index, buf.width, buf.height), (0, 16, 8));
         let b = src.next_frame(&mut buf).unwrap().unwrap();
-        assert_eq!(
-            (b.index, buf.width, buf.height, src.corrupt()),
-            (2, 8, 4, 1)
-        );
+        assert_eq!((b.index, buf.width, buf.height, src.corrupt()), (2, 8, 4, 1));
         assert!((buf.data[0] as i32 - 200).abs() < 8, "{}", buf.data[0]);
         assert!(src.next_frame(&mut buf).unwrap().is_none());
     }
@@ -384,12 +341,6 @@ mod tests {
         let mut buf = RgbBuf::new();
         assert!(src.next_frame(&mut buf).unwrap().is_some());
         let e = src.next_frame(&mut buf).unwrap_err().to_string();
-        assert!(
-            e.contains("cam.mjpeg")
-                && e.contains("frame 1")
-                && e.contains(&format!("byte offset {first}"))
-                && e.contains("truncated"),
-            "{e}"
-        );
+        assert!(e.contains("cam.mjpeg") && e.contains("frame 1") && e.contains(&format!("byte offset {first}")) && e.contains("truncated"), "{e}");
     }
 }

@@ -65,9 +65,7 @@ impl Preprocess {
             width: resolution,
             height: resolution,
             filter: Filter::Bicubic,
-            crop: Crop::Center {
-                fraction: 224.0 / 256.0,
-            },
+            crop: Crop::Center { fraction: 224.0 / 256.0 },
             mean: [127.0; 3],
             std: [128.0; 3],
         }
@@ -83,8 +81,7 @@ impl Preprocess {
     pub fn source_rect(&self, w: usize, h: usize) -> (usize, usize, usize, usize) {
         match self.crop {
             Crop::Center { fraction } => {
-                let c = ((fraction as f64 * w.min(h) as f64).floor() as usize)
-                    .clamp(1, w.min(h).max(1));
+                let c = ((fraction as f64 * w.min(h) as f64).floor() as usize).clamp(1, w.min(h).max(1));
                 ((w - c + 1) / 2, (h - c + 1) / 2, c, c)
             }
             Crop::Squash => (0, 0, w, h),
@@ -103,25 +100,15 @@ impl Preprocess {
     /// non-finite std.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 || self.height == 0 || self.width > 8192 || self.height > 8192 {
-            return Err(Error::Config(format!(
-                "preprocessing size {}×{} is not usable",
-                self.width, self.height
-            )));
+            return Err(Error::Config(format!("preprocessing size {}×{} is not usable", self.width, self.height)));
         }
         if let Crop::Center { fraction } = self.crop {
             if !(fraction > 0.0 && fraction <= 1.0) {
-                return Err(Error::Config(format!(
-                    "crop fraction {fraction} must be in (0, 1]"
-                )));
+                return Err(Error::Config(format!("crop fraction {fraction} must be in (0, 1]")));
             }
         }
-        if self.std.iter().any(|s| !s.is_finite() || *s == 0.0)
-            || self.mean.iter().any(|m| !m.is_finite())
-        {
-            return Err(Error::Config(format!(
-                "normalisation mean {:?} std {:?} is not usable",
-                self.mean, self.std
-            )));
+        if self.std.iter().any(|s| !s.is_finite() || *s == 0.0) || self.mean.iter().any(|m| !m.is_finite()) {
+            return Err(Error::Config(format!("normalisation mean {:?} std {:?} is not usable", self.mean, self.std)));
         }
         Ok(())
     }
@@ -161,14 +148,8 @@ impl Taps {
     fn new(filter: Filter, in_size: usize, out_size: usize) -> Taps {
         let scale = in_size as f64 / out_size as f64;
         if filter == Filter::Nearest {
-            let start = (0..out_size)
-                .map(|i| (((i as f64 + 0.5) * scale) as usize).min(in_size - 1))
-                .collect();
-            return Taps {
-                start,
-                weights: vec![1.0; out_size],
-                taps: 1,
-            };
+            let start = (0..out_size).map(|i| (((i as f64 + 0.5) * scale) as usize).min(in_size - 1)).collect();
+            return Taps { start, weights: vec![1.0; out_size], taps: 1 };
         }
         let support = if filter == Filter::Bicubic { 2.0 } else { 1.0 };
         let filterscale = scale.max(1.0);
@@ -181,24 +162,14 @@ impl Taps {
             let lo = ((center - support + 0.5).max(0.0)) as usize;
             let hi = ((center + support + 0.5) as usize).min(in_size);
             let n = hi.saturating_sub(lo).min(taps);
-            let w: Vec<f64> = (0..n)
-                .map(|k| kernel(filter, (k as f64 + lo as f64 - center + 0.5) / filterscale))
-                .collect();
+            let w: Vec<f64> = (0..n).map(|k| kernel(filter, (k as f64 + lo as f64 - center + 0.5) / filterscale)).collect();
             let total: f64 = w.iter().sum();
             for (k, v) in w.iter().enumerate() {
-                weights[i * taps + k] = if total != 0.0 {
-                    (v / total) as f32
-                } else {
-                    0.0
-                };
+                weights[i * taps + k] = if total != 0.0 { (v / total) as f32 } else { 0.0 };
             }
             start.push(lo);
         }
-        Taps {
-            start,
-            weights,
-            taps,
-        }
+        Taps { start, weights, taps }
     }
 }
 
@@ -223,22 +194,13 @@ impl Preprocessor {
     pub fn new(cfg: &Preprocess, src_w: usize, src_h: usize) -> Result<Self> {
         cfg.validate()?;
         if src_w == 0 || src_h == 0 {
-            return Err(Error::Input(format!(
-                "image of size {src_w}×{src_h} has no pixels"
-            )));
+            return Err(Error::Input(format!("image of size {src_w}×{src_h} has no pixels")));
         }
         let rect = cfg.source_rect(src_w, src_h);
         let h = Taps::new(cfg.filter, rect.2, cfg.width);
         let v = Taps::new(cfg.filter, rect.3, cfg.height);
         let tmp = vec![0.0; rect.3 * cfg.width * 3];
-        Ok(Preprocessor {
-            cfg: cfg.clone(),
-            src: (src_w, src_h),
-            rect,
-            h,
-            v,
-            tmp,
-        })
+        Ok(Preprocessor { cfg: cfg.clone(), src: (src_w, src_h), rect, h, v, tmp })
     }
 
     /// The source size this preprocessor was made for.
@@ -260,19 +222,11 @@ impl Preprocessor {
     pub fn run(&mut self, rgb: &[u8], out: &mut [f32]) -> Result<()> {
         let (sw, sh) = self.src;
         if rgb.len() != sw * sh * 3 {
-            return Err(Error::Input(format!(
-                "frame has {} bytes, {sw}×{sh} RGB needs {}",
-                rgb.len(),
-                sw * sh * 3
-            )));
+            return Err(Error::Input(format!("frame has {} bytes, {sw}×{sh} RGB needs {}", rgb.len(), sw * sh * 3)));
         }
         let (ow, oh) = (self.cfg.width, self.cfg.height);
         if out.len() != 3 * ow * oh {
-            return Err(Error::Input(format!(
-                "input buffer of {} values, the model needs {}",
-                out.len(),
-                3 * ow * oh
-            )));
+            return Err(Error::Input(format!("input buffer of {} values, the model needs {}", out.len(), 3 * ow * oh)));
         }
         let (x0, y0, _, rh) = self.rect;
         let ht = self.h.taps;
@@ -332,21 +286,13 @@ mod tests {
         let p = Preprocess::efficientnet_lite(224);
         // 451×300 (chelsea): c = ⌊0.875·300⌋ = 262, offset ((451−262+1)/2, (300−262+1)/2).
         assert_eq!(p.source_rect(451, 300), (95, 19, 262, 262));
-        let s = Preprocess {
-            crop: Crop::Squash,
-            ..p
-        };
+        let s = Preprocess { crop: Crop::Squash, ..p };
         assert_eq!(s.source_rect(451, 300), (0, 0, 451, 300));
     }
 
     #[test]
     fn same_size_bicubic_is_the_identity() {
-        let cfg = Preprocess {
-            width: 5,
-            height: 4,
-            crop: Crop::Squash,
-            ..Preprocess::efficientnet_lite(5)
-        };
+        let cfg = Preprocess { width: 5, height: 4, crop: Crop::Squash, ..Preprocess::efficientnet_lite(5) };
         let rgb: Vec<u8> = (0..5 * 4 * 3).map(|i| (i * 37 % 256) as u8).collect();
         let mut p = Preprocessor::new(&cfg, 5, 4).unwrap();
         let mut out = vec![0.0; cfg.input_len()];
@@ -368,14 +314,7 @@ mod tests {
             for i in 0..224 {
                 let s: f32 = t.weights[i * t.taps..(i + 1) * t.taps].iter().sum();
                 assert!((s - 1.0).abs() < 1e-5, "{filter:?} {i}: {s}");
-                assert!(
-                    t.start[i]
-                        + t.weights[i * t.taps..(i + 1) * t.taps]
-                            .iter()
-                            .rposition(|w| *w != 0.0)
-                            .unwrap_or(0)
-                        < 517
-                );
+                assert!(t.start[i] + t.weights[i * t.taps..(i + 1) * t.taps].iter().rposition(|w| *w != 0.0).unwrap_or(0) < 517);
             }
         }
         let cfg = Preprocess::torchvision(32);
@@ -384,9 +323,7 @@ mod tests {
         let mut out = vec![0.0; cfg.input_len()];
         p.run(&rgb, &mut out).unwrap();
         let want = (200.0 - cfg.mean[1]) / cfg.std[1];
-        assert!(out[32 * 32..2 * 32 * 32]
-            .iter()
-            .all(|v| (v - want).abs() < 1e-6));
+        assert!(out[32 * 32..2 * 32 * 32].iter().all(|v| (v - want).abs() < 1e-6));
     }
 
     #[test]

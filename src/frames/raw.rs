@@ -37,14 +37,7 @@ pub struct RawSource {
 
 impl std::fmt::Debug for RawSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "RawSource({} {}x{} {})",
-            self.name,
-            self.width,
-            self.height,
-            self.format.name()
-        )
+        write!(f, "RawSource({} {}x{} {})", self.name, self.width, self.height, self.format.name())
     }
 }
 
@@ -63,21 +56,8 @@ impl RawSource {
         height: usize,
         live: bool,
     ) -> Result<Self> {
-        let len = format.frame_len(width, height).map_err(|e| Error::Source {
-            source_name: name.into(),
-            message: e.to_string(),
-        })?;
-        Ok(RawSource {
-            reader,
-            name: name.into(),
-            format,
-            range,
-            width,
-            height,
-            raw: vec![0; len],
-            index: 0,
-            live,
-        })
+        let len = format.frame_len(width, height).map_err(|e| Error::Source { source_name: name.into(), message: e.to_string() })?;
+        Ok(RawSource { reader, name: name.into(), format, range, width, height, raw: vec![0; len], index: 0, live })
     }
 
     /// Bytes per frame.
@@ -115,19 +95,8 @@ impl FrameSource for RawSource {
         }
         let captured = Instant::now();
         let dst = buf.reshape(self.width, self.height);
-        to_rgb(
-            self.format,
-            self.range,
-            &self.raw,
-            self.width,
-            self.height,
-            dst,
-        )?;
-        let info = FrameInfo {
-            index: self.index,
-            dropped: 0,
-            captured,
-        };
+        to_rgb(self.format, self.range, &self.raw, self.width, self.height, dst)?;
+        let info = FrameInfo { index: self.index, dropped: 0, captured };
         self.index += 1;
         Ok(Some(info))
     }
@@ -150,48 +119,15 @@ mod tests {
         // Two 2×2 rgb24 frames and 5 stray bytes.
         let mut bytes: Vec<u8> = (0..24).collect();
         bytes.extend([9; 5]);
-        let mut s = RawSource::new(
-            Box::new(std::io::Cursor::new(bytes)),
-            "test",
-            PixelFormat::Rgb24,
-            YuvRange::Full,
-            2,
-            2,
-            false,
-        )
-        .unwrap();
+        let mut s = RawSource::new(Box::new(std::io::Cursor::new(bytes)), "test", PixelFormat::Rgb24, YuvRange::Full, 2, 2, false).unwrap();
         let mut buf = RgbBuf::new();
         assert_eq!(s.next_frame(&mut buf).unwrap().unwrap().index, 0);
         assert_eq!(buf.data, (0..12).collect::<Vec<u8>>());
         assert_eq!(s.next_frame(&mut buf).unwrap().unwrap().index, 1);
         let e = s.next_frame(&mut buf).unwrap_err().to_string();
-        assert!(
-            e.contains("frame 2")
-                && e.contains("byte offset 24")
-                && e.contains("expected 12 bytes")
-                && e.contains("got 5"),
-            "{e}"
-        );
-        let mut s = RawSource::new(
-            Box::new(std::io::empty()),
-            "empty",
-            PixelFormat::Nv12,
-            YuvRange::Full,
-            4,
-            2,
-            false,
-        )
-        .unwrap();
+        assert!(e.contains("frame 2") && e.contains("byte offset 24") && e.contains("expected 12 bytes") && e.contains("got 5"), "{e}");
+        let mut s = RawSource::new(Box::new(std::io::empty()), "empty", PixelFormat::Nv12, YuvRange::Full, 4, 2, false).unwrap();
         assert!(s.next_frame(&mut buf).unwrap().is_none());
-        assert!(RawSource::new(
-            Box::new(std::io::empty()),
-            "odd",
-            PixelFormat::Yuyv,
-            YuvRange::Full,
-            3,
-            2,
-            false
-        )
-        .is_err());
+        assert!(RawSource::new(Box::new(std::io::empty()), "odd", PixelFormat::Yuyv, YuvRange::Full, 3, 2, false).is_err());
     }
 }

@@ -98,21 +98,9 @@ impl SourceKind {
             return Ok(SourceKind::Stdin);
         }
         if let Some(rest) = spec.strip_prefix("synthetic") {
-            let bad = || {
-                Error::Config(format!(
-                    "source `{spec}`: expected synthetic[:WxH][@FPS], e.g. synthetic:320x240@30"
-                ))
-            };
+            let bad = || Error::Config(format!("source `{spec}`: expected synthetic[:WxH][@FPS], e.g. synthetic:320x240@30"));
             let (size, fps) = match rest.split_once('@') {
-                Some((s, f)) => (
-                    s,
-                    Some(
-                        f.parse::<f64>()
-                            .ok()
-                            .filter(|f| f.is_finite() && *f > 0.0)
-                            .ok_or_else(bad)?,
-                    ),
-                ),
+                Some((s, f)) => (s, Some(f.parse::<f64>().ok().filter(|f| f.is_finite() && *f > 0.0).ok_or_else(bad)?)),
                 None => (rest, None),
             };
             let (width, height) = match size {
@@ -131,9 +119,7 @@ impl SourceKind {
 #[cfg(unix)]
 fn is_fifo_or_char(p: &Path) -> bool {
     use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(p).is_ok_and(|m| {
-        m.file_type().is_fifo() || m.file_type().is_char_device() || m.file_type().is_socket()
-    })
+    std::fs::metadata(p).is_ok_and(|m| m.file_type().is_fifo() || m.file_type().is_char_device() || m.file_type().is_socket())
 }
 
 #[cfg(not(unix))]
@@ -147,10 +133,7 @@ fn stdin_is_live() -> bool {
 }
 
 fn source_err(name: &str, message: impl Into<String>) -> Error {
-    Error::Source {
-        source_name: name.to_string(),
-        message: message.into(),
-    }
+    Error::Source { source_name: name.to_string(), message: message.into() }
 }
 
 impl SourceSpec {
@@ -170,10 +153,7 @@ impl SourceSpec {
             }
             SourceKind::Stdin => {
                 let live = stdin_is_live();
-                (
-                    self.stream(Box::new(std::io::stdin()), "stdin", live)?,
-                    live,
-                )
+                (self.stream(Box::new(std::io::stdin()), "stdin", live)?, live)
             }
             SourceKind::Device(p) => (super::v4l2::open(p, self)?, true),
             SourceKind::Path(p) => {
@@ -183,29 +163,19 @@ impl SourceSpec {
                 }
                 if p.is_dir() {
                     if self.format.is_some() {
-                        return Err(source_err(
-                            &name,
-                            "is a directory of images: --format applies to streams only",
-                        ));
+                        return Err(source_err(&name, "is a directory of images: --format applies to streams only"));
                     }
                     (Box::new(FileSource::open(p)?), false)
                 } else {
                     let live = is_fifo_or_char(p);
-                    let ext = p
-                        .extension()
-                        .and_then(|e| e.to_str())
-                        .map(str::to_ascii_lowercase);
+                    let ext = p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
                     let mjpeg_ext = matches!(ext.as_deref(), Some("mjpeg" | "mjpg"));
                     if self.format.is_none() && !live && !mjpeg_ext {
                         (Box::new(FileSource::open(p)?), false)
                     } else {
-                        let f =
-                            std::fs::File::open(p).map_err(|e| source_err(&name, e.to_string()))?;
+                        let f = std::fs::File::open(p).map_err(|e| source_err(&name, e.to_string()))?;
                         let spec = if mjpeg_ext && self.format.is_none() {
-                            SourceSpec {
-                                format: Some(StreamFormat::Mjpeg),
-                                ..self.clone()
-                            }
+                            SourceSpec { format: Some(StreamFormat::Mjpeg), ..self.clone() }
                         } else {
                             self.clone()
                         };
@@ -226,25 +196,13 @@ impl SourceSpec {
         }
     }
 
-    fn stream(
-        &self,
-        r: Box<dyn std::io::Read + Send>,
-        name: &str,
-        live: bool,
-    ) -> Result<Box<dyn FrameSource>> {
+    fn stream(&self, r: Box<dyn std::io::Read + Send>, name: &str, live: bool) -> Result<Box<dyn FrameSource>> {
         match self.format {
-            None => Err(source_err(
-                name,
-                "a stream needs --format (rgb24, bgr24, yuv420, nv12, yuyv or mjpeg)",
-            )),
+            None => Err(source_err(name, "a stream needs --format (rgb24, bgr24, yuv420, nv12, yuyv or mjpeg)")),
             Some(StreamFormat::Mjpeg) => Ok(Box::new(MjpegSource::new(r, name, live))),
             Some(StreamFormat::Raw(f)) => {
-                let (w, h) = self.size.ok_or_else(|| {
-                    source_err(name, format!("a raw {} stream needs --size WxH", f.name()))
-                })?;
-                Ok(Box::new(RawSource::new(
-                    r, name, f, self.range, w, h, live,
-                )?))
+                let (w, h) = self.size.ok_or_else(|| source_err(name, format!("a raw {} stream needs --size WxH", f.name())))?;
+                Ok(Box::new(RawSource::new(r, name, f, self.range, w, h, live)?))
             }
         }
     }
@@ -258,66 +216,25 @@ mod tests {
     fn specs_parse() {
         assert_eq!(SourceKind::parse("-").unwrap(), SourceKind::Stdin);
         assert_eq!(SourceKind::parse("stdin").unwrap(), SourceKind::Stdin);
-        assert_eq!(
-            SourceKind::parse("/dev/video0").unwrap(),
-            SourceKind::Device("/dev/video0".into())
-        );
-        assert_eq!(
-            SourceKind::parse("synthetic").unwrap(),
-            SourceKind::Synthetic {
-                width: 320,
-                height: 240,
-                fps: None
-            }
-        );
-        assert_eq!(
-            SourceKind::parse("synthetic:64x48@30").unwrap(),
-            SourceKind::Synthetic {
-                width: 64,
-                height: 48,
-                fps: Some(30.0)
-            }
-        );
+        assert_eq!(SourceKind::parse("/dev/video0").unwrap(), SourceKind::Device("/dev/video0".into()));
+        assert_eq!(SourceKind::parse("synthetic").unwrap(), SourceKind::Synthetic { width: 320, height: 240, fps: None });
+        assert_eq!(SourceKind::parse("synthetic:64x48@30").unwrap(), SourceKind::Synthetic { width: 64, height: 48, fps: Some(30.0) });
         assert!(SourceKind::parse("synthetic:64").is_err());
         assert!(SourceKind::parse("synthetic@0").is_err());
-        assert_eq!(
-            SourceKind::parse("photos/").unwrap(),
-            SourceKind::Path("photos/".into())
-        );
+        assert_eq!(SourceKind::parse("photos/").unwrap(), SourceKind::Path("photos/".into()));
         assert_eq!(parse_size("640x480"), Some((640, 480)));
         assert_eq!(parse_size("0x480"), None);
         assert_eq!(parse_size("640"), None);
         assert_eq!(StreamFormat::parse("MJPEG"), Some(StreamFormat::Mjpeg));
-        assert_eq!(
-            StreamFormat::parse("nv12"),
-            Some(StreamFormat::Raw(PixelFormat::Nv12))
-        );
+        assert_eq!(StreamFormat::parse("nv12"), Some(StreamFormat::Raw(PixelFormat::Nv12)));
     }
 
     #[test]
     fn missing_things_are_named() {
-        let spec = |kind| SourceSpec {
-            kind,
-            format: None,
-            size: None,
-            range: YuvRange::Limited,
-            live: LiveMode::Auto,
-            limit: None,
-        };
-        let e = spec(SourceKind::Path("/nonexistent/x.yuv".into()))
-            .open()
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("/nonexistent/x.yuv") && e.contains("no such"),
-            "{e}"
-        );
-        let e = spec(SourceKind::Device("/dev/video99".into()))
-            .open()
-            .err()
-            .unwrap()
-            .to_string();
+        let spec = |kind| SourceSpec { kind, format: None, size: None, range: YuvRange::Limited, live: LiveMode::Auto, limit: None };
+        let e = spec(SourceKind::Path("/nonexistent/x.yuv".into())).open().err().unwrap().to_string();
+        assert!(e.contains("/nonexistent/x.yuv") && e.contains("no such"), "{e}");
+        let e = spec(SourceKind::Device("/dev/video99".into())).open().err().unwrap().to_string();
         assert!(e.contains("/dev/video99"), "{e}");
     }
 }

@@ -8,10 +8,7 @@ use super::spec::SourceSpec;
 use crate::error::{Error, Result};
 
 fn err(p: &Path, message: impl Into<String>) -> Error {
-    Error::Source {
-        source_name: p.display().to_string(),
-        message: message.into(),
-    }
+    Error::Source { source_name: p.display().to_string(), message: message.into() }
 }
 
 /// Opens a V4L2 capture device.
@@ -21,10 +18,7 @@ fn err(p: &Path, message: impl Into<String>) -> Error {
 /// streaming from it), it offers neither YUYV nor MJPEG, or this build has no V4L2 support.
 pub fn open(path: &Path, spec: &SourceSpec) -> Result<Box<dyn FrameSource>> {
     if !path.exists() {
-        return Err(err(
-            path,
-            "no such device (is the camera connected? `ls /dev/video*` lists the capture devices)",
-        ));
+        return Err(err(path, "no such device (is the camera connected? `ls /dev/video*` lists the capture devices)"));
     }
     imp::open(path, spec)
 }
@@ -82,20 +76,12 @@ mod imp {
 
     pub fn open(path: &Path, spec: &SourceSpec) -> Result<Box<dyn FrameSource>> {
         let dev = Device::with_path(path).map_err(|e| io_err(path, "cannot open", e))?;
-        let mut fmt = dev
-            .format()
-            .map_err(|e| io_err(path, "cannot read the format", e))?;
+        let mut fmt = dev.format().map_err(|e| io_err(path, "cannot read the format", e))?;
         let want_mjpeg = match spec.format {
             None | Some(StreamFormat::Raw(PixelFormat::Yuyv)) => false,
             Some(StreamFormat::Mjpeg) => true,
             Some(StreamFormat::Raw(f)) => {
-                return Err(err(
-                    path,
-                    format!(
-                        "V4L2 capture supports --format yuyv or mjpeg, not {}",
-                        f.name()
-                    ),
-                ))
+                return Err(err(path, format!("V4L2 capture supports --format yuyv or mjpeg, not {}", f.name())))
             }
         };
         if let Some((w, h)) = spec.size {
@@ -103,34 +89,16 @@ mod imp {
             fmt.height = h as u32;
         }
         fmt.fourcc = FourCC::new(if want_mjpeg { b"MJPG" } else { b"YUYV" });
-        let fmt = dev
-            .set_format(&fmt)
-            .map_err(|e| io_err(path, "cannot set the format", e))?;
+        let fmt = dev.set_format(&fmt).map_err(|e| io_err(path, "cannot set the format", e))?;
         let mjpeg = fmt.fourcc == FourCC::new(b"MJPG");
         if !mjpeg && fmt.fourcc != FourCC::new(b"YUYV") {
-            return Err(err(
-                path,
-                format!("the device offers {} instead of YUYV or MJPEG", fmt.fourcc),
-            ));
+            return Err(err(path, format!("the device offers {} instead of YUYV or MJPEG", fmt.fourcc)));
         }
         if !mjpeg && fmt.stride as usize != fmt.width as usize * 2 && fmt.stride != 0 {
-            return Err(err(
-                path,
-                format!(
-                    "YUYV rows are padded (stride {} for width {}): not supported",
-                    fmt.stride, fmt.width
-                ),
-            ));
+            return Err(err(path, format!("YUYV rows are padded (stride {} for width {}): not supported", fmt.stride, fmt.width)));
         }
-        let stream = Stream::with_buffers(&dev, Type::VideoCapture, 4)
-            .map_err(|e| io_err(path, "cannot start streaming", e))?;
-        log::info!(
-            "{}: {}x{} {}",
-            path.display(),
-            fmt.width,
-            fmt.height,
-            fmt.fourcc
-        );
+        let stream = Stream::with_buffers(&dev, Type::VideoCapture, 4).map_err(|e| io_err(path, "cannot start streaming", e))?;
+        log::info!("{}: {}x{} {}", path.display(), fmt.width, fmt.height, fmt.fourcc);
         Ok(Box::new(V4l2Source {
             _dev: dev,
             stream,
@@ -162,24 +130,10 @@ mod imp {
                     decode_jpeg(bytes, buf, &mut self.gray)
                 } else {
                     let (w, h) = (self.width, self.height);
-                    to_rgb(
-                        PixelFormat::Yuyv,
-                        self.range,
-                        bytes,
-                        w,
-                        h,
-                        buf.reshape(w, h),
-                    )
-                    .map_err(|e| e.to_string())
+                    to_rgb(PixelFormat::Yuyv, self.range, bytes, w, h, buf.reshape(w, h)).map_err(|e| e.to_string())
                 };
                 match r {
-                    Ok(()) => {
-                        return Ok(Some(FrameInfo {
-                            index,
-                            dropped: 0,
-                            captured: Instant::now(),
-                        }))
-                    }
+                    Ok(()) => return Ok(Some(FrameInfo { index, dropped: 0, captured: Instant::now() })),
                     Err(e) => {
                         self.corrupt += 1;
                         log::warn!("{}: frame {index}: unusable frame skipped: {e}", self.name);
@@ -208,51 +162,27 @@ mod tests {
     use crate::frames::{LiveMode, SourceKind, YuvRange};
 
     fn spec(p: &str) -> SourceSpec {
-        SourceSpec {
-            kind: SourceKind::Device(p.into()),
-            format: None,
-            size: None,
-            range: YuvRange::Limited,
-            live: LiveMode::Auto,
-            limit: None,
-        }
+        SourceSpec { kind: SourceKind::Device(p.into()), format: None, size: None, range: YuvRange::Limited, live: LiveMode::Auto, limit: None }
     }
 
     #[test]
     fn a_missing_device_is_named() {
-        let e = open(Path::new("/dev/video99"), &spec("/dev/video99"))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.starts_with("frame source /dev/video99: no such device"),
-            "{e}"
-        );
+        let e = open(Path::new("/dev/video99"), &spec("/dev/video99")).err().unwrap().to_string();
+        assert!(e.starts_with("frame source /dev/video99: no such device"), "{e}");
     }
 
     #[cfg(not(feature = "v4l"))]
     #[test]
     fn an_existing_device_says_the_build_has_no_v4l2() {
         // /dev/null stands in for a device node that exists.
-        let e = open(Path::new("/dev/null"), &spec("/dev/null"))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(
-            e.contains("/dev/null")
-                && e.contains("built without V4L2 support")
-                && e.contains("--features v4l"),
-            "{e}"
-        );
+        let e = open(Path::new("/dev/null"), &spec("/dev/null")).err().unwrap().to_string();
+        assert!(e.contains("/dev/null") && e.contains("built without V4L2 support") && e.contains("--features v4l"), "{e}");
     }
 
     #[cfg(feature = "v4l")]
     #[test]
     fn a_node_that_is_no_camera_is_refused_with_its_name() {
-        let e = open(Path::new("/dev/null"), &spec("/dev/null"))
-            .err()
-            .unwrap()
-            .to_string();
+        let e = open(Path::new("/dev/null"), &spec("/dev/null")).err().unwrap().to_string();
         assert!(e.contains("/dev/null"), "{e}");
     }
 }

@@ -51,10 +51,7 @@ impl PixelFormat {
 
     /// Whether this is a YUV format (so the range matters).
     pub fn is_yuv(self) -> bool {
-        matches!(
-            self,
-            PixelFormat::Yuv420 | PixelFormat::Nv12 | PixelFormat::Yuyv
-        )
+        matches!(self, PixelFormat::Yuv420 | PixelFormat::Nv12 | PixelFormat::Yuyv)
     }
 
     /// Bytes of one `width`×`height` frame.
@@ -64,28 +61,21 @@ impl PixelFormat {
     /// overflows.
     pub fn frame_len(self, width: usize, height: usize) -> Result<usize> {
         if width == 0 || height == 0 {
-            return Err(Error::Config(format!(
-                "frame size {width}x{height} has no pixels"
-            )));
+            return Err(Error::Config(format!("frame size {width}x{height} has no pixels")));
         }
         if self == PixelFormat::Yuyv && width % 2 != 0 {
-            return Err(Error::Config(format!(
-                "yuyv frames need an even width, not {width}"
-            )));
+            return Err(Error::Config(format!("yuyv frames need an even width, not {width}")));
         }
         let px = width.checked_mul(height);
         let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
         let n = match self {
             PixelFormat::Rgb24 | PixelFormat::Bgr24 => px.and_then(|p| p.checked_mul(3)),
-            PixelFormat::Yuv420 | PixelFormat::Nv12 => px.and_then(|p| {
-                cw.checked_mul(ch)
-                    .and_then(|c| c.checked_mul(2))
-                    .and_then(|c| p.checked_add(c))
-            }),
+            PixelFormat::Yuv420 | PixelFormat::Nv12 => {
+                px.and_then(|p| cw.checked_mul(ch).and_then(|c| c.checked_mul(2)).and_then(|c| p.checked_add(c)))
+            }
             PixelFormat::Yuyv => px.and_then(|p| p.checked_mul(2)),
         };
-        n.filter(|n| *n <= 1 << 31)
-            .ok_or_else(|| Error::Config(format!("frame size {width}x{height} is too large")))
+        n.filter(|n| *n <= 1 << 31).ok_or_else(|| Error::Config(format!("frame size {width}x{height} is too large")))
     }
 }
 
@@ -127,22 +117,8 @@ impl Coeffs {
         match range {
             // 255/219 = 1.164383; 1.402·255/224 = 1.596027; 0.344136·255/224 = 0.391762;
             // 0.714136·255/224 = 0.812968; 1.772·255/224 = 2.017232.
-            YuvRange::Limited => Coeffs {
-                y_off: 16,
-                y: 76309,
-                rv: 104597,
-                gu: 25675,
-                gv: 53279,
-                bu: 132201,
-            },
-            YuvRange::Full => Coeffs {
-                y_off: 0,
-                y: 65536,
-                rv: 91881,
-                gu: 22554,
-                gv: 46802,
-                bu: 116130,
-            },
+            YuvRange::Limited => Coeffs { y_off: 16, y: 76309, rv: 104597, gu: 25675, gv: 53279, bu: 132201 },
+            YuvRange::Full => Coeffs { y_off: 0, y: 65536, rv: 91881, gu: 22554, gv: 46802, bu: 116130 },
         }
     }
 
@@ -163,27 +139,13 @@ impl Coeffs {
 /// # Errors
 /// [`Error::Input`] when `src` is not exactly one frame of `format` at `width`×`height` or
 /// `dst` is not `width · height · 3` bytes.
-pub fn to_rgb(
-    format: PixelFormat,
-    range: YuvRange,
-    src: &[u8],
-    width: usize,
-    height: usize,
-    dst: &mut [u8],
-) -> Result<()> {
+pub fn to_rgb(format: PixelFormat, range: YuvRange, src: &[u8], width: usize, height: usize, dst: &mut [u8]) -> Result<()> {
     let need = format.frame_len(width, height)?;
     if src.len() != need {
-        return Err(Error::Input(format!(
-            "a {width}x{height} {} frame has {need} bytes, got {}",
-            format.name(),
-            src.len()
-        )));
+        return Err(Error::Input(format!("a {width}x{height} {} frame has {need} bytes, got {}", format.name(), src.len())));
     }
     if dst.len() != width * height * 3 {
-        return Err(Error::Input(format!(
-            "RGB buffer of {} bytes for {width}x{height}",
-            dst.len()
-        )));
+        return Err(Error::Input(format!("RGB buffer of {} bytes for {width}x{height}", dst.len())));
     }
     let k = Coeffs::of(range);
     let (w, h) = (width, height);
@@ -242,11 +204,7 @@ mod tests {
         let q = |x: f64| x.round().clamp(0.0, 255.0) as u8;
         match range {
             YuvRange::Full => [q(y), q(u + 128.0), q(v + 128.0)],
-            YuvRange::Limited => [
-                q(16.0 + y * 219.0 / 255.0),
-                q(128.0 + u * 224.0 / 255.0),
-                q(128.0 + v * 224.0 / 255.0),
-            ],
+            YuvRange::Limited => [q(16.0 + y * 219.0 / 255.0), q(128.0 + u * 224.0 / 255.0), q(128.0 + v * 224.0 / 255.0)],
         }
     }
 
@@ -261,10 +219,7 @@ mod tests {
         };
         let mut dst = [0u8; 12];
         to_rgb(format, range, &src, 2, 2, &mut dst).unwrap();
-        assert!(
-            dst.chunks_exact(3).all(|p| p == &dst[..3]),
-            "{format:?}: {dst:?}"
-        );
+        assert!(dst.chunks_exact(3).all(|p| p == &dst[..3]), "{format:?}: {dst:?}");
         [dst[0], dst[1], dst[2]]
     }
 
@@ -284,10 +239,7 @@ mod tests {
             for (yuv, want) in cases {
                 let got = one_pixel(f, YuvRange::Limited, yuv);
                 for c in 0..3 {
-                    assert!(
-                        (got[c] as i32 - want[c] as i32).abs() <= 2,
-                        "{f:?} {yuv:?}: {got:?}, want {want:?}"
-                    );
+                    assert!((got[c] as i32 - want[c] as i32).abs() <= 2, "{f:?} {yuv:?}: {got:?}, want {want:?}");
                 }
             }
         }
@@ -295,24 +247,11 @@ mod tests {
 
     #[test]
     fn known_colours_full_range() {
-        assert_eq!(
-            one_pixel(PixelFormat::Yuv420, YuvRange::Full, [0, 128, 128]),
-            [0, 0, 0]
-        );
-        assert_eq!(
-            one_pixel(PixelFormat::Yuv420, YuvRange::Full, [255, 128, 128]),
-            [255, 255, 255]
-        );
+        assert_eq!(one_pixel(PixelFormat::Yuv420, YuvRange::Full, [0, 128, 128]), [0, 0, 0]);
+        assert_eq!(one_pixel(PixelFormat::Yuv420, YuvRange::Full, [255, 128, 128]), [255, 255, 255]);
         // Limited-range black read as full range is dark grey, not black: the range matters.
-        assert_eq!(
-            one_pixel(PixelFormat::Yuv420, YuvRange::Full, [16, 128, 128]),
-            [16, 16, 16]
-        );
-        let red = one_pixel(
-            PixelFormat::Nv12,
-            YuvRange::Full,
-            yuv_of([255, 0, 0], YuvRange::Full),
-        );
+        assert_eq!(one_pixel(PixelFormat::Yuv420, YuvRange::Full, [16, 128, 128]), [16, 16, 16]);
+        let red = one_pixel(PixelFormat::Nv12, YuvRange::Full, yuv_of([255, 0, 0], YuvRange::Full));
         assert!(red[0] >= 253 && red[1] <= 2 && red[2] <= 2, "{red:?}");
     }
 
@@ -333,21 +272,14 @@ mod tests {
             }
         }
         // 8-bit YUV loses a little; limited range loses a little more.
-        assert!(
-            worst[0] <= 2 && worst[1] <= 3,
-            "worst error full {} limited {}",
-            worst[0],
-            worst[1]
-        );
+        assert!(worst[0] <= 2 && worst[1] <= 3, "worst error full {} limited {}", worst[0], worst[1]);
     }
 
     #[test]
     fn layouts_place_chroma_per_block() {
         // 4×2 I420: left half red, right half blue (limited range).
         let (r, b) = ([81u8, 90, 240], [41u8, 240, 110]);
-        let src = [
-            r[0], r[0], b[0], b[0], r[0], r[0], b[0], b[0], r[1], b[1], r[2], b[2],
-        ];
+        let src = [r[0], r[0], b[0], b[0], r[0], r[0], b[0], b[0], r[1], b[1], r[2], b[2]];
         let mut dst = [0u8; 24];
         to_rgb(PixelFormat::Yuv420, YuvRange::Limited, &src, 4, 2, &mut dst).unwrap();
         for row in 0..2 {

@@ -107,30 +107,12 @@ pub struct GraphBuilder {
     names: HashSet<String>,
 }
 
-fn out_dim(
-    node: &str,
-    axis: &str,
-    size: usize,
-    k: usize,
-    s: usize,
-    d: usize,
-    before: usize,
-    after: usize,
-) -> Result<usize> {
+fn out_dim(node: &str, axis: &str, size: usize, k: usize, s: usize, d: usize, before: usize, after: usize) -> Result<usize> {
     if s == 0 || d == 0 || k == 0 {
-        return Err(Error::shape(
-            node,
-            format!("kernel, stride and dilation must be ≥ 1 (got k={k}, s={s}, d={d})"),
-        ));
+        return Err(Error::shape(node, format!("kernel, stride and dilation must be ≥ 1 (got k={k}, s={s}, d={d})")));
     }
-    let span = d
-        .checked_mul(k - 1)
-        .and_then(|v| v.checked_add(1))
-        .ok_or_else(|| Error::shape(node, "kernel span overflows"))?;
-    let padded = size
-        .checked_add(before)
-        .and_then(|v| v.checked_add(after))
-        .ok_or_else(|| Error::shape(node, "padding overflows"))?;
+    let span = d.checked_mul(k - 1).and_then(|v| v.checked_add(1)).ok_or_else(|| Error::shape(node, "kernel span overflows"))?;
+    let padded = size.checked_add(before).and_then(|v| v.checked_add(after)).ok_or_else(|| Error::shape(node, "padding overflows"))?;
     if padded < span {
         return Err(Error::shape(
             node,
@@ -168,11 +150,7 @@ impl GraphBuilder {
     ///
     /// # Errors
     /// Whatever `f` returns.
-    pub fn scoped<R>(
-        &mut self,
-        scope: impl Into<String>,
-        f: impl FnOnce(&mut Self) -> Result<R>,
-    ) -> Result<R> {
+    pub fn scoped<R>(&mut self, scope: impl Into<String>, f: impl FnOnce(&mut Self) -> Result<R>) -> Result<R> {
         self.push_scope(scope);
         let r = f(self);
         self.pop_scope();
@@ -181,12 +159,7 @@ impl GraphBuilder {
 
     /// The full path a node called `local` would get here.
     pub fn path(&self, local: &str) -> String {
-        let mut parts: Vec<&str> = self
-            .scopes
-            .iter()
-            .map(String::as_str)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut parts: Vec<&str> = self.scopes.iter().map(String::as_str).filter(|s| !s.is_empty()).collect();
         if !local.is_empty() {
             parts.push(local);
         }
@@ -199,34 +172,15 @@ impl GraphBuilder {
     }
 
     fn check_id(&self, node: &str, t: TensorId) -> Result<&[usize]> {
-        self.nodes
-            .get(t.0)
-            .map(|n| n.shape.as_slice())
-            .ok_or_else(|| {
-                Error::shape(
-                    node,
-                    format!("input tensor #{} does not exist in this builder", t.0),
-                )
-            })
+        self.nodes.get(t.0).map(|n| n.shape.as_slice()).ok_or_else(|| Error::shape(node, format!("input tensor #{} does not exist in this builder", t.0)))
     }
 
-    fn push(
-        &mut self,
-        local: &str,
-        op: Op,
-        inputs: Vec<TensorId>,
-        shape: Vec<usize>,
-    ) -> Result<TensorId> {
+    fn push(&mut self, local: &str, op: Op, inputs: Vec<TensorId>, shape: Vec<usize>) -> Result<TensorId> {
         let name = self.path(local);
         if !self.names.insert(name.clone()) {
             return Err(Error::shape(&name, "a node with this name already exists"));
         }
-        self.nodes.push(Node {
-            name,
-            op,
-            inputs,
-            shape,
-        });
+        self.nodes.push(Node { name, op, inputs, shape });
         Ok(TensorId(self.nodes.len() - 1))
     }
 
@@ -234,10 +188,7 @@ impl GraphBuilder {
         let s = self.check_id(node, x)?;
         match *s {
             [n, c, h, w] => Ok([n, c, h, w]),
-            _ => Err(Error::shape(
-                node,
-                format!("expects a [N, C, H, W] input, got {s:?}"),
-            )),
+            _ => Err(Error::shape(node, format!("expects a [N, C, H, W] input, got {s:?}"))),
         }
     }
 
@@ -247,23 +198,12 @@ impl GraphBuilder {
     /// A second input, or a zero dimension.
     pub fn input(&mut self, channels: usize, height: usize, width: usize) -> Result<TensorId> {
         if !self.nodes.is_empty() {
-            return Err(Error::shape(
-                "input",
-                "the input must be the first node, and there is only one",
-            ));
+            return Err(Error::shape("input", "the input must be the first node, and there is only one"));
         }
         if channels == 0 || height == 0 || width == 0 {
-            return Err(Error::shape(
-                "input",
-                format!("zero dimension in [1, {channels}, {height}, {width}]"),
-            ));
+            return Err(Error::shape("input", format!("zero dimension in [1, {channels}, {height}, {width}]")));
         }
-        self.nodes.push(Node {
-            name: "input".into(),
-            op: Op::Input,
-            inputs: vec![],
-            shape: vec![1, channels, height, width],
-        });
+        self.nodes.push(Node { name: "input".into(), op: Op::Input, inputs: vec![], shape: vec![1, channels, height, width] });
         self.names.insert("input".into());
         Ok(TensorId(0))
     }
@@ -282,10 +222,7 @@ impl GraphBuilder {
         if g == 0 || c % g != 0 || spec.out_channels % g != 0 || spec.out_channels == 0 {
             return Err(Error::shape(
                 &node,
-                format!(
-                    "{c} input and {} output channels do not split into {g} groups",
-                    spec.out_channels
-                ),
+                format!("{c} input and {} output channels do not split into {g} groups", spec.out_channels),
             ));
         }
         let k = spec.kernel;
@@ -298,26 +235,8 @@ impl GraphBuilder {
                 [t, l, b, r]
             }
         };
-        let oh = out_dim(
-            &node,
-            "height",
-            h,
-            k,
-            spec.stride,
-            spec.dilation,
-            pads[0],
-            pads[2],
-        )?;
-        let ow = out_dim(
-            &node,
-            "width",
-            w,
-            k,
-            spec.stride,
-            spec.dilation,
-            pads[1],
-            pads[3],
-        )?;
+        let oh = out_dim(&node, "height", h, k, spec.stride, spec.dilation, pads[0], pads[2])?;
+        let ow = out_dim(&node, "width", w, k, spec.stride, spec.dilation, pads[1], pads[3])?;
         let conv = Conv2d {
             in_channels: c,
             out_channels: spec.out_channels,
@@ -328,12 +247,7 @@ impl GraphBuilder {
             groups: g,
             bias: spec.bias,
         };
-        self.push(
-            local,
-            Op::Conv2d(conv),
-            vec![x],
-            vec![1, spec.out_channels, oh, ow],
-        )
+        self.push(local, Op::Conv2d(conv), vec![x], vec![1, spec.out_channels, oh, ow])
     }
 
     /// Inference-mode batch normalisation.
@@ -347,20 +261,9 @@ impl GraphBuilder {
         let node = self.path(local);
         let s = self.nchw(&node, x)?;
         if !(eps > 0.0 && eps.is_finite()) {
-            return Err(Error::shape(
-                &node,
-                format!("epsilon must be positive, got {eps}"),
-            ));
+            return Err(Error::shape(&node, format!("epsilon must be positive, got {eps}")));
         }
-        self.push(
-            local,
-            Op::BatchNorm {
-                channels: s[1],
-                eps,
-            },
-            vec![x],
-            s.to_vec(),
-        )
+        self.push(local, Op::BatchNorm { channels: s[1], eps }, vec![x], s.to_vec())
     }
 
     fn unary(&mut self, local: &str, x: TensorId, op: Op) -> Result<TensorId> {
@@ -393,10 +296,7 @@ impl GraphBuilder {
         let node = self.path(local);
         let s = self.check_id(&node, x)?;
         if s.len() != 2 {
-            return Err(Error::shape(
-                &node,
-                format!("softmax expects [1, N], got {s:?}"),
-            ));
+            return Err(Error::shape(&node, format!("softmax expects [1, N], got {s:?}")));
         }
         self.unary(local, x, Op::Softmax)
     }
@@ -425,23 +325,12 @@ impl GraphBuilder {
     ///
     /// # Errors
     /// Wrong rank, or an output smaller than one pixel.
-    pub fn max_pool(
-        &mut self,
-        local: &str,
-        x: TensorId,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> Result<TensorId> {
+    pub fn max_pool(&mut self, local: &str, x: TensorId, kernel: usize, stride: usize, padding: usize) -> Result<TensorId> {
         let node = self.path(local);
         let [_, c, h, w] = self.nchw(&node, x)?;
         let oh = out_dim(&node, "height", h, kernel, stride, 1, padding, padding)?;
         let ow = out_dim(&node, "width", w, kernel, stride, 1, padding, padding)?;
-        let pool = Pool2d {
-            kernel: [kernel; 2],
-            stride: [stride; 2],
-            pads: [padding; 4],
-        };
+        let pool = Pool2d { kernel: [kernel; 2], stride: [stride; 2], pads: [padding; 4] };
         self.push(local, Op::MaxPool(pool), vec![x], vec![1, c, oh, ow])
     }
 
@@ -479,34 +368,16 @@ impl GraphBuilder {
     ///
     /// # Errors
     /// Input not of rank 2, or zero output features.
-    pub fn linear(
-        &mut self,
-        local: &str,
-        x: TensorId,
-        out_features: usize,
-        bias: bool,
-    ) -> Result<TensorId> {
+    pub fn linear(&mut self, local: &str, x: TensorId, out_features: usize, bias: bool) -> Result<TensorId> {
         let node = self.path(local);
         let s = self.check_id(&node, x)?;
         let [_, in_features] = *s else {
-            return Err(Error::shape(
-                &node,
-                format!("linear expects [1, features] (flatten first), got {s:?}"),
-            ));
+            return Err(Error::shape(&node, format!("linear expects [1, features] (flatten first), got {s:?}")));
         };
         if out_features == 0 {
             return Err(Error::shape(&node, "zero output features"));
         }
-        self.push(
-            local,
-            Op::Linear {
-                in_features,
-                out_features,
-                bias,
-            },
-            vec![x],
-            vec![1, out_features],
-        )
+        self.push(local, Op::Linear { in_features, out_features, bias }, vec![x], vec![1, out_features])
     }
 
     /// Closes the graph with `output` as its result.
@@ -520,10 +391,7 @@ impl GraphBuilder {
         if output.0 >= self.nodes.len() {
             return Err(Error::shape("output", "unknown output tensor"));
         }
-        Ok(Graph {
-            nodes: self.nodes,
-            output,
-        })
+        Ok(Graph { nodes: self.nodes, output })
     }
 }
 
@@ -545,42 +413,17 @@ mod tests {
         let mut b = GraphBuilder::new();
         let x = b.input(3, 8, 8).unwrap();
         b.push_scope("layer1");
-        let err = b
-            .conv2d("conv1", x, ConvSpec::new(4, 3).groups(2))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("layer1.conv1") && err.contains("groups"),
-            "{err}"
-        );
+        let err = b.conv2d("conv1", x, ConvSpec::new(4, 3).groups(2)).unwrap_err().to_string();
+        assert!(err.contains("layer1.conv1") && err.contains("groups"), "{err}");
         let y = b.conv2d("conv2", x, ConvSpec::new(4, 1)).unwrap();
         let err = b.add("add", x, y).unwrap_err().to_string();
-        assert!(
-            err.contains("layer1.add") && err.contains("[1, 3, 8, 8]"),
-            "{err}"
-        );
-        let err = b
-            .conv2d(
-                "big",
-                x,
-                ConvSpec::new(4, 11).padding(Padding::Symmetric(0)),
-            )
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("layer1.big") && err.contains("too small"),
-            "{err}"
-        );
-        let err = b
-            .conv2d("conv2", x, ConvSpec::new(4, 1))
-            .unwrap_err()
-            .to_string();
+        assert!(err.contains("layer1.add") && err.contains("[1, 3, 8, 8]"), "{err}");
+        let err = b.conv2d("big", x, ConvSpec::new(4, 11).padding(Padding::Symmetric(0))).unwrap_err().to_string();
+        assert!(err.contains("layer1.big") && err.contains("too small"), "{err}");
+        let err = b.conv2d("conv2", x, ConvSpec::new(4, 1)).unwrap_err().to_string();
         assert!(err.contains("already exists"), "{err}");
         let err = b.linear("fc", x, 3, true).unwrap_err().to_string();
-        assert!(
-            err.contains("layer1.fc") && err.contains("flatten"),
-            "{err}"
-        );
+        assert!(err.contains("layer1.fc") && err.contains("flatten"), "{err}");
     }
 
     #[test]
@@ -591,13 +434,7 @@ mod tests {
         assert_eq!(b.shape(y), &[1, 64, 112, 112]);
         let z = b.max_pool("p", y, 3, 2, 1).unwrap();
         assert_eq!(b.shape(z), &[1, 64, 56, 56]);
-        let s = b
-            .conv2d(
-                "s",
-                x,
-                ConvSpec::new(32, 3).stride(2).padding(Padding::Same),
-            )
-            .unwrap();
+        let s = b.conv2d("s", x, ConvSpec::new(32, 3).stride(2).padding(Padding::Same)).unwrap();
         assert_eq!(b.shape(s), &[1, 32, 112, 112]);
         let d = b.conv2d("dw", s, ConvSpec::new(32, 3).groups(32)).unwrap();
         assert_eq!(b.shape(d), &[1, 32, 112, 112]);

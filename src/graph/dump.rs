@@ -23,17 +23,8 @@ fn attrs(op: &Op) -> String {
             s
         }
         Op::BatchNorm { eps, .. } => format!("eps={eps:e}"),
-        Op::MaxPool(p) => format!(
-            "k{}x{} s{} p{}",
-            p.kernel[0], p.kernel[1], p.stride[0], p.pads[0]
-        ),
-        Op::Linear { bias, .. } => {
-            if *bias {
-                "+bias".into()
-            } else {
-                String::new()
-            }
-        }
+        Op::MaxPool(p) => format!("k{}x{} s{} p{}", p.kernel[0], p.kernel[1], p.stride[0], p.pads[0]),
+        Op::Linear { bias, .. } => if *bias { "+bias".into() } else { String::new() },
         _ => String::new(),
     }
 }
@@ -44,11 +35,7 @@ impl Graph {
     pub fn dump(&self) -> String {
         let mut out = String::new();
         for n in &self.nodes {
-            let inputs: Vec<&str> = n
-                .inputs
-                .iter()
-                .map(|t| self.nodes[t.0].name.as_str())
-                .collect();
+            let inputs: Vec<&str> = n.inputs.iter().map(|t| self.nodes[t.0].name.as_str()).collect();
             let params: u64 = n
                 .params()
                 .iter()
@@ -68,12 +55,7 @@ impl Graph {
             );
         }
         let _ = writeln!(out, "output: {}", self.nodes[self.output.0].name);
-        let _ = writeln!(
-            out,
-            "total params={} macs={}",
-            self.param_count(),
-            self.macs()
-        );
+        let _ = writeln!(out, "total params={} macs={}", self.param_count(), self.macs());
         out
     }
 }

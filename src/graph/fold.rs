@@ -24,29 +24,14 @@ pub fn fold_batch_norms(graph: &Graph, weights: &Weights) -> Result<(Graph, Weig
                 let target = remap[src.0];
                 let conv_node: &mut super::Node = &mut nodes[target.0];
                 let Op::Conv2d(conv) = &mut conv_node.op else {
-                    return Err(Error::shape(
-                        &node.name,
-                        "internal: folding target is not a conv",
-                    ));
+                    return Err(Error::shape(&node.name, "internal: folding target is not a conv"));
                 };
-                let bn = |s: &str| {
-                    w.require(&format!("{}.{s}", node.name))
-                        .map(|t| t.data.clone())
-                };
-                let (gamma, beta, mean, var) = (
-                    bn("weight")?,
-                    bn("bias")?,
-                    bn("running_mean")?,
-                    bn("running_var")?,
-                );
+                let bn = |s: &str| w.require(&format!("{}.{s}", node.name)).map(|t| t.data.clone());
+                let (gamma, beta, mean, var) = (bn("weight")?, bn("bias")?, bn("running_mean")?, bn("running_var")?);
                 let wkey = format!("{}.weight", conv_node.name);
                 let bkey = format!("{}.bias", conv_node.name);
                 let mut wt = w.require(&wkey)?.clone();
-                let old_bias = if conv.bias {
-                    w.require(&bkey)?.data.clone()
-                } else {
-                    vec![0.0; conv.out_channels]
-                };
+                let old_bias = if conv.bias { w.require(&bkey)?.data.clone() } else { vec![0.0; conv.out_channels] };
                 let per_out = wt.data.len() / conv.out_channels;
                 let mut bias = Vec::with_capacity(conv.out_channels);
                 for o in 0..conv.out_channels {
@@ -58,13 +43,7 @@ pub fn fold_batch_norms(graph: &Graph, weights: &Weights) -> Result<(Graph, Weig
                 }
                 conv.bias = true;
                 w.insert(wkey, wt);
-                w.insert(
-                    bkey,
-                    Tensor {
-                        shape: vec![conv.out_channels],
-                        data: bias,
-                    },
-                );
+                w.insert(bkey, Tensor { shape: vec![conv.out_channels], data: bias });
                 for s in ["weight", "bias", "running_mean", "running_var"] {
                     w.remove(&format!("{}.{s}", node.name));
                 }
@@ -77,10 +56,7 @@ pub fn fold_batch_norms(graph: &Graph, weights: &Weights) -> Result<(Graph, Weig
         nodes.push(n);
         remap.push(TensorId(nodes.len() - 1));
     }
-    let g = Graph {
-        nodes,
-        output: remap[graph.output.0],
-    };
+    let g = Graph { nodes, output: remap[graph.output.0] };
     w.validate(&g)?;
     Ok((g, w))
 }

@@ -50,12 +50,7 @@ pub struct Conv2d {
 impl Conv2d {
     /// Shape of the weight tensor: `[out, in / groups, kh, kw]`.
     pub fn weight_shape(&self) -> Vec<usize> {
-        vec![
-            self.out_channels,
-            self.in_channels / self.groups,
-            self.kernel[0],
-            self.kernel[1],
-        ]
+        vec![self.out_channels, self.in_channels / self.groups, self.kernel[0], self.kernel[1]]
     }
     /// True for a depthwise conv (one input channel per group, `groups == in_channels`).
     pub fn is_depthwise(&self) -> bool {
@@ -179,11 +174,7 @@ impl Node {
                 p("running_mean", vec![*channels], false),
                 p("running_var", vec![*channels], false),
             ],
-            Op::Linear {
-                in_features,
-                out_features,
-                bias,
-            } => {
+            Op::Linear { in_features, out_features, bias } => {
                 let mut v = vec![p("weight", vec![*out_features, *in_features], true)];
                 if *bias {
                     v.push(p("bias", vec![*out_features], true));

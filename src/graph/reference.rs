@@ -17,10 +17,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
     weights.validate(graph)?;
     let want: usize = graph.input_shape().iter().product();
     if input.len() != want {
-        return Err(Error::Input(format!(
-            "reference run needs {want} values, got {}",
-            input.len()
-        )));
+        return Err(Error::Input(format!("reference run needs {want} values, got {}", input.len())));
     }
     let mut values: Vec<Vec<f64>> = Vec::with_capacity(graph.nodes().len());
     for node in graph.nodes() {
@@ -33,11 +30,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
                 let (ih, iw) = (in_shape(0)[2], in_shape(0)[3]);
                 let (oh, ow) = (node.shape[2], node.shape[3]);
                 let w = param(weights, &node.name, "weight")?;
-                let b = if c.bias {
-                    Some(param(weights, &node.name, "bias")?)
-                } else {
-                    None
-                };
+                let b = if c.bias { Some(param(weights, &node.name, "bias")?) } else { None };
                 let cin_g = c.in_channels / c.groups;
                 let cout_g = c.out_channels / c.groups;
                 let (kh, kw) = (c.kernel[0], c.kernel[1]);
@@ -50,20 +43,17 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
                             for ci in 0..cin_g {
                                 let ch = g * cin_g + ci;
                                 for ky in 0..kh {
-                                    let iy = (oy * c.stride[0] + ky * c.dilation[0]) as isize
-                                        - c.pads[0] as isize;
+                                    let iy = (oy * c.stride[0] + ky * c.dilation[0]) as isize - c.pads[0] as isize;
                                     if iy < 0 || iy >= ih as isize {
                                         continue;
                                     }
                                     for kx in 0..kw {
-                                        let ix = (ox * c.stride[1] + kx * c.dilation[1]) as isize
-                                            - c.pads[1] as isize;
+                                        let ix = (ox * c.stride[1] + kx * c.dilation[1]) as isize - c.pads[1] as isize;
                                         if ix < 0 || ix >= iw as isize {
                                             continue;
                                         }
                                         let xv = x[(ch * ih + iy as usize) * iw + ix as usize];
-                                        acc +=
-                                            xv * w[((o * cin_g + ci) * kh + ky) * kw + kx] as f64;
+                                        acc += xv * w[((o * cin_g + ci) * kh + ky) * kw + kx] as f64;
                                     }
                                 }
                             }
@@ -86,8 +76,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
                     .enumerate()
                     .map(|(i, &v)| {
                         let c = i / hw;
-                        (v - m[c] as f64) / (var[c] as f64 + *eps as f64).sqrt() * g[c] as f64
-                            + b[c] as f64
+                        (v - m[c] as f64) / (var[c] as f64 + *eps as f64).sqrt() * g[c] as f64 + b[c] as f64
                     })
                     .collect()
             }
@@ -106,11 +95,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
                                 for kx in 0..p.kernel[1] {
                                     let iy = (oy * p.stride[0] + ky) as isize - p.pads[0] as isize;
                                     let ix = (ox * p.stride[1] + kx) as isize - p.pads[1] as isize;
-                                    if iy >= 0
-                                        && ix >= 0
-                                        && (iy as usize) < ih
-                                        && (ix as usize) < iw
-                                    {
+                                    if iy >= 0 && ix >= 0 && (iy as usize) < ih && (ix as usize) < iw {
                                         let v = x[(ch * ih + iy as usize) * iw + ix as usize];
                                         let o = &mut y[(ch * oh + oy) * ow + ox];
                                         *o = o.max(v);
@@ -126,28 +111,16 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
                 let x = inp(0);
                 let c = node.shape[1];
                 let hw = x.len() / c;
-                (0..c)
-                    .map(|ch| x[ch * hw..(ch + 1) * hw].iter().sum::<f64>() / hw as f64)
-                    .collect()
+                (0..c).map(|ch| x[ch * hw..(ch + 1) * hw].iter().sum::<f64>() / hw as f64).collect()
             }
             Op::Flatten => inp(0).clone(),
-            Op::Linear {
-                in_features,
-                out_features,
-                bias,
-            } => {
+            Op::Linear { in_features, out_features, bias } => {
                 let x = inp(0);
                 let w = param(weights, &node.name, "weight")?;
-                let b = if *bias {
-                    Some(param(weights, &node.name, "bias")?)
-                } else {
-                    None
-                };
+                let b = if *bias { Some(param(weights, &node.name, "bias")?) } else { None };
                 (0..*out_features)
                     .map(|o| {
-                        let dot: f64 = (0..*in_features)
-                            .map(|i| x[i] * w[o * in_features + i] as f64)
-                            .sum();
+                        let dot: f64 = (0..*in_features).map(|i| x[i] * w[o * in_features + i] as f64).sum();
                         dot + b.map_or(0.0, |b| b[o] as f64)
                     })
                     .collect()
@@ -162,8 +135,5 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
         };
         values.push(v);
     }
-    Ok(values[graph.output().index()]
-        .iter()
-        .map(|&v| v as f32)
-        .collect())
+    Ok(values[graph.output().index()].iter().map(|&v| v as f32).collect())
 }

@@ -24,10 +24,7 @@ impl Tensor {
     pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Result<Self> {
         let n: usize = shape.iter().product();
         if n != data.len() {
-            return Err(Error::Config(format!(
-                "tensor of shape {shape:?} needs {n} values, got {}",
-                data.len()
-            )));
+            return Err(Error::Config(format!("tensor of shape {shape:?} needs {n} values, got {}", data.len())));
         }
         Ok(Tensor { shape, data })
     }
@@ -89,9 +86,7 @@ impl Weights {
                 let n: usize = spec.shape.iter().product();
                 let suffix = spec.key.rsplit('.').next().unwrap_or("");
                 let data: Vec<f32> = match (is_bn, suffix) {
-                    (true, "weight") | (true, "running_var") => {
-                        (0..n).map(|_| rng.range(0.5, 1.5)).collect()
-                    }
+                    (true, "weight") | (true, "running_var") => (0..n).map(|_| rng.range(0.5, 1.5)).collect(),
                     (true, _) => (0..n).map(|_| (0.1 * rng.normal()) as f32).collect(),
                     (false, "bias") => (0..n).map(|_| (0.05 * rng.normal()) as f32).collect(),
                     (false, _) => {
@@ -100,13 +95,7 @@ impl Weights {
                         (0..n).map(|_| (std * rng.normal()) as f32).collect()
                     }
                 };
-                map.insert(
-                    spec.key,
-                    Tensor {
-                        shape: spec.shape,
-                        data,
-                    },
-                );
+                map.insert(spec.key, Tensor { shape: spec.shape, data });
             }
         }
         Weights { map }
@@ -122,9 +111,7 @@ impl Weights {
     /// # Errors
     /// [`Error::Weight`] when it is missing.
     pub fn require(&self, key: &str) -> Result<&Tensor> {
-        self.map
-            .get(key)
-            .ok_or_else(|| Error::weight(key, "missing"))
+        self.map.get(key).ok_or_else(|| Error::weight(key, "missing"))
     }
 
     /// Inserts or replaces a tensor.
@@ -162,24 +149,15 @@ impl Weights {
         for spec in graph.param_specs() {
             let t = self.require(&spec.key)?;
             if t.shape != spec.shape {
-                return Err(Error::weight(
-                    &spec.key,
-                    format!("has shape {:?}, the graph needs {:?}", t.shape, spec.shape),
-                ));
+                return Err(Error::weight(&spec.key, format!("has shape {:?}, the graph needs {:?}", t.shape, spec.shape)));
             }
             if let Some(i) = t.data.iter().position(|v| !v.is_finite()) {
-                return Err(Error::weight(
-                    &spec.key,
-                    format!("value #{i} is {}", t.data[i]),
-                ));
+                return Err(Error::weight(&spec.key, format!("value #{i} is {}", t.data[i])));
             }
             wanted.insert(spec.key);
         }
         if let Some(extra) = self.map.keys().find(|k| !wanted.contains(*k)) {
-            return Err(Error::weight(
-                extra,
-                "unexpected: the graph has no parameter of this name",
-            ));
+            return Err(Error::weight(extra, "unexpected: the graph has no parameter of this name"));
         }
         Ok(())
     }
@@ -201,28 +179,22 @@ impl Weights {
     /// # Errors
     /// As [`from_safetensors_file`](Self::from_safetensors_file).
     pub fn from_safetensors_bytes(bytes: &[u8], origin: &Path, graph: &Graph) -> Result<Self> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors {
-            path: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let st = safetensors::SafeTensors::deserialize(bytes)
+            .map_err(|e| Error::Safetensors { path: origin.to_path_buf(), message: e.to_string() })?;
         let mut map = BTreeMap::new();
         for (name, view) in st.tensors() {
             if ignorable(&name) {
                 continue;
             }
             if view.dtype() != safetensors::Dtype::F32 {
-                return Err(Error::weight(
-                    &name,
-                    format!("has dtype {:?}; edgenet reads F32 tensors", view.dtype()),
-                ));
+                return Err(Error::weight(&name, format!("has dtype {:?}; edgenet reads F32 tensors", view.dtype())));
             }
             let data: Vec<f32> = view
                 .data()
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
                 .collect();
-            let t = Tensor::new(view.shape().to_vec(), data)
-                .map_err(|e| Error::weight(&name, e.to_string()))?;
+            let t = Tensor::new(view.shape().to_vec(), data).map_err(|e| Error::weight(&name, e.to_string()))?;
             map.insert(name, t);
         }
         let w = Weights { map };
@@ -247,22 +219,14 @@ impl Weights {
         let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
             .map
             .iter()
-            .map(|(k, t)| {
-                (
-                    k.clone(),
-                    t.shape.clone(),
-                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                )
-            })
+            .map(|(k, t)| (k.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
             .collect();
         let mut views = Vec::with_capacity(raw.len());
         for (k, shape, bytes) in &raw {
-            let v =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                    .map_err(|e| Error::weight(k, e.to_string()))?;
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                .map_err(|e| Error::weight(k, e.to_string()))?;
             views.push((k.as_str(), v));
         }
-        safetensors::serialize(views, &None)
-            .map_err(|e| Error::Config(format!("safetensors encoding failed: {e}")))
+        safetensors::serialize(views, &None).map_err(|e| Error::Config(format!("safetensors encoding failed: {e}")))
     }
 }

@@ -34,21 +34,11 @@ pub(crate) fn attr_ints(name: &str, v: &[usize]) -> pb::AttributeProto {
 }
 
 pub(crate) fn attr_int(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: pb::attribute_proto::AttributeType::Int as i32,
-        i: v,
-        ..Default::default()
-    }
+    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Int as i32, i: v, ..Default::default() }
 }
 
 pub(crate) fn attr_float(name: &str, v: f32) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: pb::attribute_proto::AttributeType::Float as i32,
-        f: v,
-        ..Default::default()
-    }
+    pb::AttributeProto { name: name.into(), r#type: pb::attribute_proto::AttributeType::Float as i32, f: v, ..Default::default() }
 }
 
 /// A float initializer.
@@ -66,21 +56,12 @@ pub(crate) fn tensor_proto(name: &str, dims: &[usize], data: &[f32]) -> pb::Tens
 pub(crate) fn value_info(name: &str, elem_type: i32, dims: &[usize]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
     let shape = pb::TensorShapeProto {
-        dim: dims
-            .iter()
-            .map(|&d| Dimension {
-                value: Some(Value::DimValue(d as i64)),
-                ..Default::default()
-            })
-            .collect(),
+        dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() }).collect(),
     };
     pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
-            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type,
-                shape: Some(shape),
-            })),
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor { elem_type, shape: Some(shape) })),
             ..Default::default()
         }),
         ..Default::default()
@@ -91,10 +72,7 @@ pub(crate) fn value_info(name: &str, elem_type: i32, dims: &[usize]) -> pb::Valu
 pub(crate) fn metadata(model: &Model, bn_folded: bool) -> Result<Vec<pb::StringStringEntryProto>> {
     let pre = serde_json::to_string(&model.info.preprocess)
         .map_err(|e| Error::Config(format!("cannot serialise preprocessing: {e}")))?;
-    let kv = |k: &str, v: String| pb::StringStringEntryProto {
-        key: k.into(),
-        value: v,
-    };
+    let kv = |k: &str, v: String| pb::StringStringEntryProto { key: k.into(), value: v };
     Ok(vec![
         kv(meta::ARCH, model.info.arch.clone()),
         kv(meta::PREPROCESS, pre),
@@ -165,25 +143,15 @@ pub(crate) fn conv_attrs(c: &crate::graph::Conv2d) -> Vec<pb::AttributeProto> {
 
 /// Attributes of a max pooling node.
 pub(crate) fn pool_attrs(p: &crate::graph::Pool2d) -> Vec<pb::AttributeProto> {
-    vec![
-        attr_ints("kernel_shape", &p.kernel),
-        attr_ints("strides", &p.stride),
-        attr_ints("pads", &p.pads),
-    ]
+    vec![attr_ints("kernel_shape", &p.kernel), attr_ints("strides", &p.stride), attr_ints("pads", &p.pads)]
 }
 
+
 /// Wraps a graph into an edgenet `ModelProto`: IR version, opset 13, producer, metadata.
-pub(crate) fn model_proto(
-    graph: pb::GraphProto,
-    doc_string: String,
-    metadata_props: Vec<pb::StringStringEntryProto>,
-) -> pb::ModelProto {
+pub(crate) fn model_proto(graph: pb::GraphProto, doc_string: String, metadata_props: Vec<pb::StringStringEntryProto>) -> pb::ModelProto {
     pb::ModelProto {
         ir_version: IR_VERSION,
-        opset_import: vec![pb::OperatorSetIdProto {
-            domain: String::new(),
-            version: OPSET,
-        }],
+        opset_import: vec![pb::OperatorSetIdProto { domain: String::new(), version: OPSET }],
         producer_name: "edgenet".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string,
@@ -258,11 +226,7 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
         output: vec![value_info(out_name, FLOAT, g.output_shape())],
         ..Default::default()
     };
-    Ok(model_proto(
-        graph,
-        format!("{} exported by edgenet", model.info.arch),
-        metadata(model, opts.fold_bn)?,
-    ))
+    Ok(model_proto(graph, format!("{} exported by edgenet", model.info.arch), metadata(model, opts.fold_bn)?))
 }
 
 /// Exports `model` as ONNX bytes: opset 13, input `input` `[1, 3, H, W]` f32, output `logits`

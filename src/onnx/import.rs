@@ -14,10 +14,7 @@ use crate::graph::{ConvSpec, GraphBuilder, Padding, Tensor, TensorId, Weights};
 use crate::model::{Model, ModelInfo};
 
 fn err(origin: &str, message: impl Into<String>) -> Error {
-    Error::Onnx {
-        origin: origin.to_string(),
-        message: message.into(),
-    }
+    Error::Onnx { origin: origin.to_string(), message: message.into() }
 }
 
 /// Decodes ONNX protobuf bytes.
@@ -28,8 +25,7 @@ pub fn decode(bytes: &[u8], origin: &str) -> Result<pb::ModelProto> {
     if bytes.is_empty() {
         return Err(err(origin, "the file is empty"));
     }
-    let proto = pb::ModelProto::decode(bytes)
-        .map_err(|e| err(origin, format!("not a valid ONNX protobuf: {e}")))?;
+    let proto = pb::ModelProto::decode(bytes).map_err(|e| err(origin, format!("not a valid ONNX protobuf: {e}")))?;
     if proto.graph.is_none() {
         return Err(err(origin, "the ONNX model has no graph"));
     }
@@ -47,39 +43,18 @@ fn const_of(t: &pb::TensorProto, origin: &str) -> Result<Const> {
     use pb::tensor_proto::DataType;
     let name = &t.name;
     if !t.external_data.is_empty() {
-        return Err(err(
-            origin,
-            format!("tensor `{name}` uses external data, which edgenet does not read"),
-        ));
+        return Err(err(origin, format!("tensor `{name}` uses external data, which edgenet does not read")));
     }
     let dims: Vec<usize> = t
         .dims
         .iter()
-        .map(|&d| {
-            usize::try_from(d).map_err(|_| {
-                err(
-                    origin,
-                    format!("tensor `{name}` has a negative dimension {d}"),
-                )
-            })
-        })
+        .map(|&d| usize::try_from(d).map_err(|_| err(origin, format!("tensor `{name}` has a negative dimension {d}"))))
         .collect::<Result<_>>()?;
-    let n = dims
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| err(origin, format!("tensor `{name}` is too large")))?;
-    let bad_len = |got: usize| {
-        err(
-            origin,
-            format!("tensor `{name}` has shape {dims:?} but {got} values"),
-        )
-    };
+    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| err(origin, format!("tensor `{name}` is too large")))?;
+    let bad_len = |got: usize| err(origin, format!("tensor `{name}` has shape {dims:?} but {got} values"));
     if t.data_type == DataType::Float as i32 {
         let data: Vec<f32> = if !t.raw_data.is_empty() {
-            t.raw_data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
+            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
         } else {
             t.float_data.clone()
         };
@@ -101,13 +76,7 @@ fn const_of(t: &pb::TensorProto, origin: &str) -> Result<Const> {
         }
         Ok(Const::I64(data))
     } else {
-        Err(err(
-            origin,
-            format!(
-                "tensor `{name}` has ONNX data type {}, edgenet reads float32 and int64",
-                t.data_type
-            ),
-        ))
+        Err(err(origin, format!("tensor `{name}` has ONNX data type {}, edgenet reads float32 and int64", t.data_type)))
     }
 }
 
@@ -127,8 +96,7 @@ impl Attrs<'_> {
         self.get(name).map(|a| a.ints.clone())
     }
     fn string(&self, name: &str) -> Option<String> {
-        self.get(name)
-            .map(|a| String::from_utf8_lossy(&a.s).into_owned())
+        self.get(name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
     }
 }
 
@@ -151,27 +119,14 @@ fn all_equal(v: &[i64]) -> Option<usize> {
 /// # Errors
 /// As [`import`].
 pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
-    let graph = proto
-        .graph
-        .as_ref()
-        .ok_or_else(|| err(origin, "the ONNX model has no graph"))?;
+    let graph = proto.graph.as_ref().ok_or_else(|| err(origin, "the ONNX model has no graph"))?;
     let mut consts: HashMap<String, Const> = HashMap::new();
     for t in &graph.initializer {
         consts.insert(t.name.clone(), const_of(t, origin)?);
     }
-    let inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !consts.contains_key(&i.name))
-        .collect();
+    let inputs: Vec<&pb::ValueInfoProto> = graph.input.iter().filter(|i| !consts.contains_key(&i.name)).collect();
     let [input] = inputs.as_slice() else {
-        return Err(err(
-            origin,
-            format!(
-                "edgenet models have exactly one input, this one has {}",
-                inputs.len()
-            ),
-        ));
+        return Err(err(origin, format!("edgenet models have exactly one input, this one has {}", inputs.len())));
     };
     let dims = input_dims(input, origin)?;
     let mut b = GraphBuilder::new();
@@ -184,50 +139,28 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
         let a = Attrs(&node.attribute);
         let op = node.op_type.as_str();
         let what = || format!("node #{index} `{}` ({op})", node.name);
-        let output = node
-            .output
-            .first()
-            .ok_or_else(|| err(origin, format!("{} has no output", what())))?
-            .clone();
+        let output = node.output.first().ok_or_else(|| err(origin, format!("{} has no output", what())))?.clone();
         if op == "Constant" {
-            let t = a
-                .get("value")
-                .and_then(|v| v.t.as_ref())
-                .ok_or_else(|| err(origin, format!("{} has no tensor `value`", what())))?;
+            let t = a.get("value").and_then(|v| v.t.as_ref()).ok_or_else(|| err(origin, format!("{} has no tensor `value`", what())))?;
             consts.insert(output, const_of(t, origin)?);
             continue;
         }
         let tensor = |i: usize| -> Result<TensorId> {
-            let name = node
-                .input
-                .get(i)
-                .ok_or_else(|| err(origin, format!("{} lacks input #{i}", what())))?;
-            tensors.get(name).copied().ok_or_else(|| {
-                err(
-                    origin,
-                    format!("{}: input `{name}` is not a computed tensor", what()),
-                )
-            })
+            let name = node.input.get(i).ok_or_else(|| err(origin, format!("{} lacks input #{i}", what())))?;
+            tensors.get(name).copied().ok_or_else(|| err(origin, format!("{}: input `{name}` is not a computed tensor", what())))
         };
         let constant = |i: usize| -> Result<Option<&Const>> {
             match node.input.get(i) {
                 None => Ok(None),
                 Some(n) if n.is_empty() => Ok(None),
-                Some(n) => consts.get(n).map(Some).ok_or_else(|| {
-                    err(
-                        origin,
-                        format!("{}: input `{n}` must be a constant", what()),
-                    )
-                }),
+                Some(n) => consts.get(n).map(Some).ok_or_else(|| err(origin, format!("{}: input `{n}` must be a constant", what()))),
             }
         };
         let f32_const = |i: usize| -> Result<Option<Tensor>> {
             match constant(i)? {
                 None => Ok(None),
                 Some(Const::F32(t)) => Ok(Some(t.clone())),
-                Some(Const::I64(..)) => {
-                    Err(err(origin, format!("{}: input #{i} must be float", what())))
-                }
+                Some(Const::I64(..)) => Err(err(origin, format!("{}: input #{i} must be float", what()))),
             }
         };
         if op == "Identity" {
@@ -239,11 +172,7 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
             }
             continue;
         }
-        let mut name = if node.name.is_empty() {
-            output.clone()
-        } else {
-            node.name.clone()
-        };
+        let mut name = if node.name.is_empty() { output.clone() } else { node.name.clone() };
         if used_names.contains(&name) {
             name = format!("{name}_{index}");
         }
@@ -385,47 +314,23 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
     }
     let outputs = &graph.output;
     let [out] = outputs.as_slice() else {
-        return Err(err(
-            origin,
-            format!(
-                "edgenet models have exactly one output, this one has {}",
-                outputs.len()
-            ),
-        ));
+        return Err(err(origin, format!("edgenet models have exactly one output, this one has {}", outputs.len())));
     };
-    let y = *tensors.get(&out.name).ok_or_else(|| {
-        err(
-            origin,
-            format!("output `{}` is not computed by any node", out.name),
-        )
-    })?;
+    let y = *tensors.get(&out.name).ok_or_else(|| err(origin, format!("output `{}` is not computed by any node", out.name)))?;
     let g = b.finish(y)?;
-    let metadata: HashMap<&str, &str> = proto
-        .metadata_props
-        .iter()
-        .map(|e| (e.key.as_str(), e.value.as_str()))
-        .collect();
+    let metadata: HashMap<&str, &str> = proto.metadata_props.iter().map(|e| (e.key.as_str(), e.value.as_str())).collect();
     let classes = g.output_shape().get(1).copied().unwrap_or(0);
     let preprocess = match metadata.get(meta::PREPROCESS) {
-        Some(json) => serde_json::from_str(json)
-            .map_err(|e| err(origin, format!("metadata {}: {e}", meta::PREPROCESS)))?,
+        Some(json) => serde_json::from_str(json).map_err(|e| err(origin, format!("metadata {}: {e}", meta::PREPROCESS)))?,
         None => Preprocess::torchvision(dims[2]),
     };
     let info = ModelInfo {
-        arch: metadata
-            .get(meta::ARCH)
-            .map_or("imported".to_string(), |s| s.to_string()),
+        arch: metadata.get(meta::ARCH).map_or("imported".to_string(), |s| s.to_string()),
         preprocess,
         labels: metadata
             .get(meta::LABELS)
             .map(|s| s.to_string())
-            .unwrap_or_else(|| {
-                if classes == 1000 {
-                    "imagenet-1k".into()
-                } else {
-                    format!("{classes} classes")
-                }
-            }),
+            .unwrap_or_else(|| if classes == 1000 { "imagenet-1k".into() } else { format!("{classes} classes") }),
     };
     Model::new(info, g, weights).map_err(|e| err(origin, e.to_string()))
 }
@@ -433,9 +338,7 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
 fn input_dims(input: &pb::ValueInfoProto, origin: &str) -> Result<[usize; 4]> {
     use pb::tensor_shape_proto::dimension::Value;
     let bad = |m: String| err(origin, format!("input `{}`: {m}", input.name));
-    let Some(pb::type_proto::Value::TensorType(t)) =
-        input.r#type.as_ref().and_then(|t| t.value.as_ref())
-    else {
+    let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
         return Err(bad("not a tensor".into()));
     };
     if t.elem_type != pb::tensor_proto::DataType::Float as i32 {
@@ -456,8 +359,6 @@ fn input_dims(input: &pb::ValueInfoProto, origin: &str) -> Result<[usize; 4]> {
         .unwrap_or_default();
     match dims.as_slice() {
         [n, Some(c), Some(h), Some(w)] if n.is_none_or(|n| n == 1) => Ok([1, *c, *h, *w]),
-        _ => Err(bad(format!(
-            "expected a fixed [1, C, H, W] shape, got {dims:?}"
-        ))),
+        _ => Err(bad(format!("expected a fixed [1, C, H, W] shape, got {dims:?}"))),
     }
 }

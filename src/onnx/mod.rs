@@ -4,14 +4,9 @@
 mod export;
 mod import;
 
-pub(crate) use export::{
-    attr_float, attr_int, conv_attrs, metadata, model_proto, pool_attrs, tensor_proto,
-    tensor_proto_i32, tensor_proto_i8, value_info,
-};
-pub use export::{
-    export, output_name, tensor_names, to_proto, ExportOptions, OUTPUT_LOGITS, OUTPUT_PROBABILITIES,
-};
-pub use import::{decode, import, import_proto};
+pub use export::{export, output_name, tensor_names, to_proto, ExportOptions, OUTPUT_LOGITS, OUTPUT_PROBABILITIES};
+pub(crate) use export::{attr_float, attr_int, conv_attrs, metadata, model_proto, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8, value_info};
+pub use import::{import, import_proto, decode};
 
 /// The ONNX opset edgenet writes.
 pub const OPSET: i64 = 13;

@@ -35,29 +35,17 @@ pub fn calibrate(
     let g = &model.graph;
     let names = tensor_names(g);
     let bytes = export(model, &ExportOptions { fold_bn: false })?;
-    let engine = Engine::with_outputs(
-        &bytes,
-        "calibration model",
-        &EngineOptions::default(),
-        &names,
-    )?;
+    let engine = Engine::with_outputs(&bytes, "calibration model", &EngineOptions::default(), &names)?;
     drop(bytes);
     let biases: Vec<Option<Vec<f32>>> = g
         .nodes()
         .iter()
         .map(|n| match n.op {
-            Op::Linear { bias: true, .. } => model
-                .weights
-                .get(&format!("{}.bias", n.name))
-                .map(|t| t.data.clone()),
+            Op::Linear { bias: true, .. } => model.weights.get(&format!("{}.bias", n.name)).map(|t| t.data.clone()),
             _ => None,
         })
         .collect();
-    let channels: Vec<usize> = g
-        .nodes()
-        .iter()
-        .map(|n| if n.shape.len() == 4 { n.shape[1] } else { 0 })
-        .collect();
+    let channels: Vec<usize> = g.nodes().iter().map(|n| if n.shape.len() == 4 { n.shape[1] } else { 0 }).collect();
     let mut stats = vec![TensorStats::default(); names.len()];
     let passes = if method.needs_histogram() { 2 } else { 1 };
     let total = inputs.len() * passes;
@@ -79,13 +67,6 @@ pub fn calibrate(
             progress(done, total);
         }
     }
-    log::info!(
-        "calibrated {} tensors on {} inputs ({method:?})",
-        names.len(),
-        inputs.len()
-    );
-    Ok(Calibration {
-        stats,
-        samples: inputs.len(),
-    })
+    log::info!("calibrated {} tensors on {} inputs ({method:?})", names.len(), inputs.len());
+    Ok(Calibration { stats, samples: inputs.len() })
 }

@@ -40,11 +40,7 @@ fn pairs(model: &Model) -> Vec<Pair> {
         }
         if let Op::Conv2d(c1) = &nodes[src].op {
             if consumers[src] == 1 && (c1.groups == 1 || c1.is_depthwise()) && c1.bias {
-                out.push(Pair {
-                    conv1: src,
-                    act,
-                    conv2: j,
-                });
+                out.push(Pair { conv1: src, act, conv2: j });
             }
         }
     }
@@ -53,22 +49,16 @@ fn pairs(model: &Model) -> Vec<Pair> {
 
 fn out_channel_range(w: &[f32], c: &Conv2d, o: usize) -> f32 {
     let per = w.len() / c.out_channels;
-    w[o * per..(o + 1) * per]
-        .iter()
-        .fold(0f32, |m, v| m.max(v.abs()))
+    w[o * per..(o + 1) * per].iter().fold(0f32, |m, v| m.max(v.abs()))
 }
 
 fn in_channel_range(w: &[f32], c: &Conv2d, i: usize) -> f32 {
     let k = c.kernel[0] * c.kernel[1];
     if c.is_depthwise() {
-        return w[i * k..(i + 1) * k]
-            .iter()
-            .fold(0f32, |m, v| m.max(v.abs()));
+        return w[i * k..(i + 1) * k].iter().fold(0f32, |m, v| m.max(v.abs()));
     }
     let per_out = c.in_channels * k;
-    (0..c.out_channels)
-        .flat_map(|o| w[o * per_out + i * k..o * per_out + (i + 1) * k].iter())
-        .fold(0f32, |m, v| m.max(v.abs()))
+    (0..c.out_channels).flat_map(|o| w[o * per_out + i * k..o * per_out + (i + 1) * k].iter()).fold(0f32, |m, v| m.max(v.abs()))
 }
 
 /// Equalizes every eligible conv pair of a BatchNorm-folded model, `iterations` sweeps.
@@ -82,9 +72,7 @@ pub fn equalize(model: &Model, iterations: usize) -> Result<(Model, usize)> {
     for _ in 0..iterations {
         for p in &ps {
             let nodes = m.graph.nodes();
-            let (Op::Conv2d(c1), Op::Conv2d(c2)) = (&nodes[p.conv1].op, &nodes[p.conv2].op) else {
-                continue;
-            };
+            let (Op::Conv2d(c1), Op::Conv2d(c2)) = (&nodes[p.conv1].op, &nodes[p.conv2].op) else { continue };
             let (c1, c2) = (c1.clone(), c2.clone());
             let (n1, n2) = (nodes[p.conv1].name.clone(), nodes[p.conv2].name.clone());
             let w1 = m.weights.require(&format!("{n1}.weight"))?.clone();
@@ -92,10 +80,7 @@ pub fn equalize(model: &Model, iterations: usize) -> Result<(Model, usize)> {
             let w2 = m.weights.require(&format!("{n2}.weight"))?.clone();
             let scales: Vec<f32> = (0..c1.out_channels)
                 .map(|i| {
-                    let (r1, r2) = (
-                        out_channel_range(&w1.data, &c1, i),
-                        in_channel_range(&w2.data, &c2, i),
-                    );
+                    let (r1, r2) = (out_channel_range(&w1.data, &c1, i), in_channel_range(&w2.data, &c2, i));
                     if r1 > 0.0 && r2 > 0.0 && (r1 / r2).is_finite() {
                         (r1 / r2).sqrt()
                     } else {
@@ -106,9 +91,7 @@ pub fn equalize(model: &Model, iterations: usize) -> Result<(Model, usize)> {
             let (mut w1, mut b1, mut w2) = (w1, b1, w2);
             let per1 = w1.data.len() / c1.out_channels;
             for (i, s) in scales.iter().enumerate() {
-                w1.data[i * per1..(i + 1) * per1]
-                    .iter_mut()
-                    .for_each(|v| *v /= s);
+                w1.data[i * per1..(i + 1) * per1].iter_mut().for_each(|v| *v /= s);
                 b1.data[i] /= s;
             }
             let k = c2.kernel[0] * c2.kernel[1];
@@ -120,9 +103,7 @@ pub fn equalize(model: &Model, iterations: usize) -> Result<(Model, usize)> {
                 let per_out = c2.in_channels * k;
                 for o in 0..c2.out_channels {
                     for (i, s) in scales.iter().enumerate() {
-                        w2.data[o * per_out + i * k..o * per_out + (i + 1) * k]
-                            .iter_mut()
-                            .for_each(|v| *v *= s);
+                        w2.data[o * per_out + i * k..o * per_out + (i + 1) * k].iter_mut().for_each(|v| *v *= s);
                     }
                 }
             }
@@ -149,50 +130,25 @@ mod tests {
 
     #[test]
     fn equalization_keeps_a_relu_network_and_balances_ranges() {
-        let cfg = ZooConfig {
-            width_mult: 1.0,
-            resolution: 32,
-            num_classes: 10,
-        };
-        let m = zoo::build(Arch::ResNet18, &cfg, WeightSource::Seeded(4))
-            .unwrap()
-            .fold_batch_norms()
-            .unwrap();
+        let cfg = ZooConfig { width_mult: 1.0, resolution: 32, num_classes: 10 };
+        let m = zoo::build(Arch::ResNet18, &cfg, WeightSource::Seeded(4)).unwrap().fold_batch_norms().unwrap();
         let (e, n) = equalize(&m, 4).unwrap();
         assert!(n > 0);
-        let x: Vec<f32> = (0..3 * 32 * 32)
-            .map(|i| ((i * 31 % 97) as f32 / 48.0) - 1.0)
-            .collect();
+        let x: Vec<f32> = (0..3 * 32 * 32).map(|i| ((i * 31 % 97) as f32 / 48.0) - 1.0).collect();
         let a = reference::run(&m.graph, &m.weights, &x).unwrap();
         let b = reference::run(&e.graph, &e.weights, &x).unwrap();
         let scale = a.iter().fold(0f32, |s, v| s.max(v.abs()));
-        let diff = a
-            .iter()
-            .zip(&b)
-            .fold(0f32, |s, (p, q)| s.max((p - q).abs()));
+        let diff = a.iter().zip(&b).fold(0f32, |s, (p, q)| s.max((p - q).abs()));
         assert!(diff <= 1e-4 * scale, "{diff} vs {scale}");
         // After equalization the two ranges of each channel of a pair agree.
         let p = pairs(&e)[0];
         let nodes = e.graph.nodes();
-        let (Op::Conv2d(c1), Op::Conv2d(c2)) = (&nodes[p.conv1].op, &nodes[p.conv2].op) else {
-            panic!()
-        };
-        let w1 = &e
-            .weights
-            .get(&format!("{}.weight", nodes[p.conv1].name))
-            .unwrap()
-            .data;
-        let w2 = &e
-            .weights
-            .get(&format!("{}.weight", nodes[p.conv2].name))
-            .unwrap()
-            .data;
+        let (Op::Conv2d(c1), Op::Conv2d(c2)) = (&nodes[p.conv1].op, &nodes[p.conv2].op) else { panic!() };
+        let w1 = &e.weights.get(&format!("{}.weight", nodes[p.conv1].name)).unwrap().data;
+        let w2 = &e.weights.get(&format!("{}.weight", nodes[p.conv2].name)).unwrap().data;
         for i in 0..c1.out_channels {
             let (r1, r2) = (out_channel_range(w1, c1, i), in_channel_range(w2, c2, i));
-            assert!(
-                (r1 - r2).abs() <= 1e-3 * r1.max(r2),
-                "channel {i}: {r1} vs {r2}"
-            );
+            assert!((r1 - r2).abs() <= 1e-3 * r1.max(r2), "channel {i}: {r1} vs {r2}");
         }
     }
 }

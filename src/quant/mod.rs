@@ -32,12 +32,7 @@ pub struct QuantOptions {
 
 impl Default for QuantOptions {
     fn default() -> Self {
-        QuantOptions {
-            method: RangeMethod::MinMax,
-            per_tensor: false,
-            equalize: false,
-            bias_correction: true,
-        }
+        QuantOptions { method: RangeMethod::MinMax, per_tensor: false, equalize: false, bias_correction: true }
     }
 }
 
@@ -65,12 +60,7 @@ pub struct Quantized {
 ///
 /// # Errors
 /// No calibration input, an input of the wrong size, or an engine failure.
-pub fn quantize(
-    model: &Model,
-    inputs: &[Vec<f32>],
-    options: &QuantOptions,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Quantized> {
+pub fn quantize(model: &Model, inputs: &[Vec<f32>], options: &QuantOptions, progress: &mut dyn FnMut(usize, usize)) -> Result<Quantized> {
     let mut reference = model.fold_batch_norms()?;
     let mut equalized_pairs = 0;
     if options.equalize {
@@ -93,9 +83,7 @@ pub fn quantize(
         .nodes()
         .iter()
         .map(|n| match n.op {
-            crate::graph::Op::Conv2d(_) if options.bias_correction => {
-                cal.stats[n.inputs[0].index()].channel_means()
-            }
+            crate::graph::Op::Conv2d(_) if options.bias_correction => cal.stats[n.inputs[0].index()].channel_means(),
             _ => None,
         })
         .collect();
@@ -109,15 +97,7 @@ pub fn quantize(
             cal.samples
         )),
     ];
-    let out = rewrite::emit(
-        &reference,
-        &params,
-        &input_means,
-        WeightScheme {
-            per_tensor: options.per_tensor,
-        },
-        &meta,
-    )?;
+    let out = rewrite::emit(&reference, &params, &input_means, WeightScheme { per_tensor: options.per_tensor }, &meta)?;
     if out.bias_saturations > 0 {
         log::warn!("{} int32 bias values saturated", out.bias_saturations);
     }

@@ -40,13 +40,7 @@ pub struct TensorStats {
 
 impl Default for TensorStats {
     fn default() -> Self {
-        TensorStats {
-            min: f32::INFINITY,
-            max: f32::NEG_INFINITY,
-            hist: None,
-            channel_sum: vec![],
-            channel_count: 0,
-        }
+        TensorStats { min: f32::INFINITY, max: f32::NEG_INFINITY, hist: None, channel_sum: vec![], channel_count: 0 }
     }
 }
 
@@ -90,12 +84,7 @@ impl TensorStats {
 
     /// Mean of each channel, if channel sums were collected.
     pub fn channel_means(&self) -> Option<Vec<f32>> {
-        (self.channel_count > 0).then(|| {
-            self.channel_sum
-                .iter()
-                .map(|s| (s / self.channel_count as f64) as f32)
-                .collect()
-        })
+        (self.channel_count > 0).then(|| self.channel_sum.iter().map(|s| (s / self.channel_count as f64) as f32).collect())
     }
 
     /// The range chosen by `method` (min/max when no histogram is available).
@@ -103,9 +92,7 @@ impl TensorStats {
         if !(self.min <= self.max) {
             return (0.0, 0.0);
         }
-        let Some(hist) = &self.hist else {
-            return (self.min, self.max);
-        };
+        let Some(hist) = &self.hist else { return (self.min, self.max) };
         match method {
             RangeMethod::MinMax => (self.min, self.max),
             RangeMethod::Percentile(p) => self.percentile_range(hist, p),
@@ -143,10 +130,7 @@ impl TensorStats {
         }
         let lo = self.min as f64 + lo_b as f64 * w;
         let hi = self.min as f64 + (hi_b + 1) as f64 * w;
-        (
-            lo.max(self.min as f64) as f32,
-            hi.min(self.max as f64) as f32,
-        )
+        (lo.max(self.min as f64) as f32, hi.min(self.max as f64) as f32)
     }
 
     fn mse_range(&self, hist: &[u64]) -> (f32, f32) {

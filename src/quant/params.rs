@@ -21,23 +21,13 @@ impl QParams {
         let hi = if hi.is_finite() { hi.max(0.0) } else { 0.0 };
         let scale = ((hi as f64 - lo as f64) / 255.0).max(MIN_SCALE as f64);
         let zp = (-128.0 - lo as f64 / scale).round().clamp(-128.0, 127.0);
-        QParams {
-            scale: scale as f32,
-            zero_point: zp as i8,
-        }
+        QParams { scale: scale as f32, zero_point: zp as i8 }
     }
 
     /// Symmetric parameters (zero point 0) covering `[-max_abs, max_abs]` with ±127.
     pub fn symmetric(max_abs: f32) -> QParams {
-        let m = if max_abs.is_finite() {
-            max_abs.abs()
-        } else {
-            0.0
-        };
-        QParams {
-            scale: (m / 127.0).max(MIN_SCALE),
-            zero_point: 0,
-        }
+        let m = if max_abs.is_finite() { max_abs.abs() } else { 0.0 };
+        QParams { scale: (m / 127.0).max(MIN_SCALE), zero_point: 0 }
     }
 
     /// Quantizes one value (round half to even, saturate).

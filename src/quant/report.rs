@@ -86,46 +86,21 @@ fn top1(v: &[f32]) -> (usize, TopK) {
 ///
 /// # Errors
 /// An engine failure or an input of the wrong size.
-pub fn report(
-    original: &Model,
-    q: &Quantized,
-    inputs: &[(String, Vec<f32>)],
-    flag_below_db: f64,
-) -> Result<Report> {
+pub fn report(original: &Model, q: &Quantized, inputs: &[(String, Vec<f32>)], flag_below_db: f64) -> Result<Report> {
     let f32_bytes = export(original, &ExportOptions { fold_bn: true })?;
     let f32_engine = Engine::from_bytes(&f32_bytes, "f32 model", &EngineOptions::default())?;
     // The reference (folded, maybe equalized) model's tensors, named like its nodes.
     let ref_bytes = export(&q.reference, &ExportOptions::default())?;
     let all = tensor_names(&q.reference.graph);
-    let index_of = |node: &str| {
-        q.reference
-            .graph
-            .nodes()
-            .iter()
-            .position(|n| n.name == node)
-    };
-    let layers: Vec<(usize, &super::QuantTensor)> = q
-        .tensors
-        .iter()
-        .filter_map(|t| index_of(&t.node).map(|i| (i, t)))
-        .collect();
+    let index_of = |node: &str| q.reference.graph.nodes().iter().position(|n| n.name == node);
+    let layers: Vec<(usize, &super::QuantTensor)> = q.tensors.iter().filter_map(|t| index_of(&t.node).map(|i| (i, t))).collect();
     let ref_names: Vec<String> = layers.iter().map(|(i, _)| all[*i].clone()).collect();
     let int8_names: Vec<String> = layers.iter().map(|(_, t)| t.tensor.clone()).collect();
     let mut sums = vec![(0f64, 0f64); layers.len()];
     let mut samples = Vec::new();
     if !layers.is_empty() {
-        let ref_engine = Engine::with_outputs(
-            &ref_bytes,
-            "f32 reference",
-            &EngineOptions::default(),
-            &ref_names,
-        )?;
-        let q_engine = Engine::with_outputs(
-            &q.bytes,
-            "int8 model",
-            &EngineOptions::default(),
-            &int8_names,
-        )?;
+        let ref_engine = Engine::with_outputs(&ref_bytes, "f32 reference", &EngineOptions::default(), &ref_names)?;
+        let q_engine = Engine::with_outputs(&q.bytes, "int8 model", &EngineOptions::default(), &int8_names)?;
         for (_, x) in inputs {
             let r = ref_engine.run_all(x)?;
             let qv = q_engine.run_all(x)?;
@@ -156,19 +131,8 @@ pub fn report(
         .iter()
         .zip(&sums)
         .map(|((_, t), (s, n))| {
-            let sqnr = if *n == 0.0 {
-                f64::INFINITY
-            } else if *s == 0.0 {
-                f64::NEG_INFINITY
-            } else {
-                10.0 * (s / n).log10()
-            };
-            LayerReport {
-                node: t.node.clone(),
-                op: t.op.to_string(),
-                sqnr_db: sqnr,
-                flagged: sqnr < flag_below_db,
-            }
+            let sqnr = if *n == 0.0 { f64::INFINITY } else if *s == 0.0 { f64::NEG_INFINITY } else { 10.0 * (s / n).log10() };
+            LayerReport { node: t.node.clone(), op: t.op.to_string(), sqnr_db: sqnr, flagged: sqnr < flag_below_db }
         })
         .collect();
     let count = samples.len().max(1) as f64;
@@ -177,10 +141,7 @@ pub fn report(
         layers: layer_reports,
         top1_agreement: samples.iter().filter(|s| s.f32_top1 == s.int8_top1).count() as f64 / count,
         top5_agreement: samples.iter().filter(|s| s.top5_contains_f32_top1).count() as f64 / count,
-        min_cosine: samples
-            .iter()
-            .map(|s| s.cosine)
-            .fold(f64::INFINITY, f64::min),
+        min_cosine: samples.iter().map(|s| s.cosine).fold(f64::INFINITY, f64::min),
         samples,
         flag_below_db,
         f32_bytes: f32_bytes.len(),
@@ -201,20 +162,9 @@ impl Report {
             self.int8_bytes as f64 / 1e6,
             100.0 * self.int8_bytes as f64 / self.f32_bytes.max(1) as f64
         );
-        let _ = writeln!(
-            s,
-            "\nper-layer SQNR (dB) on the evaluation set; ! marks < {:.0} dB:",
-            self.flag_below_db
-        );
+        let _ = writeln!(s, "\nper-layer SQNR (dB) on the evaluation set; ! marks < {:.0} dB:", self.flag_below_db);
         for l in &self.layers {
-            let _ = writeln!(
-                s,
-                "  {} {:<40} {:<10} {:7.2}",
-                if l.flagged { "!" } else { " " },
-                l.node,
-                l.op,
-                l.sqnr_db
-            );
+            let _ = writeln!(s, "  {} {:<40} {:<10} {:7.2}", if l.flagged { "!" } else { " " }, l.node, l.op, l.sqnr_db);
         }
         let flagged = self.layers.iter().filter(|l| l.flagged).count();
         let _ = writeln!(s, "  {flagged} of {} layers flagged", self.layers.len());
@@ -227,13 +177,7 @@ impl Report {
                 x.cosine,
                 x.f32_top1,
                 x.int8_top1,
-                if x.f32_top1 == x.int8_top1 {
-                    "same"
-                } else if x.top5_contains_f32_top1 {
-                    "differs (f32 top-1 in int8 top-5)"
-                } else {
-                    "DIFFERS"
-                }
+                if x.f32_top1 == x.int8_top1 { "same" } else if x.top5_contains_f32_top1 { "differs (f32 top-1 in int8 top-5)" } else { "DIFFERS" }
             );
         }
         let _ = writeln!(

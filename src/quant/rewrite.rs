@@ -12,8 +12,8 @@ use crate::error::{Error, Result};
 use crate::graph::{Conv2d, Op};
 use crate::model::Model;
 use crate::onnx::{
-    attr_float, attr_int, conv_attrs, metadata, model_proto, output_name, pool_attrs, tensor_proto,
-    tensor_proto_i32, tensor_proto_i8, value_info, INPUT_NAME,
+    attr_float, attr_int, conv_attrs, metadata, output_name, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8,
+    model_proto, value_info, INPUT_NAME,
 };
 
 /// One int8 tensor of the quantized model, with the f32 node it stands for.
@@ -67,21 +67,8 @@ struct Emitter<'a> {
     tensors: Vec<QuantTensor>,
 }
 
-fn node(
-    op: &str,
-    name: &str,
-    inputs: Vec<String>,
-    output: &str,
-    attribute: Vec<pb::AttributeProto>,
-) -> pb::NodeProto {
-    pb::NodeProto {
-        op_type: op.into(),
-        name: name.into(),
-        input: inputs,
-        output: vec![output.into()],
-        attribute,
-        ..Default::default()
-    }
+fn node(op: &str, name: &str, inputs: Vec<String>, output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto { op_type: op.into(), name: name.into(), input: inputs, output: vec![output.into()], attribute, ..Default::default() }
 }
 
 /// Symmetric int8 weight scales of a tensor `[O, …]`: per output channel, or one per tensor
@@ -92,26 +79,14 @@ pub fn weight_scales(w: &[f32], out_channels: usize, per_tensor: bool) -> Vec<f3
         let m = w.iter().fold(0f32, |m, v| m.max(v.abs()));
         vec![QParams::symmetric(m).scale; out_channels]
     } else {
-        (0..out_channels)
-            .map(|o| {
-                QParams::symmetric(
-                    w[o * per..(o + 1) * per]
-                        .iter()
-                        .fold(0f32, |m, v| m.max(v.abs())),
-                )
-                .scale
-            })
-            .collect()
+        (0..out_channels).map(|o| QParams::symmetric(w[o * per..(o + 1) * per].iter().fold(0f32, |m, v| m.max(v.abs()))).scale).collect()
     }
 }
 
 /// Quantizes `w` `[O, …]` with one scale per output channel, to −127..=127.
 pub fn quantize_with_scales(w: &[f32], scales: &[f32]) -> Vec<i8> {
     let per = w.len() / scales.len().max(1);
-    w.iter()
-        .enumerate()
-        .map(|(i, &v)| super::params::quantize(v, scales[i / per], 0).max(-127))
-        .collect()
+    w.iter().enumerate().map(|(i, &v)| super::params::quantize(v, scales[i / per], 0).max(-127)).collect()
 }
 
 /// Quantizes a conv weight `[O, …]` per output channel (or per tensor), symmetric int8.
@@ -141,13 +116,7 @@ impl Emitter<'_> {
         let p = self.params[i];
         let (s, z) = self.scalar(&format!("{name}_q"), p);
         let out = format!("{name}_q");
-        self.nodes.push(node(
-            "QuantizeLinear",
-            &format!("{name}/quantize"),
-            vec![f, s, z],
-            &out,
-            vec![],
-        ));
+        self.nodes.push(node("QuantizeLinear", &format!("{name}/quantize"), vec![f, s, z], &out, vec![]));
         let qt = QT { name: out, p };
         self.record(i, &qt);
         self.q[i] = Some(qt.clone());
@@ -162,25 +131,14 @@ impl Emitter<'_> {
         let name = &self.model.graph.nodes()[i].name;
         let out = format!("{name}_dq");
         let (s, z) = self.scalar(&qt.name, qt.p);
-        self.nodes.push(node(
-            "DequantizeLinear",
-            &format!("{name}/dequantize"),
-            vec![qt.name.clone(), s, z],
-            &out,
-            vec![],
-        ));
+        self.nodes.push(node("DequantizeLinear", &format!("{name}/dequantize"), vec![qt.name.clone(), s, z], &out, vec![]));
         self.f[i] = Some(out.clone());
         out
     }
 
     fn record(&mut self, i: usize, qt: &QT) {
         let n = &self.model.graph.nodes()[i];
-        self.tensors.push(QuantTensor {
-            node: n.name.clone(),
-            op: n.op.kind(),
-            tensor: qt.name.clone(),
-            params: qt.p,
-        });
+        self.tensors.push(QuantTensor { node: n.name.clone(), op: n.op.kind(), tensor: qt.name.clone(), params: qt.p });
     }
 }
 
@@ -208,10 +166,7 @@ pub fn emit(
     for (i, node) in g.nodes().iter().enumerate() {
         if matches!(node.op, Op::Relu | Op::Relu6) {
             let p = node.inputs[0].index();
-            if matches!(g.nodes()[p].op, Op::Conv2d(_) | Op::Add)
-                && consumers[p] == 1
-                && p != g.output().index()
-            {
+            if matches!(g.nodes()[p].op, Op::Conv2d(_) | Op::Add) && consumers[p] == 1 && p != g.output().index() {
                 fused_into[i] = Some(p);
                 act_of[p] = Some(i);
             }
@@ -237,44 +192,25 @@ pub fn emit(
             Op::Input => {}
             Op::Conv2d(c) => {
                 let x = e.quant_of(inp(0));
-                let (wq, ws, bq, sat) =
-                    conv_weights(model, &name, c, x.p, input_means[i].as_deref(), scheme)?;
+                let (wq, ws, bq, sat) = conv_weights(model, &name, c, x.p, input_means[i].as_deref(), scheme)?;
                 bias_saturations += sat;
                 let p = out_params[i];
                 let wname = format!("{name}.weight_q");
-                e.inits
-                    .push(tensor_proto_i8(&wname, &c.weight_shape(), &wq));
-                let (wsn, wzn) = (
-                    format!("{name}.weight_scale"),
-                    format!("{name}.weight_zero_point"),
-                );
+                e.inits.push(tensor_proto_i8(&wname, &c.weight_shape(), &wq));
+                let (wsn, wzn) = (format!("{name}.weight_scale"), format!("{name}.weight_zero_point"));
                 if scheme.per_tensor {
                     e.inits.push(tensor_proto(&wsn, &[], &ws[..1]));
                     e.inits.push(tensor_proto_i8(&wzn, &[], &[0]));
                 } else {
                     e.inits.push(tensor_proto(&wsn, &[c.out_channels], &ws));
-                    e.inits.push(tensor_proto_i8(
-                        &wzn,
-                        &[c.out_channels],
-                        &vec![0; c.out_channels],
-                    ));
+                    e.inits.push(tensor_proto_i8(&wzn, &[c.out_channels], &vec![0; c.out_channels]));
                 }
                 let bname = format!("{name}.bias_q");
-                e.inits
-                    .push(tensor_proto_i32(&bname, &[c.out_channels], &bq));
+                e.inits.push(tensor_proto_i32(&bname, &[c.out_channels], &bq));
                 let (xs, xz) = e.scalar(&x.name, x.p);
-                let out = format!(
-                    "{}_q",
-                    act_of[i].map_or(name.clone(), |a| g.nodes()[a].name.clone())
-                );
+                let out = format!("{}_q", act_of[i].map_or(name.clone(), |a| g.nodes()[a].name.clone()));
                 let (ys, yz) = e.scalar(&out, p);
-                e.nodes.push(node(
-                    "QLinearConv",
-                    &name,
-                    vec![x.name, xs, xz, wname, wsn, wzn, ys, yz, bname],
-                    &out,
-                    conv_attrs(c),
-                ));
+                e.nodes.push(node("QLinearConv", &name, vec![x.name, xs, xz, wname, wsn, wzn, ys, yz, bname], &out, conv_attrs(c)));
                 let qt = QT { name: out, p };
                 e.record(act_of[i].unwrap_or(i), &qt);
                 e.q[i] = Some(qt);
@@ -294,13 +230,7 @@ pub fn emit(
                             e.inits.push(tensor_proto("edgenet.clip_min", &[], &[0.0]));
                             e.inits.push(tensor_proto("edgenet.clip_max", &[], &[6.0]));
                         }
-                        e.nodes.push(node(
-                            "Clip",
-                            &name,
-                            vec![x, "edgenet.clip_min".into(), "edgenet.clip_max".into()],
-                            &out,
-                            vec![],
-                        ));
+                        e.nodes.push(node("Clip", &name, vec![x, "edgenet.clip_min".into(), "edgenet.clip_max".into()], &out, vec![]));
                     }
                     e.f[i] = Some(out);
                 }
@@ -325,34 +255,22 @@ pub fn emit(
             Op::MaxPool(p) => {
                 let x = e.quant_of(inp(0));
                 let out = format!("{name}_q");
-                e.nodes
-                    .push(node("MaxPool", &name, vec![x.name], &out, pool_attrs(p)));
+                e.nodes.push(node("MaxPool", &name, vec![x.name], &out, pool_attrs(p)));
                 e.q[i] = Some(QT { name: out, p: x.p });
             }
             Op::Flatten => {
                 let x = e.quant_of(inp(0));
                 let out = format!("{name}_q");
-                e.nodes.push(node(
-                    "Flatten",
-                    &name,
-                    vec![x.name],
-                    &out,
-                    vec![attr_int("axis", 1)],
-                ));
+                e.nodes.push(node("Flatten", &name, vec![x.name], &out, vec![attr_int("axis", 1)]));
                 e.q[i] = Some(QT { name: out, p: x.p });
             }
             Op::GlobalAvgPool => {
                 let x = e.float_of(inp(0));
                 let out = format!("{name}_f");
-                e.nodes
-                    .push(node("GlobalAveragePool", &name, vec![x], &out, vec![]));
+                e.nodes.push(node("GlobalAveragePool", &name, vec![x], &out, vec![]));
                 e.f[i] = Some(out);
             }
-            Op::Linear {
-                in_features,
-                out_features,
-                bias,
-            } => {
+            Op::Linear { in_features, out_features, bias } => {
                 let x = e.quant_of(inp(0));
                 let w = model.weights.require(&format!("{name}.weight"))?;
                 let (wq, ws) = quantize_weights(&w.data, 1, true);
@@ -363,12 +281,8 @@ pub fn emit(
                     }
                 }
                 let wname = format!("{name}.weight_q");
-                e.inits
-                    .push(tensor_proto_i8(&wname, &[*in_features, *out_features], &wt));
-                let (wsn, wzn) = (
-                    format!("{name}.weight_scale"),
-                    format!("{name}.weight_zero_point"),
-                );
+                e.inits.push(tensor_proto_i8(&wname, &[*in_features, *out_features], &wt));
+                let (wsn, wzn) = (format!("{name}.weight_scale"), format!("{name}.weight_zero_point"));
                 e.inits.push(tensor_proto(&wsn, &[], &ws));
                 e.inits.push(tensor_proto_i8(&wzn, &[], &[0]));
                 let p = params[i];
@@ -376,39 +290,17 @@ pub fn emit(
                 let (xs, xz) = e.scalar(&x.name, x.p);
                 let mm = format!("{name}_mm_q");
                 let (ys, yz) = e.scalar(&mm, p);
-                e.nodes.push(node(
-                    "QLinearMatMul",
-                    &name,
-                    vec![x.name, xs, xz, wname, wsn, wzn, ys.clone(), yz.clone()],
-                    &mm,
-                    vec![],
-                ));
-                let qt = QT {
-                    name: mm.clone(),
-                    p,
-                };
+                e.nodes.push(node("QLinearMatMul", &name, vec![x.name, xs, xz, wname, wsn, wzn, ys.clone(), yz.clone()], &mm, vec![]));
+                let qt = QT { name: mm.clone(), p };
                 e.record(i, &qt);
                 let deq = format!("{name}_mm");
-                e.nodes.push(node(
-                    "DequantizeLinear",
-                    &format!("{name}/dequantize"),
-                    vec![mm, ys, yz],
-                    &deq,
-                    vec![],
-                ));
+                e.nodes.push(node("DequantizeLinear", &format!("{name}/dequantize"), vec![mm, ys, yz], &deq, vec![]));
                 let out = if *bias {
                     let b = model.weights.require(&format!("{name}.bias"))?;
                     let bname = format!("{name}.bias");
-                    e.inits
-                        .push(tensor_proto(&bname, &[1, *out_features], &b.data));
+                    e.inits.push(tensor_proto(&bname, &[1, *out_features], &b.data));
                     let out = format!("{name}_f");
-                    e.nodes.push(node(
-                        "Add",
-                        &format!("{name}/bias"),
-                        vec![deq, bname],
-                        &out,
-                        vec![],
-                    ));
+                    e.nodes.push(node("Add", &format!("{name}/bias"), vec![deq, bname], &out, vec![]));
                     out
                 } else {
                     deq
@@ -418,13 +310,7 @@ pub fn emit(
             Op::Softmax => {
                 let x = e.float_of(inp(0));
                 let out = format!("{name}_f");
-                e.nodes.push(node(
-                    "Softmax",
-                    &name,
-                    vec![x],
-                    &out,
-                    vec![attr_int("axis", 1)],
-                ));
+                e.nodes.push(node("Softmax", &name, vec![x], &out, vec![attr_int("axis", 1)]));
                 e.f[i] = Some(out);
             }
             Op::BatchNorm { eps, .. } => {
@@ -437,26 +323,16 @@ pub fn emit(
                     ins.push(k);
                 }
                 let out = format!("{name}_f");
-                e.nodes.push(node(
-                    "BatchNormalization",
-                    &name,
-                    ins,
-                    &out,
-                    vec![attr_float("epsilon", *eps)],
-                ));
+                e.nodes.push(node("BatchNormalization", &name, ins, &out, vec![attr_float("epsilon", *eps)]));
                 e.f[i] = Some(out);
             }
         }
     }
     let out_name = output_name(g);
     let last = e.float_of(g.output().index());
-    e.nodes
-        .push(node("Identity", "output", vec![last], out_name, vec![]));
+    e.nodes.push(node("Identity", "output", vec![last], out_name, vec![]));
     let mut meta = metadata(model, true)?;
-    meta.extend(origin_meta.iter().map(|(k, v)| pb::StringStringEntryProto {
-        key: k.clone(),
-        value: v.clone(),
-    }));
+    meta.extend(origin_meta.iter().map(|(k, v)| pb::StringStringEntryProto { key: k.clone(), value: v.clone() }));
     let graph = pb::GraphProto {
         name: format!("{} int8", model.info.arch),
         node: e.nodes,
@@ -465,17 +341,8 @@ pub fn emit(
         output: vec![value_info(out_name, F32, g.output_shape())],
         ..Default::default()
     };
-    let proto = model_proto(
-        graph,
-        format!("{} quantized to int8 by edgenet", model.info.arch),
-        meta,
-    );
-    Ok(Emitted {
-        bytes: proto.encode_to_vec(),
-        tensors: e.tensors,
-        bias_saturations,
-        output_step,
-    })
+    let proto = model_proto(graph, format!("{} quantized to int8 by edgenet", model.info.arch), meta);
+    Ok(Emitted { bytes: proto.encode_to_vec(), tensors: e.tensors, bias_saturations, output_step })
 }
 
 /// Quantized weights, their scales, the int32 bias and the number of saturated bias values
@@ -499,10 +366,7 @@ fn conv_weights(
     // s_in · s_w, would overflow int32. Its weights round to zero at any small scale, so the
     // scale is raised until the bias fits in 2^30.
     const BIAS_LIMIT: f64 = (1u64 << 30) as f64;
-    let needed: Vec<f32> = bias
-        .iter()
-        .map(|b| (b.abs() as f64 / (x.scale as f64 * BIAS_LIMIT)) as f32)
-        .collect();
+    let needed: Vec<f32> = bias.iter().map(|b| (b.abs() as f64 / (x.scale as f64 * BIAS_LIMIT)) as f32).collect();
     if scheme.per_tensor {
         let m = needed.iter().fold(0f32, |a, &b| a.max(b));
         ws.iter_mut().for_each(|s| *s = s.max(m));
@@ -516,11 +380,7 @@ fn conv_weights(
     let cout_g = c.out_channels / c.groups;
     if let Some(means) = input_means {
         if means.len() != c.in_channels {
-            return Err(Error::Config(format!(
-                "{name}: {} input means for {} channels",
-                means.len(),
-                c.in_channels
-            )));
+            return Err(Error::Config(format!("{name}: {} input means for {} channels", means.len(), c.in_channels)));
         }
         for o in 0..c.out_channels {
             let g = o / cout_g;

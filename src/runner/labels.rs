@@ -15,9 +15,7 @@ pub struct Labels {
 impl Labels {
     /// The 1000 ImageNet-1k class names shipped in `models/imagenet_classes.txt`.
     pub fn imagenet() -> Self {
-        Labels {
-            names: IMAGENET.lines().map(str::to_string).collect(),
-        }
+        Labels { names: IMAGENET.lines().map(str::to_string).collect() }
     }
 
     /// Reads one name per line from `path` and checks there is one per model output.
@@ -25,21 +23,12 @@ impl Labels {
     /// # Errors
     /// [`Error::Labels`] naming the file: unreadable, or not `classes` lines.
     pub fn from_file(path: &Path, classes: usize) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Labels {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-        let names: Vec<String> = text
-            .lines()
-            .map(|l| l.trim_end_matches('\r').to_string())
-            .collect();
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Labels { path: path.into(), message: e.to_string() })?;
+        let names: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
         if names.len() != classes {
             return Err(Error::Labels {
                 path: path.into(),
-                message: format!(
-                    "has {} lines but the model has {classes} outputs",
-                    names.len()
-                ),
+                message: format!("has {} lines but the model has {classes} outputs", names.len()),
             });
         }
         Ok(Labels { names })

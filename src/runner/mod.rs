@@ -31,13 +31,9 @@ pub struct Classifier {
 /// [`Error::Config`] when the metadata is absent or malformed.
 pub fn preprocess_from_metadata(engine: &Engine) -> Result<Preprocess> {
     let json = engine.metadata(meta::PREPROCESS).ok_or_else(|| {
-        Error::Config(format!(
-            "the model has no `{}` metadata: give the preprocessing explicitly",
-            meta::PREPROCESS
-        ))
+        Error::Config(format!("the model has no `{}` metadata: give the preprocessing explicitly", meta::PREPROCESS))
     })?;
-    let p: Preprocess = serde_json::from_str(json)
-        .map_err(|e| Error::Config(format!("metadata {}: {e}", meta::PREPROCESS)))?;
+    let p: Preprocess = serde_json::from_str(json).map_err(|e| Error::Config(format!("metadata {}: {e}", meta::PREPROCESS)))?;
     p.validate()?;
     Ok(p)
 }
@@ -62,13 +58,7 @@ impl Classifier {
         }
         let input = vec![0.0; engine.input_len()];
         let output = vec![0.0; engine.output_len()];
-        Ok(Classifier {
-            engine,
-            preprocess,
-            pre: None,
-            input,
-            output,
-        })
+        Ok(Classifier { engine, preprocess, pre: None, input, output })
     }
 
     /// The engine.

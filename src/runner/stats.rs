@@ -84,8 +84,7 @@ impl Stats {
     pub fn record(&mut self, ms: f64, now: Instant) {
         let ms = if ms.is_finite() && ms >= 0.0 { ms } else { 0.0 };
         self.latencies.write(ms as f32);
-        self.done_at
-            .write(now.saturating_duration_since(self.start).as_secs_f64());
+        self.done_at.write(now.saturating_duration_since(self.start).as_secs_f64());
         self.hist[bucket(ms)] += 1;
         self.count += 1;
         self.sum_ms += ms;
@@ -104,11 +103,7 @@ impl Stats {
         if n < 2 {
             return 0.0;
         }
-        let (Some(first), Some(last)) =
-            (self.done_at.oldest_ordered().next(), self.done_at.recent())
-        else {
-            return 0.0;
-        };
+        let (Some(first), Some(last)) = (self.done_at.oldest_ordered().next(), self.done_at.recent()) else { return 0.0 };
         let span = last - first;
         if span > 0.0 {
             (n - 1) as f64 / span
@@ -193,17 +188,9 @@ mod tests {
         assert_eq!((l.min, l.max), (0.1, 100.0));
         assert!((l.mean - 50.05).abs() < 1e-9);
         // The window holds the last 64 frames, 10 ms apart: 100 fps.
-        assert!(
-            (s.rolling_fps() - 100.0).abs() < 1e-6,
-            "{}",
-            s.rolling_fps()
-        );
+        assert!((s.rolling_fps() - 100.0).abs() < 1e-6, "{}", s.rolling_fps());
         let want_p50 = (1000 - 64 + 1 + 32) as f64 / 10.0;
-        assert!(
-            (s.rolling_p50() - want_p50).abs() < 1e-4,
-            "{}",
-            s.rolling_p50()
-        );
+        assert!((s.rolling_p50() - want_p50).abs() < 1e-4, "{}", s.rolling_p50());
         assert_eq!(Stats::new().latency(), Latency::default());
     }
 }

@@ -54,12 +54,7 @@ pub struct StreamOptions {
 
 impl Default for StreamOptions {
     fn default() -> Self {
-        StreamOptions {
-            top: 5,
-            every: 1,
-            max_frames: None,
-            softmax: true,
-        }
+        StreamOptions { top: 5, every: 1, max_frames: None, softmax: true }
     }
 }
 
@@ -144,9 +139,7 @@ impl<M: Model> StreamRunner<M> {
             )));
         }
         if opts.every == 0 || opts.top == 0 || opts.top > MAX_TOP_K {
-            return Err(Error::Config(format!(
-                "--every must be ≥ 1 and --top in 1..={MAX_TOP_K}"
-            )));
+            return Err(Error::Config(format!("--every must be ≥ 1 and --top in 1..={MAX_TOP_K}")));
         }
         let input = vec![0.0; preprocess.input_len()];
         let output = vec![0.0; model.output_len()];
@@ -177,25 +170,16 @@ impl<M: Model> StreamRunner<M> {
     ///
     /// # Errors
     /// A source error (the frames before it were reported) or a model error.
-    pub fn step<'a>(
-        &'a mut self,
-        source: &'a mut dyn FrameSource,
-    ) -> Result<Option<FrameReport<'a>>> {
+    pub fn step<'a>(&'a mut self, source: &'a mut dyn FrameSource) -> Result<Option<FrameReport<'a>>> {
         if !self.started {
             self.started = true;
             self.stats.restart_clock();
         }
         loop {
-            if self
-                .opts
-                .max_frames
-                .is_some_and(|m| self.stats.count() >= m)
-            {
+            if self.opts.max_frames.is_some_and(|m| self.stats.count() >= m) {
                 return Ok(None);
             }
-            let Some(info) = source.next_frame(&mut self.frame)? else {
-                return Ok(None);
-            };
+            let Some(info) = source.next_frame(&mut self.frame)? else { return Ok(None) };
             self.frames_read += 1;
             self.dropped += info.dropped;
             if (self.frames_read - 1) % self.opts.every != 0 {
@@ -265,8 +249,7 @@ mod tests {
         }
         fn run_into(&mut self, input: &[f32], out: &mut [f32]) -> Result<()> {
             for (c, o) in out.iter_mut().enumerate() {
-                *o = input[(c % 3) * 64..(c % 3 + 1) * 64].iter().sum::<f32>() / 64.0
-                    + c as f32 * 0.01;
+                *o = input[(c % 3) * 64..(c % 3 + 1) * 64].iter().sum::<f32>() / 64.0 + c as f32 * 0.01;
             }
             Ok(())
         }
@@ -275,12 +258,7 @@ mod tests {
     #[test]
     fn every_max_frames_and_summary() {
         let pre = Preprocess::torchvision(8);
-        let opts = StreamOptions {
-            top: 2,
-            every: 3,
-            max_frames: Some(4),
-            softmax: true,
-        };
+        let opts = StreamOptions { top: 2, every: 3, max_frames: Some(4), softmax: true };
         let mut r = StreamRunner::new(Stub, pre, opts).unwrap();
         let mut src = SyntheticSource::new(20, 10, None);
         let mut idx = Vec::new();
@@ -292,22 +270,14 @@ mod tests {
         }
         assert_eq!(idx, [0, 3, 6, 9]);
         let s = r.summary(0);
-        assert_eq!(
-            (s.frames, s.processed, s.skipped_every, s.dropped),
-            (10, 4, 6, 0)
-        );
+        assert_eq!((s.frames, s.processed, s.skipped_every, s.dropped), (10, 4, 6, 0));
         assert!(s.latency_ms.p50 > 0.0 && s.latency_ms.max >= s.latency_ms.p99);
     }
 
     #[test]
     fn a_preprocessing_that_does_not_fit_is_refused() {
-        assert!(
-            StreamRunner::new(Stub, Preprocess::torchvision(9), StreamOptions::default()).is_err()
-        );
-        let bad = StreamOptions {
-            every: 0,
-            ..StreamOptions::default()
-        };
+        assert!(StreamRunner::new(Stub, Preprocess::torchvision(9), StreamOptions::default()).is_err());
+        let bad = StreamOptions { every: 0, ..StreamOptions::default() };
         assert!(StreamRunner::new(Stub, Preprocess::torchvision(8), bad).is_err());
     }
 }

@@ -36,10 +36,7 @@ pub fn top_k(scores: &[f32], k: usize, out: &mut TopK) {
                 _ => continue,
             }
         }
-        let pos = out
-            .iter()
-            .position(|q| key(score).total_cmp(&key(q.score)).is_gt())
-            .unwrap_or(out.len());
+        let pos = out.iter().position(|q| key(score).total_cmp(&key(q.score)).is_gt()).unwrap_or(out.len());
         // Cannot fail: len < k ≤ capacity here.
         let _ = out.insert(pos, p);
     }
@@ -47,11 +44,7 @@ pub fn top_k(scores: &[f32], k: usize, out: &mut TopK) {
 
 /// Replaces logits by softmax probabilities (max-subtracted, so large logits do not overflow).
 pub fn softmax_in_place(v: &mut [f32]) {
-    let m = v
-        .iter()
-        .copied()
-        .filter(|x| !x.is_nan())
-        .fold(f32::NEG_INFINITY, f32::max);
+    let m = v.iter().copied().filter(|x| !x.is_nan()).fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0;
     for x in v.iter_mut() {
         *x = if x.is_nan() { 0.0 } else { (*x - m).exp() };
@@ -73,15 +66,9 @@ mod tests {
     fn nan_never_wins() {
         let mut t = TopK::new();
         top_k(&[f32::NAN, 1.0, 3.0, f32::NAN, 2.0], 2, &mut t);
-        assert_eq!(
-            t.iter().map(|p| p.index).collect::<std::vec::Vec<_>>(),
-            [2, 4]
-        );
+        assert_eq!(t.iter().map(|p| p.index).collect::<std::vec::Vec<_>>(), [2, 4]);
         top_k(&[1.0, 1.0, 0.5], 3, &mut t);
-        assert_eq!(
-            t.iter().map(|p| p.index).collect::<std::vec::Vec<_>>(),
-            [0, 1, 2]
-        );
+        assert_eq!(t.iter().map(|p| p.index).collect::<std::vec::Vec<_>>(), [0, 1, 2]);
         top_k(&[], 5, &mut t);
         assert!(t.is_empty());
     }

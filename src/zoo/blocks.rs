@@ -60,9 +60,7 @@ fn shortcut(b: &mut GraphBuilder, x: TensorId, out: usize, stride: usize) -> Res
         return Ok(x);
     }
     b.scoped("downsample", |b| {
-        let spec = ConvSpec::new(out, 1)
-            .stride(stride)
-            .padding(Padding::Symmetric(0));
+        let spec = ConvSpec::new(out, 1).stride(stride).padding(Padding::Symmetric(0));
         conv_bn_act(b, x, ("0", "1", ""), spec, TORCH_BN_EPS, Act::None)
     })
 }
@@ -81,37 +79,11 @@ fn shortcut(b: &mut GraphBuilder, x: TensorId, out: usize, stride: usize) -> Res
 ///
 /// # Errors
 /// Any shape error, named by node path.
-pub fn bottleneck(
-    b: &mut GraphBuilder,
-    x: TensorId,
-    width: usize,
-    stride: usize,
-) -> Result<TensorId> {
+pub fn bottleneck(b: &mut GraphBuilder, x: TensorId, width: usize, stride: usize) -> Result<TensorId> {
     let out = width * BOTTLENECK_EXPANSION;
-    let y = conv_bn_act(
-        b,
-        x,
-        ("conv1", "bn1", "relu1"),
-        ConvSpec::new(width, 1).padding(Padding::Symmetric(0)),
-        TORCH_BN_EPS,
-        Act::Relu,
-    )?;
-    let y = conv_bn_act(
-        b,
-        y,
-        ("conv2", "bn2", "relu2"),
-        ConvSpec::new(width, 3).stride(stride),
-        TORCH_BN_EPS,
-        Act::Relu,
-    )?;
-    let y = conv_bn_act(
-        b,
-        y,
-        ("conv3", "bn3", ""),
-        ConvSpec::new(out, 1).padding(Padding::Symmetric(0)),
-        TORCH_BN_EPS,
-        Act::None,
-    )?;
+    let y = conv_bn_act(b, x, ("conv1", "bn1", "relu1"), ConvSpec::new(width, 1).padding(Padding::Symmetric(0)), TORCH_BN_EPS, Act::Relu)?;
+    let y = conv_bn_act(b, y, ("conv2", "bn2", "relu2"), ConvSpec::new(width, 3).stride(stride), TORCH_BN_EPS, Act::Relu)?;
+    let y = conv_bn_act(b, y, ("conv3", "bn3", ""), ConvSpec::new(out, 1).padding(Padding::Symmetric(0)), TORCH_BN_EPS, Act::None)?;
     let s = shortcut(b, x, out, stride)?;
     let y = b.add("add", y, s)?;
     b.relu("relu", y)
@@ -125,28 +97,9 @@ pub fn bottleneck(
 ///
 /// # Errors
 /// Any shape error, named by node path.
-pub fn basic_block(
-    b: &mut GraphBuilder,
-    x: TensorId,
-    planes: usize,
-    stride: usize,
-) -> Result<TensorId> {
-    let y = conv_bn_act(
-        b,
-        x,
-        ("conv1", "bn1", "relu1"),
-        ConvSpec::new(planes, 3).stride(stride),
-        TORCH_BN_EPS,
-        Act::Relu,
-    )?;
-    let y = conv_bn_act(
-        b,
-        y,
-        ("conv2", "bn2", ""),
-        ConvSpec::new(planes, 3),
-        TORCH_BN_EPS,
-        Act::None,
-    )?;
+pub fn basic_block(b: &mut GraphBuilder, x: TensorId, planes: usize, stride: usize) -> Result<TensorId> {
+    let y = conv_bn_act(b, x, ("conv1", "bn1", "relu1"), ConvSpec::new(planes, 3).stride(stride), TORCH_BN_EPS, Act::Relu)?;
+    let y = conv_bn_act(b, y, ("conv2", "bn2", ""), ConvSpec::new(planes, 3), TORCH_BN_EPS, Act::None)?;
     let s = shortcut(b, x, planes, stride)?;
     let y = b.add("add", y, s)?;
     b.relu("relu", y)
@@ -178,11 +131,7 @@ impl IrNaming {
                 ("conv.1.0", "conv.1.1", "conv.1.2"),
                 ("conv.2", "conv.3", ""),
             ),
-            (IrNaming::Torchvision, false) => (
-                None,
-                ("conv.0.0", "conv.0.1", "conv.0.2"),
-                ("conv.1", "conv.2", ""),
-            ),
+            (IrNaming::Torchvision, false) => (None, ("conv.0.0", "conv.0.1", "conv.0.2"), ("conv.1", "conv.2", "")),
             (IrNaming::EfficientNet, e) => (
                 e.then_some(("_expand_conv", "_bn0", "_expand_act")),
                 ("_depthwise_conv", "_bn1", "_depthwise_act"),
@@ -220,11 +169,7 @@ pub struct InvertedResidual {
 ///
 /// # Errors
 /// Any shape error, named by node path.
-pub fn inverted_residual(
-    b: &mut GraphBuilder,
-    x: TensorId,
-    cfg: &InvertedResidual,
-) -> Result<TensorId> {
+pub fn inverted_residual(b: &mut GraphBuilder, x: TensorId, cfg: &InvertedResidual) -> Result<TensorId> {
     let c_in = b.shape(x)[1];
     let hidden = c_in * cfg.expand_ratio;
     let (expand, dw, project) = cfg.naming.names(cfg.expand_ratio != 1);
@@ -237,10 +182,7 @@ pub fn inverted_residual(
         Padding::Same => Padding::Same,
         _ => Padding::Symmetric(cfg.kernel / 2),
     };
-    let spec = ConvSpec::new(hidden, cfg.kernel)
-        .stride(cfg.stride)
-        .groups(hidden)
-        .padding(dw_pad);
+    let spec = ConvSpec::new(hidden, cfg.kernel).stride(cfg.stride).groups(hidden).padding(dw_pad);
     y = conv_bn_act(b, y, dw, spec, cfg.bn_eps, Act::Relu6)?;
     let spec = ConvSpec::new(cfg.out_channels, 1).padding(Padding::Symmetric(0));
     y = conv_bn_act(b, y, project, spec, cfg.bn_eps, Act::None)?;

@@ -36,14 +36,7 @@ pub fn efficientnet_lite0(cfg: &ZooConfig) -> Result<Graph> {
     let mut b = GraphBuilder::new();
     let x = b.input(3, cfg.resolution, cfg.resolution)?;
     let stem = ConvSpec::new(32, 3).stride(2).padding(Padding::Same);
-    let mut x = conv_bn_act(
-        &mut b,
-        x,
-        ("_conv_stem", "_bn0", "_stem_act"),
-        stem,
-        BN_EPS,
-        Act::Relu6,
-    )?;
+    let mut x = conv_bn_act(&mut b, x, ("_conv_stem", "_bn0", "_stem_act"), stem, BN_EPS, Act::Relu6)?;
     let mut index = 0;
     for &(t, c, n, s, k) in &LITE0_STAGES {
         for i in 0..n {
@@ -56,21 +49,12 @@ pub fn efficientnet_lite0(cfg: &ZooConfig) -> Result<Graph> {
                 padding: Padding::Same,
                 naming: IrNaming::EfficientNet,
             };
-            x = b.scoped(format!("_blocks.{index}"), |b| {
-                inverted_residual(b, x, &cfg)
-            })?;
+            x = b.scoped(format!("_blocks.{index}"), |b| inverted_residual(b, x, &cfg))?;
             index += 1;
         }
     }
     let head = ConvSpec::new(1280, 1).padding(Padding::Symmetric(0));
-    x = conv_bn_act(
-        &mut b,
-        x,
-        ("_conv_head", "_bn1", "_head_act"),
-        head,
-        BN_EPS,
-        Act::Relu6,
-    )?;
+    x = conv_bn_act(&mut b, x, ("_conv_head", "_bn1", "_head_act"), head, BN_EPS, Act::Relu6)?;
     x = b.global_avg_pool("_avg_pooling", x)?;
     x = b.flatten("_flatten", x)?;
     let y = b.linear("_fc", x, cfg.num_classes, true)?;

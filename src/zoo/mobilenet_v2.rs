@@ -5,24 +5,15 @@
 //! table below, channels rounded with `make_divisible(c · width_mult, 8)`, the last conv
 //! widened to `1280 · max(1, width_mult)`, and tensor names `features.N…`, `classifier.1`.
 
-use super::blocks::{
-    conv_bn_act, inverted_residual, Act, InvertedResidual, IrNaming, TORCH_BN_EPS,
-};
+use super::blocks::{conv_bn_act, inverted_residual, Act, InvertedResidual, IrNaming, TORCH_BN_EPS};
 use super::ZooConfig;
 use crate::error::Result;
 use crate::graph::{make_divisible, ConvSpec, Graph, GraphBuilder, Padding};
 
 /// The inverted residual settings `(t, c, n, s)`: expansion, output channels, repeats, stride
 /// of the first repeat.
-pub const SETTINGS: [(usize, usize, usize, usize); 7] = [
-    (1, 16, 1, 1),
-    (6, 24, 2, 2),
-    (6, 32, 3, 2),
-    (6, 64, 4, 2),
-    (6, 96, 3, 1),
-    (6, 160, 3, 2),
-    (6, 320, 1, 1),
-];
+pub const SETTINGS: [(usize, usize, usize, usize); 7] =
+    [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)];
 
 /// Builds MobileNetV2 with `cfg.width_mult`, `cfg.resolution` and `cfg.num_classes`.
 ///
@@ -34,16 +25,7 @@ pub fn mobilenet_v2(cfg: &ZooConfig) -> Result<Graph> {
     let x = b.input(3, cfg.resolution, cfg.resolution)?;
     let stem = make_divisible(32.0 * wm, 8);
     let last = make_divisible(1280.0 * wm.max(1.0), 8);
-    let mut x = b.scoped("features.0", |b| {
-        conv_bn_act(
-            b,
-            x,
-            ("0", "1", "2"),
-            ConvSpec::new(stem, 3).stride(2),
-            TORCH_BN_EPS,
-            Act::Relu6,
-        )
-    })?;
+    let mut x = b.scoped("features.0", |b| conv_bn_act(b, x, ("0", "1", "2"), ConvSpec::new(stem, 3).stride(2), TORCH_BN_EPS, Act::Relu6))?;
     let mut index = 1;
     for &(t, c, n, s) in &SETTINGS {
         let out = make_divisible(c as f64 * wm, 8);
@@ -57,16 +39,12 @@ pub fn mobilenet_v2(cfg: &ZooConfig) -> Result<Graph> {
                 padding: Padding::Symmetric(1),
                 naming: IrNaming::Torchvision,
             };
-            x = b.scoped(format!("features.{index}"), |b| {
-                inverted_residual(b, x, &cfg)
-            })?;
+            x = b.scoped(format!("features.{index}"), |b| inverted_residual(b, x, &cfg))?;
             index += 1;
         }
     }
     let spec = ConvSpec::new(last, 1).padding(Padding::Symmetric(0));
-    x = b.scoped(format!("features.{index}"), |b| {
-        conv_bn_act(b, x, ("0", "1", "2"), spec, TORCH_BN_EPS, Act::Relu6)
-    })?;
+    x = b.scoped(format!("features.{index}"), |b| conv_bn_act(b, x, ("0", "1", "2"), spec, TORCH_BN_EPS, Act::Relu6))?;
     x = b.global_avg_pool("avgpool", x)?;
     x = b.flatten("flatten", x)?;
     let y = b.linear("classifier.1", x, cfg.num_classes, true)?;

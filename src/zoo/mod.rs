@@ -88,10 +88,7 @@ impl FromStr for Arch {
             .find(|a| a.name().replace('_', "") == norm)
             .ok_or_else(|| {
                 let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
-                Error::Config(format!(
-                    "unknown architecture `{s}`; choose one of {}",
-                    names.join(", ")
-                ))
+                Error::Config(format!("unknown architecture `{s}`; choose one of {}", names.join(", ")))
             })
     }
 }
@@ -109,11 +106,7 @@ pub struct ZooConfig {
 
 impl Default for ZooConfig {
     fn default() -> Self {
-        ZooConfig {
-            width_mult: 1.0,
-            resolution: 224,
-            num_classes: 1000,
-        }
+        ZooConfig { width_mult: 1.0, resolution: 224, num_classes: 1000 }
     }
 }
 
@@ -132,19 +125,13 @@ impl ZooConfig {
     pub fn validate(&self, arch: Arch) -> Result<()> {
         let wm = self.width_mult;
         if !(wm.is_finite() && wm > 0.0) {
-            return Err(Error::Config(format!(
-                "--width-mult must be a positive number, got {wm}"
-            )));
+            return Err(Error::Config(format!("--width-mult must be a positive number, got {wm}")));
         }
         if arch == Arch::MobileNetV2 && !(0.1..=4.0).contains(&wm) {
-            return Err(Error::Config(format!(
-                "--width-mult {wm} is outside the supported range 0.1..=4.0"
-            )));
+            return Err(Error::Config(format!("--width-mult {wm} is outside the supported range 0.1..=4.0")));
         }
         if arch != Arch::MobileNetV2 && wm != 1.0 {
-            return Err(Error::Config(format!(
-                "--width-mult applies to mobilenet_v2 only; {arch} has a fixed width"
-            )));
+            return Err(Error::Config(format!("--width-mult applies to mobilenet_v2 only; {arch} has a fixed width")));
         }
         if !(MIN_RESOLUTION..=MAX_RESOLUTION).contains(&self.resolution) {
             return Err(Error::Config(format!(
@@ -153,10 +140,7 @@ impl ZooConfig {
             )));
         }
         if self.num_classes == 0 || self.num_classes > 1_000_000 {
-            return Err(Error::Config(format!(
-                "--num-classes must be in 1..=1000000, got {}",
-                self.num_classes
-            )));
+            return Err(Error::Config(format!("--num-classes must be in 1..=1000000, got {}", self.num_classes)));
         }
         Ok(())
     }
@@ -201,11 +185,7 @@ pub fn model_info(arch: Arch, cfg: &ZooConfig) -> ModelInfo {
     ModelInfo {
         arch: arch.name().to_string(),
         preprocess: arch.preprocess(cfg.resolution),
-        labels: if cfg.num_classes == 1000 {
-            "imagenet-1k".into()
-        } else {
-            format!("{} classes", cfg.num_classes)
-        },
+        labels: if cfg.num_classes == 1000 { "imagenet-1k".into() } else { format!("{} classes", cfg.num_classes) },
     }
 }
 
@@ -219,9 +199,7 @@ pub fn build(arch: Arch, cfg: &ZooConfig, weights: WeightSource<'_>) -> Result<M
     let weights = match weights {
         WeightSource::Seeded(seed) => Weights::seeded(&graph, seed),
         WeightSource::Safetensors(path) => Weights::from_safetensors_file(path, &graph)?,
-        WeightSource::SafetensorsBytes { bytes, origin } => {
-            Weights::from_safetensors_bytes(bytes, origin, &graph)?
-        }
+        WeightSource::SafetensorsBytes { bytes, origin } => Weights::from_safetensors_bytes(bytes, origin, &graph)?,
     };
     Model::new(model_info(arch, cfg), graph, weights)
 }

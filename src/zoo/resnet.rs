@@ -35,15 +35,7 @@ pub fn stage_depths(depth: usize) -> Option<(Block, [usize; 4])> {
 /// The stage table: `(width, blocks, stride)` for `layer1`…`layer4`.
 pub fn stage_table(depth: usize) -> Option<(Block, [(usize, usize, usize); 4])> {
     let (block, n) = stage_depths(depth)?;
-    Some((
-        block,
-        [
-            (64, n[0], 1),
-            (128, n[1], 2),
-            (256, n[2], 2),
-            (512, n[3], 2),
-        ],
-    ))
+    Some((block, [(64, n[0], 1), (128, n[1], 2), (256, n[2], 2), (512, n[3], 2)]))
 }
 
 /// Builds ResNet-`depth` (18, 34, 50, 101 or 152).
@@ -51,21 +43,11 @@ pub fn stage_table(depth: usize) -> Option<(Block, [(usize, usize, usize); 4])> 
 /// # Errors
 /// An unsupported depth, or an input too small for the network.
 pub fn resnet(depth: usize, cfg: &ZooConfig) -> Result<Graph> {
-    let (block, table) = stage_table(depth).ok_or_else(|| {
-        crate::Error::Config(format!(
-            "ResNet-{depth} does not exist; choose 18, 34, 50, 101 or 152"
-        ))
-    })?;
+    let (block, table) = stage_table(depth)
+        .ok_or_else(|| crate::Error::Config(format!("ResNet-{depth} does not exist; choose 18, 34, 50, 101 or 152")))?;
     let mut b = GraphBuilder::new();
     let x = b.input(3, cfg.resolution, cfg.resolution)?;
-    let mut x = conv_bn_act(
-        &mut b,
-        x,
-        ("conv1", "bn1", "relu"),
-        ConvSpec::new(64, 7).stride(2),
-        TORCH_BN_EPS,
-        Act::Relu,
-    )?;
+    let mut x = conv_bn_act(&mut b, x, ("conv1", "bn1", "relu"), ConvSpec::new(64, 7).stride(2), TORCH_BN_EPS, Act::Relu)?;
     x = b.max_pool("maxpool", x, 3, 2, 1)?;
     for (i, &(width, blocks, stride)) in table.iter().enumerate() {
         for j in 0..blocks {

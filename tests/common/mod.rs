@@ -60,25 +60,10 @@ pub fn ort_run(model: &Path, input: &[f32]) -> Vec<f32> {
     let stem = model.file_stem().unwrap().to_string_lossy();
     let inp = dir.join(format!("{stem}.in.f32"));
     let outp = dir.join(format!("{stem}.out.f32"));
-    std::fs::write(
-        &inp,
-        input
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    judge(&[
-        "run",
-        model.to_str().unwrap(),
-        inp.to_str().unwrap(),
-        outp.to_str().unwrap(),
-    ]);
+    std::fs::write(&inp, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    judge(&["run", model.to_str().unwrap(), inp.to_str().unwrap(), outp.to_str().unwrap()]);
     let bytes = std::fs::read(&outp).unwrap();
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// Runs `model` in onnxruntime on `input` and returns the named (intermediate) tensors.
@@ -91,56 +76,29 @@ pub fn ort_run_tensors_literal(model: &Path, input: &[f32], names: &[String]) ->
     ort_run_tensors_with(model, input, names, true)
 }
 
-fn ort_run_tensors_with(
-    model: &Path,
-    input: &[f32],
-    names: &[String],
-    literal: bool,
-) -> Vec<Vec<f32>> {
-    let dir = model.parent().unwrap().join(format!(
-        "{}.tensors",
-        model.file_stem().unwrap().to_string_lossy()
-    ));
+fn ort_run_tensors_with(model: &Path, input: &[f32], names: &[String], literal: bool) -> Vec<Vec<f32>> {
+    let dir = model.parent().unwrap().join(format!("{}.tensors", model.file_stem().unwrap().to_string_lossy()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let inp = dir.join("input.f32");
-    std::fs::write(
-        &inp,
-        input
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    let mut args = vec![
-        "run-tensors",
-        model.to_str().unwrap(),
-        inp.to_str().unwrap(),
-        dir.to_str().unwrap(),
-    ];
+    std::fs::write(&inp, input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let mut args = vec!["run-tensors", model.to_str().unwrap(), inp.to_str().unwrap(), dir.to_str().unwrap()];
     args.extend(names.iter().map(String::as_str));
     judge_with(&args, literal);
     (0..names.len())
         .map(|i| {
             let bytes = std::fs::read(dir.join(format!("{i}.f32"))).unwrap();
-            bytes
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect()
+            bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
         })
         .collect()
 }
 
 /// Deterministic pseudo-random input in [-2, 2).
 pub fn random_input(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..n)
         .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
         })
         .collect()
@@ -149,10 +107,7 @@ pub fn random_input(n: usize, seed: u64) -> Vec<f32> {
 /// max |a − b|.
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 /// max |a|.
