@@ -458,7 +458,7 @@ impl Engine {
             }
             // Weights held by edgenet's int8 kernels.
             if let Some(q) = node.op_as::<qconv::EdgeQConv>() {
-                let e = by_kind.entry("I8 weights, i32 bias (edgenet int8 kernels)".to_string()).or_default();
+                let e = by_kind.entry(q.held_kind().to_string()).or_default();
                 e.0 += 1;
                 e.1 += q.held_bytes();
             }

@@ -580,7 +580,15 @@ impl EdgeQConv {
 }
 
 impl EdgeQConv {
-    /// Bytes of weights, biases and scales the op holds (8-bit weights for dense convolutions).
+    /// What the weights held are, for the footprint report.
+    pub(crate) fn held_kind(&self) -> &'static str {
+        match &*self.kernel {
+            Kernel::Winograd(_) => "I16 Winograd-transformed weights, i32 bias (edgenet int8 kernels)",
+            _ => "I8 weights, i32 bias (edgenet int8 kernels)",
+        }
+    }
+
+    /// Bytes of weights, biases and scales the op holds.
     pub(crate) fn held_bytes(&self) -> usize {
         match &*self.kernel {
             Kernel::Dense(k) => k.held_bytes(),
