@@ -197,15 +197,16 @@ impl Geometry {
     }
 }
 
-/// Reusable buffers of the caller of a kernel (the im2col columns, shared by the tasks).
+/// Buffers a caller of a kernel may keep between runs. Empty now: each task keeps its im2col
+/// columns and packed panels per thread; kept so that callers need not change.
 #[derive(Debug, Default)]
-pub struct Scratch {
-    cols: Vec<i8>,
-}
+pub struct Scratch {}
 
-/// Per-thread buffers of a task: packed columns, or a depthwise plane.
+/// Per-thread buffers of a task: im2col columns and their packed form, or a depthwise plane.
 #[derive(Debug, Default)]
 struct Work {
+    cols: Vec<i8>,
+    segs: Vec<[usize; 4]>,
     packed: Vec<i16>,
     wide: Vec<u32>,
     offsets: Vec<usize>,
@@ -394,12 +395,8 @@ impl DenseQConv {
         assert_eq!(x.len(), g.cin * g.h * g.w);
         let n = self.oh * self.ow;
         assert_eq!(y.len(), self.m * n);
-        let cols: &[i8] = if g.is_pointwise() {
-            x
-        } else {
-            im2col(g, self.oh, self.ow, x, self.x_zp, &mut scratch.cols);
-            &scratch.cols
-        };
+        let _ = scratch;
+        let pointwise = g.is_pointwise();
         // Columns in blocks whose packed form stays in L2 while every row block passes over it,
         // and at least two blocks per thread when there are several.
         let mut nb = ((PACKED_BLOCK_BYTES / (self.kp * 2)) / (2 * NR) * (2 * NR)).max(4 * NR);
@@ -426,42 +423,50 @@ impl DenseQConv {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: AVX2 is present.
                     unsafe {
-                        self.block_avx2(cols, n, c0, ncols, work, out)
+                        self.block_avx2(x, pointwise, n, c0, ncols, work, out)
                     };
                 } else {
-                    self.block(cols, n, c0, ncols, work, out);
+                    self.block(x, pointwise, n, c0, ncols, work, out);
                 }
             })
         });
     }
 
+    /// Columns `c0..c0 + ncols` packed: straight from `x` for a pointwise convolution, else
+    /// through an im2col of just those columns (small enough to stay in cache).
     #[inline(always)]
-    fn block(&self, cols: &[i8], n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    fn block(&self, x: &[i8], pointwise: bool, n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let panel_len = (self.kp / 2) * NR * 2;
-        work.packed.clear();
-        work.packed.resize(ncols.div_ceil(NR) * panel_len, 0);
-        pack_b(cols, self.k, n, self.kp, c0, ncols, &mut work.packed);
-        self.gemm_portable(&work.packed, &mut work.wide, c0, ncols, n, out);
+        let Work { packed, wide, cols, segs, .. } = work;
+        packed.clear();
+        packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        if pointwise {
+            pack_b(x, self.k, n, self.kp, c0, ncols, packed);
+        } else {
+            im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
+            pack_b(cols, self.k, ncols, self.kp, 0, ncols, packed);
+        }
+        self.gemm_portable(packed, wide, c0, ncols, n, out);
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn block_avx2(
-        &self,
-        cols: &[i8],
-        n: usize,
-        c0: usize,
-        ncols: usize,
-        work: &mut Work,
-        out: Out,
-    ) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block_avx2(&self, x: &[i8], pointwise: bool, n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let panel_len = (self.kp / 2) * NR * 2;
-        work.packed.clear();
-        work.packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        let Work { packed, wide, cols, segs, .. } = work;
+        if packed.len() < ncols.div_ceil(NR) * panel_len {
+            packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        }
+        // SAFETY (both calls): AVX2 is present (this function's contract).
+        if pointwise {
+            unsafe { pack_b_avx2(x, self.k, n, self.kp, c0, ncols, packed) };
+        } else {
+            im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
+            unsafe { pack_b_avx2(cols, self.k, ncols, self.kp, 0, ncols, packed) };
+        }
         // SAFETY: AVX2 is present (this function's contract).
-        unsafe { pack_b_avx2(cols, self.k, n, self.kp, c0, ncols, &mut work.packed) };
-        // SAFETY: AVX2 is present (this function's contract).
-        unsafe { self.gemm_avx2(&work.packed, &mut work.wide, c0, ncols, n, out) };
+        unsafe { self.gemm_avx2(packed, wide, c0, ncols, n, out) };
     }
 
     #[inline(always)]
@@ -703,59 +708,66 @@ pub(super) unsafe fn micro_4x16<const TWO: bool>(
     [c00, c01, c10, c11, c20, c21, c30, c31]
 }
 
-/// Columns of a k×k convolution: `[cin·kh·kw][oh·ow]`, padding filled with the input zero point
-/// (the real value 0).
+/// Columns `c0..c0 + ncols` (output positions) of a k×k convolution's im2col matrix:
+/// `[cin·kh·kw][ncols]`, padding filled with the input zero point (the real value 0).
 #[inline(always)]
-fn im2col(g: &Geometry, oh: usize, ow: usize, x: &[i8], zp: i8, cols: &mut Vec<i8>) {
-    let n = oh * ow;
+#[allow(clippy::too_many_arguments)]
+fn im2col(g: &Geometry, ow: usize, x: &[i8], zp: i8, c0: usize, ncols: usize, cols: &mut Vec<i8>, segs: &mut Vec<[usize; 4]>) {
     cols.clear();
-    cols.resize(g.cin * g.kh * g.kw * n, zp);
+    cols.resize(g.cin * g.kh * g.kw * ncols, zp);
+    // The range in segments of one output row each: [oy, first ox, end ox, offset in the block].
+    segs.clear();
+    let mut p = c0;
+    while p < c0 + ncols {
+        let (oy, xa) = (p / ow, p % ow);
+        let xb = ow.min(xa + c0 + ncols - p);
+        segs.push([oy, xa, xb, p - c0]);
+        p += xb - xa;
+    }
     let (sh, sw) = g.stride;
     let (dh, dw) = g.dilation;
     for kx in 0..g.kw {
         // Output columns whose input column is inside the image: ix = ox·sw + kx·dw − pad_left.
         let off = kx * dw;
         let lo = g.pads[1].saturating_sub(off).div_ceil(sw).min(ow);
-        let hi = if g.w + g.pads[1] > off {
-            ((g.w + g.pads[1] - off - 1) / sw + 1).min(ow)
-        } else {
-            0
-        };
+        let hi = if g.w + g.pads[1] > off { ((g.w + g.pads[1] - off - 1) / sw + 1).min(ow) } else { 0 };
         if lo >= hi {
             continue;
         }
-        let ix0 = lo * sw + off - g.pads[1];
         for c in 0..g.cin {
             let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
             for ky in 0..g.kh {
-                let row = &mut cols[((c * g.kh + ky) * g.kw + kx) * n..][..n];
-                for oy in 0..oh {
+                let row = &mut cols[((c * g.kh + ky) * g.kw + kx) * ncols..][..ncols];
+                for &[oy, xa, xb, seg] in segs.iter() {
                     let iy = (oy * sh + ky * dh) as isize - g.pads[0] as isize;
-                    if iy < 0 || iy >= g.h as isize {
+                    let (a, b) = (lo.max(xa), hi.min(xb));
+                    if iy < 0 || iy >= g.h as isize || a >= b {
                         continue;
                     }
-                    let src = &plane[iy as usize * g.w + ix0..];
-                    let dst = &mut row[oy * ow + lo..oy * ow + hi];
-                    if sw == 1 {
-                        dst.copy_from_slice(&src[..hi - lo]);
-                    } else if sw == 2 {
-                        // Pairs, so that it vectorises; the last element alone (its pair may
-                        // lie past the plane).
-                        let len = hi - lo;
-                        for (d, p) in dst[..len - 1]
-                            .iter_mut()
-                            .zip(src[..2 * (len - 1)].chunks_exact(2))
-                        {
-                            *d = p[0];
-                        }
-                        dst[len - 1] = src[2 * (len - 1)];
-                    } else {
-                        for (d, s) in dst.iter_mut().zip(src.iter().step_by(sw)) {
-                            *d = *s;
-                        }
-                    }
+                    let src = &plane[iy as usize * g.w + a * sw + off - g.pads[1]..];
+                    let dst = &mut row[seg + a - xa..seg + b - xa];
+                    copy_strided(dst, src, sw);
                 }
             }
+        }
+    }
+}
+
+/// `dst[i] = src[i · step]`.
+#[inline(always)]
+fn copy_strided(dst: &mut [i8], src: &[i8], step: usize) {
+    let len = dst.len();
+    if step == 1 {
+        dst.copy_from_slice(&src[..len]);
+    } else if step == 2 && len > 0 {
+        // Pairs, so that it vectorises; the last element alone (its pair may lie past the plane).
+        for (d, p) in dst[..len - 1].iter_mut().zip(src[..2 * (len - 1)].chunks_exact(2)) {
+            *d = p[0];
+        }
+        dst[len - 1] = src[2 * (len - 1)];
+    } else {
+        for (d, s) in dst.iter_mut().zip(src.iter().step_by(step)) {
+            *d = *s;
         }
     }
 }
@@ -1218,12 +1230,11 @@ mod tests {
         assert_eq!(y, reference(&g, 1, &w, &bias, 5, &rq, &x), "{g:?} m={m}");
         let mut y2 = vec![0i8; y.len()];
         let n = oh * ow;
-        let cols = if g.is_pointwise() {
-            x.clone()
-        } else {
-            scratch.cols.clone()
-        };
-        conv.block(&cols, n, 0, n, &mut Work::default(), Out::new(&mut y2));
+        // The portable kernel, in blocks of 13 columns (crossing output rows).
+        let mut work = Work::default();
+        for c0 in (0..n).step_by(13) {
+            conv.block(&x, g.is_pointwise(), n, c0, 13.min(n - c0), &mut work, Out::new(&mut y2));
+        }
         assert_eq!(y2, y, "portable kernel vs dispatched kernel");
         // Split into tasks as for several threads (run here in reverse order).
         let mut y3 = vec![0i8; y.len()];
