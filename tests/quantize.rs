@@ -40,6 +40,11 @@ fn tract_and_ort_agree(name: &str, q: &Quantized, inputs: &[Vec<f32>], steps: f3
     std::fs::write(&path, &q.bytes).unwrap();
     onnx_check(&path);
     let engine = Engine::from_bytes(&q.bytes, name, &EngineOptions::default()).unwrap();
+    // Winograd F(2×2, 3×3) is exact: the logits are the same bits with and without it.
+    let direct = Engine::from_bytes(&q.bytes, name, &EngineOptions { winograd: false, ..Default::default() }).unwrap();
+    for x in inputs {
+        assert_eq!(engine.run(x).unwrap(), direct.run(x).unwrap(), "{name}: logits with and without Winograd differ");
+    }
     let mut names: Vec<String> = q.tensors.iter().map(|t| t.tensor.clone()).collect();
     names.push(engine.output_name().to_string());
     let layers = Engine::with_outputs(&q.bytes, name, &EngineOptions::default(), &names).unwrap();

@@ -57,10 +57,10 @@ impl PhaseClock {
 /// Then, unless `no_trim`, gives the heap's free pages back to the system
 /// ([`edgenet::alloc::release_free_heap`]), as a long-running process should once its model is
 /// loaded.
-pub fn load(path: &Path, threads: usize, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
+pub fn load(path: &Path, threads: usize, winograd: bool, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
     let file_bytes = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len() as usize;
     let mut clock = PhaseClock::start();
-    let opts = EngineOptions { threads, ..Default::default() };
+    let opts = EngineOptions { threads, winograd, ..Default::default() };
     let mut on_phase = |p: BuildPhase| {
         let name = match p {
             BuildPhase::Read => "read file",
