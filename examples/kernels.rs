@@ -119,4 +119,8 @@ fn main() {
         assert_eq!(y1, y2);
         println!("{name:24} dense {:8.3} ms, Winograd {:8.3} ms ({:.2}× faster, {:6.2} GMAC/s equivalent)", t1 * 1e3, t2 * 1e3, t1 / t2, wino.macs() as f64 / t2 / 1e9);
     }
+    let (a, b) = (data(802816, 5), data(802816, 6));
+    let mut y = vec![0i8; a.len()];
+    let t = time(|| edgenet::engine::int8::quantized_add(&a, (0.02, 3), &b, (0.03, -2), (0.04, -128), &mut y));
+    println!("quantized add 256×56²    {:8.3} ms {:6.3} ns/element", t * 1e3, t * 1e9 / a.len() as f64);
 }

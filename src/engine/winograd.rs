@@ -212,22 +212,12 @@ impl WinogradQConv {
         let nt = (ty1 - ty0) * self.tw;
         let kh = self.cp / 2;
         let plen = kh * NR;
-        // Panels in pairs: a register tile covers two. Columns past the last tile are zeroed;
-        // the transform writes every other word.
+        // Panels in pairs: a register tile covers two. The transform writes every word, zero
+        // past the last tile.
         let pairs = nt.div_ceil(TILES);
         let elen = pairs * 2 * plen;
         if work.packed.len() < 16 * elen {
             work.packed.resize(16 * elen, 0);
-        }
-        if nt % TILES != 0 {
-            for e in 0..16 {
-                let pe = &mut work.packed[e * elen..(e + 1) * elen];
-                for col in nt..pairs * TILES {
-                    for kk in 0..kh {
-                        pe[(col / NR) * plen + kk * NR + col % NR] = 0;
-                    }
-                }
-            }
         }
         self.transform_input(x, ty0, ty1, &mut work.packed, elen, &mut work.rows);
         work.tile_y.clear();
@@ -279,39 +269,32 @@ impl WinogradQConv {
 
     /// `V = Bᵀ d B` of every tile of tile rows `ty0..ty1` and every channel, into `packed`
     /// (`[e][panel][c / 2][col]` words of two i16, channels `c` and `c + 1`; `elen` words per
-    /// position `e`).
+    /// position `e`, columns past the last tile zero).
     #[inline(always)]
-    fn transform_input(
-        &self,
-        x: &[i8],
-        ty0: usize,
-        ty1: usize,
-        packed: &mut [u32],
-        elen: usize,
-        rows: &mut Vec<i16>,
-    ) {
+    fn transform_input(&self, x: &[i8], ty0: usize, ty1: usize, packed: &mut [u32], elen: usize, rows: &mut Vec<i16>) {
         let g = &self.geo;
         let tw = self.tw;
         let q = tw + 1;
         let (pl, zx) = (g.pads[1], i16::from(self.x_zp));
-        // Per channel of the pair: the padded input row (2q), its even and odd columns for 4
-        // rows (8q), then V (16·tw).
-        let per = 2 * q + 8 * q + 16 * tw;
+        let nt = (ty1 - ty0) * tw;
+        let ntp = nt.div_ceil(TILES) * TILES;
+        // The padded input row (2q), the even and odd columns of 4 rows (8q), then V of both
+        // channels of the pair for the whole block (2 · 16 · ntp, zero past nt).
         rows.clear();
-        rows.resize(2 * per, 0);
+        rows.resize(10 * q + 2 * 16 * ntp, 0);
+        let (prow, rest) = rows.split_at_mut(2 * q);
+        let (d, vv) = rest.split_at_mut(8 * q);
         let pw = (self.cp / 2) * NR;
         for cc in 0..self.cp / 2 {
-            for ty in ty0..ty1 {
-                for half in 0..2 {
-                    let c = 2 * cc + half;
-                    let buf = &mut rows[half * per..(half + 1) * per];
-                    let (prow, rest) = buf.split_at_mut(2 * q);
-                    let (d, v) = rest.split_at_mut(8 * q);
-                    if c >= g.cin {
-                        v.fill(0);
-                        continue;
-                    }
-                    let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for half in 0..2 {
+                let c = 2 * cc + half;
+                let v = &mut vv[half * 16 * ntp..(half + 1) * 16 * ntp];
+                if c >= g.cin {
+                    v.fill(0);
+                    continue;
+                }
+                let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+                for ty in ty0..ty1 {
                     // d[i] holds even columns of input row i at [2i·q..], odd at [(2i+1)·q..]:
                     // column 2t + j of the tile row is even/odd index t + j/2.
                     for i in 0..4 {
@@ -333,9 +316,7 @@ impl WinogradQConv {
                                 *dst = i16::from(s);
                             }
                         }
-                        for ((e, o), p) in
-                            ev.iter_mut().zip(od.iter_mut()).zip(prow.chunks_exact(2))
-                        {
+                        for ((e, o), p) in ev.iter_mut().zip(od.iter_mut()).zip(prow.chunks_exact(2)) {
                             *e = p[0];
                             *o = p[1];
                         }
@@ -356,12 +337,14 @@ impl WinogradQConv {
                     }
                     // Columns: V[a][0] = E[t] − E[t+1], V[a][1] = O[t] + E[t+1],
                     // V[a][2] = E[t+1] − O[t], V[a][3] = O[t] − O[t+1].
+                    let base = (ty - ty0) * tw;
                     for a in 0..4 {
                         let (ev, od) = d[2 * a * q..(2 * a + 2) * q].split_at(q);
-                        let va = &mut v[4 * a * tw..(4 * a + 4) * tw];
-                        let (v0, rest) = va.split_at_mut(tw);
-                        let (v1, rest) = rest.split_at_mut(tw);
-                        let (v2, v3) = rest.split_at_mut(tw);
+                        let va = &mut v[4 * a * ntp..(4 * a + 4) * ntp];
+                        let (v0, rest) = va.split_at_mut(ntp);
+                        let (v1, rest) = rest.split_at_mut(ntp);
+                        let (v2, v3) = rest.split_at_mut(ntp);
+                        let (v0, v1, v2, v3) = (&mut v0[base..base + tw], &mut v1[base..base + tw], &mut v2[base..base + tw], &mut v3[base..base + tw]);
                         for t in 0..tw {
                             v0[t] = ev[t] - ev[t + 1];
                             v1[t] = od[t] + ev[t + 1];
@@ -370,26 +353,16 @@ impl WinogradQConv {
                         }
                     }
                 }
-                // The pair as words, in runs of columns that stay inside one panel.
-                let (b0, b1) = rows.split_at(per);
-                let (v0, v1) = (&b0[10 * q..], &b1[10 * q..]);
-                let base = (ty - ty0) * tw;
-                for e in 0..16 {
-                    let (s0, s1) = (&v0[e * tw..(e + 1) * tw], &v1[e * tw..(e + 1) * tw]);
-                    let dst = &mut packed[e * elen..(e + 1) * elen];
-                    let mut t = 0;
-                    while t < tw {
-                        let col = base + t;
-                        let run = (NR - col % NR).min(tw - t);
-                        let at = (col / NR) * pw + cc * NR + col % NR;
-                        for ((d, &a), &b) in dst[at..at + run]
-                            .iter_mut()
-                            .zip(&s0[t..t + run])
-                            .zip(&s1[t..t + run])
-                        {
-                            *d = (a as u16 as u32) | ((b as u16 as u32) << 16);
-                        }
-                        t += run;
+            }
+            // The pair interleaved into words, a panel of NR columns at a time.
+            let (v0, v1) = vv.split_at(16 * ntp);
+            for e in 0..16 {
+                let (s0, s1) = (&v0[e * ntp..(e + 1) * ntp], &v1[e * ntp..(e + 1) * ntp]);
+                let dst = &mut packed[e * elen..(e + 1) * elen];
+                for (p, (a, b)) in s0.chunks_exact(NR).zip(s1.chunks_exact(NR)).enumerate() {
+                    let out = &mut dst[p * pw + cc * NR..][..NR];
+                    for j in 0..NR {
+                        out[j] = (a[j] as u16 as u32) | ((b[j] as u16 as u32) << 16);
                     }
                 }
             }
