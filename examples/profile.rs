@@ -1,8 +1,15 @@
 //! Where the time goes in tract's plan of an ONNX file: per-op-kind totals and the slowest nodes.
 //!
-//! `cargo run --release --example profile -- MODEL.onnx [RUNS] [--plan]`
+//! `cargo run --release --example profile -- MODEL.onnx [RUNS] [--plan] [--allocs]`
+//!
+//! `--allocs`: also the heap allocations of one steady-state run of a `Session` (after
+//! `RUNS` warm-up runs), by node.
+use edgenet::alloc::CountingAlloc;
 use edgenet::engine::{Engine, EngineOptions};
 use std::collections::BTreeMap;
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc::new();
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -14,6 +21,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         print!("{}", engine.describe_plan());
     }
     let x: Vec<f32> = (0..engine.input_len()).map(|i| ((i * 7919 % 1000) as f32 / 500.0) - 1.0).collect();
+    if args.iter().any(|a| a == "--allocs") {
+        let mut session = engine.session()?;
+        let mut y = vec![0.0; engine.output_len()];
+        for _ in 0..runs.max(1) {
+            session.run_into(&x, &mut y)?;
+        }
+        let live = ALLOC.snapshot().live_bytes;
+        let r = session.allocations_by_node(&x, &mut y, &|| ALLOC.snapshot().allocations)?;
+        println!("allocations in one steady-state session run: {} ({} outside the nodes); heap live {live} bytes, {} in the session's output buffers", r.total, r.outside_nodes, session.buffer_bytes());
+        let mut by_op: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for n in &r.nodes {
+            let e = by_op.entry(&n.op).or_default();
+            e.0 += n.allocations;
+            e.1 += 1;
+        }
+        for (op, (a, n)) in by_op {
+            println!("{a:>6} allocations in {n:4} nodes {op}");
+        }
+    }
     let mut nodes = engine.profile(&x, runs)?;
     for n in &mut nodes {
         if n.op == "EdgeQConv" {

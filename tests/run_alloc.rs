@@ -1,5 +1,6 @@
 //! Steady state of the frame loop allocates nothing: a counting global allocator watches the
-//! runner over hundreds of frames after warm-up, in this process. Everything is measured in one
+//! runner over hundreds of frames after warm-up, in this process, with stub models and with a
+//! real int8 model (whose tract session allocates nothing either once warm). Everything is measured in one
 //! test function so that no other test thread allocates meanwhile.
 
 use std::io::Cursor;
@@ -12,6 +13,7 @@ use edgenet::frames::raw::RawSource;
 use edgenet::frames::synthetic::SyntheticSource;
 use edgenet::frames::{FrameSource, PixelFormat, YuvRange};
 use edgenet::onnx::{export, ExportOptions};
+use edgenet::quant::{quantize, QuantOptions};
 use edgenet::runner::{Model, StreamOptions, StreamRunner};
 use edgenet::zoo::{self, Arch, WeightSource, ZooConfig};
 use edgenet::Result;
@@ -63,6 +65,26 @@ fn measure<M: Model>(r: &mut StreamRunner<M>, src: &mut dyn FrameSource, warm: u
     (end.allocations_since(&start), per, start.live_bytes, end.live_bytes)
 }
 
+/// Deterministic pseudo-random values in [-2, 2).
+fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+/// Allocations of the third of three calls of `f`.
+fn count(f: &mut dyn FnMut()) -> usize {
+    f();
+    f();
+    let s = ALLOC.snapshot();
+    f();
+    ALLOC.snapshot().allocations_since(&s)
+}
+
 fn yuv_stream(w: usize, h: usize, frames: usize) -> Vec<u8> {
     let len = PixelFormat::Yuv420.frame_len(w, h).unwrap();
     (0..len * frames).map(|i| (i * 31 % 251) as u8).collect()
@@ -93,36 +115,79 @@ fn the_frame_loop_allocates_nothing_after_warm_up() {
     assert_eq!(total, 0, "live wrapper allocated");
     drop(src);
 
-    // 4. The real model: a tract session on MobileNetV2 0.35 at 96². tract allocates the
-    //    ops' output tensors on every run; the loop must add nothing to that, and the count
-    //    must not grow (no leak, no queue).
+    // 4. A real int8 model: MobileNetV2 0.35 at 96², quantized by edgenet, run by a tract
+    //    session whose every op is one of edgenet's buffer-reusing ops. Once warm, neither a
+    //    session run nor a whole frame of the loop allocates anything.
     let cfg = ZooConfig { width_mult: 0.35, resolution: 96, num_classes: 1000 };
     let model = zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(5)).unwrap();
-    let bytes = export(&model, &ExportOptions { fold_bn: true }).unwrap();
-    let engine = Engine::from_bytes(&bytes, "mnv2", &EngineOptions::default()).unwrap();
-    let x = vec![0.1f32; engine.input_len()];
+    let calibration: Vec<Vec<f32>> = (0..4).map(|k| pseudo_random(3 * 96 * 96, k)).collect();
+    let q = quantize(&model, &calibration, &QuantOptions::default(), &mut |_, _| {}).unwrap();
+    let engine = Engine::from_bytes(&q.bytes, "mnv2.int8", &EngineOptions::default()).unwrap();
+    let x = pseudo_random(engine.input_len(), 9);
     let mut y = vec![0f32; engine.output_len()];
-    let count = |f: &mut dyn FnMut()| {
-        f();
-        f();
-        let s = ALLOC.snapshot();
-        f();
-        ALLOC.snapshot().allocations_since(&s)
-    };
     let per_engine_run = count(&mut || engine.run_into(&x, &mut y).unwrap());
     let mut session = engine.session().unwrap();
     let per_session_run = count(&mut || session.run_into(&x, &mut y).unwrap());
-    let pre96 = model.info.preprocess.clone();
-    let mut r = StreamRunner::new(session, pre96, opts).unwrap();
+    let by_node = session.allocations_by_node(&x, &mut y, &|| ALLOC.snapshot().allocations).unwrap();
+    assert_eq!(per_session_run, 0, "a warm int8 session run allocated; by node: {by_node:?}");
+    assert_eq!(by_node.total, 0, "{by_node:?}");
+    // Reusing buffers changes nothing in the results, run after run, input after input.
+    for k in 0..3 {
+        let x = pseudo_random(engine.input_len(), 20 + k);
+        session.run_into(&x, &mut y).unwrap();
+        assert_eq!(y, engine.run(&x).unwrap(), "session run {k} differs from a fresh run");
+    }
+    let buffers = session.buffer_bytes();
+    let mut r = StreamRunner::new(session, model.info.preprocess.clone(), opts).unwrap();
     let mut src = SyntheticSource::new(160, 120, None);
+    let (total, per, live_before, live_after) = measure(&mut r, &mut src, 5, 150);
+    eprintln!(
+        "int8 MobileNetV2 0.35 96²: allocations per inference: Engine::run_into {per_engine_run} (a fresh tract state \
+         per call), Session::run_into {per_session_run}; frame loop: {total} over 150 frames (live bytes \
+         {live_before} → {live_after}; the session keeps {buffers} bytes of output buffers)"
+    );
+    assert_eq!(total, 0, "the int8 frame loop allocated: per frame {per:?}");
+    assert_eq!(live_before, live_after, "live heap bytes do not grow over 150 frames");
+
+    //    With two threads, each parallel section of a convolution sends one job into rayon's
+    //    pool from the calling thread; rayon's queue for such jobs (a crossbeam `Injector`)
+    //    allocates a new block of 63 slots every 63 jobs: reported, not asserted.
+    let two = Engine::from_bytes(&q.bytes, "mnv2.int8.2t", &EngineOptions { threads: 2, ..Default::default() }).unwrap();
+    let mut session = two.session().unwrap();
+    for _ in 0..10 {
+        session.run_into(&x, &mut y).unwrap();
+    }
+    let s = ALLOC.snapshot();
+    for _ in 0..200 {
+        session.run_into(&x, &mut y).unwrap();
+    }
+    eprintln!("int8, 2 threads: {} allocations per Session::run_into over 200 runs", ALLOC.snapshot().allocations_since(&s) as f64 / 200.0);
+    drop((session, two));
+
+    //    The f32 model: tract's own ops (convolutions, matmul packing, reshapes) allocate their
+    //    outputs on every run; measured and reported, not asserted. The loop adds nothing.
+    let bytes = export(&model, &ExportOptions { fold_bn: true }).unwrap();
+    let engine = Engine::from_bytes(&bytes, "mnv2", &EngineOptions::default()).unwrap();
+    let per_engine_run = count(&mut || engine.run_into(&x, &mut y).unwrap());
+    let mut session = engine.session().unwrap();
+    let per_session_run = count(&mut || session.run_into(&x, &mut y).unwrap());
+    let by_node = session.allocations_by_node(&x, &mut y, &|| ALLOC.snapshot().allocations).unwrap();
+    let mut by_op: Vec<(String, usize)> = Vec::new();
+    for n in &by_node.nodes {
+        match by_op.iter_mut().find(|(op, _)| *op == n.op) {
+            Some(e) => e.1 += n.allocations,
+            None => by_op.push((n.op.clone(), n.allocations)),
+        }
+    }
+    let mut r = StreamRunner::new(session, model.info.preprocess.clone(), opts).unwrap();
     let (total, per, live_before, live_after) = measure(&mut r, &mut src, 5, 100);
     eprintln!(
-        "allocations per inference: Engine::run_into {per_engine_run}, Session::run_into {per_session_run}; \
-         whole frame loop with the session: {} per frame over 100 frames (live bytes {live_before} → {live_after})",
+        "f32 MobileNetV2 0.35 96²: allocations per inference: Engine::run_into {per_engine_run}, Session::run_into \
+         {per_session_run} (by op: {by_op:?}, {} outside the nodes); frame loop {} per frame (live bytes {live_before} → {live_after})",
+        by_node.outside_nodes,
         total as f64 / 100.0
     );
     assert!(per.iter().all(|&p| p == per_session_run), "each frame allocates exactly what tract's run does: {per:?} vs {per_session_run}");
-    assert!(per_session_run < per_engine_run, "the session saves tract's per-run state: {per_session_run} vs {per_engine_run}");
     assert_eq!(live_before, live_after, "live heap bytes do not grow over 100 frames");
 
     // 5. MJPEG decoding goes through the image crate, which allocates per frame: measured and

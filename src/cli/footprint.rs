@@ -93,7 +93,11 @@ struct HeapJson {
     steady_peak_bytes: Option<usize>,
     steady_live_bytes: Option<usize>,
     steady_runs: u32,
+    /// Allocations per steady-state run of a session (0 on an int8 plan: see `Session`).
     allocations_per_inference: Option<f64>,
+    /// Output buffers the session keeps between runs for edgenet's ops (counted in the steady
+    /// state's live bytes).
+    session_buffer_bytes: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -168,12 +172,15 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     };
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];
+    // Inference as `edgenet run` does it: a session, which keeps tract's state and its output
+    // buffers between runs.
     let mut clock = PhaseClock::start();
-    engine.run_into(&x, &mut y)?;
+    let mut session = engine.session()?;
+    session.run_into(&x, &mut y)?;
     phases.push(clock.end("first inference"));
     let before = measure::heap();
     for _ in 0..args.runs {
-        engine.run_into(&x, &mut y)?;
+        session.run_into(&x, &mut y)?;
     }
     let steady = clock.end("steady state");
     let after = measure::heap();
@@ -191,6 +198,8 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let weights = weights_by_type(&file, &args.model.display().to_string())?;
     drop(file);
     let weight_bytes = weights.iter().map(|g| g.bytes).sum();
+    let session_buffer_bytes = session.buffer_bytes();
+    drop(session);
     let allocations_per_inference = match (before, after) {
         (Some(b), Some(a)) => Some(a.allocations_since(&b) as f64 / args.runs as f64),
         _ => None,
@@ -204,6 +213,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         steady_runs: args.runs,
         peak_bytes,
         allocations_per_inference,
+        session_buffer_bytes,
         phases: phases.into_iter().chain(std::iter::once(steady)).collect(),
     };
     let binary = std::env::current_exe().ok().and_then(|p| std::fs::metadata(&p).ok().map(|m| Binary { path: p, bytes: m.len() }));
@@ -265,6 +275,7 @@ fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
             writeln!(out, "  {:<26} {:>8.1} ms  {:>14}  {:>14}", name, p.ms, mib_or(p.heap_peak_bytes), mib_or(p.heap_live_bytes))?;
         }
         writeln!(out, "  overall high-water {}; {:.0} allocations per inference", mib_or(r.heap.peak_bytes), r.heap.allocations_per_inference.unwrap_or(0.0))?;
+        writeln!(out, "  the run session keeps {} of output buffers between runs", mib(r.heap.session_buffer_bytes))?;
         if let Some(e) = r.heap.engine_bytes {
             writeln!(
                 out,

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 pub mod int8;
 pub mod winograd;
 mod qconv;
+mod reuse;
 
 /// How to prepare a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,7 +185,13 @@ impl Engine {
             let n = qconv::fuse_qadd(&mut typed).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} quantized residual additions fused");
         }
-        let typed = typed.into_optimized().map_err(|e| onnx_err(origin, e))?;
+        let mut typed = typed.into_optimized().map_err(|e| onnx_err(origin, e))?;
+        if opts.int8_kernels && !(qconvs.is_empty() && quantizers.is_empty() && dequantizers.is_empty()) {
+            // An int8 plan: the tract ops left in it that allocate on every run (global average
+            // pool, f32 additions, flatten, max pool) become edgenet's buffer-reusing ones.
+            let n = reuse::replace_allocating_ops(&mut typed).map_err(|e| onnx_err(origin, e))?;
+            log::debug!("{origin}: {n} tract ops replaced by buffer-reusing ones");
+        }
         on_phase(BuildPhase::Optimized);
         let mut output_lens = Vec::with_capacity(typed.outputs.len());
         for i in 0..typed.outputs.len() {
@@ -512,10 +519,16 @@ impl Engine {
 }
 
 /// A model run session that keeps tract's per-run state (`SimpleState`: op states, the value
-/// table) and the input tensor between runs, for loops that run one model many times. Compared
-/// with [`Engine::run_into`], which builds both anew on every call, it saves those allocations;
-/// the ops' own output tensors are still allocated by tract on every run (see
-/// `Session::run_into`).
+/// table), the input tensor, and a pool of output buffers between runs, for loops that run one
+/// model many times. Compared with [`Engine::run_into`], which builds all that anew on every
+/// call, it saves those allocations. On an int8 plan (edgenet's int8 kernels, the default for a
+/// quantized file) every op writes into the pool's buffers, so once warm (after the first run)
+/// a run allocates nothing; on other plans tract's ops still allocate their outputs on every
+/// run ([`Session::allocations_by_node`] tells which). The pool keeps about the plan's peak of
+/// live intermediate tensors allocated between runs ([`Session::buffer_bytes`]). With several
+/// threads ([`EngineOptions::threads`]), each parallel section of a kernel sends one job into
+/// rayon's pool, whose queue allocates a block of 63 slots every 63 jobs (about one allocation
+/// per run of MobileNetV2).
 #[derive(Debug)]
 pub struct Session {
     state: tract_onnx::tract_core::model::TypedSimpleState,
@@ -532,7 +545,9 @@ impl Engine {
     /// [`Error::Engine`] when tract cannot create the state.
     pub fn session(&self) -> Result<Session> {
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
-        let state = SimpleState::new(&self.plan).map_err(eng)?;
+        let mut state = SimpleState::new(&self.plan).map_err(eng)?;
+        // Output buffers for edgenet's ops, reused from run to run (see `reuse`).
+        state.turn_state.shared.insert(reuse::OutputPool::new(self.plan.model().nodes().len()));
         let input = Arc::new(Tensor::zero::<f32>(&self.input_shape).map_err(eng)?);
         Ok(Session { state, input, input_shape: self.input_shape, output_len: self.output_len, origin: self.origin.clone() })
     }
@@ -549,11 +564,64 @@ impl Session {
         self.output_len
     }
 
+    /// Bytes of the output buffers the session keeps for edgenet's ops between runs.
+    pub fn buffer_bytes(&self) -> usize {
+        self.state.turn_state.shared.get::<reuse::OutputPool>().map_or(0, |p| p.held().1)
+    }
+
     /// Like [`Engine::run_into`], reusing the state and the input tensor.
     ///
     /// # Errors
     /// As [`Engine::run_into`].
     pub fn run_into(&mut self, input: &[f32], out: &mut [f32]) -> Result<()> {
+        self.run_with(input, out, tract_onnx::tract_core::plan::eval)
+    }
+
+    /// One run like [`run_into`](Self::run_into), counting the allocations each node of the
+    /// plan makes while it runs and those made outside the nodes (setting the input, copying
+    /// the output, tract's bookkeeping). `allocations` reads a running count of allocations,
+    /// e.g. `|| ALLOC.snapshot().allocations` with a [`crate::alloc::CountingAlloc`] installed
+    /// as the global allocator; the result is built after the run, so its own allocations are
+    /// not counted. For finding what allocates, e.g. in `examples/profile.rs --allocs`.
+    ///
+    /// # Errors
+    /// As [`run_into`](Self::run_into).
+    pub fn allocations_by_node(&mut self, input: &[f32], out: &mut [f32], allocations: &dyn Fn() -> usize) -> Result<RunAllocations> {
+        let n = self.state.model().nodes.len();
+        let mut counts = vec![0usize; n];
+        let start = allocations();
+        self.run_with(input, out, |ctx, st, node, inputs| {
+            let before = allocations();
+            let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
+            if let Some(c) = counts.get_mut(node.id) {
+                *c += allocations().saturating_sub(before);
+            }
+            r
+        })?;
+        let total = allocations().saturating_sub(start);
+        let model = self.state.model();
+        let nodes: Vec<NodeAllocations> = self
+            .state
+            .plan()
+            .order_without_consts()
+            .iter()
+            .filter_map(|&id| Some((id, *counts.get(id)?)))
+            .filter(|&(_, c)| c > 0)
+            .map(|(id, c)| NodeAllocations { name: model.node(id).name.clone(), op: model.node(id).op().name().to_string(), allocations: c })
+            .collect();
+        let in_nodes: usize = counts.iter().sum();
+        Ok(RunAllocations { total, outside_nodes: total.saturating_sub(in_nodes), nodes })
+    }
+
+    fn run_with<F>(&mut self, input: &[f32], out: &mut [f32], eval: F) -> Result<()>
+    where
+        F: for<'a, 'b, 'c> FnMut(
+            &'a tract_onnx::tract_core::plan::EvalContext<'a>,
+            Option<&'b mut (dyn tract_onnx::tract_core::ops::OpState + 'static)>,
+            &'c TypedNode,
+            TVec<TValue>,
+        ) -> TractResult<TVec<TValue>>,
+    {
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
         if out.len() != self.output_len {
             return Err(Error::Input(format!("output buffer of {} for {} outputs", out.len(), self.output_len)));
@@ -579,9 +647,31 @@ impl Session {
             )));
         }
         dst.copy_from_slice(input);
-        let result = self.state.run(tvec!(TValue::from_const(self.input.clone()))).map_err(eng)?;
+        let result = self.state.run_plan_with_eval(tvec!(TValue::from_const(self.input.clone())), eval).map_err(eng)?;
         copy_first_output(&result, out, &self.origin)
     }
+}
+
+/// Allocations of one node during one run, from [`Session::allocations_by_node`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct NodeAllocations {
+    /// The node's name in tract's optimised model.
+    pub name: String,
+    /// The op, as tract names it.
+    pub op: String,
+    /// Allocation calls while the node ran.
+    pub allocations: usize,
+}
+
+/// Allocations of one run of a [`Session`], from [`Session::allocations_by_node`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct RunAllocations {
+    /// Every allocation call of the run.
+    pub total: usize,
+    /// Those made outside the nodes' evaluation (input, output, tract's bookkeeping).
+    pub outside_nodes: usize,
+    /// The nodes that allocated, in plan order.
+    pub nodes: Vec<NodeAllocations>,
 }
 
 #[cfg(test)]
@@ -659,6 +749,39 @@ mod tests {
             let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(d <= step * 1.001, "{threads} threads: logits differ from onnxruntime's by {d} (step {step})");
         }
+    }
+
+    /// A session reuses its output buffers from run to run: its results are exactly those of
+    /// fresh runs, input after input, with 1 and 2 threads; and the int8 plan has none of the
+    /// tract ops that allocate their output on every run left.
+    fn session_matches_fresh_runs(arch: Arch, cfg: &ZooConfig) {
+        let model = zoo::build(arch, cfg, WeightSource::Seeded(7)).unwrap();
+        let n: usize = model.graph.input_shape().iter().product();
+        let inputs: Vec<Vec<f32>> = (0..3).map(|k| input(n).iter().map(|v| v * (1.0 + k as f32 * 0.3)).collect()).collect();
+        let q = crate::quant::quantize(&model, &inputs, &Default::default(), &mut |_, _| {}).unwrap();
+        for threads in [1, 2] {
+            let engine = Engine::from_bytes(&q.bytes, "session", &EngineOptions { threads, ..Default::default() }).unwrap();
+            let plan = engine.describe_plan();
+            for op in ["OptAddUnicast", "Reduce<", "OptMulByScalar", "IntoShape", "OptMaxPool"] {
+                assert!(!plan.contains(op), "{arch}: {op} left in the int8 plan:\n{plan}");
+            }
+            let mut session = engine.session().unwrap();
+            let mut y = vec![0.0; engine.output_len()];
+            for round in 0..2 {
+                for x in &inputs {
+                    session.run_into(x, &mut y).unwrap();
+                    assert_eq!(y, engine.run(x).unwrap(), "{arch}, {threads} threads, round {round}");
+                }
+            }
+            assert!(session.buffer_bytes() > 0);
+        }
+    }
+
+    #[test]
+    fn sessions_reuse_buffers_without_changing_results() {
+        session_matches_fresh_runs(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, resolution: 40, num_classes: 10 });
+        session_matches_fresh_runs(Arch::ResNet18, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
+        session_matches_fresh_runs(Arch::EfficientNetLite0, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!   onnxruntime and run one element at a time;
 //! - `QuantizeLinear(DequantizeLinear(a) + DequantizeLinear(b))`, fused into one pass.
 //!
+//! Each op writes its output into a buffer it keeps between runs of a session
+//! ([`super::reuse`]), so a warm session allocates nothing in them.
+//!
 //! The ONNX file is untouched. A node the kernels do not cover (non-zero weight zero point,
 //! uint8, grouped but not depthwise, `auto_pad`, weights that are not constants) is logged and
 //! left to tract.
@@ -20,6 +23,7 @@ use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::int8::{DenseQConv, DepthwiseQConv, Geometry, Parallel, Requant, Scratch};
+use super::reuse::{i8_values, i8_values_mut, reuse_output_eval, WriteOutput};
 use super::winograd::WinogradQConv;
 
 /// The kernels' tasks on the thread pool tract runs the plan with (`EngineOptions::threads`),
@@ -36,13 +40,28 @@ impl Parallel for TractPool {
 
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
         match &self.0 {
-            tract_linalg::multithread::Executor::MultiThread(pool) if n > 1 => pool.scope(|s| {
-                for i in 0..n {
-                    s.spawn(move |_| task(i));
-                }
-            }),
+            tract_linalg::multithread::Executor::MultiThread(pool) if n > 1 => {
+                let join = |a: &(dyn Fn() + Sync), b: &(dyn Fn() + Sync)| {
+                    pool.join(|| a(), || b());
+                };
+                split(&join, 0, n, task);
+            }
             _ => (0..n).for_each(task),
         }
+    }
+}
+
+/// One `join` of a thread pool: runs both closures, possibly in parallel.
+type Join<'a> = dyn Fn(&(dyn Fn() + Sync), &(dyn Fn() + Sync)) + Sync + 'a;
+
+/// Runs `task(i)` for `i` in `lo..hi`, halving the range with `join` (rayon's, whose jobs live
+/// on the stack, where `scope`'s `spawn` boxes each task: an allocation per task per run).
+fn split(join: &Join<'_>, lo: usize, hi: usize, task: &(dyn Fn(usize) + Sync)) {
+    if hi - lo <= 1 {
+        (lo..hi).for_each(task);
+    } else {
+        let mid = lo + (hi - lo) / 2;
+        join(&|| split(join, lo, mid, task), &|| split(join, mid, hi, task));
     }
 }
 
@@ -150,22 +169,24 @@ impl Op for EdgeQuantize {
     op_as_typed_op!();
 }
 
-impl EvalOp for EdgeQuantize {
-    op_out_of_plan!();
+impl WriteOutput for EdgeQuantize {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 1, "EdgeQuantize takes one input");
+        Ok((self.out_dt, inputs[0].shape()))
+    }
 
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
         let x = inputs[0].try_as_plain_ram()?;
         let xs = x.as_slice::<f32>()?;
-        // SAFETY: every element is written below before the tensor is read.
-        let mut y = unsafe { Tensor::uninitialized_dt(i8::datum_type(), inputs[0].shape())? };
-        {
-            let mut view = y.try_as_plain_ram_mut()?;
-            super::int8::quantize(xs, self.scale, self.zero_point, view.as_slice_mut::<i8>()?);
-        }
-        // SAFETY: same representation; keeps the quantized datum type tract expects downstream.
-        unsafe { y.set_datum_type(self.out_dt) };
-        Ok(tvec!(y.into_tvalue()))
+        let ys = i8_values_mut(y)?;
+        ensure!(xs.len() == ys.len());
+        super::int8::quantize(xs, self.scale, self.zero_point, ys);
+        Ok(())
     }
+}
+
+impl EvalOp for EdgeQuantize {
+    reuse_output_eval!();
 }
 
 impl TypedOp for EdgeQuantize {
@@ -204,22 +225,24 @@ impl Op for EdgeDequantize {
     op_as_typed_op!();
 }
 
-impl EvalOp for EdgeDequantize {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = inputs[0].try_as_plain_ram()?;
-        ensure!(x.datum_type().unquantized() == i8::datum_type(), "EdgeDequantize takes int8, got {:?}", x.datum_type());
-        // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
-        let xs: &[i8] = unsafe { x.as_slice_unchecked::<i8>() };
-        // SAFETY: every element is written below before the tensor is read.
-        let mut y = unsafe { Tensor::uninitialized::<f32>(inputs[0].shape())? };
-        {
-            let mut view = y.try_as_plain_ram_mut()?;
-            super::int8::dequantize(xs, self.scale, self.zero_point, view.as_slice_mut::<f32>()?);
-        }
-        Ok(tvec!(y.into_tvalue()))
+impl WriteOutput for EdgeDequantize {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 1, "EdgeDequantize takes one input");
+        Ok((f32::datum_type(), inputs[0].shape()))
     }
+
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        let xs = i8_values(&inputs[0])?;
+        let mut view = y.try_as_plain_ram_mut()?;
+        let ys = view.as_slice_mut::<f32>()?;
+        ensure!(xs.len() == ys.len());
+        super::int8::dequantize(xs, self.scale, self.zero_point, ys);
+        Ok(())
+    }
+}
+
+impl EvalOp for EdgeDequantize {
+    reuse_output_eval!();
 }
 
 impl TypedOp for EdgeDequantize {
@@ -263,25 +286,24 @@ impl Op for EdgeQAdd {
     op_as_typed_op!();
 }
 
-impl EvalOp for EdgeQAdd {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let (a, b) = (inputs[0].try_as_plain_ram()?, inputs[1].try_as_plain_ram()?);
-        ensure!(a.datum_type().unquantized() == i8::datum_type() && b.datum_type().unquantized() == i8::datum_type());
+impl WriteOutput for EdgeQAdd {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 2, "EdgeQAdd takes two inputs");
         ensure!(inputs[0].shape() == inputs[1].shape(), "EdgeQAdd: shapes {:?} and {:?}", inputs[0].shape(), inputs[1].shape());
-        // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
-        let (xa, xb): (&[i8], &[i8]) = unsafe { (a.as_slice_unchecked::<i8>(), b.as_slice_unchecked::<i8>()) };
-        // SAFETY: every element is written below before the tensor is read.
-        let mut y = unsafe { Tensor::uninitialized_dt(i8::datum_type(), inputs[0].shape())? };
-        {
-            let mut view = y.try_as_plain_ram_mut()?;
-            super::int8::quantized_add(xa, self.a, xb, self.b, self.y, view.as_slice_mut::<i8>()?);
-        }
-        // SAFETY: same representation; keeps the quantized datum type tract expects downstream.
-        unsafe { y.set_datum_type(self.out_dt) };
-        Ok(tvec!(y.into_tvalue()))
+        Ok((self.out_dt, inputs[0].shape()))
     }
+
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        let (xa, xb) = (i8_values(&inputs[0])?, i8_values(&inputs[1])?);
+        let ys = i8_values_mut(y)?;
+        ensure!(xa.len() == ys.len() && xb.len() == ys.len());
+        super::int8::quantized_add(xa, self.a, xb, self.b, self.y, ys);
+        Ok(())
+    }
+}
+
+impl EvalOp for EdgeQAdd {
+    reuse_output_eval!();
 }
 
 impl TypedOp for EdgeQAdd {
@@ -294,16 +316,16 @@ impl TypedOp for EdgeQAdd {
 }
 
 /// A replacement for one node: the outlets feeding the new op, the op, and a name suffix.
-struct Replacement {
-    node: usize,
-    inputs: TVec<OutletId>,
-    op: Box<dyn TypedOp>,
-    suffix: &'static str,
+pub(crate) struct Replacement {
+    pub(crate) node: usize,
+    pub(crate) inputs: TVec<OutletId>,
+    pub(crate) op: Box<dyn TypedOp>,
+    pub(crate) suffix: &'static str,
 }
 
 /// Applies the first replacement `pick` finds, again and again until it finds none, one patch
 /// at a time (applying a patch invalidates outlet ids taken before it). Returns how many.
-fn replace_nodes(model: &mut TypedModel, mut pick: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>) -> TractResult<usize> {
+pub(crate) fn replace_nodes(model: &mut TypedModel, mut pick: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>) -> TractResult<usize> {
     let mut done = 0;
     loop {
         let mut found = None;
@@ -618,34 +640,32 @@ impl Op for EdgeQConv {
     op_as_typed_op!();
 }
 
-impl EvalOp for EdgeQConv {
-    op_out_of_plan!();
-
-    fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let x = inputs[0].try_as_plain_ram()?;
-        ensure!(x.datum_type().unquantized() == i8::datum_type(), "EdgeQConv takes int8, got {:?}", x.datum_type());
-        // SAFETY: i8 and the quantized i8 datum types share their representation (checked above).
-        let xs: &[i8] = unsafe { x.as_slice_unchecked::<i8>() };
-        ensure!(xs.len() == self.in_len, "EdgeQConv: input of {} values, expected {}", xs.len(), self.in_len);
-        // SAFETY: the kernels write every output element.
-        let mut y = unsafe { Tensor::uninitialized_dt(i8::datum_type(), &self.out_shape)? };
-        {
-            let mut view = y.try_as_plain_ram_mut()?;
-            let ys = view.as_slice_mut::<i8>()?;
-            let pool = TractPool(tract_linalg::multithread::current_tract_executor());
-            SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                match &*self.kernel {
-                    Kernel::Dense(k) => k.run_par(xs, ys, &mut s, &pool),
-                    Kernel::Winograd(k) => k.run_par(xs, ys, &pool),
-                    Kernel::Depthwise(k) => k.run_par(xs, ys, &pool),
-                }
-            });
-        }
-        // SAFETY: same representation; keeps the quantized datum type tract expects downstream.
-        unsafe { y.set_datum_type(self.out_dt) };
-        Ok(tvec!(y.into_tvalue()))
+impl WriteOutput for EdgeQConv {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 1, "EdgeQConv takes one input");
+        Ok((self.out_dt, &self.out_shape))
     }
+
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        let xs = i8_values(&inputs[0])?;
+        ensure!(xs.len() == self.in_len, "EdgeQConv: input of {} values, expected {}", xs.len(), self.in_len);
+        let ys = i8_values_mut(y)?;
+        ensure!(ys.len() == self.out_shape.iter().product::<usize>(), "EdgeQConv: output of {} values", ys.len());
+        let pool = TractPool(tract_linalg::multithread::current_tract_executor());
+        SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            match &*self.kernel {
+                Kernel::Dense(k) => k.run_par(xs, ys, &mut s, &pool),
+                Kernel::Winograd(k) => k.run_par(xs, ys, &pool),
+                Kernel::Depthwise(k) => k.run_par(xs, ys, &pool),
+            }
+        });
+        Ok(())
+    }
+}
+
+impl EvalOp for EdgeQConv {
+    reuse_output_eval!();
 }
 
 impl TypedOp for EdgeQConv {

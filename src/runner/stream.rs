@@ -1,7 +1,8 @@
 //! The frame loop: source → RGB buffer → preprocessing → model → top-K → statistics, with every
 //! buffer made once. After warm-up (the first frames grow the buffers to the frame size) the
-//! loop itself allocates nothing; what the model does inside is its own business (tract
-//! allocates its intermediate tensors on every run — see [`Model`]).
+//! loop itself allocates nothing; what the model does inside is its own business: a
+//! [`Session`] on an int8 plan allocates nothing either once warm, while on an f32 plan
+//! tract allocates its ops' output tensors on every run (see [`Session`]).
 
 use std::time::Instant;
 

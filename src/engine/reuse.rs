@@ -1,0 +1,746 @@
+//! Ops that write their output into buffers a session keeps from one run to the next, so that
+//! a [`super::Session`] running an int8 plan allocates nothing once warm.
+//!
+//! tract evaluates an op by calling `EvalOp::eval`, which returns a tensor wrapped in an `Arc`
+//! (a `TValue`); an op that makes a new tensor for its output makes two allocations per run
+//! (the data and the `Arc`). The ops here take their output from an [`OutputPool`] instead
+//! when the run has one: a session puts one into tract's per-state `TurnState::shared` (which
+//! tract hands every op through `EvalContext::shared` and keeps across runs). A pooled buffer
+//! is free when the pool holds its only handle: tract drops a value as soon as its last
+//! consumer has run and clears the rest at the end of the run, so buffers come back during the
+//! run and are taken again by later nodes of the same size. The pool hands out the first free
+//! buffer of the requested type and length (reshaped to the requested shape), and makes one
+//! only when none is free; the plan runs
+//! its nodes in the same order every time, so from the second run on every request finds the
+//! buffer it had in the previous run, and nothing is allocated. What the pool keeps is about
+//! tract's own peak of live intermediate tensors (per length), not their sum.
+//!
+//! Without a pool (outside a plan, in a plan run by [`super::Engine::run`] with a fresh
+//! state) the ops allocate their output as before. A buffer that something outside still
+//! holds (an output a caller keeps) is simply not free; the pool never hands it out again
+//! while it is held, and it never holds more buffers than the plan has nodes.
+//!
+//! Besides edgenet's int8 ops (in [`super::qconv`]), this module has edgenet versions of the
+//! few tract ops an int8 plan still has after optimisation, each computing exactly what tract's
+//! computes (same operations in the same order, so bit-identical), and the pass that puts them
+//! in place of tract's in the optimised model ([`replace_allocating_ops`]):
+//! - `OptAddUnicast` on f32 (the residual additions MobileNetV2 and EfficientNet keep in f32,
+//!   and the classifier's bias) → [`EdgeAdd`];
+//! - `Reduce<Sum>` over H and W followed by `OptMulByScalar` (tract's global average pool,
+//!   whose division by H·W its optimiser turned into a multiplication by the reciprocal) →
+//!   [`EdgeGlobalAvgPool`];
+//! - `IntoShape` (a flatten; tract's re-wraps its input in a new `Arc`, and would copy a
+//!   buffer that the pool still holds) → [`EdgeReshape`], a copy of a few kilobytes;
+//! - `OptMaxPool` on int8 (ResNet's stem) → [`EdgeMaxPool`].
+
+use std::sync::Mutex;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::*;
+use tract_onnx::tract_core::ops::binary::{OptBinByScalar, OptBinUnicast};
+use tract_onnx::tract_core::ops::cnn::OptMaxPool;
+use tract_onnx::tract_core::ops::konst::Const;
+use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Reducer};
+
+use super::qconv::{replace_nodes, Replacement};
+
+/// An op whose output can be written into an existing tensor.
+pub(crate) trait WriteOutput: Op + Clone {
+    /// The datum type and shape of the output for these inputs (checking the inputs).
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])>;
+
+    /// Computes the output into `y`, of the type and shape [`output_of`](Self::output_of)
+    /// gave, writing every element (`y` may hold anything before).
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()>;
+}
+
+/// An uninitialised tensor of `dt` (quantized types included) and `shape`.
+///
+/// # Safety
+/// Every element must be written before it is read.
+unsafe fn uninit(dt: DatumType, shape: &[usize]) -> TractResult<Tensor> {
+    // SAFETY: forwarded to the caller; a quantized type has its unquantized one's layout.
+    unsafe {
+        let mut y = Tensor::uninitialized_dt(dt.unquantized(), shape)?;
+        y.set_datum_type(dt);
+        Ok(y)
+    }
+}
+
+/// The output buffers of one session's runs, shared by its nodes (see the module's
+/// documentation). Lives in tract's `TurnState::shared`.
+#[derive(Debug)]
+pub(crate) struct OutputPool {
+    buffers: Mutex<Vec<Arc<Tensor>>>,
+    /// At most this many buffers (the plan's node count: within a run, each node's output is
+    /// one buffer at most).
+    cap: usize,
+}
+
+impl OutputPool {
+    pub(crate) fn new(cap: usize) -> OutputPool {
+        OutputPool { buffers: Mutex::new(Vec::with_capacity(cap)), cap }
+    }
+
+    /// Buffers held, and their bytes.
+    pub(crate) fn held(&self) -> (usize, usize) {
+        match self.buffers.lock() {
+            Ok(b) => (b.len(), b.iter().map(|t| t.len() * t.datum_type().size_of()).sum()),
+            Err(_) => (0, 0),
+        }
+    }
+
+    /// Runs `op` into a free buffer of the right type and length, made if there is none.
+    fn eval<T: WriteOutput>(&self, op: &T, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let (dt, shape) = op.output_of(&inputs)?;
+        let mut buffers = self.buffers.lock().map_err(|_| format_err!("output pool poisoned by an earlier panic"))?;
+        let len: usize = shape.iter().product();
+        let free = |b: &mut Arc<Tensor>| Arc::get_mut(b).is_some_and(|t| t.datum_type().unquantized() == dt.unquantized() && t.len() == len);
+        let ix = match buffers.iter_mut().position(free) {
+            Some(ix) => ix,
+            None if buffers.len() < self.cap => {
+                // SAFETY: `write` below writes every element before anything reads it.
+                buffers.push(Arc::new(unsafe { uninit(dt, shape)? }));
+                buffers.len() - 1
+            }
+            None => {
+                drop(buffers);
+                return eval_fresh(op, inputs);
+            }
+        };
+        let buffer = buffers.get_mut(ix).context("output pool index")?;
+        let y = Arc::get_mut(buffer).context("a free output buffer is shared")?;
+        // SAFETY: same representation (the unquantized types are equal, checked in `free`).
+        unsafe { y.set_datum_type(dt) };
+        // As many elements (checked in `free`): a buffer serves every shape of its length.
+        y.set_shape(shape)?;
+        op.write(&inputs, y)?;
+        Ok(tvec!(TValue::from_const(Arc::clone(buffer))))
+    }
+}
+
+/// Evaluates `op` into a new tensor.
+pub(crate) fn eval_fresh<T: WriteOutput>(op: &T, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    let (dt, shape) = op.output_of(&inputs)?;
+    // SAFETY: `write` writes every element.
+    let mut y = unsafe { uninit(dt, shape)? };
+    op.write(&inputs, &mut y)?;
+    Ok(tvec!(y.into_tvalue()))
+}
+
+/// Evaluates `op` into a buffer of the run's [`OutputPool`], or a new tensor if it has none.
+pub(crate) fn eval_pooled<T: WriteOutput>(op: &T, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    match ctx.shared.and_then(|s| s.get::<OutputPool>()) {
+        Some(pool) => pool.eval(op, inputs),
+        None => eval_fresh(op, inputs),
+    }
+}
+
+/// The `EvalOp` methods of a [`WriteOutput`] op.
+macro_rules! reuse_output_eval {
+    () => {
+        op_out_of_plan!();
+
+        fn eval(&self, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+            $crate::engine::reuse::eval_pooled(self, ctx, inputs)
+        }
+    };
+}
+pub(crate) use reuse_output_eval;
+
+/// The values of an int8 tensor (`i8` or a quantized `i8` type).
+pub(crate) fn i8_values(t: &Tensor) -> TractResult<&[i8]> {
+    ensure!(t.datum_type().unquantized() == i8::datum_type(), "int8 expected, got {:?}", t.datum_type());
+    ensure!(t.is_plain_ram(), "tensor is not in plain memory");
+    // SAFETY: i8 and the quantized i8 types share their representation (checked above).
+    Ok(unsafe { t.as_slice_unchecked::<i8>() })
+}
+
+/// The values of an int8 tensor, to write.
+pub(crate) fn i8_values_mut(t: &mut Tensor) -> TractResult<&mut [i8]> {
+    ensure!(t.datum_type().unquantized() == i8::datum_type(), "int8 expected, got {:?}", t.datum_type());
+    ensure!(t.is_plain_ram(), "tensor is not in plain memory");
+    // SAFETY: as in `i8_values`.
+    Ok(unsafe { t.as_slice_mut_unchecked::<i8>() })
+}
+
+/// The values of an f32 tensor.
+fn f32_values(t: &Tensor) -> TractResult<&[f32]> {
+    ensure!(t.datum_type() == f32::datum_type(), "f32 expected, got {:?}", t.datum_type());
+    ensure!(t.is_plain_ram(), "tensor is not in plain memory");
+    // SAFETY: the type is checked above.
+    Ok(unsafe { t.as_slice_unchecked::<f32>() })
+}
+
+fn f32_values_mut(t: &mut Tensor) -> TractResult<&mut [f32]> {
+    ensure!(t.datum_type() == f32::datum_type(), "f32 expected, got {:?}", t.datum_type());
+    ensure!(t.is_plain_ram(), "tensor is not in plain memory");
+    // SAFETY: the type is checked above.
+    Ok(unsafe { t.as_slice_mut_unchecked::<f32>() })
+}
+
+/// Whether `b` lines up with `a` as tract's `OptBinUnicast` takes it: same rank, and past
+/// `b`'s leading unit axes the same dimensions (so `b` repeats over blocks of `b.len()`).
+fn unicast(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).skip_while(|(_, &b)| b == 1).all(|(a, b)| a == b)
+}
+
+/// `a + b` in f32, `b` equal in shape to `a` or repeating over its leading axes (see
+/// [`unicast`]). IEEE addition is exact-rounded and commutative, so this is bit-identical to
+/// tract's vectorised `OptAddUnicast`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EdgeAdd;
+
+impl Op for EdgeAdd {
+    fn name(&self) -> StaticName {
+        "EdgeAdd".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl WriteOutput for EdgeAdd {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 2, "EdgeAdd takes two inputs");
+        ensure!(unicast(inputs[0].shape(), inputs[1].shape()), "EdgeAdd: shapes {:?} and {:?}", inputs[0].shape(), inputs[1].shape());
+        Ok((f32::datum_type(), inputs[0].shape()))
+    }
+
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        let (a, b) = (f32_values(&inputs[0])?, f32_values(&inputs[1])?);
+        let y = f32_values_mut(y)?;
+        ensure!(y.len() == a.len() && !b.is_empty() && a.len() % b.len() == 0);
+        for (y, a) in y.chunks_exact_mut(b.len()).zip(a.chunks_exact(b.len())) {
+            for ((y, a), b) in y.iter_mut().zip(a).zip(b) {
+                *y = a + b;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl EvalOp for EdgeAdd {
+    reuse_output_eval!();
+}
+
+impl TypedOp for EdgeAdd {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 2 && inputs.iter().all(|f| f.datum_type == f32::datum_type()));
+        let (a, b) = (inputs[0].shape.as_concrete(), inputs[1].shape.as_concrete());
+        ensure!(a.zip(b).is_some_and(|(a, b)| unicast(a, b)), "EdgeAdd: shapes {:?} and {:?}", inputs[0].shape, inputs[1].shape);
+        Ok(tvec!(f32::fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// Global average pooling of an f32 `[N, C, H, W]` tensor into `[N, C, 1, 1]`, computed as
+/// tract computes its `GlobalAveragePool` once optimised: each channel summed by ndarray's
+/// `sum` (what tract's `Reduce<Sum>` over two axes runs: an eight-way unrolled fold), then
+/// multiplied by `scale`, the constant tract's optimiser made of `1 / (H·W)`.
+#[derive(Debug, Clone)]
+pub(crate) struct EdgeGlobalAvgPool {
+    scale: f32,
+    out_shape: TVec<usize>,
+}
+
+impl PartialEq for EdgeGlobalAvgPool {
+    fn eq(&self, other: &Self) -> bool {
+        self.scale.to_bits() == other.scale.to_bits() && self.out_shape == other.out_shape
+    }
+}
+impl Eq for EdgeGlobalAvgPool {}
+
+impl Op for EdgeGlobalAvgPool {
+    fn name(&self) -> StaticName {
+        "EdgeGlobalAvgPool".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("sum × {}", self.scale)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl WriteOutput for EdgeGlobalAvgPool {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 1, "EdgeGlobalAvgPool takes one input");
+        let s = inputs[0].shape();
+        ensure!(s.len() == 4 && s[..2] == self.out_shape[..2], "EdgeGlobalAvgPool: input {s:?} for output {:?}", self.out_shape);
+        Ok((f32::datum_type(), &self.out_shape))
+    }
+
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        let x = f32_values(&inputs[0])?;
+        let y = f32_values_mut(y)?;
+        ensure!(!y.is_empty() && x.len() % y.len() == 0);
+        let hw = x.len() / y.len();
+        if hw == 0 {
+            y.fill(0.0);
+            return Ok(());
+        }
+        for (y, x) in y.iter_mut().zip(x.chunks_exact(hw)) {
+            *y = tract_ndarray::ArrayView1::from(x).sum() * self.scale;
+        }
+        Ok(())
+    }
+}
+
+impl EvalOp for EdgeGlobalAvgPool {
+    reuse_output_eval!();
+}
+
+impl TypedOp for EdgeGlobalAvgPool {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].datum_type == f32::datum_type());
+        Ok(tvec!(f32::fact(&*self.out_shape)))
+    }
+
+    as_op!();
+}
+
+/// A reshape that copies its input (a flattened feature vector: a few kilobytes) into its own
+/// reused buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EdgeReshape {
+    shape: TVec<usize>,
+}
+
+impl Op for EdgeReshape {
+    fn name(&self) -> StaticName {
+        "EdgeReshape".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("to {:?} (a copy)", self.shape)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl WriteOutput for EdgeReshape {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 1, "EdgeReshape takes one input");
+        ensure!(inputs[0].len() == self.shape.iter().product::<usize>(), "EdgeReshape: {:?} into {:?}", inputs[0].shape(), self.shape);
+        ensure!(inputs[0].datum_type().is_copy() && inputs[0].is_plain_ram(), "EdgeReshape: {:?}", inputs[0].datum_type());
+        Ok((inputs[0].datum_type(), &self.shape))
+    }
+
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        ensure!(y.is_plain_ram() && y.datum_type() == inputs[0].datum_type() && y.len() == inputs[0].len());
+        y.as_bytes_mut().copy_from_slice(inputs[0].as_bytes());
+        Ok(())
+    }
+}
+
+impl EvalOp for EdgeReshape {
+    reuse_output_eval!();
+}
+
+impl TypedOp for EdgeReshape {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].is_plain() && inputs[0].datum_type.is_copy());
+        ensure!(inputs[0].shape.as_concrete().is_some_and(|s| s.iter().product::<usize>() == self.shape.iter().product::<usize>()));
+        Ok(tvec!(inputs[0].datum_type.fact(&*self.shape)))
+    }
+
+    as_op!();
+}
+
+/// 2-D max pooling of an int8 `[1, C, H, W]` tensor. Padding takes no part in the maximum, as
+/// in tract's `OptMaxPool` (a window with no input position gives `i8::MIN`, as tract's does);
+/// a maximum is exact, so the output is identical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EdgeMaxPool {
+    /// `[C, H, W]` of the input.
+    chw: [usize; 3],
+    kernel: [usize; 2],
+    strides: [usize; 2],
+    dilations: [usize; 2],
+    /// Padding before, on H and W.
+    pads: [usize; 2],
+    out_shape: TVec<usize>,
+    dt: DatumType,
+}
+
+impl Op for EdgeMaxPool {
+    fn name(&self) -> StaticName {
+        "EdgeMaxPool".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![format!("{:?} stride {:?} pad {:?} int8 → {:?}", self.kernel, self.strides, self.pads, self.out_shape)])
+    }
+
+    op_as_typed_op!();
+}
+
+impl WriteOutput for EdgeMaxPool {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 1, "EdgeMaxPool takes one input");
+        let [c, h, w] = self.chw;
+        ensure!(inputs[0].shape() == [1, c, h, w], "EdgeMaxPool: input {:?}, expected {:?}", inputs[0].shape(), [1, c, h, w]);
+        Ok((self.dt, &self.out_shape))
+    }
+
+    /// Separable: for each output row, the maximum over the window's input rows, column by
+    /// column (a vectorisable pass), into a scratch row padded with `i8::MIN` on both sides;
+    /// then the maximum over the window's columns of that row. A maximum is exact and
+    /// `i8::MIN` is neutral for it, so this is what tract's window-by-window maximum gives.
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        let x = i8_values(&inputs[0])?;
+        let y = i8_values_mut(y)?;
+        let [c, h, w] = self.chw;
+        let (oh, ow) = (self.out_shape[2], self.out_shape[3]);
+        ensure!(x.len() == c * h * w && y.len() == c * oh * ow);
+        if y.is_empty() {
+            return Ok(());
+        }
+        ensure!(h * w > 0, "EdgeMaxPool: an empty input");
+        let [kh, kw] = self.kernel;
+        let [sh, sw] = self.strides;
+        let [dh, dw] = self.dilations;
+        let [ph, pw] = self.pads;
+        // Scratch row: `pw` padding, the `w` columns, padding up to the last window's end.
+        let len = (w + pw).max(ow.saturating_sub(1) * sw + kw.saturating_sub(1) * dw + 1);
+        MAX_POOL_ROW.with(|row| {
+            let mut row = row.borrow_mut();
+            row.clear();
+            row.resize(len, i8::MIN);
+            for (x, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+                for (oy, out) in y.chunks_exact_mut(ow).enumerate() {
+                    let cols = &mut row[pw..pw + w];
+                    cols.fill(i8::MIN);
+                    for ky in 0..kh {
+                        let Some(iy) = (oy * sh + ky * dh).checked_sub(ph).filter(|&iy| iy < h) else { continue };
+                        for (m, &v) in cols.iter_mut().zip(&x[iy * w..][..w]) {
+                            *m = (*m).max(v);
+                        }
+                    }
+                    for (ox, o) in out.iter_mut().enumerate() {
+                        *o = (0..kw).map(|kx| row[ox * sw + kx * dw]).fold(i8::MIN, i8::max);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+thread_local! {
+    /// [`EdgeMaxPool`]'s scratch row: grown to the widest row once, reused after.
+    static MAX_POOL_ROW: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl EvalOp for EdgeMaxPool {
+    reuse_output_eval!();
+}
+
+impl TypedOp for EdgeMaxPool {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].datum_type == self.dt);
+        Ok(tvec!(self.dt.fact(&*self.out_shape)))
+    }
+
+    as_op!();
+}
+
+impl EdgeMaxPool {
+    /// The edgenet version of tract's `OptMaxPool` on `input` (`[1, C, H, W]`, int8), if it
+    /// has one: NCHW, two spatial axes, no index output.
+    fn of(op: &OptMaxPool, input: &TypedFact, output: &TypedFact) -> Option<EdgeMaxPool> {
+        let spec = &op.pool_spec;
+        if op.with_index_outputs.is_some() || spec.data_format != DataFormat::NCHW || spec.kernel_shape.len() != 2 {
+            return None;
+        }
+        if input.datum_type.unquantized() != i8::datum_type() || output.datum_type != input.datum_type {
+            return None;
+        }
+        let &[1, c, h, w] = input.shape.as_concrete()? else { return None };
+        let padding = spec.computed_padding(&[h, w]);
+        let (strides, dilations) = (spec.strides(), spec.dilations());
+        let (&[kh, kw], &[sh, sw], &[dh, dw], [py, px]) = (&spec.kernel_shape[..], &strides[..], &dilations[..], &padding[..]) else {
+            return None;
+        };
+        let out_shape: TVec<usize> = tvec![1, c, py.convoluted, px.convoluted];
+        if output.shape.as_concrete()? != &*out_shape || spec.input_channels != c || spec.output_channels != c {
+            return None;
+        }
+        if [kh, kw, sh, sw, dh, dw].contains(&0) {
+            return None;
+        }
+        Some(EdgeMaxPool {
+            chw: [c, h, w],
+            kernel: [kh, kw],
+            strides: [sh, sw],
+            dilations: [dh, dw],
+            pads: [py.pad_before, px.pad_before],
+            out_shape,
+            dt: input.datum_type,
+        })
+    }
+}
+
+/// The value of a constant scalar (one element) f32 input.
+fn const_scalar(model: &TypedModel, outlet: OutletId) -> Option<f32> {
+    let node = model.node(outlet.node);
+    let k = match node.op_as::<Const>() {
+        Some(c) => c.val().clone(),
+        None => model.outlet_fact(outlet).ok()?.konst.clone()?,
+    };
+    if k.len() != 1 || k.datum_type() != f32::datum_type() || !k.is_plain_ram() {
+        return None;
+    }
+    k.try_as_plain_ram().ok()?.as_slice::<f32>().ok()?.first().copied()
+}
+
+/// `Reduce<Sum>` over axes 2 and 3 of an f32 `[N, C, H, W]` tensor (into `[N, C, 1, 1]`).
+fn sum_hw(model: &TypedModel, node: &TypedNode) -> TractResult<Option<OutletId>> {
+    let Some(reduce) = node.op_as::<Reduce>() else { return Ok(None) };
+    let x = model.outlet_fact(node.inputs[0])?;
+    let out = &node.outputs[0].fact;
+    let f32s = x.datum_type == f32::datum_type() && out.datum_type == f32::datum_type() && x.is_plain();
+    let shapes = x.rank() == 4 && x.shape.as_concrete().is_some() && out.shape.as_concrete().is_some_and(|s| s.len() == 4 && s[2..] == [1, 1]);
+    Ok((reduce.reducer == Reducer::Sum && reduce.axes[..] == [2, 3] && f32s && shapes).then_some(node.inputs[0]))
+}
+
+/// tract's global average pool, once optimised: [`sum_hw`] then, if H·W > 1, `OptMulByScalar`
+/// by a constant (the reciprocal of H·W). At the `Mul` (or at a `Reduce` with no such `Mul`
+/// after it): the pooled tensor and the factor.
+fn global_avg_pool(model: &TypedModel, node: &TypedNode) -> TractResult<Option<(OutletId, f32)>> {
+    if let Some(mul) = node.op_as::<OptBinByScalar>() {
+        let sum = model.node(node.inputs[0].node);
+        if mul.binop.name() != "Mul" || node.outputs[0].fact.datum_type != f32::datum_type() || sum.outputs[0].successors.len() != 1 {
+            return Ok(None);
+        }
+        let (Some(x), Some(scale)) = (sum_hw(model, sum)?, const_scalar(model, node.inputs[1])) else { return Ok(None) };
+        return Ok(Some((x, scale)));
+    }
+    let Some(x) = sum_hw(model, node)? else { return Ok(None) };
+    // Left for the `Mul` after it, if there is one.
+    let succ = &node.outputs[0].successors;
+    if succ.len() == 1 && succ[0].slot == 0 && global_avg_pool(model, model.node(succ[0].node))?.is_some() {
+        return Ok(None);
+    }
+    // A sum alone (H·W = 1, where tract drops the division): × 1 is exact.
+    Ok(Some((x, 1.0)))
+}
+
+/// Puts edgenet's buffer-reusing ops in place of the tract ops of an *optimised* int8 plan that
+/// allocate their output on every run (see the module's documentation). Each replacement
+/// computes exactly what the op it replaces computed. Returns how many nodes were replaced;
+/// the dead nodes left behind are removed.
+pub(crate) fn replace_allocating_ops(model: &mut TypedModel) -> TractResult<usize> {
+    let n = replace_nodes(model, |model, node| {
+        if node.outputs.len() != 1 {
+            return Ok(None);
+        }
+        let out = &node.outputs[0].fact;
+        let fact = |i: usize| model.outlet_fact(node.inputs[i]);
+        if let Some(add) = node.op_as::<OptBinUnicast>() {
+            let (a, b) = (fact(0)?, fact(1)?);
+            let f32s = [a, b, out].iter().all(|f| f.datum_type == f32::datum_type() && f.is_plain());
+            let shapes = a.shape.as_concrete().zip(b.shape.as_concrete()).is_some_and(|(sa, sb)| unicast(sa, sb));
+            if add.binop.name() == "Add" && f32s && shapes && a.shape == out.shape {
+                return Ok(Some(Replacement { node: node.id, inputs: node.inputs.iter().copied().collect(), op: Box::new(EdgeAdd), suffix: "edgenet" }));
+            }
+        }
+        if let Some((x, scale)) = global_avg_pool(model, node)? {
+            let Some(out_shape) = out.shape.as_concrete() else { return Ok(None) };
+            let op = EdgeGlobalAvgPool { scale, out_shape: out_shape.into() };
+            return Ok(Some(Replacement { node: node.id, inputs: tvec![x], op: Box::new(op), suffix: "edgenet_gap" }));
+        }
+        if node.op().name() == "IntoShape" && node.inputs.len() == 1 {
+            let x = fact(0)?;
+            if let (true, Some(shape)) = (x.is_plain() && x.datum_type.is_copy() && x.shape.as_concrete().is_some(), out.shape.as_concrete()) {
+                let op = EdgeReshape { shape: shape.into() };
+                return Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(op), suffix: "edgenet" }));
+            }
+        }
+        if let Some(pool) = node.op_as::<OptMaxPool>() {
+            if let Some(op) = EdgeMaxPool::of(pool, fact(0)?, out) {
+                return Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(op), suffix: "edgenet" }));
+            }
+        }
+        Ok(None)
+    })?;
+    if n > 0 {
+        model.compact()?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each replacement against the tract op it replaces, bit for bit, on the shapes the zoo's
+    //! int8 models give them and on awkward ones.
+    use super::*;
+    use tract_onnx::tract_core::plan::{SimplePlan, SimpleState};
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2654435761).wrapping_add(12345);
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1664525).wrapping_add(1013904223);
+                ((s >> 8) as f32 / (1u32 << 24) as f32) * 8.0 - 4.0
+            })
+            .collect()
+    }
+
+    fn f32_tensor(shape: &[usize], seed: u32) -> TValue {
+        Tensor::from_shape(shape, &values(shape.iter().product(), seed)).unwrap().into_tvalue()
+    }
+
+    fn bits(t: &Tensor) -> Vec<u32> {
+        f32_values(t).unwrap().iter().map(|v| v.to_bits()).collect()
+    }
+
+    /// Optimises `model` (one input of `shape`) and returns tract's and edgenet's plans'
+    /// outputs, and the ops of edgenet's plan.
+    fn both(model: TypedModel, input: TValue) -> (TValue, TValue, Vec<String>) {
+        let model = model.into_optimized().unwrap();
+        let theirs = SimplePlan::new(model.clone()).unwrap().run(tvec![input.clone()]).unwrap().remove(0);
+        let mut ours = model;
+        replace_allocating_ops(&mut ours).unwrap();
+        let ops = ours.nodes().iter().map(|n| n.op().name().to_string()).collect();
+        let plan = SimplePlan::new(ours).unwrap();
+        let mut state = pooled(&plan);
+        let first = state.run(tvec![input.clone()]).unwrap().remove(0);
+        // Run again through the same state: the reused buffer gives the same output.
+        let again = state.run(tvec![input]).unwrap().remove(0);
+        assert_eq!(first, again);
+        (theirs, again, ops)
+    }
+
+    #[test]
+    fn global_avg_pool_and_flatten_are_bit_identical_to_tracts() {
+        for (c, h, w) in [(1280, 7, 7), (16, 1, 1), (8, 3, 5), (5, 4, 4), (3, 14, 14), (2, 2, 3), (4, 9, 1)] {
+            let mut model = TypedModel::default();
+            let x = model.add_source("x", f32::fact([1, c, h, w])).unwrap();
+            let s = model.wire_node("sum", Reduce::new(tvec![2, 3], Reducer::Sum), &[x]).unwrap();
+            let d = model.add_const("div", tensor4(&[[[[(h * w) as f32]]]])).unwrap();
+            let y = model.wire_node("norm", tract_onnx::tract_core::ops::math::div(), &[s[0], d]).unwrap();
+            let flat = model.wire_node("flat", AxisOp::Reshape(1, tvec![c.to_dim(), 1.to_dim(), 1.to_dim()], tvec![c.to_dim()]), &y).unwrap();
+            model.select_output_outlets(&flat).unwrap();
+            let (theirs, ours, ops) = both(model, f32_tensor(&[1, c, h, w], (c * h * w) as u32));
+            assert!(ops.iter().any(|o| o == "EdgeGlobalAvgPool"), "{c}×{h}×{w}: {ops:?}");
+            assert!(!ops.iter().any(|o| o.starts_with("Reduce") || o.starts_with("OptMul")), "{c}×{h}×{w}: {ops:?}");
+            assert_eq!(theirs.shape(), ours.shape());
+            assert_eq!(bits(&theirs), bits(&ours), "{c}×{h}×{w}");
+        }
+    }
+
+    #[test]
+    fn f32_add_is_bit_identical_to_tracts() {
+        for (a, b) in [(vec![1, 32, 28, 28], vec![1, 32, 28, 28]), (vec![1, 1000], vec![1, 1000]), (vec![1, 8, 64], vec![1, 1, 64])] {
+            let mut model = TypedModel::default();
+            let x = model.add_source("x", f32::fact(&a)).unwrap();
+            let bias = model.add_const("b", f32_tensor(&b, 7).into_tensor()).unwrap();
+            let y = model.wire_node("add", tract_onnx::tract_core::ops::math::add(), &[x, bias]).unwrap();
+            model.select_output_outlets(&y).unwrap();
+            let (theirs, ours, ops) = both(model, f32_tensor(&a, 3));
+            assert!(ops.iter().any(|o| o == "EdgeAdd"), "{a:?} + {b:?}: {ops:?}");
+            assert_eq!(bits(&theirs), bits(&ours), "{a:?} + {b:?}");
+        }
+    }
+
+    #[test]
+    fn int8_max_pool_is_identical_to_tracts() {
+        use tract_onnx::tract_core::ops::cnn::{MaxPool, PaddingSpec, PoolSpec};
+        let cases = [
+            (64, 112, 112, [3, 3], [2, 2], [1, 1], PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1])),
+            (3, 9, 7, [3, 3], [2, 2], [1, 1], PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1])),
+            (2, 8, 8, [2, 2], [2, 2], [1, 1], PaddingSpec::Valid),
+            (2, 10, 11, [3, 2], [1, 3], [2, 1], PaddingSpec::Explicit(tvec![2, 0], tvec![1, 3])),
+            (1, 5, 5, [3, 3], [1, 1], [1, 1], PaddingSpec::SameUpper),
+        ];
+        for (c, h, w, kernel, strides, dilations, padding) in cases {
+            let dt = DatumType::QI8(QParams::ZpScale { zero_point: -3, scale: 0.05 });
+            let spec = PoolSpec {
+                data_format: DataFormat::NCHW,
+                kernel_shape: kernel.into_iter().collect(),
+                padding: padding.clone(),
+                dilations: Some(dilations.into_iter().collect()),
+                strides: Some(strides.into_iter().collect()),
+                input_channels: c,
+                output_channels: c,
+            };
+            let mut model = TypedModel::default();
+            let x = model.add_source("x", dt.fact([1, c, h, w])).unwrap();
+            let y = model.wire_node("pool", MaxPool { pool_spec: spec, with_index_outputs: None }, &[x]).unwrap();
+            model.select_output_outlets(&y).unwrap();
+            let xs: Vec<i8> = (0..c * h * w).map(|i| (i * 7919 % 251) as i8).collect();
+            let mut input = Tensor::from_shape(&[1, c, h, w], &xs).unwrap();
+            // SAFETY: QI8 has i8's representation.
+            unsafe { input.set_datum_type(dt) };
+            let (theirs, ours, ops) = both(model, input.into_tvalue());
+            assert!(ops.iter().any(|o| o == "EdgeMaxPool"), "{padding:?}: {ops:?}");
+            assert_eq!(theirs.shape(), ours.shape(), "{padding:?}");
+            assert_eq!(theirs.datum_type(), ours.datum_type());
+            assert_eq!(i8_values(&theirs).unwrap(), i8_values(&ours).unwrap(), "{c}×{h}×{w} {kernel:?} {strides:?} {dilations:?} {padding:?}");
+        }
+    }
+
+    fn pooled(plan: &Arc<TypedSimplePlan>) -> TypedSimpleState {
+        let mut state = SimpleState::new(plan).unwrap();
+        state.turn_state.shared.insert(OutputPool::new(plan.model().nodes().len()));
+        state
+    }
+
+    fn held(state: &TypedSimpleState) -> (usize, usize) {
+        state.turn_state.shared.get::<OutputPool>().unwrap().held()
+    }
+
+    #[test]
+    fn a_shared_output_is_not_overwritten() {
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, 4])).unwrap();
+        let y = model.wire_node("add", EdgeAdd, &[x, x]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+        let plan = SimplePlan::new(model).unwrap();
+        let mut state = pooled(&plan);
+        let one = tensor2(&[[1f32, 2., 3., 4.]]).into_tvalue();
+        let first = state.run(tvec![one]).unwrap().remove(0);
+        // `first` is still held, so the second run must write elsewhere (a new buffer, or a
+        // fresh tensor once the pool is full).
+        let two = tensor2(&[[10f32, 20., 30., 40.]]).into_tvalue();
+        let second = state.run(tvec![two]).unwrap().remove(0);
+        assert_eq!(f32_values(&first).unwrap(), [2., 4., 6., 8.]);
+        assert_eq!(f32_values(&second).unwrap(), [20., 40., 60., 80.]);
+        let (p, q) = (first.as_arc_tensor().unwrap(), second.as_arc_tensor().unwrap());
+        assert!(!Arc::ptr_eq(p, q));
+        // Once dropped, the pool's buffer is written over in place.
+        let p = Arc::as_ptr(p);
+        drop((first, second));
+        let third = state.run(tvec![tensor2(&[[0f32; 4]]).into_tvalue()]).unwrap().remove(0);
+        assert_eq!(Arc::as_ptr(third.as_arc_tensor().unwrap()), p);
+        assert!(held(&state).0 <= plan.model().nodes().len());
+    }
+
+    #[test]
+    fn the_pool_lends_buffers_from_node_to_node_and_stops_growing() {
+        // x → a1 → a2 → a3 → a4, all [1, 256]: each buffer is free again two nodes later.
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, 256])).unwrap();
+        let mut w = x;
+        for i in 0..4 {
+            w = model.wire_node(format!("a{i}"), EdgeAdd, &[w, w]).unwrap()[0];
+        }
+        model.select_output_outlets(&[w]).unwrap();
+        let plan = SimplePlan::new(model).unwrap();
+        let mut state = pooled(&plan);
+        let input = f32_tensor(&[1, 256], 1);
+        let want: Vec<f32> = f32_values(&input).unwrap().iter().map(|v| v * 16.0).collect();
+        let first = state.run(tvec![input.clone()]).unwrap().remove(0);
+        assert_eq!(f32_values(&first).unwrap(), want);
+        drop(first);
+        let after_one = held(&state);
+        assert_eq!(after_one, (2, 2 * 256 * 4), "two buffers take turns");
+        for _ in 0..3 {
+            let y = state.run(tvec![input.clone()]).unwrap().remove(0);
+            assert_eq!(f32_values(&y).unwrap(), want);
+        }
+        assert_eq!(held(&state), after_one);
+    }
+}
