@@ -219,7 +219,7 @@ impl WinogradQConv {
         if work.packed.len() < 16 * elen {
             work.packed.resize(16 * elen, 0);
         }
-        self.transform_input(x, ty0, ty1, &mut work.packed, elen, &mut work.rows);
+        self.transform_input(x, ty0, ty1, &mut work.packed, elen, &mut work.rows, avx2);
         work.tile_y.clear();
         work.tile_x.clear();
         for ty in ty0..ty1 {
@@ -271,7 +271,8 @@ impl WinogradQConv {
     /// (`[e][panel][c / 2][col]` words of two i16, channels `c` and `c + 1`; `elen` words per
     /// position `e`, columns past the last tile zero).
     #[inline(always)]
-    fn transform_input(&self, x: &[i8], ty0: usize, ty1: usize, packed: &mut [u32], elen: usize, rows: &mut Vec<i16>) {
+    #[allow(clippy::too_many_arguments)]
+    fn transform_input(&self, x: &[i8], ty0: usize, ty1: usize, packed: &mut [u32], elen: usize, rows: &mut Vec<i16>, avx2: bool) {
         let g = &self.geo;
         let tw = self.tw;
         let q = tw + 1;
@@ -359,6 +360,12 @@ impl WinogradQConv {
             for e in 0..16 {
                 let (s0, s1) = (&v0[e * ntp..(e + 1) * ntp], &v1[e * ntp..(e + 1) * ntp]);
                 let dst = &mut packed[e * elen..(e + 1) * elen];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    // SAFETY: AVX2 is present when `avx2` is set.
+                    unsafe { interleave_avx2(s0, s1, dst, pw, cc) };
+                    continue;
+                }
                 for (p, (a, b)) in s0.chunks_exact(NR).zip(s1.chunks_exact(NR)).enumerate() {
                     let out = &mut dst[p * pw + cc * NR..][..NR];
                     for j in 0..NR {
@@ -434,6 +441,31 @@ impl WinogradQConv {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Channel `c`'s values `a` and channel `c + 1`'s `b` (lengths a multiple of 16) as words
+/// into `dst`: panel `p` (columns `8p..8p + 8`) at `p · pw + cc · NR`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn interleave_avx2(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) {
+    use std::arch::x86_64::*;
+    assert!(a.len() == b.len() && a.len() % TILES == 0);
+    let panels = a.len() / NR;
+    assert!(panels == 0 || (panels - 1) * pw + cc * NR + NR <= dst.len());
+    for p in (0..panels).step_by(2) {
+        // SAFETY: 16 values from column 8p (a multiple of 16 long); panels p and p + 1 of
+        // `dst` are in bounds (asserted for the last one).
+        unsafe {
+            let va = _mm256_loadu_si256(a.as_ptr().add(p * NR) as *const __m256i);
+            let vb = _mm256_loadu_si256(b.as_ptr().add(p * NR) as *const __m256i);
+            // Within each 128-bit lane: lo = columns 0–3 (8–11), hi = 4–7 (12–15).
+            let lo = _mm256_unpacklo_epi16(va, vb);
+            let hi = _mm256_unpackhi_epi16(va, vb);
+            let d = dst.as_mut_ptr();
+            _mm256_storeu_si256(d.add(p * pw + cc * NR) as *mut __m256i, _mm256_permute2x128_si256::<0x20>(lo, hi));
+            _mm256_storeu_si256(d.add((p + 1) * pw + cc * NR) as *mut __m256i, _mm256_permute2x128_si256::<0x31>(lo, hi));
         }
     }
 }
