@@ -47,6 +47,8 @@ struct Work {
     packed: Vec<u32>,
     /// Even and odd columns of the four input rows of a tile row, then their transforms.
     rows: Vec<i16>,
+    /// The four padded int8 input rows of a tile row (AVX2 path).
+    rows8: Vec<i8>,
     /// GEMM results of one register tile: `[16][MR][TILES]`.
     acc: Vec<i32>,
     /// Top-left output row and column of each tile of the block.
@@ -219,7 +221,7 @@ impl WinogradQConv {
         if work.packed.len() < 16 * elen {
             work.packed.resize(16 * elen, 0);
         }
-        self.transform_input(x, ty0, ty1, &mut work.packed, elen, &mut work.rows, avx2);
+        self.transform_input(x, ty0, ty1, &mut work.packed, elen, &mut work.rows, &mut work.rows8, avx2);
         work.tile_y.clear();
         work.tile_x.clear();
         for ty in ty0..ty1 {
@@ -272,7 +274,7 @@ impl WinogradQConv {
     /// position `e`, columns past the last tile zero).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn transform_input(&self, x: &[i8], ty0: usize, ty1: usize, packed: &mut [u32], elen: usize, rows: &mut Vec<i16>, avx2: bool) {
+    fn transform_input(&self, x: &[i8], ty0: usize, ty1: usize, packed: &mut [u32], elen: usize, rows: &mut Vec<i16>, rows8: &mut Vec<i8>, avx2: bool) {
         let g = &self.geo;
         let tw = self.tw;
         let q = tw + 1;
@@ -280,21 +282,51 @@ impl WinogradQConv {
         let nt = (ty1 - ty0) * tw;
         let ntp = nt.div_ceil(TILES) * TILES;
         // The padded input row (2q), the even and odd columns of 4 rows (8q), then V of both
-        // channels of the pair for the whole block (2 · 16 · ntp, zero past nt).
+        // channels of the pair for the whole block (2 · 16 rows of vs, zero from nt to ntp; the
+        // AVX2 path writes whole groups of 16 tiles, hence the slack).
+        let vs = ntp + TILES;
         rows.clear();
-        rows.resize(10 * q + 2 * 16 * ntp, 0);
+        rows.resize(10 * q + 2 * 16 * vs, 0);
         let (prow, rest) = rows.split_at_mut(2 * q);
+        // The AVX2 path's four padded int8 input rows: reads reach column 2·(tw − 1) + 33.
+        let rs = 2 * tw + 2 * TILES + 2;
+        rows8.clear();
+        rows8.resize(4 * rs, 0);
+        let rows8 = &mut rows8[..];
         let (d, vv) = rest.split_at_mut(8 * q);
         let pw = (self.cp / 2) * NR;
         for cc in 0..self.cp / 2 {
             for half in 0..2 {
                 let c = 2 * cc + half;
-                let v = &mut vv[half * 16 * ntp..(half + 1) * 16 * ntp];
+                let v = &mut vv[half * 16 * vs..(half + 1) * 16 * vs];
                 if c >= g.cin {
                     v.fill(0);
                     continue;
                 }
                 let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+                #[cfg(target_arch = "x86_64")]
+                if avx2 {
+                    for ty in ty0..ty1 {
+                        // Four input rows, padded with the zero point: column j is input
+                        // column j − pl; long enough for the last group's loads.
+                        for i in 0..4 {
+                            let row = &mut rows8[i * rs..(i + 1) * rs];
+                            row.fill(self.x_zp);
+                            let iy = (2 * ty + i) as isize - g.pads[0] as isize;
+                            if iy >= 0 && iy < g.h as isize && pl < rs {
+                                let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                                let n = g.w.min(rs.saturating_sub(pl));
+                                row[pl..pl + n].copy_from_slice(&src[..n]);
+                            }
+                        }
+                        // SAFETY: AVX2 is present when `avx2` is set.
+                        unsafe { transform_tile_row_avx2(rows8, rs, tw, v, vs, (ty - ty0) * tw) };
+                    }
+                    for e in 0..16 {
+                        v[e * vs + nt..e * vs + ntp].fill(0);
+                    }
+                    continue;
+                }
                 for ty in ty0..ty1 {
                     // d[i] holds even columns of input row i at [2i·q..], odd at [(2i+1)·q..]:
                     // column 2t + j of the tile row is even/odd index t + j/2.
@@ -341,10 +373,10 @@ impl WinogradQConv {
                     let base = (ty - ty0) * tw;
                     for a in 0..4 {
                         let (ev, od) = d[2 * a * q..(2 * a + 2) * q].split_at(q);
-                        let va = &mut v[4 * a * ntp..(4 * a + 4) * ntp];
-                        let (v0, rest) = va.split_at_mut(ntp);
-                        let (v1, rest) = rest.split_at_mut(ntp);
-                        let (v2, v3) = rest.split_at_mut(ntp);
+                        let va = &mut v[4 * a * vs..(4 * a + 4) * vs];
+                        let (v0, rest) = va.split_at_mut(vs);
+                        let (v1, rest) = rest.split_at_mut(vs);
+                        let (v2, v3) = rest.split_at_mut(vs);
                         let (v0, v1, v2, v3) = (&mut v0[base..base + tw], &mut v1[base..base + tw], &mut v2[base..base + tw], &mut v3[base..base + tw]);
                         for t in 0..tw {
                             v0[t] = ev[t] - ev[t + 1];
@@ -356,9 +388,9 @@ impl WinogradQConv {
                 }
             }
             // The pair interleaved into words, a panel of NR columns at a time.
-            let (v0, v1) = vv.split_at(16 * ntp);
+            let (v0, v1) = vv.split_at(16 * vs);
             for e in 0..16 {
-                let (s0, s1) = (&v0[e * ntp..(e + 1) * ntp], &v1[e * ntp..(e + 1) * ntp]);
+                let (s0, s1) = (&v0[e * vs..e * vs + ntp], &v1[e * vs..e * vs + ntp]);
                 let dst = &mut packed[e * elen..(e + 1) * elen];
                 #[cfg(target_arch = "x86_64")]
                 if avx2 {
@@ -440,6 +472,59 @@ impl WinogradQConv {
                         dst[1] = y[2 * a + 1][i];
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `V = Bᵀ d B` of the `tw` tiles of one tile row, 16 tiles at a time: `rows` holds the four
+/// padded input rows (stride `rs`, column `2t + j` of tile `t`'s `j`), `v[e · vs + base + t]`
+/// gets position `e` of tile `t`. Whole groups of 16 are written, up to 15 past `base + tw`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transform_tile_row_avx2(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs: usize, base: usize) {
+    use std::arch::x86_64::*;
+    let groups = tw.div_ceil(TILES);
+    assert!(rows.len() >= 4 * rs && rs >= 2 * (groups - 1) * TILES + 34);
+    assert!(v.len() >= 15 * vs + base + groups * TILES);
+    // Per 128-bit lane: the 8 even bytes, then the 8 odd ones.
+    let split = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for grp in 0..groups {
+        let t0 = grp * TILES;
+        // Columns 2t, 2t+1 (E, O) and 2t+2, 2t+3 (E1, O1) of tiles t0..t0+16, for each row.
+        let mut e = [_mm256_setzero_si256(); 4];
+        let mut o = [_mm256_setzero_si256(); 4];
+        let mut e1 = [_mm256_setzero_si256(); 4];
+        let mut o1 = [_mm256_setzero_si256(); 4];
+        for i in 0..4 {
+            // SAFETY: row i holds rs ≥ 2·t0 + 34 bytes (asserted).
+            let (a, b) = unsafe {
+                let p = rows.as_ptr().add(i * rs + 2 * t0);
+                (_mm256_loadu_si256(p as *const __m256i), _mm256_loadu_si256(p.add(2) as *const __m256i))
+            };
+            // [evens lane 0, odds lane 0, evens lane 1, odds lane 1] → [evens 0–15, odds 0–15].
+            let a = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_shuffle_epi8(a, split));
+            let b = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_shuffle_epi8(b, split));
+            e[i] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(a));
+            o[i] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(a));
+            e1[i] = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(b));
+            o1[i] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(b));
+        }
+        // Rows of Bᵀ d: r0 = d0 − d2, r1 = d1 + d2, r2 = d2 − d1, r3 = d1 − d3.
+        let bt = |d: [__m256i; 4]| {
+            [_mm256_sub_epi16(d[0], d[2]), _mm256_add_epi16(d[1], d[2]), _mm256_sub_epi16(d[2], d[1]), _mm256_sub_epi16(d[1], d[3])]
+        };
+        let (re, ro, re1, ro1) = (bt(e), bt(o), bt(e1), bt(o1));
+        for a in 0..4 {
+            let vals = [
+                _mm256_sub_epi16(re[a], re1[a]),
+                _mm256_add_epi16(ro[a], re1[a]),
+                _mm256_sub_epi16(re1[a], ro[a]),
+                _mm256_sub_epi16(ro[a], ro1[a]),
+            ];
+            for (b, val) in vals.into_iter().enumerate() {
+                // SAFETY: (4a + b)·vs + base + t0 + 16 ≤ v.len() (asserted).
+                unsafe { _mm256_storeu_si256(v.as_mut_ptr().add((4 * a + b) * vs + base + t0) as *mut __m256i, val) };
             }
         }
     }
@@ -606,6 +691,9 @@ mod tests {
         check(8, 7, 7, [0; 4], 4, 5, false);
         check(64, 14, 14, [1; 4], 20, 6, false);
         check(5, 3, 40, [2, 1, 0, 2], 7, 7, false);
+        // Three groups of 16 tiles in a row, the last one partial; odd output width.
+        check(6, 9, 69, [1, 1, 1, 1], 5, 9, false);
+        check(4, 6, 33, [0, 2, 1, 0], 6, 10, false);
         // The largest sums: every weight and input −128.
         check(300, 4, 4, [1; 4], 4, 8, true);
     }
