@@ -1,7 +1,7 @@
 //! Throughput of edgenet's int8 kernels on typical layer shapes (GMAC/s, single thread).
 //!
 //! `cargo run --release --example kernels`
-use edgenet::engine::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant, Scratch, Sequential};
+use edgenet::engine::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant, Sequential};
 use edgenet::engine::winograd::WinogradQConv;
 use std::time::Instant;
 
@@ -60,8 +60,7 @@ fn main() {
         let x = data(c * g.h * g.w, 2);
         let (oh, ow) = conv.output_hw();
         let mut y = vec![0i8; c * oh * ow];
-        let mut s = Scratch::default();
-        let t = time(|| conv.run(&x, &mut y, &mut s));
+        let t = time(|| conv.run(&x, &mut y));
         println!(
             "{name:24} {:8.3} ms {:6.2} GMAC/s",
             t * 1e3,
@@ -91,8 +90,7 @@ fn main() {
         let x = data(g.cin * g.h * g.w, 4);
         let (oh, ow) = conv.output_hw();
         let mut y = vec![0i8; m * oh * ow];
-        let mut s = Scratch::default();
-        let t = time(|| conv.run(&x, &mut y, &mut s));
+        let t = time(|| conv.run(&x, &mut y));
         println!(
             "{name:24} {:8.3} ms {:6.2} GMAC/s",
             t * 1e3,
@@ -113,8 +111,7 @@ fn main() {
             WinogradQConv::new(g, &w, &vec![7; m], -3, Requant::new(vec![0.001; m], 5)).unwrap();
         let (oh, ow) = wino.output_hw();
         let (mut y1, mut y2) = (vec![0i8; m * oh * ow], vec![0i8; m * oh * ow]);
-        let mut s = Scratch::default();
-        let t1 = time(|| dense.run(&x, &mut y1, &mut s));
+        let t1 = time(|| dense.run(&x, &mut y1));
         let t2 = time(|| wino.run_par(&x, &mut y2, &Sequential));
         assert_eq!(y1, y2);
         println!("{name:24} dense {:8.3} ms, Winograd {:8.3} ms ({:.2}× faster, {:6.2} GMAC/s equivalent)", t1 * 1e3, t2 * 1e3, t1 / t2, wino.macs() as f64 / t2 / 1e9);

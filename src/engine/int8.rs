@@ -16,7 +16,9 @@
 //! - [`DepthwiseQConv`] (groups = channels): a direct convolution per channel over a
 //!   zero-point-subtracted, zero-padded i16 plane, vectorised along output rows.
 //!
-//! Both allocate only their scratch buffers, which the caller owns and reuses.
+//! [`WinogradQConv`](super::winograd::WinogradQConv) is a third, for 3×3 stride-1 layers. They
+//! allocate only per-thread buffers (im2col columns, packed panels, padded planes), kept and
+//! reused from one run to the next.
 
 /// 1.5 · 2²³: adding then subtracting it rounds an f32 of magnitude < 2²² to the nearest
 /// integer, ties to even, in the default rounding mode (what `cvtps2dq` and `vcvtnq` do).
@@ -196,11 +198,6 @@ impl Geometry {
         self.kh == 1 && self.kw == 1 && self.stride == (1, 1) && self.pads == [0; 4]
     }
 }
-
-/// Buffers a caller of a kernel may keep between runs. Empty now: each task keeps its im2col
-/// columns and packed panels per thread; kept so that callers need not change.
-#[derive(Debug, Default)]
-pub struct Scratch {}
 
 /// Per-thread buffers of a task: im2col columns and their packed form, or a depthwise plane.
 #[derive(Debug, Default)]
@@ -382,20 +379,19 @@ impl DenseQConv {
     ///
     /// # Panics
     /// If `x` or `y` has the wrong length (the tract op checks shapes first).
-    pub fn run(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch) {
-        self.run_par(x, y, scratch, &Sequential)
+    pub fn run(&self, x: &[i8], y: &mut [i8]) {
+        self.run_par(x, y, &Sequential)
     }
 
     /// [`run`](Self::run) with the column blocks as tasks of `par`.
     ///
     /// # Panics
     /// If `x` or `y` has the wrong length.
-    pub fn run_par(&self, x: &[i8], y: &mut [i8], scratch: &mut Scratch, par: &dyn Parallel) {
+    pub fn run_par(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel) {
         let g = &self.geo;
         assert_eq!(x.len(), g.cin * g.h * g.w);
         let n = self.oh * self.ow;
         assert_eq!(y.len(), self.m * n);
-        let _ = scratch;
         let pointwise = g.is_pointwise();
         // Columns in blocks whose packed form stays in L2 while every row block passes over it,
         // and at least two blocks per thread when there are several.
@@ -939,7 +935,7 @@ impl DepthwiseQConv {
     ///
     /// # Panics
     /// If `x` or `y` has the wrong length.
-    pub fn run(&self, x: &[i8], y: &mut [i8], _scratch: &mut Scratch) {
+    pub fn run(&self, x: &[i8], y: &mut [i8]) {
         self.run_par(x, y, &Sequential)
     }
 
@@ -1225,8 +1221,7 @@ mod tests {
         let conv = DenseQConv::new(g, &w, &bias, 5, rq.clone()).unwrap();
         let (oh, ow) = conv.output_hw();
         let mut y = vec![0i8; m * oh * ow];
-        let mut scratch = Scratch::default();
-        conv.run(&x, &mut y, &mut scratch);
+        conv.run(&x, &mut y);
         assert_eq!(y, reference(&g, 1, &w, &bias, 5, &rq, &x), "{g:?} m={m}");
         let mut y2 = vec![0i8; y.len()];
         let n = oh * ow;
@@ -1238,7 +1233,7 @@ mod tests {
         assert_eq!(y2, y, "portable kernel vs dispatched kernel");
         // Split into tasks as for several threads (run here in reverse order).
         let mut y3 = vec![0i8; y.len()];
-        conv.run_par(&x, &mut y3, &mut scratch, &Reverse(3));
+        conv.run_par(&x, &mut y3, &Reverse(3));
         assert_eq!(y3, y, "split into tasks");
     }
 
@@ -1274,7 +1269,7 @@ mod tests {
             let conv = DepthwiseQConv::new(g, &w, &bias, -11, rq.clone()).unwrap();
             let (oh, ow) = conv.output_hw();
             let mut y = vec![0i8; c * oh * ow];
-            conv.run(&x, &mut y, &mut Scratch::default());
+            conv.run(&x, &mut y);
             assert_eq!(y, reference(&g, c, &w, &bias, -11, &rq, &x), "{g:?}");
             let mut y2 = vec![0i8; y.len()];
             conv.run_par(&x, &mut y2, &Reverse(2));

@@ -22,7 +22,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use super::int8::{DenseQConv, DepthwiseQConv, Geometry, Parallel, Requant, Scratch};
+use super::int8::{DenseQConv, DepthwiseQConv, Geometry, Parallel, Requant};
 use super::reuse::{i8_values, i8_values_mut, reuse_output_eval, WriteOutput};
 use super::winograd::WinogradQConv;
 
@@ -620,10 +620,6 @@ impl EdgeQConv {
     }
 }
 
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
-}
-
 impl Op for EdgeQConv {
     fn name(&self) -> StaticName {
         "EdgeQConv".into()
@@ -652,14 +648,11 @@ impl WriteOutput for EdgeQConv {
         let ys = i8_values_mut(y)?;
         ensure!(ys.len() == self.out_shape.iter().product::<usize>(), "EdgeQConv: output of {} values", ys.len());
         let pool = TractPool(tract_linalg::multithread::current_tract_executor());
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            match &*self.kernel {
-                Kernel::Dense(k) => k.run_par(xs, ys, &mut s, &pool),
-                Kernel::Winograd(k) => k.run_par(xs, ys, &pool),
-                Kernel::Depthwise(k) => k.run_par(xs, ys, &pool),
-            }
-        });
+        match &*self.kernel {
+            Kernel::Dense(k) => k.run_par(xs, ys, &pool),
+            Kernel::Winograd(k) => k.run_par(xs, ys, &pool),
+            Kernel::Depthwise(k) => k.run_par(xs, ys, &pool),
+        }
         Ok(())
     }
 }
