@@ -252,7 +252,7 @@ impl WinogradQConv {
                             tile_avx2(a, b, kh, two, acc)
                         };
                     } else {
-                        tile_portable(a, b, kh, acc);
+                        tile_portable(a, b, kh, two, acc);
                     }
                 }
                 let t0 = pp * TILES;
@@ -274,6 +274,7 @@ impl WinogradQConv {
     /// position `e`, columns past the last tile zero).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
     fn transform_input(&self, x: &[i8], ty0: usize, ty1: usize, packed: &mut [u32], elen: usize, rows: &mut Vec<i16>, rows8: &mut Vec<i8>, avx2: bool) {
         let g = &self.geo;
         let tw = self.tw;
@@ -575,10 +576,11 @@ fn transform_weights(g: &[i8]) -> [i16; 16] {
 }
 
 /// `acc[r][t] = Σ_k a[k][r] · b[k][t]` over `kh` channel pairs for MR rows and two panels
-/// of NR tiles.
+/// of NR tiles (one when `!two`: the second half is then zero).
 #[inline(always)]
-fn tile_portable(a: &[u32], b: &[u32], kh: usize, acc: &mut [i32; MR * TILES]) {
+fn tile_portable(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
     let plen = kh * NR;
+    let panels = if two { 2 } else { 1 };
     acc.fill(0);
     for kk in 0..kh {
         for r in 0..MR {
@@ -587,7 +589,7 @@ fn tile_portable(a: &[u32], b: &[u32], kh: usize, acc: &mut [i32; MR * TILES]) {
                 i32::from(w as u16 as i16),
                 i32::from((w >> 16) as u16 as i16),
             );
-            for p in 0..2 {
+            for p in 0..panels {
                 let bb = &b[p * plen + kk * NR..][..NR];
                 for j in 0..NR {
                     let s = lo * i32::from(bb[j] as u16 as i16)
