@@ -285,6 +285,16 @@ pub struct DenseQConv {
     requant: Requant,
 }
 
+/// The biases with the input zero point folded in: `bias[row] − z_x · Σ_k w[row][k]`, so that
+/// the kernels can multiply the raw int8 input (`k` weights per row).
+pub(super) fn fold_zero_point(bias: &[i32], weights: &[i8], k: usize, x_zp: i8) -> Vec<i32> {
+    let zx = i32::from(x_zp);
+    bias.iter()
+        .zip(weights.chunks_exact(k))
+        .map(|(&b, w)| b - zx * w.iter().map(|&v| i32::from(v)).sum::<i32>())
+        .collect()
+}
+
 /// Why a convolution cannot use these kernels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsupported(pub String);
@@ -331,16 +341,7 @@ impl DenseQConv {
                 a[at + 1] = wr.get(2 * kk + 1).copied().unwrap_or(0);
             }
         }
-        let zx = i32::from(x_zp);
-        let bias = (0..m)
-            .map(|row| {
-                bias[row]
-                    - zx * weights[row * k..(row + 1) * k]
-                        .iter()
-                        .map(|&v| i32::from(v))
-                        .sum::<i32>()
-            })
-            .collect();
+        let bias = fold_zero_point(bias, weights, k, x_zp);
         Ok(DenseQConv {
             geo,
             oh,
@@ -1118,7 +1119,7 @@ pub(crate) fn reference(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -1186,7 +1187,7 @@ mod tests {
         assert_eq!(rq.one(3, 1.0), -125);
     }
 
-    fn data(seed: u64, n: usize) -> Vec<i8> {
+    pub(crate) fn data(seed: u64, n: usize) -> Vec<i8> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..n)
             .map(|_| {

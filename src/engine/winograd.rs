@@ -12,7 +12,7 @@ use std::cell::RefCell;
 
 #[cfg(target_arch = "x86_64")]
 use super::int8::micro_4x16;
-use super::int8::{Geometry, Out, Parallel, Requant, Unsupported, MR, NR};
+use super::int8::{fold_zero_point, Geometry, Out, Parallel, Requant, Unsupported, MR, NR};
 
 /// Tiles (2×2 output blocks) per register tile of the GEMM.
 const TILES: usize = 2 * NR;
@@ -119,16 +119,7 @@ impl WinogradQConv {
             .chunks_exact(2)
             .map(|p| (p[0] as u16 as u32) | ((p[1] as u16 as u32) << 16))
             .collect();
-        let zx = i32::from(x_zp);
-        let bias = (0..m)
-            .map(|row| {
-                bias[row]
-                    - zx * weights[row * k..(row + 1) * k]
-                        .iter()
-                        .map(|&v| i32::from(v))
-                        .sum::<i32>()
-            })
-            .collect();
+        let bias = fold_zero_point(bias, weights, k, x_zp);
         Ok(WinogradQConv {
             geo,
             oh,
@@ -627,20 +618,9 @@ unsafe fn tile_avx2(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; 
 
 #[cfg(test)]
 mod tests {
+    use super::super::int8::tests::data;
     use super::super::int8::{reference, Sequential};
     use super::*;
-
-    fn data(seed: u64, n: usize) -> Vec<i8> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 24) as i8
-            })
-            .collect()
-    }
 
     struct Two;
     impl Parallel for Two {
