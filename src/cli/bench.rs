@@ -31,7 +31,7 @@ pub struct BenchArgs {
     /// (glibc malloc_trim), to see what a process that does not trim keeps resident.
     #[arg(long)]
     pub no_trim: bool,
-    /// Run 3×3 convolutions without Winograd: their weights take 7× less memory, they run
+    /// Run 3×3 convolutions without Winograd: their weights take 3.6× less memory, they run
     /// slower (results are identical either way).
     #[arg(long)]
     pub no_winograd: bool,

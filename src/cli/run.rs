@@ -73,7 +73,7 @@ pub struct RunArgs {
     /// Intra-op threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
-    /// Run 3×3 convolutions without Winograd: their weights take 7× less memory, they run
+    /// Run 3×3 convolutions without Winograd: their weights take 3.6× less memory, they run
     /// slower (results are identical either way).
     #[arg(long)]
     pub no_winograd: bool,

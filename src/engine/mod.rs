@@ -31,7 +31,7 @@ pub struct EngineOptions {
     pub int8_kernels: bool,
     /// With `int8_kernels`: run 3×3 stride-1 convolutions with at least 32 input and output
     /// channels with Winograd F(2×2, 3×3) — bit-identical results, 2.25× fewer multiplies, but
-    /// their transformed weights take 7× the memory of the int8 ones (16/9 positions, 16 bits
+    /// their transformed weights take 3.6× the memory of the int8 ones (16/9 positions, 16 bits
     /// instead of 8). Off trades that speed for the smaller footprint.
     pub winograd: bool,
 }
