@@ -3,6 +3,8 @@
 //! real int8 model (whose tract session allocates nothing either once warm). Everything is measured in one
 //! test function so that no other test thread allocates meanwhile.
 
+mod common;
+
 use std::io::Cursor;
 
 use edgenet::alloc::CountingAlloc;
@@ -65,17 +67,6 @@ fn measure<M: Model>(r: &mut StreamRunner<M>, src: &mut dyn FrameSource, warm: u
     (end.allocations_since(&start), per, start.live_bytes, end.live_bytes)
 }
 
-/// Deterministic pseudo-random values in [-2, 2).
-fn pseudo_random(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
-        .collect()
-}
-
 /// Allocations of the third of three calls of `f`.
 fn count(f: &mut dyn FnMut()) -> usize {
     f();
@@ -120,10 +111,10 @@ fn the_frame_loop_allocates_nothing_after_warm_up() {
     //    session run nor a whole frame of the loop allocates anything.
     let cfg = ZooConfig { width_mult: 0.35, resolution: 96, num_classes: 1000 };
     let model = zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(5)).unwrap();
-    let calibration: Vec<Vec<f32>> = (0..4).map(|k| pseudo_random(3 * 96 * 96, k)).collect();
+    let calibration: Vec<Vec<f32>> = (0..4).map(|k| common::random_input(3 * 96 * 96, k)).collect();
     let q = quantize(&model, &calibration, &QuantOptions::default(), &mut |_, _| {}).unwrap();
     let engine = Engine::from_bytes(&q.bytes, "mnv2.int8", &EngineOptions::default()).unwrap();
-    let x = pseudo_random(engine.input_len(), 9);
+    let x = common::random_input(engine.input_len(), 9);
     let mut y = vec![0f32; engine.output_len()];
     let per_engine_run = count(&mut || engine.run_into(&x, &mut y).unwrap());
     let mut session = engine.session().unwrap();
@@ -133,7 +124,7 @@ fn the_frame_loop_allocates_nothing_after_warm_up() {
     assert_eq!(by_node.total, 0, "{by_node:?}");
     // Reusing buffers changes nothing in the results, run after run, input after input.
     for k in 0..3 {
-        let x = pseudo_random(engine.input_len(), 20 + k);
+        let x = common::random_input(engine.input_len(), 20 + k);
         session.run_into(&x, &mut y).unwrap();
         assert_eq!(y, engine.run(&x).unwrap(), "session run {k} differs from a fresh run");
     }

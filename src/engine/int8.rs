@@ -435,8 +435,10 @@ impl DenseQConv {
     fn block(&self, x: &[i8], pointwise: bool, n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let panel_len = (self.kp / 2) * NR * 2;
         let Work { packed, wide, cols, segs, .. } = work;
-        packed.clear();
-        packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        // Only grown: packing writes every element of the panels it fills.
+        if packed.len() < ncols.div_ceil(NR) * panel_len {
+            packed.resize(ncols.div_ceil(NR) * panel_len, 0);
+        }
         if pointwise {
             pack_b(x, self.k, n, self.kp, c0, ncols, packed);
         } else {
@@ -779,6 +781,7 @@ fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, p
         let width = (c0 + ncols - pc).min(NR);
         let panel = &mut packed[p * kh * NR * 2..(p + 1) * kh * NR * 2];
         for kk in 0..kh {
+            // Infallible (here and below): the slices are exactly that long.
             let dst: &mut [i16; 2 * NR] = (&mut panel[kk * NR * 2..(kk + 1) * NR * 2])
                 .try_into()
                 .unwrap();

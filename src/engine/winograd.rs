@@ -232,6 +232,7 @@ impl WinogradQConv {
                 for e in 0..16 {
                     let a = &u[e * kh * MR..(e + 1) * kh * MR];
                     let b = &work.packed[e * elen + pp * 2 * plen..][..2 * plen];
+                    // Infallible: the slice is exactly MR · TILES long.
                     let acc: &mut [i32; MR * TILES] = (&mut work.acc[e * MR * TILES..]
                         [..MR * TILES])
                         .try_into()
@@ -419,6 +420,7 @@ impl WinogradQConv {
             if row >= self.m {
                 break;
             }
+            // Infallible: the slice is exactly TILES long.
             let mv = |e: usize| -> &[i32; TILES] {
                 acc[(e * MR + r) * TILES..][..TILES].try_into().unwrap()
             };
