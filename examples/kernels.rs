@@ -1,8 +1,8 @@
 //! Throughput of edgenet's int8 kernels on typical layer shapes (GMAC/s, single thread).
 //!
 //! `cargo run --release --example kernels`
-use edgenet::engine::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant, Sequential};
-use edgenet::engine::winograd::WinogradQConv;
+use edgenet::kernels::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant, Sequential};
+use edgenet::kernels::winograd::WinogradQConv;
 use std::time::Instant;
 
 fn data(n: usize, seed: u32) -> Vec<i8> {
@@ -116,6 +116,6 @@ fn main() {
     }
     let (a, b) = (data(802816, 5), data(802816, 6));
     let mut y = vec![0i8; a.len()];
-    let t = time(|| edgenet::engine::int8::quantized_add(&a, (0.02, 3), &b, (0.03, -2), (0.04, -128), &mut y));
+    let t = time(|| edgenet::kernels::int8::quantized_add(&a, (0.02, 3), &b, (0.03, -2), (0.04, -128), &mut y));
     println!("quantized add 256×56²    {:8.3} ms {:6.3} ns/element", t * 1e3, t * 1e9 / a.len() as f64);
 }

@@ -23,6 +23,7 @@ pub mod engine;
 pub mod error;
 pub mod frames;
 pub mod graph;
+pub mod kernels;
 pub mod model;
 pub mod onnx;
 pub mod quant;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use edgenet::engine::EngineOptions;
 use serde::Serialize;
 
 use super::measure::{self, mib, mib_or, Latency, Machine, Phase, Progress};
@@ -35,6 +36,10 @@ pub struct BenchArgs {
     /// slower (results are identical either way).
     #[arg(long)]
     pub no_winograd: bool,
+    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
+    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
+    #[arg(long, value_parser = super::parse_kernels)]
+    pub kernels: Option<edgenet::kernels::KernelSet>,
 }
 
 #[derive(Debug, Serialize)]
@@ -42,6 +47,8 @@ struct Report {
     model: PathBuf,
     file_bytes: usize,
     threads: u16,
+    /// The int8 micro-kernels the quantized layers run (see `edgenet::kernels`).
+    int8_kernels: String,
     machine: Machine,
     load: Vec<Phase>,
     load_ms: f64,
@@ -74,7 +81,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let machine = Machine::describe();
     let rss_start = measure::rss().map(|r| r.1);
     let mut load = Vec::new();
-    let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, !args.no_winograd, args.no_trim, &mut load)?;
+    let (engine, file_bytes) = measure::load(&args.model, &EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() }, args.no_trim, &mut load)?;
     let load_ms = load.iter().map(|p| p.ms).sum();
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];
@@ -118,6 +125,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         model: args.model.clone(),
         file_bytes,
         threads: args.threads,
+        int8_kernels: engine.kernel_set().to_string(),
         machine,
         load,
         load_ms,
@@ -139,7 +147,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "model    {} ({})", r.model.display(), mib(r.file_bytes))?;
     writeln!(out, "machine  {}", r.machine.one_line())?;
-    writeln!(out, "threads  {}, warm-up {}, timed runs {}, synthetic input, model only, one session (no decoding or preprocessing)", r.threads, r.warmup, r.runs)?;
+    writeln!(out, "threads  {}, int8 kernels {}, warm-up {}, timed runs {}, synthetic input, model only, one session (no decoding or preprocessing)", r.threads, r.int8_kernels, r.warmup, r.runs)?;
     let stages: Vec<String> = r.load.iter().map(|p| format!("{} {:.1}", p.phase, p.ms)).collect();
     writeln!(out, "load     {:.1} ms ({} ms)", r.load_ms, stages.join(", "))?;
     writeln!(out, "first inference {:.2} ms", r.first_inference_ms)?;

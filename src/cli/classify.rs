@@ -34,6 +34,10 @@ pub struct ClassifyArgs {
     /// slower (results are identical either way).
     #[arg(long)]
     pub no_winograd: bool,
+    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
+    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
+    #[arg(long, value_parser = super::parse_kernels)]
+    pub kernels: Option<edgenet::kernels::KernelSet>,
 }
 
 /// Labels from a file, else from the model's metadata. A bad file is reported and the
@@ -64,7 +68,7 @@ pub fn label_of(labels: Option<&Labels>, i: usize) -> String {
 }
 
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let opts = EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, ..Default::default() };
+    let opts = EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() };
     let engine = Engine::from_path(&args.model, &opts)?;
     let (labels, label_err) = resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = &label_err {

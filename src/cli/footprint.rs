@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use edgenet::engine::EngineOptions;
 use edgenet::engine::PlanReport;
 use serde::Serialize;
 
@@ -36,6 +37,10 @@ pub struct FootprintArgs {
     /// slower (results are identical either way).
     #[arg(long)]
     pub no_winograd: bool,
+    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
+    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
+    #[arg(long, value_parser = super::parse_kernels)]
+    pub kernels: Option<edgenet::kernels::KernelSet>,
 }
 
 /// Initializers of one ONNX data type.
@@ -60,6 +65,8 @@ struct Report {
     model: PathBuf,
     file_bytes: usize,
     threads: u16,
+    /// The int8 micro-kernels the quantized layers run (see `edgenet::kernels`).
+    int8_kernels: String,
     weights: Vec<WeightGroup>,
     weight_bytes: u64,
     plan: PlanJson,
@@ -165,7 +172,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rss_start = measure::rss().map(|r| r.1);
     let heap_start = measure::heap();
     let mut phases = Vec::new();
-    let (engine, file_bytes) = measure::load(&args.model, args.threads as usize, !args.no_winograd, args.no_trim, &mut phases)?;
+    let (engine, file_bytes) = measure::load(&args.model, &EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() }, args.no_trim, &mut phases)?;
     let engine_bytes = match (heap_start, measure::heap()) {
         (Some(a), Some(b)) => Some(b.live_bytes.saturating_sub(a.live_bytes)),
         _ => None,
@@ -222,6 +229,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         model: args.model.clone(),
         file_bytes,
         threads: args.threads,
+        int8_kernels: engine.kernel_set().to_string(),
         weights,
         weight_bytes,
         plan: PlanJson {
@@ -250,7 +258,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "model        {}  {} ({} bytes)", r.model.display(), mib(r.file_bytes), r.file_bytes)?;
     writeln!(out, "machine      {}", r.machine.one_line())?;
-    writeln!(out, "threads      {}", r.threads)?;
+    writeln!(out, "threads      {}, int8 kernels {}", r.threads, r.int8_kernels)?;
     writeln!(out, "\nweights in the file (ONNX initializers, unpacked): {}", mib(r.weight_bytes as usize))?;
     for g in &r.weights {
         writeln!(out, "  {:<8} {:>12} bytes  {:>5} tensors  {:>11} elements", g.dtype, g.bytes, g.tensors, g.elements)?;

@@ -57,10 +57,9 @@ impl PhaseClock {
 /// Then, unless `no_trim`, gives the heap's free pages back to the system
 /// ([`edgenet::alloc::release_free_heap`]), as a long-running process should once its model is
 /// loaded.
-pub fn load(path: &Path, threads: usize, winograd: bool, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
+pub fn load(path: &Path, opts: &EngineOptions, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
     let file_bytes = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len() as usize;
     let mut clock = PhaseClock::start();
-    let opts = EngineOptions { threads, winograd, ..Default::default() };
     let mut on_phase = |p: BuildPhase| {
         let name = match p {
             BuildPhase::Read => "read file",
@@ -71,7 +70,7 @@ pub fn load(path: &Path, threads: usize, winograd: bool, no_trim: bool, phases: 
         };
         phases.push(clock.end(name));
     };
-    let engine = Engine::from_path_with_phases(path, &opts, &mut on_phase)?;
+    let engine = Engine::from_path_with_phases(path, opts, &mut on_phase)?;
     if !no_trim {
         edgenet::alloc::release_free_heap();
         phases.push(clock.end("release free heap"));

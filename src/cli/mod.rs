@@ -98,3 +98,8 @@ pub fn main() -> i32 {
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
+
+/// `--kernels NAME`: a kernel set by name (whether this CPU runs it is checked at load).
+fn parse_kernels(s: &str) -> Result<edgenet::kernels::KernelSet, String> {
+    edgenet::kernels::KernelSet::parse(s).ok_or_else(|| format!("unknown kernel set `{s}` (portable, avx2, neon, dotprod)"))
+}

@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// slower (results are identical either way).
     #[arg(long)]
     pub no_winograd: bool,
+    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
+    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
+    #[arg(long, value_parser = super::parse_kernels)]
+    pub kernels: Option<edgenet::kernels::KernelSet>,
 }
 
 fn parse_format(s: &str) -> Result<StreamFormat, String> {
@@ -221,7 +225,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         },
         limit: None,
     };
-    let opts = EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, ..Default::default() };
+    let opts = EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() };
     let engine = Engine::from_path(&args.model, &opts)?;
     let (labels, label_err) = super::classify::resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = label_err {

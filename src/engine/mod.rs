@@ -12,9 +12,8 @@ use tract_onnx::tract_core::plan::{SimplePlan, SimpleState};
 use tract_onnx::tract_core::runtime::RunOptions;
 
 use crate::error::{Error, Result};
+use crate::kernels::KernelSet;
 
-pub mod int8;
-pub mod winograd;
 mod qconv;
 mod reuse;
 
@@ -34,11 +33,15 @@ pub struct EngineOptions {
     /// their transformed weights take 3.6× the memory of the int8 ones (16/9 positions, 16 bits
     /// instead of 8). Off trades that speed for the smaller footprint.
     pub winograd: bool,
+    /// With `int8_kernels`: the micro-kernels to run (`None`: the `EDGENET_KERNELS` environment
+    /// variable if set, else the best this CPU has, see [`KernelSet::select`]). Every set
+    /// gives the same results; forcing one is for tests and A/B measurements.
+    pub kernels: Option<KernelSet>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 1, input_shape: None, int8_kernels: true, winograd: true }
+        EngineOptions { threads: 1, input_shape: None, int8_kernels: true, winograd: true, kernels: None }
     }
 }
 
@@ -52,6 +55,7 @@ pub struct Engine {
     metadata: HashMap<String, String>,
     output_name: String,
     origin: String,
+    kernels: KernelSet,
 }
 
 fn onnx_err(origin: &str, e: impl std::fmt::Display) -> Error {
@@ -133,6 +137,7 @@ impl Engine {
         let metadata: HashMap<String, String> =
             proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
+        let kernels = KernelSet::select(opts.kernels).map_err(Error::Config)?;
         let (qconvs, skipped) = if opts.int8_kernels { qconv::collect(&proto) } else { Default::default() };
         let quantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "QuantizeLinear") } else { Default::default() };
         let dequantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "DequantizeLinear") } else { Default::default() };
@@ -172,7 +177,7 @@ impl Engine {
             .map_err(|e| onnx_err(origin, e))?;
         let mut typed = model.into_typed().map_err(|e| onnx_err(origin, e))?;
         if !qconvs.is_empty() {
-            let n = qconv::rewrite(&mut typed, &qconvs, origin, opts.winograd).map_err(|e| onnx_err(origin, e))?;
+            let n = qconv::rewrite(&mut typed, &qconvs, origin, opts.winograd, kernels).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());
         }
         if !quantizers.is_empty() {
@@ -210,7 +215,13 @@ impl Engine {
         let plan = SimplePlan::new_with_options(typed, &run_opts).map_err(|e| onnx_err(origin, e))?;
         on_phase(BuildPhase::Planned);
         log::debug!("{origin}: plan ready in {:.1} ms, input {input_shape:?}, {output_len} outputs", start.elapsed().as_secs_f64() * 1e3);
-        Ok(Engine { plan, input_shape, output_len, output_lens, metadata, output_name, origin: origin.to_string() })
+        Ok(Engine { plan, input_shape, output_len, output_lens, metadata, output_name, origin: origin.to_string(), kernels })
+    }
+
+    /// The int8 kernel set chosen for this model's quantized layers (what `bench` and
+    /// `footprint` report; f32 layers run on tract's own kernels whatever it is).
+    pub fn kernel_set(&self) -> KernelSet {
+        self.kernels
     }
 
     /// The input shape `[1, C, H, W]`.

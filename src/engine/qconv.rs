@@ -22,9 +22,10 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use super::int8::{DenseQConv, DepthwiseQConv, Geometry, Parallel, Requant};
 use super::reuse::{i8_values, i8_values_mut, reuse_output_eval, WriteOutput};
-use super::winograd::WinogradQConv;
+use crate::kernels::int8::{DenseQConv, DepthwiseQConv, Geometry, Parallel, Requant};
+use crate::kernels::winograd::WinogradQConv;
+use crate::kernels::KernelSet;
 
 /// The kernels' tasks on the thread pool tract runs the plan with (`EngineOptions::threads`),
 /// or on the calling thread when it has none.
@@ -180,7 +181,7 @@ impl WriteOutput for EdgeQuantize {
         let xs = x.as_slice::<f32>()?;
         let ys = i8_values_mut(y)?;
         ensure!(xs.len() == ys.len());
-        super::int8::quantize(xs, self.scale, self.zero_point, ys);
+        crate::kernels::int8::quantize(xs, self.scale, self.zero_point, ys);
         Ok(())
     }
 }
@@ -236,7 +237,7 @@ impl WriteOutput for EdgeDequantize {
         let mut view = y.try_as_plain_ram_mut()?;
         let ys = view.as_slice_mut::<f32>()?;
         ensure!(xs.len() == ys.len());
-        super::int8::dequantize(xs, self.scale, self.zero_point, ys);
+        crate::kernels::int8::dequantize(xs, self.scale, self.zero_point, ys);
         Ok(())
     }
 }
@@ -297,7 +298,7 @@ impl WriteOutput for EdgeQAdd {
         let (xa, xb) = (i8_values(&inputs[0])?, i8_values(&inputs[1])?);
         let ys = i8_values_mut(y)?;
         ensure!(xa.len() == ys.len() && xb.len() == ys.len());
-        super::int8::quantized_add(xa, self.a, xb, self.b, self.y, ys);
+        crate::kernels::int8::quantized_add(xa, self.a, xb, self.b, self.y, ys);
         Ok(())
     }
 }
@@ -553,7 +554,7 @@ impl Eq for EdgeQConv {}
 
 impl EdgeQConv {
     /// `weights`: OIHW for a convolution, `[K, N]` for a matmul.
-    fn new(spec: &QConvSpec, weights: &[i8], in_shape: &[usize], out_dt: DatumType, winograd: bool) -> Result<Self, String> {
+    fn new(spec: &QConvSpec, weights: &[i8], in_shape: &[usize], out_dt: DatumType, winograd: bool, set: KernelSet) -> Result<Self, String> {
         if weights.len() != spec.w_dims.iter().product::<usize>() {
             return Err(format!("{} weights for dims {:?}", weights.len(), spec.w_dims));
         }
@@ -585,7 +586,7 @@ impl EdgeQConv {
         let kernel = if spec.group == 1 && cin_g == c && winograd && winograd_pays(&geo, m) {
             Kernel::Winograd(WinogradQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else if spec.group == 1 && cin_g == c {
-            Kernel::Dense(DenseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
+            Kernel::Dense(DenseQConv::with_kernels(set, geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else if spec.group == c && cin_g == 1 && m == c {
             Kernel::Depthwise(DepthwiseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else {
@@ -674,7 +675,7 @@ impl TypedOp for EdgeQConv {
 /// Replaces every quantized convolution of `model` (a typed, not yet optimised tract model)
 /// that has a spec in `specs` by an [`EdgeQConv`]. Returns how many were replaced; the others
 /// are logged and left to tract.
-pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>, origin: &str, winograd: bool) -> TractResult<usize> {
+pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>, origin: &str, winograd: bool, set: KernelSet) -> TractResult<usize> {
     let mut skipped = std::collections::HashSet::new();
     replace_nodes(model, |model, node| {
         let quantized = node.op_as::<Conv>().is_some_and(|c| c.q_params.is_some())
@@ -703,7 +704,7 @@ pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>
             Some(_) if out_dt.unquantized() != i8::datum_type() || fact.datum_type.unquantized() != i8::datum_type() => {
                 format!("{:?} → {out_dt:?} is not int8", fact.datum_type)
             }
-            Some(shape) => match EdgeQConv::new(spec, weights.unwrap_or_default(), shape, out_dt, winograd) {
+            Some(shape) => match EdgeQConv::new(spec, weights.unwrap_or_default(), shape, out_dt, winograd, set) {
                 Ok(op) if op.out_shape[..] == *node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]) => {
                     return Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(op), suffix: "edgenet" }));
                 }

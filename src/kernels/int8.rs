@@ -16,9 +16,14 @@
 //! - [`DepthwiseQConv`] (groups = channels): a direct convolution per channel over a
 //!   zero-point-subtracted, zero-padded i16 plane, vectorised along output rows.
 //!
+//! On aarch64 the dense kernel runs the NEON or dot-product micro-kernels of `aarch64/` (see
+//! [`KernelSet`]), with the same results.
+//!
 //! [`WinogradQConv`](super::winograd::WinogradQConv) is a third, for 3×3 stride-1 layers. They
 //! allocate only per-thread buffers (im2col columns, packed panels, padded planes), kept and
 //! reused from one run to the next.
+
+use super::KernelSet;
 
 /// 1.5 · 2²³: adding then subtracting it rounds an f32 of magnitude < 2²² to the nearest
 /// integer, ties to even, in the default rounding mode (what `cvtps2dq` and `vcvtnq` do).
@@ -205,6 +210,8 @@ struct Work {
     cols: Vec<i8>,
     segs: Vec<[usize; 4]>,
     packed: Vec<i16>,
+    /// Packed columns of the ARM kernels (int8, in the layout of the kernel set).
+    packed8: Vec<i8>,
     wide: Vec<u32>,
     offsets: Vec<usize>,
     row: Vec<i16>,
@@ -238,7 +245,7 @@ impl Parallel for Sequential {
 
 /// The output of a kernel, written by tasks at disjoint ranges.
 #[derive(Clone, Copy)]
-pub(super) struct Out {
+pub(crate) struct Out {
     ptr: *mut i8,
     len: usize,
 }
@@ -259,7 +266,7 @@ impl Out {
     /// # Safety
     /// No other task may access `start..start + len` while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    pub(super) unsafe fn slice(&self, start: usize, len: usize) -> &mut [i8] {
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [i8] {
         assert!(start + len <= self.len);
         // SAFETY: in bounds (checked), disjoint by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
@@ -269,6 +276,8 @@ impl Out {
 /// A dense (groups = 1) int8 convolution with its weights packed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DenseQConv {
+    /// The micro-kernels it runs, which decide the layout of `a`.
+    set: KernelSet,
     geo: Geometry,
     oh: usize,
     ow: usize,
@@ -276,13 +285,29 @@ pub struct DenseQConv {
     k: usize,
     /// `k` rounded up to even.
     kp: usize,
-    /// `[m / MR][kp / 2][MR][2]` int8 weights: for each row block and pair of input positions,
-    /// the pair of every row. Kept in 8 bits; widened to i16 pairs one row block at a time.
+    /// int8 weights packed for `set`. Portable and AVX2: `[m / MR][kp / 2][MR][2]`, for each
+    /// row block and pair of input positions the pair of every row, widened to i16 pairs one
+    /// row block at a time. NEON: `[m / 4][k / 16][4][16]`; dot product: `[m / 8][k / 4][8][4]`.
     a: Vec<i8>,
     /// Bias with the input zero point folded in: `bias − z_x · Σ_k w`.
     bias: Vec<i32>,
     x_zp: i8,
     requant: Requant,
+}
+
+/// The set a dense layer runs: `set` if the CPU has it and the layer suits it, else portable
+/// (same integers). NEON's i16 pair sums need weights in −127..=127; the ARM epilogues
+/// saturate instead of clamping, which equals the portable clamp for finite scales only.
+fn dense_set(set: KernelSet, weights: &[i8], requant: &Requant) -> KernelSet {
+    let set = if set.available() { set } else { KernelSet::Portable };
+    match set {
+        KernelSet::Neon if weights.contains(&i8::MIN) => {
+            log::debug!("a weight of −128: portable int8 kernel instead of NEON for this layer");
+            KernelSet::Portable
+        }
+        KernelSet::Neon | KernelSet::Dotprod if !requant.scale.iter().all(|s| s.is_finite()) => KernelSet::Portable,
+        set => set,
+    }
 }
 
 /// The biases with the input zero point folded in: `bias[row] − z_x · Σ_k w[row][k]`, so that
@@ -300,11 +325,29 @@ pub(super) fn fold_zero_point(bias: &[i32], weights: &[i8], k: usize, x_zp: i8) 
 pub struct Unsupported(pub String);
 
 impl DenseQConv {
-    /// Packs `weights` (`[m][cin][kh][kw]`, OIHW) for inputs of geometry `geo`.
+    /// Packs `weights` (`[m][cin][kh][kw]`, OIHW) for inputs of geometry `geo`, for the kernel
+    /// set this CPU runs best ([`KernelSet::detect`]).
     ///
     /// # Errors
     /// Inconsistent sizes.
     pub fn new(
+        geo: Geometry,
+        weights: &[i8],
+        bias: &[i32],
+        x_zp: i8,
+        requant: Requant,
+    ) -> Result<Self, Unsupported> {
+        Self::with_kernels(KernelSet::detect(), geo, weights, bias, x_zp, requant)
+    }
+
+    /// [`new`](Self::new) for the kernel set `set`. A set that cannot take this layer (one the
+    /// CPU lacks; NEON with a −128 weight, see `aarch64/neon.rs`; a non-finite scale) gives the
+    /// portable kernel, which computes the same integers.
+    ///
+    /// # Errors
+    /// Inconsistent sizes.
+    pub fn with_kernels(
+        set: KernelSet,
         geo: Geometry,
         weights: &[i8],
         bias: &[i32],
@@ -330,19 +373,30 @@ impl DenseQConv {
             )));
         }
         let kp = k + (k & 1);
-        let blocks = m.div_ceil(MR);
-        let mut a = vec![0i8; blocks * kp * MR];
-        for row in 0..m {
-            let wr = &weights[row * k..(row + 1) * k];
-            let (blk, r) = (row / MR, row % MR);
-            for kk in 0..kp / 2 {
-                let at = ((blk * (kp / 2) + kk) * MR + r) * 2;
-                a[at] = wr[2 * kk];
-                a[at + 1] = wr.get(2 * kk + 1).copied().unwrap_or(0);
+        let set = dense_set(set, weights, &requant);
+        let a = match set {
+            #[cfg(target_arch = "aarch64")]
+            KernelSet::Neon => super::aarch64::neon::pack_a(weights, m, k),
+            #[cfg(target_arch = "aarch64")]
+            KernelSet::Dotprod => super::aarch64::dotprod::pack_a(weights, m, k),
+            _ => {
+                let blocks = m.div_ceil(MR);
+                let mut a = vec![0i8; blocks * kp * MR];
+                for row in 0..m {
+                    let wr = &weights[row * k..(row + 1) * k];
+                    let (blk, r) = (row / MR, row % MR);
+                    for kk in 0..kp / 2 {
+                        let at = ((blk * (kp / 2) + kk) * MR + r) * 2;
+                        a[at] = wr[2 * kk];
+                        a[at + 1] = wr.get(2 * kk + 1).copied().unwrap_or(0);
+                    }
+                }
+                a
             }
-        }
+        };
         let bias = fold_zero_point(bias, weights, k, x_zp);
         Ok(DenseQConv {
+            set,
             geo,
             oh,
             ow,
@@ -354,6 +408,11 @@ impl DenseQConv {
             x_zp,
             requant,
         })
+    }
+
+    /// The kernel set it runs.
+    pub fn kernel_set(&self) -> KernelSet {
+        self.set
     }
 
     /// Kernel height and width.
@@ -406,27 +465,55 @@ impl DenseQConv {
         let nb = nb.min(n.div_ceil(NR) * NR);
         let blocks = n.div_ceil(nb);
         let out = Out::new(y);
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
         // Each task writes columns c0..c0 + ncols of every output row: disjoint between tasks.
         par.run(blocks, &|b| {
             let c0 = b * nb;
             let ncols = (n - c0).min(nb);
             WORK.with(|w| {
                 let work = &mut *w.borrow_mut();
-                if avx2 {
+                match self.set {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: AVX2 is present.
-                    unsafe {
-                        self.block_avx2(x, pointwise, n, c0, ncols, work, out)
-                    };
-                } else {
-                    self.block(x, pointwise, n, c0, ncols, work, out);
+                    // SAFETY: the set is only chosen when AVX2 is present (`dense_set`).
+                    KernelSet::Avx2 => unsafe { self.block_avx2(x, pointwise, n, c0, ncols, work, out) },
+                    #[cfg(target_arch = "aarch64")]
+                    KernelSet::Neon | KernelSet::Dotprod => self.block_arm(x, pointwise, n, c0, ncols, work, out),
+                    _ => self.block(x, pointwise, n, c0, ncols, work, out),
                 }
             })
         });
+    }
+
+    /// [`block`](Self::block) with the ARM kernels: columns packed as int8 in the set's layout.
+    #[cfg(target_arch = "aarch64")]
+    #[allow(clippy::too_many_arguments)]
+    fn block_arm(&self, x: &[i8], pointwise: bool, n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        use super::aarch64::{dotprod, neon};
+        let Work { packed8, cols, segs, .. } = work;
+        let dot = self.set == KernelSet::Dotprod;
+        let len = if dot { dotprod::packed_len(self.k, ncols) } else { neon::packed_len(self.k, ncols) };
+        // Only grown: packing writes every element that the GEMM's stored columns read.
+        if packed8.len() < len {
+            packed8.resize(len, 0);
+        }
+        let (src, stride, start): (&[i8], usize, usize) = if pointwise {
+            (x, n, c0)
+        } else {
+            im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
+            (cols, ncols, 0)
+        };
+        let rq = &self.requant;
+        // SAFETY: `src` holds k rows of `stride` bytes covering the columns, `packed8` the packed
+        // length; this task owns columns c0..c0 + ncols (see `run_par`); `set` is Dotprod only
+        // when the CPU has the dot product (`dense_set`).
+        unsafe {
+            if dot {
+                dotprod::pack_b(src, self.k, stride, start, ncols, packed8);
+                dotprod::gemm(&self.a, packed8, self.m, self.k, ncols, &self.bias, &rq.scale, rq.zero_point, out, n, c0);
+            } else {
+                neon::pack_b(src, self.k, stride, start, ncols, packed8);
+                neon::gemm(&self.a, packed8, self.m, self.k, ncols, &self.bias, &rq.scale, rq.zero_point, out, n, c0);
+            }
+        }
     }
 
     /// Columns `c0..c0 + ncols` packed: straight from `x` for a pointwise convolution, else
@@ -1213,32 +1300,114 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every kernel set this CPU runs.
+    pub(crate) fn sets() -> Vec<KernelSet> {
+        KernelSet::ALL.into_iter().filter(|k| k.available()).collect()
+    }
+
     fn check_dense(g: Geometry, m: usize, seed: u64) {
+        check_dense_zp(g, m, seed, 5, -7)
+    }
+
+    /// Weights in −127..=127 (what symmetric quantizers write, and what NEON needs), every
+    /// kernel set against the i64 reference, then split into tasks.
+    fn check_dense_zp(g: Geometry, m: usize, seed: u64, x_zp: i8, y_zp: i8) {
         let k = g.cin * g.kh * g.kw;
-        let w = data(seed, m * k);
+        let w: Vec<i8> = data(seed, m * k).into_iter().map(|v| v.max(-127)).collect();
         let x = data(seed + 1, g.cin * g.h * g.w);
         let bias: Vec<i32> = (0..m as i32).map(|i| i * 37 - 500).collect();
         let rq = Requant::new(
             (0..m).map(|i| 0.0004 + 0.0001 * (i % 5) as f32).collect(),
-            -7,
+            y_zp,
         );
-        let conv = DenseQConv::new(g, &w, &bias, 5, rq.clone()).unwrap();
+        let want = reference(&g, 1, &w, &bias, x_zp, &rq, &x);
+        for set in sets() {
+            let conv = DenseQConv::with_kernels(set, g, &w, &bias, x_zp, rq.clone()).unwrap();
+            assert_eq!(conv.kernel_set(), set, "{set} took the layer");
+            let (oh, ow) = conv.output_hw();
+            let mut y = vec![0i8; m * oh * ow];
+            conv.run(&x, &mut y);
+            assert_eq!(y, want, "{set} {g:?} m={m}");
+            // Split into tasks as for several threads (run here in reverse order).
+            let mut y3 = vec![0i8; y.len()];
+            conv.run_par(&x, &mut y3, &Reverse(3));
+            assert_eq!(y3, want, "{set} split into tasks");
+        }
+        let conv = DenseQConv::with_kernels(KernelSet::Portable, g, &w, &bias, x_zp, rq.clone()).unwrap();
         let (oh, ow) = conv.output_hw();
-        let mut y = vec![0i8; m * oh * ow];
-        conv.run(&x, &mut y);
-        assert_eq!(y, reference(&g, 1, &w, &bias, 5, &rq, &x), "{g:?} m={m}");
-        let mut y2 = vec![0i8; y.len()];
+        let mut y2 = vec![0i8; m * oh * ow];
         let n = oh * ow;
         // The portable kernel, in blocks of 13 columns (crossing output rows).
         let mut work = Work::default();
         for c0 in (0..n).step_by(13) {
             conv.block(&x, g.is_pointwise(), n, c0, 13.min(n - c0), &mut work, Out::new(&mut y2));
         }
-        assert_eq!(y2, y, "portable kernel vs dispatched kernel");
-        // Split into tasks as for several threads (run here in reverse order).
-        let mut y3 = vec![0i8; y.len()];
-        conv.run_par(&x, &mut y3, &Reverse(3));
-        assert_eq!(y3, y, "split into tasks");
+        assert_eq!(y2, want, "portable kernel in blocks of 13 columns");
+    }
+
+    #[test]
+    fn dense_kernel_sets_agree_at_extreme_zero_points_and_saturation() {
+        // Input zero points at both ends, outputs saturating at both ends (large scales).
+        for (i, (x_zp, y_zp)) in [(-128i8, 127i8), (127, -128), (0, 0)].into_iter().enumerate() {
+            let g = geo(37, 6, 7, 3, 1, [1, 0, 2, 1], 1);
+            let m = 11;
+            let k = g.cin * 9;
+            let w: Vec<i8> = data(70 + i as u64, m * k).into_iter().map(|v| v.max(-127)).collect();
+            let x = data(80 + i as u64, g.cin * g.h * g.w);
+            let bias: Vec<i32> = (0..m as i32).map(|i| i * 9001 - 40000).collect();
+            let rq = Requant::new((0..m).map(|i| 0.001 * (1 + i) as f32).collect(), y_zp);
+            let want = reference(&g, 1, &w, &bias, x_zp, &rq, &x);
+            assert!(want.contains(&127) && want.contains(&-128), "the case saturates both ways");
+            for set in sets() {
+                let conv = DenseQConv::with_kernels(set, g, &w, &bias, x_zp, rq.clone()).unwrap();
+                let mut y = vec![0i8; want.len()];
+                conv.run(&x, &mut y);
+                assert_eq!(y, want, "{set} x_zp={x_zp} y_zp={y_zp}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_weight_of_minus_128_keeps_neon_exact() {
+        // NEON sums two products in i16, which −128 · −128 twice would overflow: such a layer
+        // runs the portable kernel (the dot-product and AVX2 kernels take it as it is).
+        let g = geo(16, 4, 4, 1, 1, [0; 4], 1);
+        let m = 8;
+        let w = vec![-128i8; m * 16];
+        let x = vec![-128i8; 16 * 16];
+        let bias = vec![0i32; m];
+        let rq = Requant::new(vec![1e-6; m], 0);
+        let want = reference(&g, 1, &w, &bias, 0, &rq, &x);
+        for set in sets() {
+            let conv = DenseQConv::with_kernels(set, g, &w, &bias, 0, rq.clone()).unwrap();
+            if set == KernelSet::Neon {
+                assert_eq!(conv.kernel_set(), KernelSet::Portable);
+            }
+            let mut y = vec![0i8; want.len()];
+            conv.run(&x, &mut y);
+            assert_eq!(y, want, "{set}");
+        }
+    }
+
+    #[test]
+    fn dead_channels_and_zero_weights() {
+        // Rows of zeros (pruned channels) and a zero input: the output is the bias alone.
+        let g = geo(20, 5, 5, 1, 1, [0; 4], 1);
+        let m = 9;
+        let mut w: Vec<i8> = data(5, m * 20).into_iter().map(|v| v.max(-127)).collect();
+        for r in [0usize, 4, 8] {
+            w[r * 20..(r + 1) * 20].fill(0);
+        }
+        let x = vec![3i8; 20 * 25];
+        let bias: Vec<i32> = (0..m as i32).map(|i| 1000 * i - 4000).collect();
+        let rq = Requant::new(vec![0.01; m], 2);
+        let want = reference(&g, 1, &w, &bias, 3, &rq, &x);
+        for set in sets() {
+            let conv = DenseQConv::with_kernels(set, g, &w, &bias, 3, rq.clone()).unwrap();
+            let mut y = vec![0i8; want.len()];
+            conv.run(&x, &mut y);
+            assert_eq!(y, want, "{set}");
+        }
     }
 
     #[test]
@@ -1251,6 +1420,9 @@ pub(crate) mod tests {
         check_dense(geo(7, 1, 1, 1, 1, [0; 4], 1), 33, 6);
         // Enough columns for several packed blocks (K = 576 gives blocks of 160 columns).
         check_dense(geo(64, 20, 21, 3, 1, [1, 1, 1, 1], 1), 9, 7);
+        // Full 16-column blocks with row, column and k tails for the ARM packings.
+        check_dense(geo(40, 8, 33, 1, 1, [0; 4], 1), 21, 8);
+        check_dense(geo(32, 16, 16, 1, 1, [0; 4], 1), 16, 9);
     }
 
     #[test]
@@ -1285,11 +1457,12 @@ pub(crate) mod tests {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
         fn dense_matches_reference_on_random_shapes(
-            cin in 1usize..12, m in 1usize..20, h in 1usize..10, w in 1usize..10,
-            k in prop::sample::select(vec![1usize, 3]), s in 1usize..3, p in 0usize..2, seed in 0u64..1000,
+            cin in 1usize..40, m in 1usize..20, h in 1usize..10, w in 1usize..24,
+            k in prop::sample::select(vec![1usize, 3, 5]), s in 1usize..3, p in 0usize..3, seed in 0u64..1000,
+            x_zp in any::<i8>(), y_zp in any::<i8>(),
         ) {
             let g = geo(cin, h + k, w + k, k, s, [p; 4], 1);
-            check_dense(g, m, seed);
+            check_dense_zp(g, m, seed, x_zp, y_zp);
         }
     }
 }

@@ -1,0 +1,196 @@
+//! aarch64 dot-product (ARMv8.2 `sdot`: the Raspberry Pi 5's Cortex-A76) int8 micro-kernel.
+//!
+//! Dense GEMM, "c4" layout: weights in blocks of 8 rows and columns in panels of 8 output
+//! positions, both with 4 consecutive `k` contiguous. One `sdot` by element multiplies the 4×4
+//! bytes of four rows by the 4 bytes of one column and adds 16 products into the four rows' i32
+//! lanes: an 8×8 register tile takes 16 `sdot` and two 32-byte loads per 4 `k`. Exact for
+//! every int8 value (i32 accumulation), so no weight restriction. The accumulators start at the
+//! biases; the epilogue requantises in registers and transposes the 8×8 bytes to rows.
+//!
+//! `sdot` is written with `asm!` (its intrinsics are not stable Rust yet), in functions compiled
+//! with the `dotprod` target feature and called only when the CPU reports it.
+
+use std::arch::aarch64::*;
+use std::arch::asm;
+
+use crate::kernels::int8::Out;
+
+/// Rows of a c4 weight block.
+pub(crate) const MR: usize = 8;
+/// Columns of a c4 panel.
+pub(crate) const NR: usize = 8;
+/// `k` per packed group.
+pub(crate) const KC: usize = 4;
+
+/// Packs `[m][k]` weights into `[m / 8][k / 4][8][4]` (zero-padded rows and `k`).
+pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize) -> Vec<i8> {
+    let kb = k.div_ceil(KC);
+    let mut a = vec![0i8; m.div_ceil(MR) * kb * MR * KC];
+    for (row, w) in weights.chunks_exact(k).enumerate().take(m) {
+        let (blk, r) = (row / MR, row % MR);
+        for (kk, &v) in w.iter().enumerate() {
+            a[((blk * kb + kk / KC) * MR + r) * KC + kk % KC] = v;
+        }
+    }
+    a
+}
+
+/// Bytes of packed columns for `ncols` columns of `k` values.
+pub(crate) fn packed_len(k: usize, ncols: usize) -> usize {
+    ncols.div_ceil(NR) * k.div_ceil(KC) * NR * KC
+}
+
+/// Packs columns `c0..c0 + ncols` of the `[k][stride]` int8 matrix `src` into panels
+/// `[ncols / 8][k / 4][8][4]` (zero beyond `k`; columns beyond `ncols` are never stored).
+///
+/// # Safety
+/// `src` holds `k` rows of `stride ≥ c0 + ncols` bytes; `packed` holds
+/// [`packed_len`]`(k, ncols)` bytes.
+pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncols: usize, packed: &mut [i8]) {
+    debug_assert!(src.len() >= (k - 1) * stride + c0 + ncols && packed.len() >= packed_len(k, ncols));
+    let kb = k.div_ceil(KC);
+    let panel = kb * NR * KC;
+    let full = ncols / 16;
+    let s = src.as_ptr();
+    let d = packed.as_mut_ptr();
+    for b in 0..kb {
+        let rows = (k - b * KC).min(KC);
+        for j in 0..full {
+            // 4 rows (k) × 16 columns → each column's 4 bytes together, 8 columns per panel.
+            let mut r = [vdupq_n_s8(0); 4];
+            for (i, ri) in r.iter_mut().enumerate().take(rows) {
+                *ri = vld1q_s8(s.add((b * KC + i) * stride + c0 + 16 * j));
+            }
+            let lo01 = vreinterpretq_s16_s8(vzip1q_s8(r[0], r[1]));
+            let hi01 = vreinterpretq_s16_s8(vzip2q_s8(r[0], r[1]));
+            let lo23 = vreinterpretq_s16_s8(vzip1q_s8(r[2], r[3]));
+            let hi23 = vreinterpretq_s16_s8(vzip2q_s8(r[2], r[3]));
+            let p0 = d.add(2 * j * panel + b * NR * KC);
+            let p1 = d.add((2 * j + 1) * panel + b * NR * KC);
+            vst1q_s8(p0, vreinterpretq_s8_s16(vzip1q_s16(lo01, lo23)));
+            vst1q_s8(p0.add(16), vreinterpretq_s8_s16(vzip2q_s16(lo01, lo23)));
+            vst1q_s8(p1, vreinterpretq_s8_s16(vzip1q_s16(hi01, hi23)));
+            vst1q_s8(p1.add(16), vreinterpretq_s8_s16(vzip2q_s16(hi01, hi23)));
+        }
+        for c in 16 * full..ncols {
+            let dst = d.add((c / NR) * panel + (b * NR + c % NR) * KC);
+            for i in 0..KC {
+                *dst.add(i) = if i < rows { *s.add((b * KC + i) * stride + c0 + c) } else { 0 };
+            }
+        }
+    }
+}
+
+/// `acc += a (4 rows × 4 k) · b[lane] (one column's 4 k)`, lane by lane.
+macro_rules! sdot {
+    ($acc:expr, $a:expr, $b:expr, $lane:literal) => {
+        asm!(concat!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.4b[", $lane, "]"),
+             acc = inout(vreg) $acc, a = in(vreg) $a, b = in(vreg) $b,
+             options(pure, nomem, nostack, preserves_flags))
+    };
+}
+
+/// The 8×8 register tile over `kb` groups of 4 `k`, starting from `init` (the biases of the 8
+/// rows, as two quads): `acc[2·c + h]` holds rows `4h..4h + 4` of column `c`.
+#[inline]
+#[target_feature(enable = "dotprod")]
+unsafe fn tile(a: *const i8, b: *const i8, kb: usize, init: [int32x4_t; 2]) -> [int32x4_t; 16] {
+    let mut acc = [init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1]];
+    for g in 0..kb {
+        let a = a.add(g * MR * KC);
+        let b = b.add(g * NR * KC);
+        let (a0, a1) = (vld1q_s8(a), vld1q_s8(a.add(16)));
+        let (b0, b1) = (vld1q_s8(b), vld1q_s8(b.add(16)));
+        sdot!(acc[0], a0, b0, "0");
+        sdot!(acc[1], a1, b0, "0");
+        sdot!(acc[2], a0, b0, "1");
+        sdot!(acc[3], a1, b0, "1");
+        sdot!(acc[4], a0, b0, "2");
+        sdot!(acc[5], a1, b0, "2");
+        sdot!(acc[6], a0, b0, "3");
+        sdot!(acc[7], a1, b0, "3");
+        sdot!(acc[8], a0, b1, "0");
+        sdot!(acc[9], a1, b1, "0");
+        sdot!(acc[10], a0, b1, "1");
+        sdot!(acc[11], a1, b1, "1");
+        sdot!(acc[12], a0, b1, "2");
+        sdot!(acc[13], a1, b1, "2");
+        sdot!(acc[14], a0, b1, "3");
+        sdot!(acc[15], a1, b1, "3");
+    }
+    acc
+}
+
+/// The GEMM of a block of columns with the requantisation: `y[row][col0 + c]` for every row
+/// `< m` and `c < ncols`, from weights packed by [`pack_a`] and columns packed by [`pack_b`].
+/// The requantisation is [`Requant::one`](crate::kernels::int8::Requant)'s, exactly (see
+/// [`super::neon::requant4`]), with per-row bias and scale in the lanes.
+///
+/// # Safety
+/// The CPU has the dot product; `a` and `packed` are as packed for `m`, `k` and `ncols`;
+/// `bias`/`scale` hold `m` values; the caller owns columns `col0..col0 + ncols` of the `m` rows
+/// of `y` (row length `n`).
+#[target_feature(enable = "dotprod")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: usize, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize, col0: usize) {
+    let kb = k.div_ceil(KC);
+    let panels = ncols.div_ceil(NR);
+    let zp16 = vdupq_n_s16(zp as i16);
+    for blk in 0..m.div_ceil(MR) {
+        let ab = a.as_ptr().add(blk * kb * MR * KC);
+        let rows = (m - blk * MR).min(MR);
+        let mut bs = [0i32; MR];
+        let mut ss = [0f32; MR];
+        bs[..rows].copy_from_slice(&bias[blk * MR..blk * MR + rows]);
+        ss[..rows].copy_from_slice(&scale[blk * MR..blk * MR + rows]);
+        let init = [vld1q_s32(bs.as_ptr()), vld1q_s32(bs.as_ptr().add(4))];
+        let sc = [vld1q_f32(ss.as_ptr()), vld1q_f32(ss.as_ptr().add(4))];
+        for p in 0..panels {
+            let acc = tile(ab, packed.as_ptr().add(p * kb * NR * KC), kb, init);
+            // Column c's 8 rows: requantised, plus zp, saturated to i8 (as neon::requant4).
+            let col = |c: usize| {
+                let q0 = vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[2 * c]), sc[0]));
+                let q1 = vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[2 * c + 1]), sc[1]));
+                vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q0), q1), zp16)
+            };
+            // Q[c] = [column c rows 0..8 | column c + 4 rows 0..8].
+            let q: [int8x16_t; 4] = std::array::from_fn(|c| vqmovn_high_s16(vqmovn_s16(col(c)), col(c + 4)));
+            // Transpose to rows: after the 8- and 16-bit steps, t[i] holds rows (i', i' + 4) as
+            // 32-bit words [rA c0..4, rB c0..4, rA c4..8, rB c4..8].
+            let p0 = vreinterpretq_s16_s8(vtrn1q_s8(q[0], q[1]));
+            let p1 = vreinterpretq_s16_s8(vtrn2q_s8(q[0], q[1]));
+            let p2 = vreinterpretq_s16_s8(vtrn1q_s8(q[2], q[3]));
+            let p3 = vreinterpretq_s16_s8(vtrn2q_s8(q[2], q[3]));
+            let r04 = vreinterpretq_s32_s16(vtrn1q_s16(p0, p2));
+            let r26 = vreinterpretq_s32_s16(vtrn2q_s16(p0, p2));
+            let r15 = vreinterpretq_s32_s16(vtrn1q_s16(p1, p3));
+            let r37 = vreinterpretq_s32_s16(vtrn2q_s16(p1, p3));
+            let rows01 = vreinterpretq_u64_s32(vuzp1q_s32(r04, r15));
+            let rows45 = vreinterpretq_u64_s32(vuzp2q_s32(r04, r15));
+            let rows23 = vreinterpretq_u64_s32(vuzp1q_s32(r26, r37));
+            let rows67 = vreinterpretq_u64_s32(vuzp2q_s32(r26, r37));
+            let words = [
+                vgetq_lane_u64::<0>(rows01),
+                vgetq_lane_u64::<1>(rows01),
+                vgetq_lane_u64::<0>(rows23),
+                vgetq_lane_u64::<1>(rows23),
+                vgetq_lane_u64::<0>(rows45),
+                vgetq_lane_u64::<1>(rows45),
+                vgetq_lane_u64::<0>(rows67),
+                vgetq_lane_u64::<1>(rows67),
+            ];
+            let c = p * NR;
+            let cols = (ncols - c).min(NR);
+            for (r, w) in words.iter().enumerate().take(rows) {
+                let out = y.slice((blk * MR + r) * n + col0 + c, cols);
+                if cols == NR {
+                    std::ptr::write_unaligned(out.as_mut_ptr() as *mut u64, *w);
+                } else {
+                    for (o, b) in out.iter_mut().zip(w.to_le_bytes()) {
+                        *o = b as i8;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The kernel sets and the one place where CPU features are detected.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// A family of micro-kernels for one instruction set. Every set computes the same integers:
+/// the choice changes speed, never results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KernelSet {
+    /// Plain Rust (auto-vectorised by the compiler for the build's baseline): runs everywhere,
+    /// and is the reference every other set is tested against.
+    Portable,
+    /// x86-64 with AVX2 (`vpmaddwd` on i16 pairs).
+    Avx2,
+    /// aarch64 NEON, ARMv8.0 (Raspberry Pi 3/4, Cortex-A53/A72): widening multiply-accumulate
+    /// (`smull`/`smlal2` into i16, `sadalp` into i32) on int8 operands.
+    Neon,
+    /// aarch64 with the ARMv8.2 dot product (Raspberry Pi 5, Cortex-A76): `sdot`, 16 int8
+    /// multiply-adds per instruction; NEON for what has no dot-product form.
+    Dotprod,
+}
+
+/// The environment variable that forces a kernel set (`portable`, `avx2`, `neon`, `dotprod`).
+pub const KERNELS_ENV: &str = "EDGENET_KERNELS";
+
+impl KernelSet {
+    /// Every set, in order of preference within an architecture.
+    pub const ALL: [KernelSet; 4] = [KernelSet::Dotprod, KernelSet::Neon, KernelSet::Avx2, KernelSet::Portable];
+
+    /// The set's name, as accepted by [`KernelSet::parse`].
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelSet::Portable => "portable",
+            KernelSet::Avx2 => "avx2",
+            KernelSet::Neon => "neon",
+            KernelSet::Dotprod => "dotprod",
+        }
+    }
+
+    /// The set named `s` (case-insensitive), if any.
+    pub fn parse(s: &str) -> Option<KernelSet> {
+        KernelSet::ALL.into_iter().find(|k| k.name().eq_ignore_ascii_case(s.trim()))
+    }
+
+    /// Whether this CPU can run the set (run-time detection: the binary assumes nothing beyond
+    /// its target's baseline).
+    pub fn available(self) -> bool {
+        match self {
+            KernelSet::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            KernelSet::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            // NEON is part of the aarch64 baseline.
+            #[cfg(target_arch = "aarch64")]
+            KernelSet::Neon => true,
+            #[cfg(target_arch = "aarch64")]
+            KernelSet::Dotprod => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The fastest set this CPU runs, detected once per process.
+    pub fn detect() -> KernelSet {
+        static BEST: OnceLock<KernelSet> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            let best = KernelSet::ALL.into_iter().find(|k| k.available()).unwrap_or(KernelSet::Portable);
+            log::debug!("int8 kernel set detected: {best}");
+            best
+        })
+    }
+
+    /// The set to use: `forced` if given, else the one named by `EDGENET_KERNELS` if set, else
+    /// [`KernelSet::detect`].
+    ///
+    /// # Errors
+    /// An unknown name in the environment variable, or a set this CPU cannot run.
+    pub fn select(forced: Option<KernelSet>) -> Result<KernelSet, String> {
+        let set = match forced {
+            Some(set) => set,
+            None => match std::env::var(KERNELS_ENV) {
+                Ok(v) if !v.trim().is_empty() => KernelSet::parse(&v).ok_or_else(|| {
+                    format!("{KERNELS_ENV}={v:?} is not a kernel set (portable, avx2, neon, dotprod)")
+                })?,
+                _ => return Ok(KernelSet::detect()),
+            },
+        };
+        if set.available() {
+            Ok(set)
+        } else {
+            Err(format!(
+                "the {set} int8 kernels cannot run on this CPU ({}); it runs: {}",
+                std::env::consts::ARCH,
+                KernelSet::ALL.into_iter().filter(|k| k.available()).map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            ))
+        }
+    }
+}
+
+impl fmt::Display for KernelSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_portable_is_always_there() {
+        for k in KernelSet::ALL {
+            assert_eq!(KernelSet::parse(k.name()), Some(k));
+        }
+        assert_eq!(KernelSet::parse(" NEON "), Some(KernelSet::Neon));
+        assert_eq!(KernelSet::parse("sse"), None);
+        assert!(KernelSet::Portable.available());
+        assert!(KernelSet::detect().available());
+        assert_eq!(KernelSet::select(Some(KernelSet::Portable)), Ok(KernelSet::Portable));
+    }
+
+    /// What CI asserts on each emulated CPU: `EDGENET_EXPECT_KERNELS` names the set detection
+    /// must pick there (qemu's `-cpu cortex-a72` → neon, `cortex-a76` → dotprod), so a run
+    /// that silently fell back to another set fails instead of proving nothing.
+    #[test]
+    fn detects_the_expected_kernel_set() {
+        let Ok(want) = std::env::var("EDGENET_EXPECT_KERNELS") else { return };
+        assert_eq!(KernelSet::detect().name(), want.trim(), "kernel set detected on this CPU");
+    }
+
+    #[test]
+    fn sets_for_another_architecture_are_refused() {
+        #[cfg(target_arch = "x86_64")]
+        let other = KernelSet::Neon;
+        #[cfg(not(target_arch = "x86_64"))]
+        let other = KernelSet::Avx2;
+        let e = KernelSet::select(Some(other)).unwrap_err();
+        assert!(e.contains(other.name()) && e.contains("cannot run"), "{e}");
+    }
+}
