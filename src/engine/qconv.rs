@@ -532,8 +532,13 @@ enum Kernel {
 /// Whether Winograd F(2×2, 3×3) pays for a convolution: 3×3, stride 1, no dilation, and enough
 /// channels that the GEMMs outweigh the input and output transforms (measured with
 /// `examples/kernels.rs`: 1.1× at 64→64, 1.8× at 512→512).
-fn winograd_pays(geo: &Geometry, m: usize) -> bool {
-    (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1)) && geo.cin >= 32 && m >= 32
+fn winograd_pays(geo: &Geometry, m: usize, set: KernelSet) -> bool {
+    // Winograd's GEMM multiplies i16 values (the transforms widen them): with `sdot` the dense
+    // int8 kernel does 16 multiply-adds per instruction and wins outright.
+    set != KernelSet::Dotprod
+        && (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1))
+        && geo.cin >= 32
+        && m >= 32
 }
 
 /// The tract op running one of edgenet's int8 convolutions on a `[1, C, H, W]` int8 input.
@@ -583,12 +588,12 @@ impl EdgeQConv {
         let [m, cin_g, kh, kw] = spec.w_dims;
         let geo = Geometry { cin: c, h, w, kh, kw, stride: spec.strides, dilation: spec.dilations, pads: spec.pads };
         let rq = Requant::new(spec.scale.clone(), spec.y_zp);
-        let kernel = if spec.group == 1 && cin_g == c && winograd && winograd_pays(&geo, m) {
-            Kernel::Winograd(WinogradQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
+        let kernel = if spec.group == 1 && cin_g == c && winograd && winograd_pays(&geo, m, set) {
+            Kernel::Winograd(WinogradQConv::with_kernels(set, geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else if spec.group == 1 && cin_g == c {
             Kernel::Dense(DenseQConv::with_kernels(set, geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else if spec.group == c && cin_g == 1 && m == c {
-            Kernel::Depthwise(DepthwiseQConv::new(geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
+            Kernel::Depthwise(DepthwiseQConv::with_kernels(set, geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)
         } else {
             return Err(format!("group {} with {c} input and {m} output channels", spec.group));
         };

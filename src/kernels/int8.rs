@@ -211,6 +211,7 @@ struct Work {
     segs: Vec<[usize; 4]>,
     packed: Vec<i16>,
     /// Packed columns of the ARM kernels (int8, in the layout of the kernel set).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
     packed8: Vec<i8>,
     wide: Vec<u32>,
     offsets: Vec<usize>,
@@ -261,6 +262,13 @@ impl Out {
             ptr: y.as_mut_ptr(),
             len: y.len(),
         }
+    }
+
+    /// The start of the buffer and its length, for kernels that check a whole range once and
+    /// then write with pointers (the same contract as [`slice`](Self::slice)).
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    pub(crate) fn raw(&self) -> (*mut i8, usize) {
+        (self.ptr, self.len)
     }
 
     /// # Safety
@@ -963,21 +971,41 @@ unsafe fn pack_b_avx2(
 /// A depthwise (groups = channels, one filter per channel) int8 convolution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DepthwiseQConv {
+    /// The micro-kernels it runs (portable and AVX2 share the code, compiled for each).
+    set: KernelSet,
     geo: Geometry,
     oh: usize,
     ow: usize,
-    weights: Vec<i32>,
+    /// `[c][kh·kw]`, widened to i16 (the operand of NEON's `smlal` by element).
+    weights: Vec<i16>,
     bias: Vec<i32>,
     x_zp: i8,
     requant: Requant,
 }
 
 impl DepthwiseQConv {
-    /// A depthwise convolution of `[c][1][kh][kw]` weights.
+    /// A depthwise convolution of `[c][1][kh][kw]` weights, for the kernel set this CPU runs
+    /// best.
     ///
     /// # Errors
     /// Inconsistent sizes.
     pub fn new(
+        geo: Geometry,
+        weights: &[i8],
+        bias: &[i32],
+        x_zp: i8,
+        requant: Requant,
+    ) -> Result<Self, Unsupported> {
+        Self::with_kernels(KernelSet::detect(), geo, weights, bias, x_zp, requant)
+    }
+
+    /// [`new`](Self::new) for the kernel set `set` (the portable code where the set has no
+    /// depthwise kernel of its own or cannot take the layer; same results).
+    ///
+    /// # Errors
+    /// Inconsistent sizes.
+    pub fn with_kernels(
+        set: KernelSet,
         geo: Geometry,
         weights: &[i8],
         bias: &[i32],
@@ -996,11 +1024,20 @@ impl DepthwiseQConv {
                 requant.scale.len()
             )));
         }
+        let set = match set {
+            _ if !set.available() => KernelSet::Portable,
+            // The NEON epilogue saturates instead of clamping: equal for finite scales only.
+            KernelSet::Neon | KernelSet::Dotprod if !requant.scale.iter().all(|s| s.is_finite()) => KernelSet::Portable,
+            // Dot product has no depthwise form: NEON's kernel.
+            KernelSet::Dotprod => KernelSet::Neon,
+            set => set,
+        };
         Ok(DepthwiseQConv {
+            set,
             geo,
             oh,
             ow,
-            weights: weights.iter().map(|&v| i32::from(v)).collect(),
+            weights: weights.iter().map(|&v| i16::from(v)).collect(),
             bias: bias.to_vec(),
             x_zp,
             requant,
@@ -1012,9 +1049,14 @@ impl DepthwiseQConv {
         (self.oh, self.ow)
     }
 
-    /// Bytes this kernel holds: weights (widened to i32), biases, scales.
+    /// Bytes this kernel holds: weights (widened to i16), biases, scales.
     pub fn held_bytes(&self) -> usize {
-        4 * (self.weights.len() + self.bias.len() + self.requant.scale.len())
+        2 * self.weights.len() + 4 * (self.bias.len() + self.requant.scale.len())
+    }
+
+    /// The kernel set it runs.
+    pub fn kernel_set(&self) -> KernelSet {
+        self.set
     }
 
     /// Multiply-accumulates per run.
@@ -1044,23 +1086,16 @@ impl DepthwiseQConv {
             g.cin
         };
         let out = Out::new(y);
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
         // Each task writes the output planes of its own channels.
         par.run(g.cin.div_ceil(per), &|t| {
             let channels = t * per..((t + 1) * per).min(g.cin);
             WORK.with(|w| {
                 let w = &mut *w.borrow_mut();
-                if avx2 {
+                match self.set {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: AVX2 is present.
-                    unsafe {
-                        self.run_avx2(x, out, channels, w)
-                    };
-                } else {
-                    self.run_body(x, out, channels, w);
+                    // SAFETY: the set is only kept when AVX2 is present (`with_kernels`).
+                    KernelSet::Avx2 => unsafe { self.run_avx2(x, out, channels, w) },
+                    _ => self.run_body(x, out, channels, w),
                 }
             })
         });
@@ -1092,6 +1127,22 @@ impl DepthwiseQConv {
             for iy in 0..g.h {
                 let srow = &src[iy * g.w..(iy + 1) * g.w];
                 let py = iy + g.pads[0];
+                #[cfg(target_arch = "aarch64")]
+                if self.set == KernelSet::Neon && sw <= 2 {
+                    use super::aarch64::neon;
+                    if sw == 1 {
+                        neon::widen_row(srow, self.x_zp, &mut planes[py * pw + g.pads[1]..][..g.w]);
+                    } else {
+                        // Column x = pads[1] + ix of the padded row is at phase x % 2, index
+                        // x / 2: the even ix go to one phase, the odd ones to the other.
+                        let pl = g.pads[1];
+                        let (lower, upper) = planes.split_at_mut((hp + py) * pw);
+                        let (p0, p1) = (&mut lower[py * pw..(py + 1) * pw], &mut upper[..pw]);
+                        let (even, odd) = if pl % 2 == 0 { (&mut p0[pl / 2..], &mut p1[pl / 2..]) } else { (&mut p1[pl / 2..], &mut p0[pl.div_ceil(2)..]) };
+                        neon::widen_row_deal(srow, self.x_zp, even, odd);
+                    }
+                    continue;
+                }
                 if sw == 1 {
                     let dst = &mut planes[py * pw + g.pads[1]..][..g.w];
                     for (d, &s) in dst.iter_mut().zip(srow) {
@@ -1133,6 +1184,13 @@ impl DepthwiseQConv {
                     offsets.push(((px % sw) * hp + ky * dh) * pw + px / sw);
                 }
             }
+            #[cfg(target_arch = "aarch64")]
+            if self.set == KernelSet::Neon {
+                // SAFETY: channel c belongs to this task only (see `run_par`).
+                let out = unsafe { y.slice(c * oh * ow, oh * ow) };
+                super::aarch64::neon::depthwise_channel(planes, offsets, w, self.bias[c], scale, self.requant.zero_point, oh, ow, sh * pw, out);
+                continue;
+            }
             for oy in 0..oh {
                 let row0 = oy * sh * pw;
                 // SAFETY: channel c belongs to this task only (see `run_par`).
@@ -1145,6 +1203,7 @@ impl DepthwiseQConv {
                     let mut acc = [self.bias[c]; DW_TILE];
                     for (&wv, &off) in w.iter().zip(offsets.iter()) {
                         let r = &planes[row0 + off + ox..][..DW_TILE];
+                        let wv = i32::from(wv);
                         for j in 0..DW_TILE {
                             acc[j] += wv * i32::from(r[j]);
                         }
@@ -1433,6 +1492,10 @@ pub(crate) mod tests {
             geo(6, 13, 12, 5, 2, [1, 2, 2, 1], 1),
             geo(3, 7, 7, 5, 1, [2, 2, 2, 2], 1),
             geo(4, 9, 9, 3, 1, [2, 2, 2, 2], 2),
+            // Rows longer than a 16-output tile, with a tail; a 5×5 stride 2 as in EfficientNet.
+            geo(7, 20, 37, 3, 1, [1, 1, 1, 1], 1),
+            geo(4, 21, 40, 5, 2, [1, 2, 2, 1], 1),
+            geo(3, 33, 34, 3, 2, [0, 0, 1, 1], 1),
         ]
         .into_iter()
         .enumerate()
@@ -1442,14 +1505,17 @@ pub(crate) mod tests {
             let x = data(20 + i as u64, c * g.h * g.w);
             let bias: Vec<i32> = (0..c as i32).map(|i| 100 - 41 * i).collect();
             let rq = Requant::new((0..c).map(|i| 0.002 + 0.0005 * i as f32).collect(), 3);
-            let conv = DepthwiseQConv::new(g, &w, &bias, -11, rq.clone()).unwrap();
-            let (oh, ow) = conv.output_hw();
-            let mut y = vec![0i8; c * oh * ow];
-            conv.run(&x, &mut y);
-            assert_eq!(y, reference(&g, c, &w, &bias, -11, &rq, &x), "{g:?}");
-            let mut y2 = vec![0i8; y.len()];
-            conv.run_par(&x, &mut y2, &Reverse(2));
-            assert_eq!(y2, y, "{g:?} split into tasks");
+            let want = reference(&g, c, &w, &bias, -11, &rq, &x);
+            for set in sets() {
+                let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, -11, rq.clone()).unwrap();
+                let (oh, ow) = conv.output_hw();
+                let mut y = vec![0i8; c * oh * ow];
+                conv.run(&x, &mut y);
+                assert_eq!(y, want, "{set} {g:?}");
+                let mut y2 = vec![0i8; y.len()];
+                conv.run_par(&x, &mut y2, &Reverse(2));
+                assert_eq!(y2, want, "{set} {g:?} split into tasks");
+            }
         }
     }
 

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 #[cfg(target_arch = "x86_64")]
 use super::int8::micro_4x16;
 use super::int8::{fold_zero_point, Geometry, Out, Parallel, Requant, Unsupported, MR, NR};
+use super::KernelSet;
 
 /// Tiles (2×2 output blocks) per register tile of the GEMM.
 const TILES: usize = 2 * NR;
@@ -24,6 +25,9 @@ const MAX_CIN: usize = 3640;
 /// A 3×3 stride-1 dense int8 convolution computed with Winograd F(2×2, 3×3).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WinogradQConv {
+    /// AVX2 when the set is AVX2; the portable code otherwise (on ARM the compiler vectorises
+    /// it with NEON).
+    set: KernelSet,
     geo: Geometry,
     oh: usize,
     ow: usize,
@@ -61,12 +65,28 @@ thread_local! {
 }
 
 impl WinogradQConv {
-    /// Transforms `weights` (`[m][cin][3][3]`) for inputs of geometry `geo`.
+    /// Transforms `weights` (`[m][cin][3][3]`) for inputs of geometry `geo`, for the kernel set
+    /// this CPU runs best.
     ///
     /// # Errors
     /// Not a 3×3 stride-1 undilated convolution, more than 3640 input channels, or sizes
     /// that do not match.
     pub fn new(
+        geo: Geometry,
+        weights: &[i8],
+        bias: &[i32],
+        x_zp: i8,
+        requant: Requant,
+    ) -> Result<Self, Unsupported> {
+        Self::with_kernels(KernelSet::detect(), geo, weights, bias, x_zp, requant)
+    }
+
+    /// [`new`](Self::new) for the kernel set `set` (AVX2 or the portable code; same results).
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_kernels(
+        set: KernelSet,
         geo: Geometry,
         weights: &[i8],
         bias: &[i32],
@@ -120,7 +140,9 @@ impl WinogradQConv {
             .map(|p| (p[0] as u16 as u32) | ((p[1] as u16 as u32) << 16))
             .collect();
         let bias = fold_zero_point(bias, weights, k, x_zp);
+        let set = if set == KernelSet::Avx2 && set.available() { set } else { KernelSet::Portable };
         Ok(WinogradQConv {
+            set,
             geo,
             oh,
             ow,
@@ -138,6 +160,11 @@ impl WinogradQConv {
     /// Output height and width.
     pub fn output_hw(&self) -> (usize, usize) {
         (self.oh, self.ow)
+    }
+
+    /// The kernel set it runs.
+    pub fn kernel_set(&self) -> KernelSet {
+        self.set
     }
 
     /// Multiply-accumulates of the direct convolution this computes.
@@ -165,11 +192,7 @@ impl WinogradQConv {
         if threads > 1 {
             rows = rows.min(self.th.div_ceil(2 * threads)).max(1);
         }
-        #[cfg(target_arch = "x86_64")]
-        let avx2 = std::arch::is_x86_feature_detected!("avx2");
-        #[cfg(not(target_arch = "x86_64"))]
-        let avx2 = false;
-        self.run_with(x, y, par, rows.min(self.th), avx2)
+        self.run_with(x, y, par, rows.min(self.th), self.set == KernelSet::Avx2)
     }
 
     fn run_with(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel, rows: usize, avx2: bool) {

@@ -136,6 +136,9 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
     let kb = k.div_ceil(KC);
     let panels = ncols.div_ceil(NR);
     let zp16 = vdupq_n_s16(zp as i16);
+    let (y, len) = y.raw();
+    assert!(m == 0 || ncols == 0 || (m - 1) * n + col0 + ncols <= len, "GEMM block past the output");
+    let base = y.add(col0);
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
@@ -165,30 +168,30 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
             let r26 = vreinterpretq_s32_s16(vtrn2q_s16(p0, p2));
             let r15 = vreinterpretq_s32_s16(vtrn1q_s16(p1, p3));
             let r37 = vreinterpretq_s32_s16(vtrn2q_s16(p1, p3));
-            let rows01 = vreinterpretq_u64_s32(vuzp1q_s32(r04, r15));
-            let rows45 = vreinterpretq_u64_s32(vuzp2q_s32(r04, r15));
-            let rows23 = vreinterpretq_u64_s32(vuzp1q_s32(r26, r37));
-            let rows67 = vreinterpretq_u64_s32(vuzp2q_s32(r26, r37));
-            let words = [
-                vgetq_lane_u64::<0>(rows01),
-                vgetq_lane_u64::<1>(rows01),
-                vgetq_lane_u64::<0>(rows23),
-                vgetq_lane_u64::<1>(rows23),
-                vgetq_lane_u64::<0>(rows45),
-                vgetq_lane_u64::<1>(rows45),
-                vgetq_lane_u64::<0>(rows67),
-                vgetq_lane_u64::<1>(rows67),
+            let rows01 = vreinterpretq_s8_s32(vuzp1q_s32(r04, r15));
+            let rows45 = vreinterpretq_s8_s32(vuzp2q_s32(r04, r15));
+            let rows23 = vreinterpretq_s8_s32(vuzp1q_s32(r26, r37));
+            let rows67 = vreinterpretq_s8_s32(vuzp2q_s32(r26, r37));
+            let by_row = [
+                vget_low_s8(rows01),
+                vget_high_s8(rows01),
+                vget_low_s8(rows23),
+                vget_high_s8(rows23),
+                vget_low_s8(rows45),
+                vget_high_s8(rows45),
+                vget_low_s8(rows67),
+                vget_high_s8(rows67),
             ];
             let c = p * NR;
             let cols = (ncols - c).min(NR);
-            for (r, w) in words.iter().enumerate().take(rows) {
-                let out = y.slice((blk * MR + r) * n + col0 + c, cols);
+            let dst = base.add(blk * MR * n + c);
+            for (r, v) in by_row.into_iter().enumerate().take(rows) {
                 if cols == NR {
-                    std::ptr::write_unaligned(out.as_mut_ptr() as *mut u64, *w);
+                    vst1_s8(dst.add(r * n), v);
                 } else {
-                    for (o, b) in out.iter_mut().zip(w.to_le_bytes()) {
-                        *o = b as i8;
-                    }
+                    let mut tmp = [0i8; NR];
+                    vst1_s8(tmp.as_mut_ptr(), v);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst.add(r * n), cols);
                 }
             }
         }

@@ -162,6 +162,9 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
     let kb = k.div_ceil(KC);
     let panels = ncols.div_ceil(NR);
     let zp16 = vdupq_n_s16(zp as i16);
+    let (y, len) = y.raw();
+    assert!(m == 0 || ncols == 0 || (m - 1) * n + col0 + ncols <= len, "GEMM block past the output");
+    let base = y.add(col0);
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
@@ -190,15 +193,241 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
                 vget_lane_u32::<0>(vreinterpret_u32_s8(b23)),
                 vget_lane_u32::<1>(vreinterpret_u32_s8(b23)),
             ];
+            let dst = base.add(blk * MR * n + c);
             for (r, w) in words.iter().enumerate().take(rows) {
-                let out = y.slice((blk * MR + r) * n + col0 + c, cols);
                 if cols == NR {
-                    std::ptr::write_unaligned(out.as_mut_ptr() as *mut u32, *w);
+                    std::ptr::write_unaligned(dst.add(r * n) as *mut u32, *w);
                 } else {
-                    for (o, b) in out.iter_mut().zip(w.to_le_bytes()) {
-                        *o = b as i8;
+                    std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr() as *const i8, dst.add(r * n), cols);
+                }
+            }
+        }
+    }
+}
+
+/// 16 outputs of one tap: two 8-lane loads at `p`, four `smlal`/`smlal2` by lane `L` of `w`.
+#[inline(always)]
+unsafe fn tap16<const L: i32>(acc: &mut [int32x4_t; 4], p: *const i16, w: int16x8_t) {
+    let (lo, hi) = (vld1q_s16(p), vld1q_s16(p.add(8)));
+    acc[0] = vmlal_laneq_s16::<L>(acc[0], vget_low_s16(lo), w);
+    acc[1] = vmlal_high_laneq_s16::<L>(acc[1], lo, w);
+    acc[2] = vmlal_laneq_s16::<L>(acc[2], vget_low_s16(hi), w);
+    acc[3] = vmlal_high_laneq_s16::<L>(acc[3], hi, w);
+}
+
+/// `tap16` for each listed `(tap, weight register, lane)`, reading tap `t` at `rows[t] + ox`.
+macro_rules! taps {
+    ($acc:ident, $rows:ident, $ox:ident, $w:ident; $(($t:literal, $r:literal, $l:literal)),* $(,)?) => {
+        $( tap16::<$l>(&mut $acc, $rows[$t].add($ox), $w[$r]); )*
+    };
+}
+
+/// 16 requantised accumulators (bias included) → 16 int8, as [`requant4`] + [`narrow_zp`].
+#[inline(always)]
+unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t) -> int8x16_t {
+    let q = |a: int32x4_t| vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(a), scale));
+    let lo = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q(acc[0])), q(acc[1])), zp16);
+    let hi = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q(acc[2])), q(acc[3])), zp16);
+    vqmovn_high_s16(vqmovn_s16(lo), hi)
+}
+
+/// One channel of a depthwise convolution: `out[oy][ox]` for the `oh × ow` outputs, from the
+/// zero-point-subtracted i16 plane(s) `planes` (see `DepthwiseQConv`), where output `(oy, ox)`
+/// reads tap `t` at `planes[oy · row_step + offsets[t] + ox]`. 16 outputs at a time, the
+/// accumulators starting at the bias: per tap two 8-lane loads and four `smlal`/`smlal2` by a
+/// lane of the weights, which stay in registers (3×3 and 5×5 unrolled; other sizes load each
+/// weight). The epilogue is [`requant4`]'s, bit-identical to the portable one.
+///
+/// # Panics
+/// If a tile would read past `planes` (the caller leaves 16 values of slack after the last
+/// row) or `out` is not `oh · ow` long.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn depthwise_channel(planes: &[i16], offsets: &[usize], w: &[i16], bias: i32, scale: f32, zp: i32, oh: usize, ow: usize, row_step: usize, out: &mut [i8]) {
+    assert_eq!(out.len(), oh * ow);
+    assert_eq!(offsets.len(), w.len());
+    if oh == 0 || ow == 0 {
+        return;
+    }
+    let max_off = offsets.iter().copied().max().unwrap_or(0);
+    let last_tile = (ow - 1) / 16 * 16;
+    assert!((oh - 1) * row_step + max_off + last_tile + 16 <= planes.len(), "depthwise tile past the plane");
+    let mut wpad = [0i16; 32];
+    let taps = w.len();
+    if taps <= 32 {
+        wpad[..taps].copy_from_slice(w);
+    }
+    // SAFETY: every load is within `planes` (asserted above for the largest row, tap and
+    // tile); stores are within `out` (full tiles write 16 of the row's `ow`, the last one
+    // goes through a stack buffer).
+    unsafe {
+        let zp16 = vdupq_n_s16(zp as i16);
+        let b = vdupq_n_s32(bias);
+        let wv = [vld1q_s16(wpad.as_ptr()), vld1q_s16(wpad.as_ptr().add(8)), vld1q_s16(wpad.as_ptr().add(16)), vld1q_s16(wpad.as_ptr().add(24))];
+        let mut rows = [std::ptr::null::<i16>(); 32];
+        for oy in 0..oh {
+            let row = planes.as_ptr().add(oy * row_step);
+            if taps <= 32 {
+                for (r, &off) in rows.iter_mut().zip(offsets) {
+                    *r = row.add(off);
+                }
+            }
+            let dst = out.as_mut_ptr().add(oy * ow);
+            let mut ox = 0;
+            while ox < ow {
+                let mut acc = [b, b, b, b];
+                match taps {
+                    9 => {
+                        taps!(acc, rows, ox, wv; (0, 0, 0), (1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 0, 4), (5, 0, 5), (6, 0, 6), (7, 0, 7), (8, 1, 0));
+                    }
+                    25 => {
+                        taps!(acc, rows, ox, wv;
+                            (0, 0, 0), (1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 0, 4), (5, 0, 5), (6, 0, 6), (7, 0, 7),
+                            (8, 1, 0), (9, 1, 1), (10, 1, 2), (11, 1, 3), (12, 1, 4), (13, 1, 5), (14, 1, 6), (15, 1, 7),
+                            (16, 2, 0), (17, 2, 1), (18, 2, 2), (19, 2, 3), (20, 2, 4), (21, 2, 5), (22, 2, 6), (23, 2, 7),
+                            (24, 3, 0));
+                    }
+                    _ => {
+                        for (&wt, &off) in w.iter().zip(offsets) {
+                            let p = row.add(off + ox);
+                            let (lo, hi) = (vld1q_s16(p), vld1q_s16(p.add(8)));
+                            acc[0] = vmlal_n_s16(acc[0], vget_low_s16(lo), wt);
+                            acc[1] = vmlal_high_n_s16(acc[1], lo, wt);
+                            acc[2] = vmlal_n_s16(acc[2], vget_low_s16(hi), wt);
+                            acc[3] = vmlal_high_n_s16(acc[3], hi, wt);
+                        }
                     }
                 }
+                let bytes = requant16(acc, scale, zp16);
+                let n = (ow - ox).min(16);
+                if n == 16 {
+                    vst1q_s8(dst.add(ox), bytes);
+                } else {
+                    store_first(dst.add(ox), bytes, n);
+                }
+                ox += 16;
+            }
+        }
+    }
+}
+
+/// Stores the first `n < 16` bytes of `v` at `dst` (8, 4, 2, 1 at a time, no call to memcpy).
+///
+/// # Safety
+/// `dst` is valid for `n` bytes.
+#[inline(always)]
+unsafe fn store_first(dst: *mut i8, v: int8x16_t, n: usize) {
+    let (mut d, mut v, mut n) = (dst, v, n);
+    if n >= 8 {
+        vst1_s8(d, vget_low_s8(v));
+        v = vextq_s8::<8>(v, v);
+        d = d.add(8);
+        n -= 8;
+    }
+    if n >= 4 {
+        std::ptr::write_unaligned(d as *mut u32, vgetq_lane_u32::<0>(vreinterpretq_u32_s8(v)));
+        v = vextq_s8::<4>(v, v);
+        d = d.add(4);
+        n -= 4;
+    }
+    if n >= 2 {
+        std::ptr::write_unaligned(d as *mut u16, vgetq_lane_u16::<0>(vreinterpretq_u16_s8(v)));
+        v = vextq_s8::<2>(v, v);
+        d = d.add(2);
+        n -= 2;
+    }
+    if n == 1 {
+        *d = vgetq_lane_s8::<0>(v);
+    }
+}
+
+/// `dst[i] = src[i] − zp` widened to i16 (a depthwise input row into its padded plane):
+/// `ssubl`/`ssubl2` on 16 bytes at a time; a row that is not a multiple of 16 ends with one
+/// chunk overlapping the previous one (the same values written twice), so only rows shorter
+/// than 8 go element by element.
+///
+/// # Panics
+/// If `dst` is shorter than `src`.
+pub(crate) fn widen_row(src: &[i8], zp: i8, dst: &mut [i16]) {
+    let len = src.len();
+    assert!(dst.len() >= len);
+    // SAFETY: every chunk read or written lies within `0..len` of both slices.
+    unsafe {
+        let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+        let z = vdupq_n_s8(zp);
+        let chunk16 = |i: usize| {
+            let v = vld1q_s8(s.add(i));
+            vst1q_s16(d.add(i), vsubl_s8(vget_low_s8(v), vget_low_s8(z)));
+            vst1q_s16(d.add(i + 8), vsubl_high_s8(v, z));
+        };
+        if len >= 16 {
+            let mut i = 0;
+            while i + 16 <= len {
+                chunk16(i);
+                i += 16;
+            }
+            if i < len {
+                chunk16(len - 16);
+            }
+        } else if len >= 8 {
+            for i in [0, len - 8] {
+                vst1q_s16(d.add(i), vsubl_s8(vld1_s8(s.add(i)), vget_low_s8(z)));
+            }
+        } else {
+            for i in 0..len {
+                *d.add(i) = i16::from(*s.add(i)) - i16::from(zp);
+            }
+        }
+    }
+}
+
+/// [`widen_row`] dealing the even elements to `even` and the odd ones to `odd` (the two column
+/// phases of a stride-2 depthwise plane), 32 bytes at a time with `ld2` (16 with the 8-byte
+/// form), the last chunk overlapping the previous one at an even offset.
+///
+/// # Panics
+/// If `even` or `odd` is too short for its half of `src`.
+pub(crate) fn widen_row_deal(src: &[i8], zp: i8, even: &mut [i16], odd: &mut [i16]) {
+    let len = src.len();
+    assert!(even.len() >= len.div_ceil(2) && odd.len() >= len / 2);
+    // SAFETY: every chunk starts at an even offset `i` with `i + 32` (or `i + 16`) ≤ len, so it
+    // reads within `src` and writes indices < len / 2 of `even` and `odd`.
+    unsafe {
+        let (s, e, o) = (src.as_ptr(), even.as_mut_ptr(), odd.as_mut_ptr());
+        let z = vdupq_n_s8(zp);
+        let chunk32 = |i: usize| {
+            let v = vld2q_s8(s.add(i));
+            let h = i / 2;
+            vst1q_s16(e.add(h), vsubl_s8(vget_low_s8(v.0), vget_low_s8(z)));
+            vst1q_s16(e.add(h + 8), vsubl_high_s8(v.0, z));
+            vst1q_s16(o.add(h), vsubl_s8(vget_low_s8(v.1), vget_low_s8(z)));
+            vst1q_s16(o.add(h + 8), vsubl_high_s8(v.1, z));
+        };
+        let chunk16 = |i: usize| {
+            let v = vld2_s8(s.add(i));
+            vst1q_s16(e.add(i / 2), vsubl_s8(v.0, vget_low_s8(z)));
+            vst1q_s16(o.add(i / 2), vsubl_s8(v.1, vget_low_s8(z)));
+        };
+        let mut done = 0;
+        if len >= 32 {
+            while done + 32 <= len {
+                chunk32(done);
+                done += 32;
+            }
+            if done + 1 < len {
+                chunk32((len - 32) & !1);
+                done = ((len - 32) & !1) + 32;
+            }
+        } else if len >= 16 {
+            chunk16(0);
+            chunk16((len - 16) & !1);
+            done = ((len - 16) & !1) + 16;
+        }
+        for j in done..len {
+            let v = i16::from(*s.add(j)) - i16::from(zp);
+            if j % 2 == 0 {
+                *e.add(j / 2) = v;
+            } else {
+                *o.add(j / 2) = v;
             }
         }
     }

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Instructions per inference on emulated ARM cores: tract f32 against edgenet int8.
+
+Counts guest instructions under qemu user mode with the TCG plugin of `qemu-insn/insns`
+(instructions, not cycles or time: an `sdot` doing 16 multiply-adds counts as one, like a
+scalar add, and memory stalls do not show). Per model and CPU model: `edgenet bench --warmup 0`
+with `--runs 1` and `--runs 3`; (second − first) / 2 is one inference, loading and the first
+inference cancelling out. Prints a Markdown table (the one in BENCHMARKS.md).
+
+Needs: a native release build (`cargo build --release`, to export and quantize the models), the
+cross build to measure (`cargo build --release --target aarch64-unknown-linux-gnu`, and/or
+armv7-unknown-linux-gnueabihf), qemu-user and the cross libc (see .ci/run), and the insns tool
+(`--insns`, default `../shared/tools/qemu-insn/insns`).
+
+    python3 scripts/arm_insns.py                      # the four networks, A72 and A76
+    python3 scripts/arm_insns.py --models mobilenet_v2 --cpus cortex-a72 --kernels neon,portable
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = {
+    "mobilenet_v2": ("MobileNetV2-1.0", ["mobilenet_v2"]),
+    "resnet18": ("ResNet-18", ["resnet18"]),
+    "resnet50": ("ResNet-50", ["resnet50"]),
+    "efficientnet_lite0": ("EfficientNet-Lite0", ["efficientnet_lite0", "--weights", "models/efficientnet_lite0.safetensors"]),
+}
+# CPU model → (qemu architecture, cross target, what it stands for)
+CPUS = {
+    "cortex-a72": ("aarch64", "aarch64-unknown-linux-gnu", "Raspberry Pi 4"),
+    "cortex-a76": ("aarch64", "aarch64-unknown-linux-gnu", "Raspberry Pi 5"),
+    "cortex-a53": ("aarch64", "aarch64-unknown-linux-gnu", "Raspberry Pi 3 / Zero 2, 64-bit"),
+    "cortex-a7": ("arm", "armv7-unknown-linux-gnueabihf", "32-bit Raspberry Pi OS"),
+}
+SYSROOT = {"aarch64": "/usr/aarch64-linux-gnu", "arm": "/usr/arm-linux-gnueabihf"}
+
+
+def run(cmd, env=None):
+    p = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"failed ({p.returncode}): {' '.join(map(str, cmd))}\n{p.stderr[-2000:]}")
+    return p
+
+
+def count(insns, arch, cpu, binary, model, runs, kernels):
+    env = dict(os.environ, QEMU_LD_PREFIX=SYSROOT[arch])
+    env.pop("EDGENET_KERNELS", None)
+    if kernels:
+        env["EDGENET_KERNELS"] = kernels
+    p = run([insns, arch, cpu, "--", binary, "bench", model, "--warmup", "0", "--runs", str(runs)], env)
+    m = re.search(r"insns (\d+)", p.stderr)
+    if not m:
+        sys.exit(f"no instruction count in the output of {model} on {cpu}:\n{p.stderr[-2000:]}")
+    used = re.search(r"int8 kernels (\w+)", p.stdout)
+    return int(m.group(1)), used.group(1) if used else "?"
+
+
+def per_inference(insns, arch, cpu, binary, model, kernels=None):
+    one, used = count(insns, arch, cpu, binary, model, 1, kernels)
+    three, _ = count(insns, arch, cpu, binary, model, 3, kernels)
+    return (three - one) / 2, used
+
+
+def fmt(n):
+    return f"{n / 1e9:.2f} G" if n >= 1e9 else f"{n / 1e6:.0f} M"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
+    ap.add_argument("--cpus", default="cortex-a72,cortex-a76", help="comma-separated: " + ", ".join(CPUS))
+    ap.add_argument("--kernels", default="", help="also count int8 with these forced kernel sets (e.g. portable)")
+    ap.add_argument("--resolution", type=int, default=224)
+    ap.add_argument("--work", default="target/arm-insns", help="where the exported models go")
+    ap.add_argument("--insns", default=str(ROOT.parent / "shared/tools/qemu-insn/insns"))
+    args = ap.parse_args()
+    native = ROOT / "target/release/edgenet"
+    if not native.exists():
+        sys.exit("build the native binary first: cargo build --release")
+    work = ROOT / args.work
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in args.models.split(","):
+        title, export = MODELS[name]
+        f32 = work / f"{name}_{args.resolution}.onnx"
+        int8 = work / f"{name}_{args.resolution}.int8.onnx"
+        if not int8.exists():
+            res = [] if name == "efficientnet_lite0" else ["--resolution", str(args.resolution)]
+            run([native, "export", *export, *res, "--fold-bn", "-o", f32])
+            run([native, "quantize", f32, "--calibrate", "models/calibration", "-o", int8])
+        for cpu in args.cpus.split(","):
+            arch, target, board = CPUS[cpu]
+            binary = ROOT / "target" / target / "release/edgenet"
+            if not binary.exists():
+                sys.exit(f"build {binary} first: cargo build --release --target {target}")
+            f, _ = per_inference(args.insns, arch, cpu, binary, f32)
+            q, used = per_inference(args.insns, arch, cpu, binary, int8)
+            extra = []
+            for k in filter(None, args.kernels.split(",")):
+                n, _ = per_inference(args.insns, arch, cpu, binary, int8, k)
+                extra.append(f"{k} {fmt(n)} ({n / f:.2f}×)")
+            rows.append((title, f"`{cpu}` ({board})", fmt(f), fmt(q), used, f"{q / f:.2f}×", "; ".join(extra)))
+            print(f"{title} {cpu}: f32 {fmt(f)}, int8 {fmt(q)} [{used}] = {q / f:.2f}× {' '.join(extra)}", file=sys.stderr)
+    print(f"| network ({args.resolution}²) | CPU model (emulated) | tract f32 | edgenet int8 | int8 kernels | int8 / f32 | other int8 kernel sets |")
+    print("|---|---|---:|---:|---|---:|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+
+
+if __name__ == "__main__":
+    main()
