@@ -14,6 +14,8 @@ armv7-unknown-linux-gnueabihf), qemu-user and the cross libc (see .ci/run), and 
 
     python3 scripts/arm_insns.py                      # the four networks, A72 and A76
     python3 scripts/arm_insns.py --models mobilenet_v2 --cpus cortex-a72 --kernels neon,portable
+    python3 scripts/arm_insns.py --kernels-example    # MACs per instruction per kernel and shape
+                                                      # (cargo build --release --example kernels --target ...)
 """
 import argparse
 import os
@@ -69,6 +71,35 @@ def fmt(n):
     return f"{n / 1e9:.2f} G" if n >= 1e9 else f"{n / 1e6:.0f} M"
 
 
+def kernels_example(args):
+    """examples/kernels.rs under qemu: multiply-accumulates per guest instruction per case."""
+    cpus = args.cpus.split(",")
+    print("| kernel and shape | " + " | ".join(f"`{c}` MACs/instruction" for c in cpus) + " |")
+    print("|---|" + "---:|" * len(cpus))
+    listing = None
+    results = {}
+    for cpu in cpus:
+        arch, target, _ = CPUS[cpu]
+        binary = ROOT / "target" / target / "release/examples/kernels"
+        if not binary.exists():
+            sys.exit(f"build {binary} first: cargo build --release --example kernels --target {target}")
+        env = dict(os.environ, QEMU_LD_PREFIX=SYSROOT[arch])
+        if listing is None:
+            out = run(["qemu-" + ("aarch64" if arch == "aarch64" else "arm"), "-cpu", cpu, binary, "--list"], env).stdout
+            listing = [line.split("\t") for line in out.splitlines() if "\t" in line]
+        for name, macs in listing:
+            counts = []
+            for reps in (1, 3):
+                p = run([args.insns, arch, cpu, "--", binary, "--case", name, "--reps", str(reps)], env)
+                counts.append(int(re.search(r"insns (\d+)", p.stderr).group(1)))
+            per_run = (counts[1] - counts[0]) / 2
+            results[(name, cpu)] = int(macs) / per_run
+            print(f"{name} {cpu}: {int(macs) / per_run:.2f} MACs/instruction", file=sys.stderr)
+    for name, _ in listing:
+        label = name + (" (elements/instruction)" if name.startswith("quantized add") else "")
+        print(f"| {label} | " + " | ".join(f"{results[(name, c)]:.2f}" for c in cpus) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated: " + ", ".join(MODELS))
@@ -77,7 +108,10 @@ def main():
     ap.add_argument("--resolution", type=int, default=224)
     ap.add_argument("--work", default="target/arm-insns", help="where the exported models go")
     ap.add_argument("--insns", default=str(ROOT.parent / "shared/tools/qemu-insn/insns"))
+    ap.add_argument("--kernels-example", action="store_true", help="count examples/kernels.rs per case instead of whole models")
     args = ap.parse_args()
+    if args.kernels_example:
+        return kernels_example(args)
     native = ROOT / "target/release/edgenet"
     if not native.exists():
         sys.exit("build the native binary first: cargo build --release")

@@ -1530,5 +1530,26 @@ pub(crate) mod tests {
             let g = geo(cin, h + k, w + k, k, s, [p; 4], 1);
             check_dense_zp(g, m, seed, x_zp, y_zp);
         }
+
+        #[test]
+        fn depthwise_matches_reference_on_random_shapes(
+            c in 1usize..6, h in 0usize..12, w in 0usize..40,
+            k in prop::sample::select(vec![1usize, 3, 5]), s in 1usize..3, d in 1usize..3,
+            pads in prop::array::uniform4(0usize..3), seed in 0u64..1000,
+            x_zp in any::<i8>(), y_zp in any::<i8>(),
+        ) {
+            let g = Geometry { cin: c, h: h + k * d, w: w + k * d, kh: k, kw: k, stride: (s, s), dilation: (d, d), pads };
+            let wts = data(seed, c * k * k);
+            let x = data(seed + 1, c * g.h * g.w);
+            let bias: Vec<i32> = (0..c as i32).map(|i| 300 - 97 * i).collect();
+            let rq = Requant::new((0..c).map(|i| 0.001 + 0.003 * i as f32).collect(), y_zp);
+            let want = reference(&g, c, &wts, &bias, x_zp, &rq, &x);
+            for set in sets() {
+                let conv = DepthwiseQConv::with_kernels(set, g, &wts, &bias, x_zp, rq.clone()).unwrap();
+                let mut y = vec![0i8; want.len()];
+                conv.run(&x, &mut y);
+                prop_assert_eq!(&y, &want, "{} {:?}", set, g);
+            }
+        }
     }
 }

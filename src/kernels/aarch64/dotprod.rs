@@ -96,27 +96,44 @@ macro_rules! sdot {
 #[target_feature(enable = "dotprod")]
 unsafe fn tile(a: *const i8, b: *const i8, kb: usize, init: [int32x4_t; 2]) -> [int32x4_t; 16] {
     let mut acc = [init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1]];
-    for g in 0..kb {
-        let a = a.add(g * MR * KC);
-        let b = b.add(g * NR * KC);
-        let (a0, a1) = (vld1q_s8(a), vld1q_s8(a.add(16)));
-        let (b0, b1) = (vld1q_s8(b), vld1q_s8(b.add(16)));
-        sdot!(acc[0], a0, b0, "0");
-        sdot!(acc[1], a1, b0, "0");
-        sdot!(acc[2], a0, b0, "1");
-        sdot!(acc[3], a1, b0, "1");
-        sdot!(acc[4], a0, b0, "2");
-        sdot!(acc[5], a1, b0, "2");
-        sdot!(acc[6], a0, b0, "3");
-        sdot!(acc[7], a1, b0, "3");
-        sdot!(acc[8], a0, b1, "0");
-        sdot!(acc[9], a1, b1, "0");
-        sdot!(acc[10], a0, b1, "1");
-        sdot!(acc[11], a1, b1, "1");
-        sdot!(acc[12], a0, b1, "2");
-        sdot!(acc[13], a1, b1, "2");
-        sdot!(acc[14], a0, b1, "3");
-        sdot!(acc[15], a1, b1, "3");
+    // kb ≥ 1 (k ≥ 1). An odd group first, then pairs of groups per iteration (fewer loop
+    // instructions per `sdot`).
+    macro_rules! step {
+        ($a:expr, $b:expr) => {{
+            let (a0, a1) = (vld1q_s8($a), vld1q_s8($a.add(16)));
+            let (b0, b1) = (vld1q_s8($b), vld1q_s8($b.add(16)));
+            sdot!(acc[0], a0, b0, "0");
+            sdot!(acc[1], a1, b0, "0");
+            sdot!(acc[2], a0, b0, "1");
+            sdot!(acc[3], a1, b0, "1");
+            sdot!(acc[4], a0, b0, "2");
+            sdot!(acc[5], a1, b0, "2");
+            sdot!(acc[6], a0, b0, "3");
+            sdot!(acc[7], a1, b0, "3");
+            sdot!(acc[8], a0, b1, "0");
+            sdot!(acc[9], a1, b1, "0");
+            sdot!(acc[10], a0, b1, "1");
+            sdot!(acc[11], a1, b1, "1");
+            sdot!(acc[12], a0, b1, "2");
+            sdot!(acc[13], a1, b1, "2");
+            sdot!(acc[14], a0, b1, "3");
+            sdot!(acc[15], a1, b1, "3");
+        }};
+    }
+    let (mut a, mut b) = (a, b);
+    let mut left = kb;
+    if left % 2 == 1 {
+        step!(a, b);
+        a = a.add(MR * KC);
+        b = b.add(NR * KC);
+        left -= 1;
+    }
+    while left > 0 {
+        step!(a, b);
+        step!(a.add(MR * KC), b.add(NR * KC));
+        a = a.add(2 * MR * KC);
+        b = b.add(2 * NR * KC);
+        left -= 2;
     }
     acc
 }
@@ -134,6 +151,7 @@ unsafe fn tile(a: *const i8, b: *const i8, kb: usize, init: [int32x4_t; 2]) -> [
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: usize, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize, col0: usize) {
     let kb = k.div_ceil(KC);
+    assert!(kb > 0, "k = 0");
     let panels = ncols.div_ceil(NR);
     let zp16 = vdupq_n_s16(zp as i16);
     let (y, len) = y.raw();
@@ -185,6 +203,14 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
             let c = p * NR;
             let cols = (ncols - c).min(NR);
             let dst = base.add(blk * MR * n + c);
+            if rows == MR && cols == NR {
+                let mut d = dst;
+                for v in by_row {
+                    vst1_s8(d, v);
+                    d = d.add(n);
+                }
+                continue;
+            }
             for (r, v) in by_row.into_iter().enumerate().take(rows) {
                 if cols == NR {
                     vst1_s8(dst.add(r * n), v);
