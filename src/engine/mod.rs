@@ -181,11 +181,11 @@ impl Engine {
             log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());
         }
         if !quantizers.is_empty() {
-            let n = qconv::rewrite_quantize(&mut typed, &quantizers).map_err(|e| onnx_err(origin, e))?;
+            let n = qconv::rewrite_quantize(&mut typed, &quantizers, kernels).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} QuantizeLinear on edgenet's quantizer", quantizers.len());
         }
         if !dequantizers.is_empty() {
-            let n = qconv::rewrite_dequantize(&mut typed, &dequantizers).map_err(|e| onnx_err(origin, e))?;
+            let n = qconv::rewrite_dequantize(&mut typed, &dequantizers, kernels).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} DequantizeLinear on edgenet's dequantizer", dequantizers.len());
             let n = qconv::fuse_qadd(&mut typed).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} quantized residual additions fused");

@@ -115,8 +115,38 @@ with_avx2! {
     pub fn quantize(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) = quantize_body
 }
 
+/// [`quantize`] with the kernel set `set` (same results).
+pub fn quantize_with(set: KernelSet, x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
+    match set {
+        KernelSet::Portable => quantize_body(x, scale, zp, y),
+        #[cfg(target_arch = "aarch64")]
+        KernelSet::Neon | KernelSet::Dotprod => super::aarch64::neon::quantize(x, scale, zp, y),
+        _ => quantize(x, scale, zp, y),
+    }
+}
+
+/// [`dequantize`] with the kernel set `set` (same results).
+pub fn dequantize_with(set: KernelSet, x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
+    match set {
+        KernelSet::Portable => dequantize_body(x, scale, zp, y),
+        #[cfg(target_arch = "aarch64")]
+        KernelSet::Neon | KernelSet::Dotprod => super::aarch64::neon::dequantize(x, scale, zp, y),
+        _ => dequantize(x, scale, zp, y),
+    }
+}
+
+/// [`quantized_add`] with the kernel set `set` (same results).
+pub fn quantized_add_with(set: KernelSet, a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
+    match set {
+        KernelSet::Portable => quantized_add_body(a, qa, b, qb, qy, y),
+        #[cfg(target_arch = "aarch64")]
+        KernelSet::Neon | KernelSet::Dotprod => super::aarch64::neon::quantized_add(a, qa, b, qb, qy, y),
+        _ => quantized_add(a, qa, b, qb, qy, y),
+    }
+}
+
 #[inline(always)]
-fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
+pub(crate) fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
     let z = i32::from(zp);
     let (lo, hi) = ((-128 - z) as f32, (127 - z) as f32);
     for (o, &v) in y.iter_mut().zip(x) {
@@ -131,7 +161,7 @@ with_avx2! {
 }
 
 #[inline(always)]
-fn dequantize_body(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
+pub(crate) fn dequantize_body(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
     let z = i32::from(zp);
     for (o, &v) in y.iter_mut().zip(x) {
         *o = (i32::from(v) - z) as f32 * scale;
@@ -145,7 +175,7 @@ with_avx2! {
 }
 
 #[inline(always)]
-fn quantized_add_body(
+pub(crate) fn quantized_add_body(
     a: &[i8],
     qa: (f32, i8),
     b: &[i8],
@@ -981,6 +1011,9 @@ pub struct DepthwiseQConv {
     bias: Vec<i32>,
     x_zp: i8,
     requant: Requant,
+    /// The `sdot` form, when `set` is the dot product.
+    #[cfg(target_arch = "aarch64")]
+    dot: Option<super::aarch64::dotprod::Depthwise>,
 }
 
 impl DepthwiseQConv {
@@ -1028,11 +1061,21 @@ impl DepthwiseQConv {
             _ if !set.available() => KernelSet::Portable,
             // The NEON epilogue saturates instead of clamping: equal for finite scales only.
             KernelSet::Neon | KernelSet::Dotprod if !requant.scale.iter().all(|s| s.is_finite()) => KernelSet::Portable,
-            // Dot product has no depthwise form: NEON's kernel.
-            KernelSet::Dotprod => KernelSet::Neon,
             set => set,
         };
+        #[cfg(target_arch = "aarch64")]
+        let dot = match set {
+            KernelSet::Dotprod => super::aarch64::dotprod::Depthwise::new(geo.kh, geo.kw, geo.stride, geo.dilation, weights, bias, x_zp),
+            _ => None,
+        };
+        // The dot-product form covers strides 1 and 2 without dilation; NEON's kernel the rest.
+        #[cfg(target_arch = "aarch64")]
+        let set = if set == KernelSet::Dotprod && dot.is_none() { KernelSet::Neon } else { set };
+        #[cfg(not(target_arch = "aarch64"))]
+        let set = if set == KernelSet::Dotprod { KernelSet::Portable } else { set };
         Ok(DepthwiseQConv {
+            #[cfg(target_arch = "aarch64")]
+            dot,
             set,
             geo,
             oh,
@@ -1051,7 +1094,11 @@ impl DepthwiseQConv {
 
     /// Bytes this kernel holds: weights (widened to i16), biases, scales.
     pub fn held_bytes(&self) -> usize {
-        2 * self.weights.len() + 4 * (self.bias.len() + self.requant.scale.len())
+        #[cfg(target_arch = "aarch64")]
+        let dot = self.dot.as_ref().map_or(0, |d| d.held_bytes());
+        #[cfg(not(target_arch = "aarch64"))]
+        let dot = 0;
+        2 * self.weights.len() + 4 * (self.bias.len() + self.requant.scale.len()) + dot
     }
 
     /// The kernel set it runs.
@@ -1095,6 +1142,8 @@ impl DepthwiseQConv {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: the set is only kept when AVX2 is present (`with_kernels`).
                     KernelSet::Avx2 => unsafe { self.run_avx2(x, out, channels, w) },
+                    #[cfg(target_arch = "aarch64")]
+                    KernelSet::Dotprod => self.run_dot(x, out, channels, w),
                     _ => self.run_body(x, out, channels, w),
                 }
             })
@@ -1105,6 +1154,44 @@ impl DepthwiseQConv {
     #[target_feature(enable = "avx2")]
     unsafe fn run_avx2(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
         self.run_body(x, y, channels, work)
+    }
+
+    /// The channels with the `sdot` kernel: int8 planes padded with the input zero point
+    /// (column phases for stride 2), rows copied or dealt with NEON.
+    #[cfg(target_arch = "aarch64")]
+    fn run_dot(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
+        use super::aarch64::{dotprod, neon};
+        let Some(dot) = &self.dot else { return self.run_body(x, y, channels, work) };
+        let g = &self.geo;
+        let (hp, wp) = (g.h + g.pads[0] + g.pads[2], g.w + g.pads[1] + g.pads[3]);
+        let (sh, sw) = g.stride;
+        let (oh, ow) = (self.oh, self.ow);
+        let pw = wp.div_ceil(sw);
+        let planes = &mut work.packed8;
+        planes.clear();
+        planes.resize(sw * hp * pw + dotprod::Depthwise::SLACK, self.x_zp);
+        let pl = g.pads[1];
+        for c in channels {
+            let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for (iy, srow) in src.chunks_exact(g.w.max(1)).enumerate().take(g.h) {
+                let py = iy + g.pads[0];
+                if sw == 1 {
+                    planes[py * pw + pl..][..g.w].copy_from_slice(srow);
+                } else {
+                    // As in `run_body`: even ix to phase pl % 2, odd ix to the other one.
+                    let (lower, upper) = planes.split_at_mut((hp + py) * pw);
+                    let (p0, p1) = (&mut lower[py * pw..(py + 1) * pw], &mut upper[..pw]);
+                    let (even, odd) = if pl % 2 == 0 { (&mut p0[pl / 2..], &mut p1[pl / 2..]) } else { (&mut p1[pl / 2..], &mut p0[pl.div_ceil(2)..]) };
+                    neon::deal_row(srow, even, odd);
+                }
+            }
+            // SAFETY: channel c belongs to this task only (see `run_par`); the set is Dotprod
+            // only when the CPU has the dot product (`with_kernels`).
+            unsafe {
+                let out = y.slice(c * oh * ow, oh * ow);
+                dot.channel(c, planes, pw, hp * pw, sh * pw, self.requant.scale[c], self.requant.zero_point, oh, ow, out);
+            }
+        }
     }
 
     #[inline(always)]
@@ -1320,6 +1407,36 @@ pub(crate) mod tests {
             want.iter().any(|&v| v == -128) && want.iter().any(|&v| v > 0),
             "the data exercises clamping and positives"
         );
+    }
+
+    #[test]
+    fn elementwise_kernels_agree_for_every_set() {
+        // Lengths around the 16-element vectors, ties, saturation, NaN and infinities.
+        let mut x: Vec<f32> = (0..203).map(|i| (i as f32 - 100.0) * 0.25 + if i % 7 == 0 { 0.125 } else { 0.0 }).collect();
+        x.extend([f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 1e30, -1e30, 0.5, 1.5, -2.5]);
+        let a = data(41, x.len());
+        let b = data(42, x.len());
+        for n in [0, 1, 15, 16, 17, 33, x.len()] {
+            for &(scale, zp) in &[(0.5f32, 3i8), (0.07, -128), (1.0, 127), (3e-3, 0)] {
+                let mut want = vec![0i8; n];
+                quantize_body(&x[..n], scale, zp, &mut want);
+                let mut want_f = vec![0f32; n];
+                dequantize_body(&a[..n], scale, zp, &mut want_f);
+                let mut want_add = vec![0i8; n];
+                quantized_add_body(&a[..n], (scale, zp), &b[..n], (0.03, -7), (0.05, zp), &mut want_add);
+                for set in sets() {
+                    let mut got = vec![0i8; n];
+                    quantize_with(set, &x[..n], scale, zp, &mut got);
+                    assert_eq!(got, want, "{set} quantize n={n} scale={scale} zp={zp}");
+                    let mut got_f = vec![0f32; n];
+                    dequantize_with(set, &a[..n], scale, zp, &mut got_f);
+                    assert!(got_f.iter().zip(&want_f).all(|(g, w)| g.to_bits() == w.to_bits()), "{set} dequantize n={n}");
+                    let mut got_add = vec![0i8; n];
+                    quantized_add_with(set, &a[..n], (scale, zp), &b[..n], (0.03, -7), (0.05, zp), &mut got_add);
+                    assert_eq!(got_add, want_add, "{set} quantized add n={n}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -223,3 +223,143 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
         }
     }
 }
+
+/// A depthwise convolution with `sdot`: for each output row and 16 outputs, each kernel row's
+/// input bytes are gathered with `tbl` into groups of 4 taps per output (`[x(o), x(o+1),
+/// x(o+2), 0]` for a 3×3), and one `sdot` multiplies 4 outputs' groups by the row's 4 weights.
+/// The planes are raw int8 padded with the input zero point, whose products the folded bias
+/// cancels (`bias − z_x · Σ w`), so nothing is widened. A 3×3 row takes 4 `tbl` + 4 `sdot`
+/// per 16 outputs, against 12 `smlal` for NEON.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Depthwise {
+    kh: usize,
+    stride: usize,
+    /// Groups of 4 taps per kernel row (`kw / 4` rounded up).
+    groups: usize,
+    /// `[c][kh][groups][16]`: the row's 4 weights of the group, repeated for 4 outputs.
+    wdot: Vec<i8>,
+    /// `tbl` indices `[groups][4]`: for output `4q + j` of a tile, the bytes of its 4 taps in
+    /// the table (stride 1: the row from the tile's first output, 32 bytes; stride 2: the even
+    /// phase then the odd one, 32 bytes each); 255 (→ 0) for a tap past the kernel.
+    idx: Vec<[u8; 16]>,
+    /// Bias with the input zero point folded in.
+    bias: Vec<i32>,
+}
+
+impl Depthwise {
+    /// The `sdot` form of a depthwise convolution of `[c][kh][kw]` weights, or `None` where it
+    /// does not apply (strides other than 1 and 2 or unequal, dilation, kw > 8).
+    pub(crate) fn new(kh: usize, kw: usize, stride: (usize, usize), dilation: (usize, usize), weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
+        let s = stride.0;
+        if stride.0 != stride.1 || !(1..=2).contains(&s) || dilation != (1, 1) || kw == 0 || kw > 8 || kh == 0 {
+            return None;
+        }
+        let taps = kh * kw;
+        if weights.len() != taps * bias.len() {
+            return None;
+        }
+        let groups = kw.div_ceil(4);
+        let c = bias.len();
+        let mut wdot = vec![0i8; c * kh * groups * 16];
+        for ch in 0..c {
+            for ky in 0..kh {
+                for kx in 0..kw {
+                    let (g, i) = (kx / 4, kx % 4);
+                    for j in 0..4 {
+                        wdot[((ch * kh + ky) * groups + g) * 16 + 4 * j + i] = weights[ch * taps + ky * kw + kx];
+                    }
+                }
+            }
+        }
+        let mut idx = vec![[255u8; 16]; groups * 4];
+        for g in 0..groups {
+            for q in 0..4 {
+                for j in 0..4 {
+                    let o = 4 * q + j;
+                    for i in 0..4 {
+                        let kx = 4 * g + i;
+                        if kx < kw {
+                            idx[g * 4 + q][4 * j + i] = if s == 1 { (o + kx) as u8 } else { ((kx % 2) * 32 + o + kx / 2) as u8 };
+                        }
+                    }
+                }
+            }
+        }
+        let zx = i32::from(x_zp);
+        let bias = bias.iter().zip(weights.chunks_exact(taps)).map(|(&b, w)| b - zx * w.iter().map(|&v| i32::from(v)).sum::<i32>()).collect();
+        Some(Depthwise { kh, stride: s, groups, wdot, idx, bias })
+    }
+
+    /// Bytes held: replicated weights, indices, biases.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.wdot.len() + 16 * self.idx.len() + 4 * self.bias.len()
+    }
+
+    /// Bytes a tile may read past the last row's start of its last output: the caller's slack.
+    pub(crate) const SLACK: usize = 64;
+
+    /// One channel: `out[oy][ox]` from the int8 plane(s) `planes` (row length `pw`; stride 2:
+    /// the odd phase `phase` bytes after the even one), output row `oy` starting at
+    /// `oy · row_step`.
+    ///
+    /// # Safety
+    /// The CPU has the dot product.
+    ///
+    /// # Panics
+    /// If a tile would read past `planes` or `out` is not `oh · ow` long.
+    #[target_feature(enable = "dotprod")]
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn channel(&self, c: usize, planes: &[i8], pw: usize, phase: usize, row_step: usize, scale: f32, zp: i32, oh: usize, ow: usize, out: &mut [i8]) {
+        assert_eq!(out.len(), oh * ow);
+        if oh == 0 || ow == 0 {
+            return;
+        }
+        let last_tile = (ow - 1) / 16 * 16;
+        let extra = if self.stride == 2 { phase } else { 0 };
+        assert!((oh - 1) * row_step + (self.kh - 1) * pw + last_tile + extra + 32 <= planes.len(), "depthwise tile past the plane");
+        let (kh, groups) = (self.kh, self.groups);
+        let w = &self.wdot[c * kh * groups * 16..(c + 1) * kh * groups * 16];
+        let mut idx = [[vdupq_n_u8(255); 4]; 2];
+        for g in 0..groups {
+            for q in 0..4 {
+                idx[g][q] = vld1q_u8(self.idx[g * 4 + q].as_ptr());
+            }
+        }
+        let b = vdupq_n_s32(self.bias[c]);
+        let zp16 = vdupq_n_s16(zp as i16);
+        let stride2 = self.stride == 2;
+        for oy in 0..oh {
+            let row = planes.as_ptr().add(oy * row_step);
+            let dst = out.as_mut_ptr().add(oy * ow);
+            let mut ox = 0;
+            while ox < ow {
+                let mut acc = [b, b, b, b];
+                for ky in 0..kh {
+                    let p = row.add(ky * pw + ox);
+                    let (t0, t1) = (vld1q_s8(p), vld1q_s8(p.add(16)));
+                    let table = if stride2 {
+                        int8x16x4_t(t0, t1, vld1q_s8(p.add(phase)), vld1q_s8(p.add(phase + 16)))
+                    } else {
+                        int8x16x4_t(t0, t1, t0, t1)
+                    };
+                    for (g, ig) in idx.iter().enumerate().take(groups) {
+                        let wv = vld1q_s8(w.as_ptr().add((ky * groups + g) * 16));
+                        for (a, &ix) in acc.iter_mut().zip(ig) {
+                            let taps = if stride2 { vqtbl4q_s8(table, ix) } else { vqtbl2q_s8(int8x16x2_t(table.0, table.1), ix) };
+                            asm!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b", acc = inout(vreg) *a, a = in(vreg) taps, b = in(vreg) wv,
+                                 options(pure, nomem, nostack, preserves_flags));
+                        }
+                    }
+                }
+                let bytes = super::neon::requant16(acc, scale, zp16);
+                let n = (ow - ox).min(16);
+                if n == 16 {
+                    vst1q_s8(dst.add(ox), bytes);
+                } else {
+                    super::neon::store_first(dst.add(ox), bytes, n);
+                }
+                ox += 16;
+            }
+        }
+    }
+}

@@ -224,7 +224,7 @@ macro_rules! taps {
 
 /// 16 requantised accumulators (bias included) → 16 int8, as [`requant4`] + [`narrow_zp`].
 #[inline(always)]
-unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t) -> int8x16_t {
+pub(crate) unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t) -> int8x16_t {
     let q = |a: int32x4_t| vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(a), scale));
     let lo = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q(acc[0])), q(acc[1])), zp16);
     let hi = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q(acc[2])), q(acc[3])), zp16);
@@ -242,6 +242,7 @@ unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t) -> int8x16
 /// If a tile would read past `planes` (the caller leaves 16 values of slack after the last
 /// row) or `out` is not `oh · ow` long.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub(crate) fn depthwise_channel(planes: &[i16], offsets: &[usize], w: &[i16], bias: i32, scale: f32, zp: i32, oh: usize, ow: usize, row_step: usize, out: &mut [i8]) {
     assert_eq!(out.len(), oh * ow);
     assert_eq!(offsets.len(), w.len());
@@ -315,7 +316,7 @@ pub(crate) fn depthwise_channel(planes: &[i16], offsets: &[usize], w: &[i16], bi
 /// # Safety
 /// `dst` is valid for `n` bytes.
 #[inline(always)]
-unsafe fn store_first(dst: *mut i8, v: int8x16_t, n: usize) {
+pub(crate) unsafe fn store_first(dst: *mut i8, v: int8x16_t, n: usize) {
     let (mut d, mut v, mut n) = (dst, v, n);
     if n >= 8 {
         vst1_s8(d, vget_low_s8(v));
@@ -429,6 +430,127 @@ pub(crate) fn widen_row_deal(src: &[i8], zp: i8, even: &mut [i16], odd: &mut [i1
             } else {
                 *o.add(j / 2) = v;
             }
+        }
+    }
+}
+
+/// `clamp(v, lo, hi)` rounded to nearest even, plus `zp`, saturated to int8, for 16 lanes: as
+/// the portable `(v).max(lo).min(hi)` then round: `fmaxnm`/`fminnm` return the number when the
+/// other operand is NaN, like Rust's `f32::max`/`min`, so NaN becomes `lo`.
+#[inline(always)]
+unsafe fn clamp_round16(v: [float32x4_t; 4], lo: float32x4_t, hi: float32x4_t, zp16: int16x8_t) -> int8x16_t {
+    let r = |f: float32x4_t| vcvtnq_s32_f32(vminnmq_f32(vmaxnmq_f32(f, lo), hi));
+    let l = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(r(v[0])), r(v[1])), zp16);
+    let h = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(r(v[2])), r(v[3])), zp16);
+    vqmovn_high_s16(vqmovn_s16(l), h)
+}
+
+/// `QuantizeLinear` as the portable [`quantize`](crate::kernels::int8::quantize): `x / scale`
+/// (a true division, as MLAS), clamped, rounded half to even, plus `zp`; 16 values at a time.
+pub(crate) fn quantize(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
+    let n = x.len().min(y.len());
+    let full = n / 16 * 16;
+    let z = i32::from(zp);
+    // SAFETY: 16-value chunks below `full` are within both slices.
+    unsafe {
+        let (lo, hi) = (vdupq_n_f32((-128 - z) as f32), vdupq_n_f32((127 - z) as f32));
+        let (s, zp16) = (vdupq_n_f32(scale), vdupq_n_s16(i16::from(zp)));
+        for i in (0..full).step_by(16) {
+            let p = x.as_ptr().add(i);
+            let v = [vdivq_f32(vld1q_f32(p), s), vdivq_f32(vld1q_f32(p.add(4)), s), vdivq_f32(vld1q_f32(p.add(8)), s), vdivq_f32(vld1q_f32(p.add(12)), s)];
+            vst1q_s8(y.as_mut_ptr().add(i), clamp_round16(v, lo, hi, zp16));
+        }
+    }
+    crate::kernels::int8::quantize_body(&x[full..n], scale, zp, &mut y[full..n]);
+}
+
+/// `DequantizeLinear` as the portable [`dequantize`](crate::kernels::int8::dequantize):
+/// `(x − zp) · scale`, the subtraction in integers; 16 values at a time.
+pub(crate) fn dequantize(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let full = n / 16 * 16;
+    // SAFETY: 16-value chunks below `full` are within both slices.
+    unsafe {
+        let z = vdupq_n_s8(zp);
+        for i in (0..full).step_by(16) {
+            let v = vld1q_s8(x.as_ptr().add(i));
+            let (l, h) = (vsubl_s8(vget_low_s8(v), vget_low_s8(z)), vsubl_high_s8(v, z));
+            let p = y.as_mut_ptr().add(i);
+            vst1q_f32(p, vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(l))), scale));
+            vst1q_f32(p.add(4), vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(l)), scale));
+            vst1q_f32(p.add(8), vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))), scale));
+            vst1q_f32(p.add(12), vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(h)), scale));
+        }
+    }
+    crate::kernels::int8::dequantize_body(&x[full..n], scale, zp, &mut y[full..n]);
+}
+
+/// `quantize(dequantize(a) + dequantize(b))` as the portable
+/// [`quantized_add`](crate::kernels::int8::quantized_add): the same f32 operations in the same
+/// order (two products and a sum, never fused), 16 values at a time.
+pub(crate) fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
+    let n = a.len().min(b.len()).min(y.len());
+    let full = n / 16 * 16;
+    let z = i32::from(qy.1);
+    // SAFETY: 16-value chunks below `full` are within the three slices.
+    unsafe {
+        let (lo, hi) = (vdupq_n_f32((-128 - z) as f32), vdupq_n_f32((127 - z) as f32));
+        let (sy, zp16) = (vdupq_n_f32(qy.0), vdupq_n_s16(i16::from(qy.1)));
+        let (za, zb) = (vdupq_n_s8(qa.1), vdupq_n_s8(qb.1));
+        // The four f32 quarters of 16 int8 values minus their zero point.
+        let quarters = |v: int8x16_t, z: int8x16_t, s: f32| {
+            let (l, h) = (vsubl_s8(vget_low_s8(v), vget_low_s8(z)), vsubl_high_s8(v, z));
+            [
+                vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(l))), s),
+                vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(l)), s),
+                vmulq_n_f32(vcvtq_f32_s32(vmovl_s16(vget_low_s16(h))), s),
+                vmulq_n_f32(vcvtq_f32_s32(vmovl_high_s16(h)), s),
+            ]
+        };
+        for i in (0..full).step_by(16) {
+            let fa = quarters(vld1q_s8(a.as_ptr().add(i)), za, qa.0);
+            let fb = quarters(vld1q_s8(b.as_ptr().add(i)), zb, qb.0);
+            let v = [vdivq_f32(vaddq_f32(fa[0], fb[0]), sy), vdivq_f32(vaddq_f32(fa[1], fb[1]), sy), vdivq_f32(vaddq_f32(fa[2], fb[2]), sy), vdivq_f32(vaddq_f32(fa[3], fb[3]), sy)];
+            vst1q_s8(y.as_mut_ptr().add(i), clamp_round16(v, lo, hi, zp16));
+        }
+    }
+    crate::kernels::int8::quantized_add_body(&a[full..n], qa, &b[full..n], qb, qy, &mut y[full..n]);
+}
+
+/// Deals the even bytes of `src` to `even` and the odd ones to `odd` (the two column phases of
+/// a stride-2 depthwise plane, int8), 32 bytes at a time with `ld2`.
+///
+/// # Panics
+/// If `even` or `odd` is too short for its half of `src`.
+pub(crate) fn deal_row(src: &[i8], even: &mut [i8], odd: &mut [i8]) {
+    let len = src.len();
+    assert!(even.len() >= len.div_ceil(2) && odd.len() >= len / 2);
+    let mut done = 0;
+    // SAFETY: every chunk starts at an even offset `i` with `i + 32 ≤ len`: it reads within
+    // `src` and writes indices < len / 2 of `even` and `odd`.
+    unsafe {
+        let (e, o) = (even.as_mut_ptr(), odd.as_mut_ptr());
+        let chunk = |i: usize| {
+            let v = vld2q_s8(src.as_ptr().add(i));
+            vst1q_s8(e.add(i / 2), v.0);
+            vst1q_s8(o.add(i / 2), v.1);
+        };
+        if len >= 32 {
+            while done + 32 <= len {
+                chunk(done);
+                done += 32;
+            }
+            if done + 1 < len {
+                chunk((len - 32) & !1);
+                done = ((len - 32) & !1) + 32;
+            }
+        }
+    }
+    for (j, &v) in src.iter().enumerate().skip(done) {
+        if j % 2 == 0 {
+            even[j / 2] = v;
+        } else {
+            odd[j / 2] = v;
         }
     }
 }
