@@ -131,20 +131,26 @@ pub(crate) unsafe fn narrow_zp(lo: int32x4_t, hi: int32x4_t, zp: int16x8_t) -> i
     vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp))
 }
 
-/// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb` groups of 16.
+/// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb ≥ 1` groups of
+/// 16. The first group starts the accumulators with `saddlp` (no zeroing), the others add
+/// with `sadalp`.
 #[inline(always)]
 unsafe fn tile(a: *const i8, b: *const i8, kb: usize) -> [int32x4_t; 16] {
-    let mut acc = [vdupq_n_s32(0); 16];
-    for g in 0..kb {
-        let a = a.add(g * MR * KC);
-        let b = b.add(g * NR * KC);
-        let av = [vld1q_s8(a), vld1q_s8(a.add(16)), vld1q_s8(a.add(32)), vld1q_s8(a.add(48))];
-        let bv = [vld1q_s8(b), vld1q_s8(b.add(16)), vld1q_s8(b.add(32)), vld1q_s8(b.add(48))];
+    let load = |g: usize| {
+        let (a, b) = (a.add(g * MR * KC), b.add(g * NR * KC));
+        (
+            [vld1q_s8(a), vld1q_s8(a.add(16)), vld1q_s8(a.add(32)), vld1q_s8(a.add(48))],
+            [vld1q_s8(b), vld1q_s8(b.add(16)), vld1q_s8(b.add(32)), vld1q_s8(b.add(48))],
+        )
+    };
+    let pair = |a: int8x16_t, b: int8x16_t| vmlal_high_s8(vmull_s8(vget_low_s8(a), vget_low_s8(b)), a, b);
+    let (av, bv) = load(0);
+    let mut acc: [int32x4_t; 16] = std::array::from_fn(|i| vpaddlq_s16(pair(av[i / NR], bv[i % NR])));
+    for g in 1..kb {
+        let (av, bv) = load(g);
         for r in 0..MR {
             for c in 0..NR {
-                let p = vmull_s8(vget_low_s8(av[r]), vget_low_s8(bv[c]));
-                let p = vmlal_high_s8(p, av[r], bv[c]);
-                acc[r * NR + c] = vpadalq_s16(acc[r * NR + c], p);
+                acc[r * NR + c] = vpadalq_s16(acc[r * NR + c], pair(av[r], bv[c]));
             }
         }
     }
@@ -160,6 +166,7 @@ unsafe fn tile(a: *const i8, b: *const i8, kb: usize) -> [int32x4_t; 16] {
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: usize, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize, col0: usize) {
     let kb = k.div_ceil(KC);
+    assert!(kb > 0, "k = 0");
     let panels = ncols.div_ceil(NR);
     let zp16 = vdupq_n_s16(zp as i16);
     let (y, len) = y.raw();
