@@ -89,9 +89,9 @@ impl Requant {
 /// Defines `pub fn $name(args)` that runs `$body(args)` compiled for AVX2 when the CPU has it,
 /// and as portable code otherwise; `$body` is `#[inline(always)]` so each copy is specialised.
 macro_rules! with_avx2 {
-    ($(#[$m:meta])* pub fn $name:ident($($a:ident: $t:ty),*) = $body:ident) => {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) = $body:ident) => {
         $(#[$m])*
-        pub fn $name($($a: $t),*) {
+        fn $name($($a: $t),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2")]
@@ -108,11 +108,29 @@ macro_rules! with_avx2 {
     };
 }
 
+/// f32 → int8 as onnxruntime's `QuantizeLinear`: `clamp(x / scale, −128 − zp, 127 − zp)`
+/// rounded half to even, plus `zp`. NaN becomes −128, as with MLAS on x86 (the clamp keeps the
+/// bound). With the kernel set this CPU runs best.
+pub fn quantize(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
+    quantize_with(KernelSet::detect(), x, scale, zp, y)
+}
+
+/// int8 → f32 as onnxruntime's `DequantizeLinear`: `(x − zp) · scale`. With the kernel set
+/// this CPU runs best.
+pub fn dequantize(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
+    dequantize_with(KernelSet::detect(), x, scale, zp, y)
+}
+
+/// `quantize(dequantize(a) + dequantize(b))` element by element, with the same f32 operations
+/// as the three separate steps; each pair is `(scale, zero point)`. With the kernel set this
+/// CPU runs best.
+pub fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
+    quantized_add_with(KernelSet::detect(), a, qa, b, qb, qy, y)
+}
+
 with_avx2! {
-    /// f32 → int8 as onnxruntime's `QuantizeLinear`: `clamp(x / scale, −128 − zp, 127 − zp)`
-    /// rounded half to even, plus `zp`. NaN becomes −128, as with MLAS on x86 (the clamp keeps
-    /// the bound).
-    pub fn quantize(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) = quantize_body
+    /// [`quantize`] compiled for AVX2 when the CPU has it.
+    fn quantize_x86(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) = quantize_body
 }
 
 /// [`quantize`] with the kernel set `set` (same results).
@@ -121,7 +139,7 @@ pub fn quantize_with(set: KernelSet, x: &[f32], scale: f32, zp: i8, y: &mut [i8]
         KernelSet::Portable => quantize_body(x, scale, zp, y),
         #[cfg(target_arch = "aarch64")]
         KernelSet::Neon | KernelSet::Dotprod => super::aarch64::neon::quantize(x, scale, zp, y),
-        _ => quantize(x, scale, zp, y),
+        _ => quantize_x86(x, scale, zp, y),
     }
 }
 
@@ -131,7 +149,7 @@ pub fn dequantize_with(set: KernelSet, x: &[i8], scale: f32, zp: i8, y: &mut [f3
         KernelSet::Portable => dequantize_body(x, scale, zp, y),
         #[cfg(target_arch = "aarch64")]
         KernelSet::Neon | KernelSet::Dotprod => super::aarch64::neon::dequantize(x, scale, zp, y),
-        _ => dequantize(x, scale, zp, y),
+        _ => dequantize_x86(x, scale, zp, y),
     }
 }
 
@@ -141,7 +159,7 @@ pub fn quantized_add_with(set: KernelSet, a: &[i8], qa: (f32, i8), b: &[i8], qb:
         KernelSet::Portable => quantized_add_body(a, qa, b, qb, qy, y),
         #[cfg(target_arch = "aarch64")]
         KernelSet::Neon | KernelSet::Dotprod => super::aarch64::neon::quantized_add(a, qa, b, qb, qy, y),
-        _ => quantized_add(a, qa, b, qb, qy, y),
+        _ => quantized_add_x86(a, qa, b, qb, qy, y),
     }
 }
 
@@ -156,8 +174,8 @@ pub(crate) fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
 }
 
 with_avx2! {
-    /// int8 → f32 as onnxruntime's `DequantizeLinear`: `(x − zp) · scale`.
-    pub fn dequantize(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) = dequantize_body
+    /// [`dequantize`] compiled for AVX2 when the CPU has it.
+    fn dequantize_x86(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) = dequantize_body
 }
 
 #[inline(always)]
@@ -169,9 +187,8 @@ pub(crate) fn dequantize_body(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) {
 }
 
 with_avx2! {
-    /// `quantize(dequantize(a) + dequantize(b))` element by element, with the same f32
-    /// operations as the three separate steps; each pair is `(scale, zero point)`.
-    pub fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) = quantized_add_body
+    /// [`quantized_add`] compiled for AVX2 when the CPU has it.
+    fn quantized_add_x86(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) = quantized_add_body
 }
 
 #[inline(always)]
@@ -1006,8 +1023,9 @@ pub struct DepthwiseQConv {
     geo: Geometry,
     oh: usize,
     ow: usize,
-    /// `[c][kh·kw]`, widened to i16 (the operand of NEON's `smlal` by element).
-    weights: Vec<i16>,
+    /// `[c][kh·kw]`, widened to i32 (what the portable and AVX2 loops multiply; NEON narrows
+    /// a channel's to i16 for `smlal` by element).
+    weights: Vec<i32>,
     bias: Vec<i32>,
     x_zp: i8,
     requant: Requant,
@@ -1080,7 +1098,7 @@ impl DepthwiseQConv {
             geo,
             oh,
             ow,
-            weights: weights.iter().map(|&v| i16::from(v)).collect(),
+            weights: weights.iter().map(|&v| i32::from(v)).collect(),
             bias: bias.to_vec(),
             x_zp,
             requant,
@@ -1092,13 +1110,13 @@ impl DepthwiseQConv {
         (self.oh, self.ow)
     }
 
-    /// Bytes this kernel holds: weights (widened to i16), biases, scales.
+    /// Bytes this kernel holds: weights (widened to i32), biases, scales.
     pub fn held_bytes(&self) -> usize {
         #[cfg(target_arch = "aarch64")]
         let dot = self.dot.as_ref().map_or(0, |d| d.held_bytes());
         #[cfg(not(target_arch = "aarch64"))]
         let dot = 0;
-        2 * self.weights.len() + 4 * (self.bias.len() + self.requant.scale.len()) + dot
+        4 * (self.weights.len() + self.bias.len() + self.requant.scale.len()) + dot
     }
 
     /// The kernel set it runs.
@@ -1290,7 +1308,6 @@ impl DepthwiseQConv {
                     let mut acc = [self.bias[c]; DW_TILE];
                     for (&wv, &off) in w.iter().zip(offsets.iter()) {
                         let r = &planes[row0 + off + ox..][..DW_TILE];
-                        let wv = i32::from(wv);
                         for j in 0..DW_TILE {
                             acc[j] += wv * i32::from(r[j]);
                         }

@@ -131,26 +131,20 @@ pub(crate) unsafe fn narrow_zp(lo: int32x4_t, hi: int32x4_t, zp: int16x8_t) -> i
     vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp))
 }
 
-/// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb ≥ 1` groups of
-/// 16. The first group starts the accumulators with `saddlp` (no zeroing), the others add
-/// with `sadalp`.
+/// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb` groups of 16.
 #[inline(always)]
 unsafe fn tile(a: *const i8, b: *const i8, kb: usize) -> [int32x4_t; 16] {
-    let load = |g: usize| {
-        let (a, b) = (a.add(g * MR * KC), b.add(g * NR * KC));
-        (
-            [vld1q_s8(a), vld1q_s8(a.add(16)), vld1q_s8(a.add(32)), vld1q_s8(a.add(48))],
-            [vld1q_s8(b), vld1q_s8(b.add(16)), vld1q_s8(b.add(32)), vld1q_s8(b.add(48))],
-        )
-    };
-    let pair = |a: int8x16_t, b: int8x16_t| vmlal_high_s8(vmull_s8(vget_low_s8(a), vget_low_s8(b)), a, b);
-    let (av, bv) = load(0);
-    let mut acc: [int32x4_t; 16] = std::array::from_fn(|i| vpaddlq_s16(pair(av[i / NR], bv[i % NR])));
-    for g in 1..kb {
-        let (av, bv) = load(g);
+    let mut acc = [vdupq_n_s32(0); 16];
+    for g in 0..kb {
+        let a = a.add(g * MR * KC);
+        let b = b.add(g * NR * KC);
+        let av = [vld1q_s8(a), vld1q_s8(a.add(16)), vld1q_s8(a.add(32)), vld1q_s8(a.add(48))];
+        let bv = [vld1q_s8(b), vld1q_s8(b.add(16)), vld1q_s8(b.add(32)), vld1q_s8(b.add(48))];
         for r in 0..MR {
             for c in 0..NR {
-                acc[r * NR + c] = vpadalq_s16(acc[r * NR + c], pair(av[r], bv[c]));
+                let p = vmull_s8(vget_low_s8(av[r]), vget_low_s8(bv[c]));
+                let p = vmlal_high_s8(p, av[r], bv[c]);
+                acc[r * NR + c] = vpadalq_s16(acc[r * NR + c], p);
             }
         }
     }
@@ -250,7 +244,7 @@ pub(crate) unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t)
 /// row) or `out` is not `oh · ow` long.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub(crate) fn depthwise_channel(planes: &[i16], offsets: &[usize], w: &[i16], bias: i32, scale: f32, zp: i32, oh: usize, ow: usize, row_step: usize, out: &mut [i8]) {
+pub(crate) fn depthwise_channel(planes: &[i16], offsets: &[usize], w: &[i32], bias: i32, scale: f32, zp: i32, oh: usize, ow: usize, row_step: usize, out: &mut [i8]) {
     assert_eq!(out.len(), oh * ow);
     assert_eq!(offsets.len(), w.len());
     if oh == 0 || ow == 0 {
@@ -259,10 +253,11 @@ pub(crate) fn depthwise_channel(planes: &[i16], offsets: &[usize], w: &[i16], bi
     let max_off = offsets.iter().copied().max().unwrap_or(0);
     let last_tile = (ow - 1) / 16 * 16;
     assert!((oh - 1) * row_step + max_off + last_tile + 16 <= planes.len(), "depthwise tile past the plane");
+    // The weights are int8 values: exact in i16.
     let mut wpad = [0i16; 32];
     let taps = w.len();
-    if taps <= 32 {
-        wpad[..taps].copy_from_slice(w);
+    for (d, &v) in wpad.iter_mut().zip(w) {
+        *d = v as i16;
     }
     // SAFETY: every load is within `planes` (asserted above for the largest row, tap and
     // tile); stores are within `out` (full tiles write 16 of the row's `ow`, the last one
@@ -296,6 +291,7 @@ pub(crate) fn depthwise_channel(planes: &[i16], offsets: &[usize], w: &[i16], bi
                     }
                     _ => {
                         for (&wt, &off) in w.iter().zip(offsets) {
+                            let wt = wt as i16;
                             let p = row.add(off + ox);
                             let (lo, hi) = (vld1q_s16(p), vld1q_s16(p.add(8)));
                             acc[0] = vmlal_n_s16(acc[0], vget_low_s16(lo), wt);
