@@ -55,6 +55,8 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    // First, while the process has one thread (see `avoid_tract_amx_int8`).
+    edgenet::engine::avoid_tract_amx_int8();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

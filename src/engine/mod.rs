@@ -58,6 +58,27 @@ pub struct Engine {
     kernels: KernelSet,
 }
 
+/// tract 0.23.9's Intel AMX int8 matmul kernel (`avx512amx_mmm_i32_8x8`, picked on Xeons with
+/// `amx-int8`) crashes the process intermittently (SIGSEGV inside the kernel, seen in about one
+/// run in six of `int8_kernels_agree_with_tract_on_small_nets` on a Sapphire-Rapids-class VM;
+/// none in 16 runs without it). edgenet's own int8 kernels do not use it, but layers left to
+/// tract and `int8_kernels: false` do. So, once per process and before tract probes the CPU,
+/// `TRACT_CPU_ISA=-amx-int8` is set on x86-64 unless the user set `TRACT_CPU_ISA` already
+/// (which tract reads once; `TRACT_CPU_ISA=+amx-int8` puts it back). The binary does the same
+/// first thing in `main`, before any thread exists.
+pub fn avoid_tract_amx_int8() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            if std::env::var_os("TRACT_CPU_ISA").is_none() {
+                std::env::set_var("TRACT_CPU_ISA", "-amx-int8");
+                log::debug!("TRACT_CPU_ISA=-amx-int8: tract's AMX int8 kernel is not used (it crashes in tract 0.23.9)");
+            }
+        });
+    }
+}
+
 fn onnx_err(origin: &str, e: impl std::fmt::Display) -> Error {
     Error::Onnx { origin: origin.to_string(), message: format!("{e:#}") }
 }
@@ -138,6 +159,7 @@ impl Engine {
             proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
         let kernels = KernelSet::select(opts.kernels).map_err(Error::Config)?;
+        avoid_tract_amx_int8();
         let (qconvs, skipped) = if opts.int8_kernels { qconv::collect(&proto) } else { Default::default() };
         let quantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "QuantizeLinear") } else { Default::default() };
         let dequantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "DequantizeLinear") } else { Default::default() };
@@ -748,6 +770,7 @@ mod tests {
     /// tests/quantize.rs keeps the fixture honest against onnxruntime.
     #[test]
     fn int8_fixture_matches_onnxruntime_logits_on_this_architecture() {
+        crate::engine::avoid_tract_amx_int8();
         let f32s = |b: &[u8]| -> Vec<f32> { b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
         let bytes = include_bytes!("../../tests/data/int8/mobilenet_v2_035_48.int8.onnx");
         let x = f32s(include_bytes!("../../tests/data/int8/input.f32"));
@@ -790,13 +813,29 @@ mod tests {
 
     #[test]
     fn sessions_reuse_buffers_without_changing_results() {
+        crate::engine::avoid_tract_amx_int8();
         session_matches_fresh_runs(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, resolution: 40, num_classes: 10 });
         session_matches_fresh_runs(Arch::ResNet18, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
         session_matches_fresh_runs(Arch::EfficientNetLite0, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
     }
 
+    /// Regression: tract's AMX int8 kernel crashed this process intermittently (SIGSEGV in
+    /// `int8_kernels_agree_with_tract_on_small_nets`); loading an engine keeps tract off it
+    /// unless the user chose tract's ISA set.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn loading_an_engine_keeps_tract_off_its_amx_int8_kernel() {
+        let model = zoo::build(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, resolution: 32, num_classes: 4 }, WeightSource::Seeded(2)).unwrap();
+        let bytes = crate::onnx::export(&model, &crate::onnx::ExportOptions { fold_bn: true }).unwrap();
+        Engine::from_bytes(&bytes, "m", &EngineOptions::default()).unwrap();
+        // Set by the first engine (or by the user, whose choice stands).
+        let isa = std::env::var("TRACT_CPU_ISA").expect("TRACT_CPU_ISA set once an engine is loaded");
+        assert!(!isa.trim().is_empty());
+    }
+
     #[test]
     fn int8_kernels_agree_with_tract_on_small_nets() {
+        crate::engine::avoid_tract_amx_int8();
         int8_kernels_agree_with_tract(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, resolution: 40, num_classes: 10 });
         int8_kernels_agree_with_tract(Arch::ResNet18, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
         int8_kernels_agree_with_tract(Arch::EfficientNetLite0, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
@@ -804,18 +843,21 @@ mod tests {
 
     #[test]
     fn tract_matches_reference_on_small_mobilenet_v2() {
+        crate::engine::avoid_tract_amx_int8();
         let cfg = ZooConfig { width_mult: 0.35, resolution: 32, num_classes: 10 };
         check(&zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(11)).unwrap());
     }
 
     #[test]
     fn tract_matches_reference_on_small_efficientnet_lite0() {
+        crate::engine::avoid_tract_amx_int8();
         let cfg = ZooConfig { width_mult: 1.0, resolution: 33, num_classes: 7 };
         check(&zoo::build(Arch::EfficientNetLite0, &cfg, WeightSource::Seeded(12)).unwrap());
     }
 
     #[test]
     fn tract_matches_reference_on_a_bottleneck_net_with_softmax() {
+        crate::engine::avoid_tract_amx_int8();
         let mut b = GraphBuilder::new();
         let x = b.input(3, 20, 20).unwrap();
         let x = b.conv2d("stem", x, ConvSpec::new(16, 3).stride(2)).unwrap();

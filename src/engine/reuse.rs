@@ -615,6 +615,7 @@ mod tests {
 
     #[test]
     fn global_avg_pool_and_flatten_are_bit_identical_to_tracts() {
+        crate::engine::avoid_tract_amx_int8();
         for (c, h, w) in [(1280, 7, 7), (16, 1, 1), (8, 3, 5), (5, 4, 4), (3, 14, 14), (2, 2, 3), (4, 9, 1)] {
             let mut model = TypedModel::default();
             let x = model.add_source("x", f32::fact([1, c, h, w])).unwrap();
@@ -633,6 +634,7 @@ mod tests {
 
     #[test]
     fn f32_add_is_bit_identical_to_tracts() {
+        crate::engine::avoid_tract_amx_int8();
         for (a, b) in [(vec![1, 32, 28, 28], vec![1, 32, 28, 28]), (vec![1, 1000], vec![1, 1000]), (vec![1, 8, 64], vec![1, 1, 64])] {
             let mut model = TypedModel::default();
             let x = model.add_source("x", f32::fact(&a)).unwrap();
@@ -647,6 +649,7 @@ mod tests {
 
     #[test]
     fn int8_max_pool_is_identical_to_tracts() {
+        crate::engine::avoid_tract_amx_int8();
         use tract_onnx::tract_core::ops::cnn::{MaxPool, PaddingSpec, PoolSpec};
         let cases = [
             (64, 112, 112, [3, 3], [2, 2], [1, 1], PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1])),
@@ -694,6 +697,7 @@ mod tests {
 
     #[test]
     fn a_shared_output_is_not_overwritten() {
+        crate::engine::avoid_tract_amx_int8();
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact([1, 4])).unwrap();
         let y = model.wire_node("add", EdgeAdd, &[x, x]).unwrap();
@@ -720,6 +724,7 @@ mod tests {
 
     #[test]
     fn the_pool_lends_buffers_from_node_to_node_and_stops_growing() {
+        crate::engine::avoid_tract_amx_int8();
         // x → a1 → a2 → a3 → a4, all [1, 256]: each buffer is free again two nodes later.
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact([1, 256])).unwrap();
