@@ -22,17 +22,9 @@ pub(crate) const NR: usize = 8;
 /// `k` per packed group.
 pub(crate) const KC: usize = 4;
 
-/// Packs `[m][k]` weights into `[m / 8][k / 4][8][4]` (zero-padded rows and `k`).
+/// Packs `[m][k]` weights in this kernel's layout (see [`super::pack_a`]).
 pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize) -> Vec<i8> {
-    let kb = k.div_ceil(KC);
-    let mut a = vec![0i8; m.div_ceil(MR) * kb * MR * KC];
-    for (row, w) in weights.chunks_exact(k).enumerate().take(m) {
-        let (blk, r) = (row / MR, row % MR);
-        for (kk, &v) in w.iter().enumerate() {
-            a[((blk * kb + kk / KC) * MR + r) * KC + kk % KC] = v;
-        }
-    }
-    a
+    super::pack_a(weights, m, k, MR, KC)
 }
 
 /// Bytes of packed columns for `ncols` columns of `k` values.
