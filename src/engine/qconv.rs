@@ -1,4 +1,4 @@
-//! edgenet's int8 ops inside tract: `TypedOp`s running [`super::int8`]'s kernels, and the
+//! edgenet's int8 ops inside tract: `TypedOp`s running [`crate::kernels`]' int8 kernels, and the
 //! rewrites of tract's typed model (before its optimisation) that put them in place of
 //! - quantized convolutions and matmuls (`QLinearConv`, `QLinearMatMul`), which tract lowers
 //!   through eager im2col, per-row or per-group matmuls and separate requantization passes;

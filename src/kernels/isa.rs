@@ -119,12 +119,24 @@ mod tests {
     }
 
     /// What CI asserts on each emulated CPU: `EDGENET_EXPECT_KERNELS` names the set detection
-    /// must pick there (qemu's `-cpu cortex-a72` → neon, `cortex-a76` → dotprod), so a run
-    /// that silently fell back to another set fails instead of proving nothing.
+    /// must pick there (qemu's `-cpu cortex-a72` → neon, `cortex-a76` → dotprod, armv7 →
+    /// portable), so a run that silently fell back to another set fails instead of proving
+    /// nothing. Without it, detection must follow the CPU's own feature flags.
     #[test]
     fn detects_the_expected_kernel_set() {
-        let Ok(want) = std::env::var("EDGENET_EXPECT_KERNELS") else { return };
-        assert_eq!(KernelSet::detect().name(), want.trim(), "kernel set detected on this CPU");
+        let want = match std::env::var("EDGENET_EXPECT_KERNELS") {
+            Ok(v) => v.trim().to_string(),
+            Err(_) => {
+                #[cfg(target_arch = "x86_64")]
+                let set = if std::arch::is_x86_feature_detected!("avx2") { "avx2" } else { "portable" };
+                #[cfg(target_arch = "aarch64")]
+                let set = if std::arch::is_aarch64_feature_detected!("dotprod") { "dotprod" } else { "neon" };
+                #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+                let set = "portable";
+                set.to_string()
+            }
+        };
+        assert_eq!(KernelSet::detect().name(), want, "kernel set detected on this CPU");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! aarch64 NEON (ARMv8.0: the Raspberry Pi 3 and 4) int8 micro-kernels.
+//! aarch64 NEON (ARMv8.0: the Raspberry Pi 3 and 4) int8 micro-kernels, each checked against
+//! the portable reference in `int8.rs` by its tests (which run every kernel set the CPU has).
 //!
 //! Dense GEMM, "c16" layout: the weights of a block of 4 rows and the columns of a panel of 4
 //! output positions are both packed with 16 consecutive `k` contiguous, so one `smull` (8
@@ -108,8 +109,8 @@ unsafe fn transpose16(r: [int8x16_t; 16]) -> [int8x16_t; 16] {
 /// clamped to `[−128 − zp, 127 − zp]`, plus `zp`. Here the clamp is done by saturating
 /// narrowing after `fcvtns` (round to nearest, ties to even): rounding is monotonic and the
 /// bounds are integers, so clamping before or after rounding gives the same integer, and
-/// `sat_i8(sat_i16(r) + zp) = clamp(r, −128 − zp, 127 − zp) + zp`. The result is returned in
-/// the low 4 lanes of an i16x4 before the last narrowing (see [`narrow_store`]).
+/// `sat_i8(sat_i16(r) + zp) = clamp(r, −128 − zp, 127 − zp) + zp`. Returns the rounded i32;
+/// [`narrow_zp`] adds the zero point and saturates.
 #[inline(always)]
 pub(crate) unsafe fn requant4(acc: int32x4_t, bias: i32, scale: f32) -> int32x4_t {
     let f = vmulq_n_f32(vcvtq_f32_s32(vaddq_s32(acc, vdupq_n_s32(bias))), scale);
