@@ -10,14 +10,14 @@
 //! Two kernels:
 //! - [`DenseQConv`] (groups = 1): the input, or its im2col columns for k×k convs, is packed into
 //!   panels of 8 columns with pairs of input channels interleaved as i16, and multiplied by the
-//!   weights packed the same way in 4-row blocks. On x86-64 with AVX2 the inner product is
-//!   `vpmaddwd` (16 multiply-adds per instruction, exact); elsewhere portable Rust that the
-//!   compiler vectorises.
+//!   weights packed the same way in 4-row blocks. With AVX2 the inner product is `vpmaddwd`
+//!   (16 multiply-adds per instruction, exact; `x86_64/avx2.rs`); this file's portable code is
+//!   the reference every kernel set is tested against.
 //! - [`DepthwiseQConv`] (groups = channels): a direct convolution per channel over a
 //!   zero-point-subtracted, zero-padded i16 plane, vectorised along output rows.
 //!
-//! On aarch64 the dense kernel runs the NEON or dot-product micro-kernels of `aarch64/` (see
-//! [`KernelSet`]), with the same results.
+//! On aarch64 both run the NEON or dot-product micro-kernels of `aarch64/` (see [`KernelSet`]),
+//! with their own weight layouts and the same results.
 //!
 //! [`WinogradQConv`](super::winograd::WinogradQConv) is a third, for 3×3 stride-1 layers. They
 //! allocate only per-thread buffers (im2col columns, packed panels, padded planes), kept and
