@@ -980,10 +980,7 @@ impl DepthwiseQConv {
                 if sw == 1 {
                     planes[py * pw + pl..][..g.w].copy_from_slice(srow);
                 } else {
-                    // As in `run_body`: even ix to phase pl % 2, odd ix to the other one.
-                    let (lower, upper) = planes.split_at_mut((hp + py) * pw);
-                    let (p0, p1) = (&mut lower[py * pw..(py + 1) * pw], &mut upper[..pw]);
-                    let (even, odd) = if pl % 2 == 0 { (&mut p0[pl / 2..], &mut p1[pl / 2..]) } else { (&mut p1[pl / 2..], &mut p0[pl.div_ceil(2)..]) };
+                    let (even, odd) = stride2_phases(planes, hp, pw, py, pl);
                     neon::deal_row(srow, even, odd);
                 }
             }
@@ -1022,12 +1019,7 @@ impl DepthwiseQConv {
                     if sw == 1 {
                         neon::widen_row(srow, self.x_zp, &mut planes[py * pw + g.pads[1]..][..g.w]);
                     } else {
-                        // Column x = pads[1] + ix of the padded row is at phase x % 2, index
-                        // x / 2: the even ix go to one phase, the odd ones to the other.
-                        let pl = g.pads[1];
-                        let (lower, upper) = planes.split_at_mut((hp + py) * pw);
-                        let (p0, p1) = (&mut lower[py * pw..(py + 1) * pw], &mut upper[..pw]);
-                        let (even, odd) = if pl % 2 == 0 { (&mut p0[pl / 2..], &mut p1[pl / 2..]) } else { (&mut p1[pl / 2..], &mut p0[pl.div_ceil(2)..]) };
+                        let (even, odd) = stride2_phases(planes, hp, pw, py, g.pads[1]);
                         neon::widen_row_deal(srow, self.x_zp, even, odd);
                     }
                     continue;
@@ -1102,6 +1094,21 @@ impl DepthwiseQConv {
             }
             // Padding stays zero; only the interior is rewritten for the next channel.
         }
+    }
+}
+
+/// Where input row `py` of a stride-2 depthwise plane goes: the padded row is split into two
+/// column phases (`x % 2`, `[2][hp][pw]`), and column `x = pl + ix` (left padding `pl`) lands
+/// at index `x / 2` of phase `x % 2`. Returns the runs receiving the even `ix` and the odd `ix`,
+/// each starting at the first such column.
+#[cfg(target_arch = "aarch64")]
+fn stride2_phases<T>(planes: &mut [T], hp: usize, pw: usize, py: usize, pl: usize) -> (&mut [T], &mut [T]) {
+    let (lower, upper) = planes.split_at_mut((hp + py) * pw);
+    let (p0, p1) = (&mut lower[py * pw..(py + 1) * pw], &mut upper[..pw]);
+    if pl % 2 == 0 {
+        (&mut p0[pl / 2..], &mut p1[pl / 2..])
+    } else {
+        (&mut p1[pl / 2..], &mut p0[pl.div_ceil(2)..])
     }
 }
 

@@ -64,12 +64,7 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
             vst1q_s8(p1, vreinterpretq_s8_s16(vzip1q_s16(hi01, hi23)));
             vst1q_s8(p1.add(16), vreinterpretq_s8_s16(vzip2q_s16(hi01, hi23)));
         }
-        for c in 16 * full..ncols {
-            let dst = d.add((c / NR) * panel + (b * NR + c % NR) * KC);
-            for i in 0..KC {
-                *dst.add(i) = if i < rows { *s.add((b * KC + i) * stride + c0 + c) } else { 0 };
-            }
-        }
+        super::pack_columns_tail(s.add(b * KC * stride + c0), stride, rows, d.add(b * NR * KC), panel, 16 * full..ncols, NR, KC);
     }
 }
 

@@ -18,3 +18,20 @@ pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize, mr: usize, kc: usize) -
     }
     a
 }
+
+/// The columns of a `pack_b` group that the 16-column vector code does not cover, one byte at a
+/// time: column `c`'s `rows` values from `src` (row stride `stride`) to its `kc` bytes at
+/// `dst + (c / nr) · panel + (c % nr) · kc`, zero past `rows`.
+///
+/// # Safety
+/// Every read and write lies within the caller's `src` and packed buffer.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn pack_columns_tail(src: *const i8, stride: usize, rows: usize, dst: *mut i8, panel: usize, cols: std::ops::Range<usize>, nr: usize, kc: usize) {
+    for c in cols {
+        let d = dst.add((c / nr) * panel + (c % nr) * kc);
+        for i in 0..kc {
+            *d.add(i) = if i < rows { *src.add(i * stride + c) } else { 0 };
+        }
+    }
+}

@@ -60,14 +60,7 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
                 vst1q_s8(d.add(p * panel + (b * NR + c % NR) * KC), v);
             }
         }
-        // Remaining columns one byte at a time.
-        for c in 16 * full..ncols {
-            let (p, cc) = (c / NR, c % NR);
-            let dst = d.add(p * panel + (b * NR + cc) * KC);
-            for i in 0..KC {
-                *dst.add(i) = if i < rows { *s.add((b * KC + i) * stride + c0 + c) } else { 0 };
-            }
-        }
+        super::pack_columns_tail(s.add(b * KC * stride + c0), stride, rows, d.add(b * NR * KC), panel, 16 * full..ncols, NR, KC);
     }
 }
 
