@@ -16,6 +16,10 @@
 //! assert_eq!(logits.len(), 10);
 //! # Ok(()) }
 //! ```
+//!
+//! Features: `tools` (default) adds the zoo, ONNX export, the int8 quantizer and safetensors
+//! weights; without it (`--no-default-features`) the crate is the runtime a device needs:
+//! loading and inspecting ONNX files, the int8 kernels, frames and the runner.
 #![warn(missing_docs)]
 
 pub mod alloc;
@@ -26,8 +30,10 @@ pub mod graph;
 pub mod kernels;
 pub mod model;
 pub mod onnx;
+#[cfg(feature = "tools")]
 pub mod quant;
 pub mod runner;
+#[cfg(feature = "tools")]
 pub mod zoo;
 
 pub use error::{Error, Result};

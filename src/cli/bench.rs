@@ -14,8 +14,8 @@ use super::measure::{self, mib, mib_or, Latency, Machine, Phase, Progress};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// ONNX model.
-    pub model: PathBuf,
+    /// ONNX model; optional in a binary built with a model inside (EDGENET_EMBED_MODEL).
+    pub model: Option<PathBuf>,
     /// Intra-op threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
@@ -44,7 +44,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Serialize)]
 struct Report {
-    model: PathBuf,
+    model: String,
     file_bytes: usize,
     threads: u16,
     /// The int8 micro-kernels the quantized layers run (see `edgenet::kernels`).
@@ -81,7 +81,8 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let machine = Machine::describe();
     let rss_start = measure::rss().map(|r| r.1);
     let mut load = Vec::new();
-    let (engine, file_bytes) = measure::load(&args.model, &EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() }, args.no_trim, &mut load)?;
+    let model = super::ModelSource::from_arg(args.model.as_deref())?;
+    let (engine, file_bytes) = measure::load(&model, &EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() }, args.no_trim, &mut load)?;
     let load_ms = load.iter().map(|p| p.ms).sum();
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];
@@ -122,7 +123,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         allocations_per_inference: heap_before.zip(heap_after).map(|(b, a)| a.allocations_since(&b) as f64 / args.runs as f64),
     };
     let report = Report {
-        model: args.model.clone(),
+        model: model.to_string(),
         file_bytes,
         threads: args.threads,
         int8_kernels: engine.kernel_set().to_string(),
@@ -145,7 +146,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
-    writeln!(out, "model    {} ({})", r.model.display(), mib(r.file_bytes))?;
+    writeln!(out, "model    {} ({})", r.model, mib(r.file_bytes))?;
     writeln!(out, "machine  {}", r.machine.one_line())?;
     writeln!(out, "threads  {}, int8 kernels {}, warm-up {}, timed runs {}, synthetic input, model only, one session (no decoding or preprocessing)", r.threads, r.int8_kernels, r.warmup, r.runs)?;
     let stages: Vec<String> = r.load.iter().map(|p| format!("{} {:.1}", p.phase, p.ms)).collect();

@@ -18,8 +18,8 @@ use super::measure::{self, mib, mib_or, Machine, Phase, PhaseClock};
 
 #[derive(Debug, Args)]
 pub struct FootprintArgs {
-    /// ONNX model.
-    pub model: PathBuf,
+    /// ONNX model; optional in a binary built with a model inside (EDGENET_EMBED_MODEL).
+    pub model: Option<PathBuf>,
     /// Intra-op threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
@@ -62,7 +62,7 @@ struct Constant {
 
 #[derive(Debug, Serialize)]
 struct Report {
-    model: PathBuf,
+    model: String,
     file_bytes: usize,
     threads: u16,
     /// The int8 micro-kernels the quantized layers run (see `edgenet::kernels`).
@@ -172,7 +172,8 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rss_start = measure::rss().map(|r| r.1);
     let heap_start = measure::heap();
     let mut phases = Vec::new();
-    let (engine, file_bytes) = measure::load(&args.model, &EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() }, args.no_trim, &mut phases)?;
+    let model = super::ModelSource::from_arg(args.model.as_deref())?;
+    let (engine, file_bytes) = measure::load(&model, &EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() }, args.no_trim, &mut phases)?;
     let engine_bytes = match (heap_start, measure::heap()) {
         (Some(a), Some(b)) => Some(b.live_bytes.saturating_sub(a.live_bytes)),
         _ => None,
@@ -201,9 +202,13 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     });
     // Measured: now the extra work of describing the model may allocate.
     let plan: PlanReport = engine.plan_report()?;
-    let file = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let weights = weights_by_type(&file, &args.model.display().to_string())?;
-    drop(file);
+    let weights = match &model {
+        super::ModelSource::File(path) => {
+            let file = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            weights_by_type(&file, &model.to_string())?
+        }
+        super::ModelSource::Embedded { bytes, .. } => weights_by_type(bytes, &model.to_string())?,
+    };
     let weight_bytes = weights.iter().map(|g| g.bytes).sum();
     let session_buffer_bytes = session.buffer_bytes();
     drop(session);
@@ -226,7 +231,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let binary = std::env::current_exe().ok().and_then(|p| std::fs::metadata(&p).ok().map(|m| Binary { path: p, bytes: m.len() }));
     let constant_bytes = plan.constants.iter().map(|c| c.2).sum();
     let report = Report {
-        model: args.model.clone(),
+        model: model.to_string(),
         file_bytes,
         threads: args.threads,
         int8_kernels: engine.kernel_set().to_string(),
@@ -256,7 +261,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
-    writeln!(out, "model        {}  {} ({} bytes)", r.model.display(), mib(r.file_bytes), r.file_bytes)?;
+    writeln!(out, "model        {}  {} ({} bytes)", r.model, mib(r.file_bytes), r.file_bytes)?;
     writeln!(out, "machine      {}", r.machine.one_line())?;
     writeln!(out, "threads      {}, int8 kernels {}", r.threads, r.int8_kernels)?;
     writeln!(out, "\nweights in the file (ONNX initializers, unpacked): {}", mib(r.weight_bytes as usize))?;

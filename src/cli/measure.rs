@@ -3,12 +3,12 @@
 //! statistics, a progress bar and a description of the machine.
 
 use std::io::IsTerminal;
-use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
 use edgenet::alloc::{AllocSnapshot, CountingAlloc};
 use edgenet::engine::{BuildPhase, Engine, EngineOptions};
+
+use super::ModelSource;
 use serde::Serialize;
 
 /// The binary's global allocator.
@@ -52,13 +52,13 @@ impl PhaseClock {
     }
 }
 
-/// Prepares `path` the way `classify` does ([`Engine::from_path`]: read the file, decode it
+/// Prepares `model` the way `classify` does ([`Engine::from_path`]: read the file, decode it
 /// and drop the bytes, translate, optimize, plan), recording each stage.
 /// Then, unless `no_trim`, gives the heap's free pages back to the system
 /// ([`edgenet::alloc::release_free_heap`]), as a long-running process should once its model is
 /// loaded.
-pub fn load(path: &Path, opts: &EngineOptions, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
-    let file_bytes = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?.len() as usize;
+pub fn load(model: &ModelSource, opts: &EngineOptions, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
+    let file_bytes = model.len()?;
     let mut clock = PhaseClock::start();
     let mut on_phase = |p: BuildPhase| {
         let name = match p {
@@ -70,7 +70,7 @@ pub fn load(path: &Path, opts: &EngineOptions, no_trim: bool, phases: &mut Vec<P
         };
         phases.push(clock.end(name));
     };
-    let engine = Engine::from_path_with_phases(path, opts, &mut on_phase)?;
+    let engine = model.load(opts, &mut on_phase)?;
     if !no_trim {
         edgenet::alloc::release_free_heap();
         phases.push(clock.end("release free heap"));

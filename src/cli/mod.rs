@@ -3,11 +3,14 @@
 
 mod bench;
 mod classify;
+#[cfg(feature = "tools")]
 mod demo;
+#[cfg(feature = "tools")]
 mod export;
 mod footprint;
 mod inspect;
 mod measure;
+#[cfg(feature = "tools")]
 mod quantize;
 mod run;
 
@@ -33,6 +36,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build a zoo network and write it as ONNX.
+    #[cfg(feature = "tools")]
     Export(export::ExportArgs),
     /// Describe an ONNX file: ops, parameters, MACs, per-layer table.
     Inspect {
@@ -42,16 +46,27 @@ enum Command {
     /// Classify image files: top-K labels and probabilities per image.
     Classify(classify::ClassifyArgs),
     /// Quantize an f32 ONNX model to int8 with calibration, and report its accuracy.
+    #[cfg(feature = "tools")]
     Quantize(quantize::QuantizeArgs),
     /// Classify a stream of frames: camera, raw or MJPEG pipe, image files, synthetic pattern.
     Run(run::RunArgs),
     /// The embedded default: EfficientNet-Lite0 from the shipped weights on the bundled photos.
+    #[cfg(feature = "tools")]
     Demo(demo::DemoArgs),
     /// Memory a model costs: file, weights by type, tract's plan, heap per stage, RSS, binary.
     Footprint(footprint::FootprintArgs),
     /// Latency of a model alone: load/optimize and first-inference time, min/p50/p90/p99/max, FPS.
     Bench(bench::BenchArgs),
+    /// A verb of the full build (`export`, `quantize`, `demo`) in the runtime build: an error
+    /// naming the feature, not clap's "unrecognized subcommand".
+    #[cfg(not(feature = "tools"))]
+    #[command(external_subcommand)]
+    Missing(Vec<String>),
 }
+
+/// The verbs only the `tools` feature has.
+#[cfg(not(feature = "tools"))]
+const TOOL_VERBS: [&str; 3] = ["export", "quantize", "demo"];
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
@@ -74,14 +89,31 @@ pub fn main() -> i32 {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
+        #[cfg(feature = "tools")]
         Command::Export(args) => export::run(&args, &mut out),
         Command::Inspect { model } => inspect::run(&model, &mut out),
         Command::Classify(args) => classify::run(&args, &mut out),
+        #[cfg(feature = "tools")]
         Command::Demo(args) => demo::run(&args, &mut out),
+        #[cfg(feature = "tools")]
         Command::Quantize(args) => quantize::run(&args, &mut out),
         Command::Footprint(args) => footprint::run(&args, &mut out),
         Command::Bench(args) => bench::run(&args, &mut out),
         Command::Run(args) => run::run(&args, &mut out),
+        #[cfg(not(feature = "tools"))]
+        Command::Missing(words) => {
+            let verb = words.first().map(String::as_str).unwrap_or_default();
+            if TOOL_VERBS.contains(&verb) {
+                eprintln!(
+                    "error: `{verb}` is not in this build of edgenet: it is the runtime build (built without the \
+                     `tools` feature), which has classify, run, bench, footprint and inspect; build with \
+                     `--features tools` (the default) for export, quantize and demo"
+                );
+            } else {
+                eprintln!("error: unrecognized subcommand `{verb}` (see `edgenet --help`)");
+            }
+            return 2;
+        }
     };
     let result = result.and_then(|()| out.flush().map_err(anyhow::Error::from));
     match result {
@@ -99,6 +131,70 @@ pub fn main() -> i32 {
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// The model built into this binary (`EDGENET_EMBED_MODEL` at build time): its file name and
+/// bytes. `run` and `bench` use it when no model is given.
+#[cfg(edgenet_embedded_model)]
+const EMBEDDED_MODEL: Option<(&str, &[u8])> =
+    Some((env!("EDGENET_EMBEDDED_MODEL_NAME"), include_bytes!(env!("EDGENET_EMBEDDED_MODEL_PATH"))));
+#[cfg(not(edgenet_embedded_model))]
+const EMBEDDED_MODEL: Option<(&str, &[u8])> = None;
+
+/// Where a command's model comes from: the file given, or the one built into the binary.
+#[derive(Debug, Clone)]
+pub(crate) enum ModelSource {
+    File(PathBuf),
+    Embedded { name: &'static str, bytes: &'static [u8] },
+}
+
+impl ModelSource {
+    /// The model file given, else the embedded model, else an error saying how to give one.
+    pub(crate) fn from_arg(path: Option<&std::path::Path>) -> anyhow::Result<ModelSource> {
+        match (path, EMBEDDED_MODEL) {
+            (Some(p), _) => Ok(ModelSource::File(p.to_path_buf())),
+            (None, Some((name, bytes))) => Ok(ModelSource::Embedded { name, bytes }),
+            (None, None) => Err(anyhow::anyhow!(
+                "no model given, and this binary has none built in (give an ONNX file, or build with \
+                 EDGENET_EMBED_MODEL=model.onnx to embed one)"
+            )),
+        }
+    }
+
+    /// Loads the model (see [`edgenet::engine::Engine::from_path_with_phases`]).
+    pub(crate) fn load(
+        &self,
+        opts: &edgenet::engine::EngineOptions,
+        on_phase: &mut dyn FnMut(edgenet::engine::BuildPhase),
+    ) -> edgenet::Result<edgenet::engine::Engine> {
+        match self {
+            ModelSource::File(p) => edgenet::engine::Engine::from_path_with_phases(p, opts, on_phase),
+            ModelSource::Embedded { name, bytes } => {
+                on_phase(edgenet::engine::BuildPhase::Read);
+                edgenet::engine::Engine::from_bytes_with_phases(bytes, &format!("{name} (embedded)"), opts, on_phase)
+            }
+        }
+    }
+
+    /// Its size in bytes.
+    pub(crate) fn len(&self) -> anyhow::Result<usize> {
+        match self {
+            ModelSource::File(p) => {
+                use anyhow::Context;
+                Ok(std::fs::metadata(p).with_context(|| format!("reading {}", p.display()))?.len() as usize)
+            }
+            ModelSource::Embedded { bytes, .. } => Ok(bytes.len()),
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::File(p) => write!(f, "{}", p.display()),
+            ModelSource::Embedded { name, .. } => write!(f, "{name} (embedded)"),
+        }
+    }
 }
 
 /// `--kernels NAME`: a kernel set by name (whether this CPU runs it is checked at load).

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use edgenet::engine::{Engine, EngineOptions};
+use edgenet::engine::EngineOptions;
 use edgenet::frames::spec::parse_size;
 use edgenet::frames::{LiveMode, SourceKind, SourceSpec, StreamFormat, YuvRange};
 use edgenet::onnx::OUTPUT_PROBABILITIES;
@@ -34,8 +34,9 @@ pub enum Live {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// ONNX model (edgenet's own files carry their preprocessing and label set).
-    pub model: PathBuf,
+    /// ONNX model (edgenet's own files carry their preprocessing and label set); optional in a
+    /// binary built with a model inside (EDGENET_EMBED_MODEL).
+    pub model: Option<PathBuf>,
     /// Frames: an image file or directory, a raw/MJPEG file or FIFO, `-` (stdin), /dev/videoN,
     /// or synthetic[:WxH][@FPS].
     #[arg(long, value_name = "SPEC")]
@@ -226,12 +227,13 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         limit: None,
     };
     let opts = EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() };
-    let engine = Engine::from_path(&args.model, &opts)?;
+    let model = super::ModelSource::from_arg(args.model.as_deref())?;
+    let engine = model.load(&opts, &mut |_| {})?;
     let (labels, label_err) = super::classify::resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = label_err {
         return Err(e.context("--labels"));
     }
-    let preprocess = preprocess_from_metadata(&engine).with_context(|| format!("preparing {}", args.model.display()))?;
+    let preprocess = preprocess_from_metadata(&engine).with_context(|| format!("preparing {model}"))?;
     let stream_opts = StreamOptions {
         top: args.top as usize,
         every: args.every,
@@ -241,7 +243,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let session = engine.session()?;
     let mut runner = StreamRunner::new(session, preprocess, stream_opts)?;
     let mut source = spec.open()?;
-    log::info!("{}: {} on {}{}", args.model.display(), engine.origin(), source.name(), if source.is_live() { " (live)" } else { "" });
+    log::info!("{model}: {} on {}{}", engine.origin(), source.name(), if source.is_live() { " (live)" } else { "" });
     catch_ctrl_c();
     let mut error = None;
     loop {

@@ -580,7 +580,8 @@ impl Engine {
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
         let mut state = SimpleState::new(&self.plan).map_err(eng)?;
         // Output buffers for edgenet's ops, reused from run to run (see `reuse`).
-        state.turn_state.shared.insert(reuse::OutputPool::new(self.plan.model().nodes().len()));
+        let slots = reuse::SlotPlan::new(self.plan.model(), self.plan.order_without_consts());
+        state.turn_state.shared.insert(reuse::OutputPool::new(self.plan.model().nodes().len(), slots));
         let input = Arc::new(Tensor::zero::<f32>(&self.input_shape).map_err(eng)?);
         Ok(Session { state, input, input_shape: self.input_shape, output_len: self.output_len, origin: self.origin.clone() })
     }
@@ -707,7 +708,7 @@ pub struct RunAllocations {
     pub nodes: Vec<NodeAllocations>,
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "tools"))]
 mod tests {
     //! These run on every architecture CI covers (x86-64 natively, aarch64 under qemu): tract
     //! against the naive reference interpreter on small networks.

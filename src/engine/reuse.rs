@@ -69,29 +69,131 @@ unsafe fn uninit(dt: DatumType, shape: &[usize]) -> TractResult<Tensor> {
 
 /// The output buffers of one session's runs, shared by its nodes (see the module's
 /// documentation). Lives in tract's `TurnState::shared`.
+///
+/// Two kinds of buffer:
+/// - **slots**, planned once from the plan ([`SlotPlan`]): a node whose output only edgenet's
+///   ops read (and that is no output of the model) writes into the slot the plan gave it. A
+///   slot is as large as the largest output assigned to it, and holds, one after the other, the
+///   outputs of nodes whose lifetimes do not overlap, whatever their type and length: what
+///   the slots keep is about tract's peak of live intermediate tensors. Such a tensor's storage
+///   may be longer than its shape: edgenet's ops read and write exactly `len()` elements, so it
+///   never reaches tract's ops, which may assume storage and shape agree.
+/// - **exact buffers** for the other nodes' outputs (read by tract's ops, or outputs of the
+///   model): the first free buffer of the same type and length, made when none is free.
+///
+/// A buffer is free when the pool holds its only handle; a slot or buffer that is still held
+/// (by a caller keeping an output, or a lifetime the plan did not foresee) is never handed out
+/// again while held: the node then gets a new tensor (correct, only an allocation).
 #[derive(Debug)]
 pub(crate) struct OutputPool {
     buffers: Mutex<Vec<Arc<Tensor>>>,
-    /// At most this many buffers (the plan's node count: within a run, each node's output is
-    /// one buffer at most).
+    /// At most this many exact buffers (the plan's node count: within a run, each node's
+    /// output is one buffer at most).
     cap: usize,
+    plan: SlotPlan,
+    slots: Mutex<Vec<Option<Arc<Tensor>>>>,
+}
+
+/// Which nodes write into which slot (see [`OutputPool`]), made by [`SlotPlan::new`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SlotPlan {
+    /// By node id: the node's slot, if it has one.
+    slot_of: Vec<Option<usize>>,
+    /// Bytes of each slot.
+    slot_bytes: Vec<usize>,
+}
+
+impl SlotPlan {
+    /// Plans the slots of `model` run in `order` (tract's plan order, constants left out):
+    /// each eligible node's output lives from its own step to the step of its last consumer
+    /// (after which tract drops it); outputs are placed largest first, each in the first slot
+    /// whose outputs' lifetimes it does not overlap, else in a new slot.
+    pub(crate) fn new(model: &TypedModel, order: &[usize]) -> SlotPlan {
+        let mut step = vec![usize::MAX; model.nodes.len()];
+        for (i, &n) in order.iter().enumerate() {
+            if let Some(s) = step.get_mut(n) {
+                *s = i;
+            }
+        }
+        let outputs: Vec<OutletId> = model.output_outlets().map(|o| o.to_vec()).unwrap_or_default();
+        // (bytes, first step, last step, node)
+        let mut wanted: Vec<(usize, usize, usize, usize)> = Vec::new();
+        for &n in order {
+            let node = &model.nodes[n];
+            if !writes_output(node.op.as_ref()) || node.outputs.len() != 1 || outputs.iter().any(|o| o.node == n) {
+                continue;
+            }
+            let fact = &node.outputs[0].fact;
+            let Some(shape) = fact.shape.as_concrete() else { continue };
+            let succ = &node.outputs[0].successors;
+            let readers_ours = succ.iter().all(|s| writes_output(model.nodes[s.node].op.as_ref()) && step[s.node] != usize::MAX);
+            if succ.is_empty() || !readers_ours || !fact.datum_type.is_copy() {
+                continue;
+            }
+            let last = succ.iter().map(|s| step[s.node]).max().unwrap_or(step[n]);
+            let bytes = shape.iter().product::<usize>() * fact.datum_type.size_of();
+            wanted.push((bytes, step[n], last, n));
+        }
+        wanted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut plan = SlotPlan { slot_of: vec![None; model.nodes.len()], slot_bytes: Vec::new() };
+        let mut lifetimes: Vec<Vec<(usize, usize)>> = Vec::new();
+        for (bytes, first, last, n) in wanted {
+            let overlaps = |l: &Vec<(usize, usize)>| l.iter().any(|&(f, e)| first <= e && f <= last);
+            let slot = match lifetimes.iter().position(|l| !overlaps(l)) {
+                Some(s) => s,
+                None => {
+                    lifetimes.push(Vec::new());
+                    plan.slot_bytes.push(bytes);
+                    lifetimes.len() - 1
+                }
+            };
+            lifetimes[slot].push((first, last));
+            plan.slot_of[n] = Some(slot);
+        }
+        plan
+    }
+}
+
+/// Whether `op` is one of edgenet's ops that write their output through the pool and read
+/// their inputs by `len()` (so a slot's longer storage is harmless to them).
+fn writes_output(op: &dyn TypedOp) -> bool {
+    use super::qconv::{EdgeDequantize, EdgeQAdd, EdgeQConv, EdgeQuantize};
+    let op = op.as_op();
+    op.downcast_ref::<EdgeQConv>().is_some()
+        || op.downcast_ref::<EdgeQuantize>().is_some()
+        || op.downcast_ref::<EdgeDequantize>().is_some()
+        || op.downcast_ref::<EdgeQAdd>().is_some()
+        || op.downcast_ref::<EdgeAdd>().is_some()
+        || op.downcast_ref::<EdgeGlobalAvgPool>().is_some()
+        || op.downcast_ref::<EdgeReshape>().is_some()
+        || op.downcast_ref::<EdgeMaxPool>().is_some()
 }
 
 impl OutputPool {
-    pub(crate) fn new(cap: usize) -> OutputPool {
-        OutputPool { buffers: Mutex::new(Vec::with_capacity(cap)), cap }
+    pub(crate) fn new(cap: usize, plan: SlotPlan) -> OutputPool {
+        let slots = vec![None; plan.slot_bytes.len()];
+        OutputPool { buffers: Mutex::new(Vec::with_capacity(cap)), cap, plan, slots: Mutex::new(slots) }
     }
 
-    /// Buffers held, and their bytes.
+    /// Buffers held (slots made and exact buffers), and their bytes.
     pub(crate) fn held(&self) -> (usize, usize) {
-        match self.buffers.lock() {
+        let exact = match self.buffers.lock() {
             Ok(b) => (b.len(), b.iter().map(|t| t.len() * t.datum_type().size_of()).sum()),
             Err(_) => (0, 0),
-        }
+        };
+        let slots = match self.slots.lock() {
+            Ok(s) => s.iter().zip(&self.plan.slot_bytes).filter(|(s, _)| s.is_some()).fold((0, 0), |(n, b), (_, &len)| (n + 1, b + len)),
+            Err(_) => (0, 0),
+        };
+        (exact.0 + slots.0, exact.1 + slots.1)
     }
 
-    /// Runs `op` into a free buffer of the right type and length, made if there is none.
-    fn eval<T: WriteOutput>(&self, op: &T, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+    /// Runs `op` (node `node_id`) into its slot if it has one, else into a free exact buffer
+    /// of the right type and length, made if there is none.
+    fn eval<T: WriteOutput>(&self, op: &T, node_id: usize, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        if let Some(slot) = self.plan.slot_of.get(node_id).copied().flatten() {
+            return self.eval_in_slot(op, slot, inputs);
+        }
         let (dt, shape) = op.output_of(&inputs)?;
         let mut buffers = self.buffers.lock().map_err(|_| format_err!("output pool poisoned by an earlier panic"))?;
         let len: usize = shape.iter().product();
@@ -117,6 +219,37 @@ impl OutputPool {
         op.write(&inputs, y)?;
         Ok(tvec!(TValue::from_const(Arc::clone(buffer))))
     }
+
+    fn eval_in_slot<T: WriteOutput>(&self, op: &T, slot: usize, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let (dt, shape) = op.output_of(&inputs)?;
+        let bytes = shape.iter().product::<usize>() * dt.size_of();
+        let capacity = self.plan.slot_bytes.get(slot).copied().unwrap_or(0);
+        if bytes > capacity || !dt.is_copy() {
+            return eval_fresh(op, inputs);
+        }
+        let mut slots = self.slots.lock().map_err(|_| format_err!("output pool poisoned by an earlier panic"))?;
+        let s = slots.get_mut(slot).context("output pool slot")?;
+        if s.is_none() {
+            // SAFETY: plain bytes; every use below sets a type and a shape that fit in them,
+            // and `write` writes every element of that shape before anything reads it.
+            *s = Some(Arc::new(unsafe { Tensor::uninitialized_aligned_dt(u8::datum_type(), &[capacity.max(1)], 64)? }));
+        }
+        let Some(buffer) = s.as_mut() else { unreachable!("the slot was just made") };
+        let Some(y) = Arc::get_mut(buffer) else {
+            // Still held (an output kept outside, or a lifetime the plan did not foresee).
+            drop(slots);
+            return eval_fresh(op, inputs);
+        };
+        // SAFETY: the storage holds `capacity` ≥ `bytes` bytes, aligned to 64; a plain `Copy`
+        // type of `shape` fits in it. Readers of this tensor are edgenet's ops (the plan gives
+        // slots only to outputs they alone read), which read `len()` elements.
+        unsafe {
+            y.set_datum_type(dt);
+            y.set_shape_unchecked(shape);
+        }
+        op.write(&inputs, y)?;
+        Ok(tvec!(TValue::from_const(Arc::clone(buffer))))
+    }
 }
 
 /// Evaluates `op` into a new tensor.
@@ -131,7 +264,7 @@ pub(crate) fn eval_fresh<T: WriteOutput>(op: &T, inputs: TVec<TValue>) -> TractR
 /// Evaluates `op` into a buffer of the run's [`OutputPool`], or a new tensor if it has none.
 pub(crate) fn eval_pooled<T: WriteOutput>(op: &T, ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
     match ctx.shared.and_then(|s| s.get::<OutputPool>()) {
-        Some(pool) => pool.eval(op, inputs),
+        Some(pool) => pool.eval(op, ctx.node_id, inputs),
         None => eval_fresh(op, inputs),
     }
 }
@@ -328,8 +461,12 @@ impl WriteOutput for EdgeReshape {
     }
 
     fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
-        ensure!(y.is_plain_ram() && y.datum_type() == inputs[0].datum_type() && y.len() == inputs[0].len());
-        y.as_bytes_mut().copy_from_slice(inputs[0].as_bytes());
+        let x = &inputs[0];
+        ensure!(y.is_plain_ram() && x.is_plain_ram() && y.datum_type() == x.datum_type() && y.len() == x.len());
+        // `len()` elements, not `as_bytes()`: a pooled tensor's storage may be longer (see
+        // `OutputPool`).
+        let n = x.len() * x.datum_type().size_of();
+        y.as_bytes_mut()[..n].copy_from_slice(&x.as_bytes()[..n]);
         Ok(())
     }
 }
@@ -687,7 +824,8 @@ mod tests {
 
     fn pooled(plan: &Arc<TypedSimplePlan>) -> TypedSimpleState {
         let mut state = SimpleState::new(plan).unwrap();
-        state.turn_state.shared.insert(OutputPool::new(plan.model().nodes().len()));
+        let slots = SlotPlan::new(plan.model(), plan.order_without_consts());
+        state.turn_state.shared.insert(OutputPool::new(plan.model().nodes().len(), slots));
         state
     }
 
@@ -723,6 +861,36 @@ mod tests {
     }
 
     #[test]
+    fn slots_hold_outputs_of_other_lengths_and_types_in_turn() {
+        crate::engine::avoid_tract_amx_int8();
+        // x [1,8,4,4] → a (EdgeAdd) → g (global average pool, [1,8,1,1]) → r (reshape, [1,8])
+        // → y (EdgeAdd, the output). a lives over steps 0–1, g 1–2, r 2–3: r goes into a's
+        // slot (512 bytes for its 32), g into a second one.
+        let mut model = TypedModel::default();
+        let x = model.add_source("x", f32::fact([1, 8, 4, 4])).unwrap();
+        let a = model.wire_node("a", EdgeAdd, &[x, x]).unwrap();
+        let g = model.wire_node("g", EdgeGlobalAvgPool { scale: 1.0 / 16.0, out_shape: tvec![1, 8, 1, 1] }, &a).unwrap();
+        let r = model.wire_node("r", EdgeReshape { shape: tvec![1, 8] }, &g).unwrap();
+        let y = model.wire_node("y", EdgeAdd, &[r[0], r[0]]).unwrap();
+        model.select_output_outlets(&y).unwrap();
+        let plan = SimplePlan::new(model).unwrap();
+        let slots = SlotPlan::new(plan.model(), plan.order_without_consts());
+        let slot = |name: &str| slots.slot_of[plan.model().node_by_name(name).unwrap().id];
+        assert_eq!((slot("a"), slot("g"), slot("r"), slot("y")), (Some(0), Some(1), Some(0), None));
+        assert_eq!(slots.slot_bytes, [512, 32]);
+        let input = f32_tensor(&[1, 8, 4, 4], 3);
+        // The same plan without a pool: every op writes a new tensor.
+        let want = SimpleState::new(&plan).unwrap().run(tvec![input.clone()]).unwrap().remove(0);
+        let mut state = pooled(&plan);
+        for _ in 0..3 {
+            let out = state.run(tvec![input.clone()]).unwrap().remove(0);
+            assert_eq!(out.shape(), [1, 8]);
+            assert_eq!(bits(&out), bits(&want));
+        }
+        assert_eq!(held(&state), (3, 512 + 32 + 32));
+    }
+
+    #[test]
     fn the_pool_lends_buffers_from_node_to_node_and_stops_growing() {
         crate::engine::avoid_tract_amx_int8();
         // x → a1 → a2 → a3 → a4, all [1, 256]: each buffer is free again two nodes later.
@@ -741,7 +909,9 @@ mod tests {
         assert_eq!(f32_values(&first).unwrap(), want);
         drop(first);
         let after_one = held(&state);
-        assert_eq!(after_one, (2, 2 * 256 * 4), "two buffers take turns");
+        // a0, a1 and a2 are read by edgenet's ops alone: two slots take turns (a0 and a2 share
+        // one); a3, the model's output, has an exact buffer of its own.
+        assert_eq!(after_one, (3, 3 * 256 * 4), "two slots take turns, and one buffer for the output");
         for _ in 0..3 {
             let y = state.run(tvec![input.clone()]).unwrap().remove(0);
             assert_eq!(f32_values(&y).unwrap(), want);

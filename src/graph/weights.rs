@@ -2,6 +2,7 @@
 //! against the names and shapes a [`Graph`] asks for.
 
 use std::collections::{BTreeMap, BTreeSet};
+#[cfg(feature = "tools")]
 use std::path::Path;
 
 use super::Graph;
@@ -64,6 +65,7 @@ impl SplitMix {
 }
 
 /// Keys in PyTorch state dicts that carry no inference data and are skipped on load.
+#[cfg(feature = "tools")]
 fn ignorable(key: &str) -> bool {
     key.ends_with(".num_batches_tracked")
 }
@@ -162,6 +164,7 @@ impl Weights {
         Ok(())
     }
 
+    #[cfg(feature = "tools")]
     /// Loads a safetensors file and checks it against `graph` ([`validate`](Self::validate)).
     /// f32 tensors are read; PyTorch's `num_batches_tracked` counters are skipped.
     ///
@@ -173,6 +176,7 @@ impl Weights {
         Self::from_safetensors_bytes(&bytes, path, graph)
     }
 
+    #[cfg(feature = "tools")]
     /// Like [`from_safetensors_file`](Self::from_safetensors_file), from bytes already read
     /// (`origin` names them in errors).
     ///
@@ -202,6 +206,7 @@ impl Weights {
         Ok(w)
     }
 
+    #[cfg(feature = "tools")]
     /// Serialises all tensors as a safetensors file (f32, little-endian).
     ///
     /// # Errors
@@ -211,6 +216,7 @@ impl Weights {
         std::fs::write(path, bytes).map_err(|e| Error::io(path, e))
     }
 
+    #[cfg(feature = "tools")]
     /// The safetensors encoding of all tensors.
     ///
     /// # Errors

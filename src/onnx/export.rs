@@ -3,15 +3,10 @@
 use prost::Message;
 use tract_onnx::pb;
 
-use super::{meta, INPUT_NAME, IR_VERSION, OPSET};
+use super::{meta, INPUT_NAME, IR_VERSION, OPSET, OUTPUT_LOGITS, OUTPUT_PROBABILITIES};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Op};
 use crate::model::Model;
-
-/// Name of the graph output when the graph ends in logits.
-pub const OUTPUT_LOGITS: &str = "logits";
-/// Name of the graph output when the graph ends in a softmax.
-pub const OUTPUT_PROBABILITIES: &str = "probabilities";
 
 /// Export options.
 #[derive(Debug, Clone, Default, PartialEq)]

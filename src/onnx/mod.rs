@@ -1,10 +1,13 @@
 //! ONNX: export of edgenet graphs (opset 13, built from `tract_onnx::pb` messages and encoded
 //! with prost) and import of the op subset that torchvision exports use.
 
+#[cfg(feature = "tools")]
 mod export;
 mod import;
 
-pub use export::{export, output_name, tensor_names, to_proto, ExportOptions, OUTPUT_LOGITS, OUTPUT_PROBABILITIES};
+#[cfg(feature = "tools")]
+pub use export::{export, output_name, tensor_names, to_proto, ExportOptions};
+#[cfg(feature = "tools")]
 pub(crate) use export::{attr_float, attr_int, conv_attrs, metadata, model_proto, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8, value_info};
 pub use import::{import, import_proto, decode};
 
@@ -12,6 +15,10 @@ pub use import::{import, import_proto, decode};
 pub const OPSET: i64 = 13;
 /// The ONNX IR version edgenet writes (supported by onnxruntime ≥ 1.10 and tract).
 pub const IR_VERSION: i64 = 8;
+/// Name of the graph output when the graph ends in logits.
+pub const OUTPUT_LOGITS: &str = "logits";
+/// Name of the graph output when the graph ends in a softmax.
+pub const OUTPUT_PROBABILITIES: &str = "probabilities";
 /// Name of the graph input.
 pub const INPUT_NAME: &str = "input";
 
