@@ -14,6 +14,7 @@ use tract_onnx::tract_core::runtime::RunOptions;
 use crate::error::{Error, Result};
 use crate::kernels::KernelSet;
 
+mod load;
 mod qconv;
 mod reuse;
 
@@ -101,11 +102,10 @@ impl Engine {
     /// As [`from_path`](Self::from_path).
     pub fn from_path_with_phases(path: &Path, opts: &EngineOptions, on_phase: &mut dyn FnMut(BuildPhase)) -> Result<Self> {
         let origin = path.display().to_string();
-        let proto = {
-            let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            on_phase(BuildPhase::Read);
-            crate::onnx::decode(&bytes, &origin)?
-        };
+        // Read in chunks as it is decoded: the file's bytes are never all held beside the
+        // protobuf (see `load`); reading and decoding are one stage.
+        on_phase(BuildPhase::Read);
+        let proto = load::decode_file(path, &origin)?;
         on_phase(BuildPhase::Decoded);
         Self::build_proto(proto, &origin, opts, &[], on_phase)
     }
@@ -168,8 +168,11 @@ impl Engine {
         }
         let start = std::time::Instant::now();
         let onnx = tract_onnx::onnx();
+        let mut proto = proto;
+        let weights = load::take_weights(&mut proto);
         let mut model = onnx.model_for_proto_model(&proto).map_err(|e| onnx_err(origin, e))?;
         drop(proto);
+        load::install_weights(&mut model, &onnx, weights).map_err(|e| onnx_err(origin, e))?;
         on_phase(BuildPhase::Translated);
         if !outputs.is_empty() {
             model.select_outputs_by_name(outputs).map_err(|e| onnx_err(origin, e))?;

@@ -329,7 +329,19 @@ pub(crate) struct Replacement {
 
 /// Applies the first replacement `pick` finds, again and again until it finds none, one patch
 /// at a time (applying a patch invalidates outlet ids taken before it). Returns how many.
-pub(crate) fn replace_nodes(model: &mut TypedModel, mut pick: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>) -> TractResult<usize> {
+pub(crate) fn replace_nodes(model: &mut TypedModel, pick: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>) -> TractResult<usize> {
+    replace_nodes_with(model, false, pick)
+}
+
+/// [`replace_nodes`]; with `compact_each`, the model is compacted after every replacement, so
+/// that what only the replaced node used (a convolution's weights, which the new op has packed
+/// into its own layout) is dropped at once instead of when the model is next optimized: the
+/// two layouts of all the weights are then never in memory together.
+pub(crate) fn replace_nodes_with(
+    model: &mut TypedModel,
+    compact_each: bool,
+    mut pick: impl FnMut(&TypedModel, &TypedNode) -> TractResult<Option<Replacement>>,
+) -> TractResult<usize> {
     let mut done = 0;
     loop {
         let mut found = None;
@@ -346,6 +358,9 @@ pub(crate) fn replace_nodes(model: &mut TypedModel, mut pick: impl FnMut(&TypedM
         let y = patch.wire_node(name, r.op, &inputs)?;
         patch.shunt_outside(model, OutletId::new(r.node, 0), y[0])?;
         patch.apply(model)?;
+        if compact_each {
+            model.compact()?;
+        }
         done += 1;
     }
 }
@@ -687,7 +702,7 @@ impl TypedOp for EdgeQConv {
 /// are logged and left to tract.
 pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>, origin: &str, winograd: bool, set: KernelSet) -> TractResult<usize> {
     let mut skipped = std::collections::HashSet::new();
-    replace_nodes(model, |model, node| {
+    replace_nodes_with(model, true, |model, node| {
         let quantized = node.op_as::<Conv>().is_some_and(|c| c.q_params.is_some())
             || node.op_as::<EinSum>().is_some_and(|e| e.q_params.is_some());
         if node.outputs.len() != 1 || !quantized {

@@ -22,10 +22,16 @@ fn err(origin: &str, message: impl Into<String>) -> Error {
 /// # Errors
 /// [`Error::Onnx`] when the bytes are not a valid `ModelProto` or hold no graph.
 pub fn decode(bytes: &[u8], origin: &str) -> Result<pb::ModelProto> {
-    if bytes.is_empty() {
+    decode_buf(bytes, bytes.len(), origin)
+}
+
+/// Like [`decode`], from a buffer of `len` bytes that need not be contiguous (a file read in
+/// chunks, see `engine::load`).
+pub(crate) fn decode_buf(buf: impl prost::bytes::Buf, len: usize, origin: &str) -> Result<pb::ModelProto> {
+    if len == 0 {
         return Err(err(origin, "the file is empty"));
     }
-    let proto = pb::ModelProto::decode(bytes).map_err(|e| err(origin, format!("not a valid ONNX protobuf: {e}")))?;
+    let proto = pb::ModelProto::decode(buf).map_err(|e| err(origin, format!("not a valid ONNX protobuf: {e}")))?;
     if proto.graph.is_none() {
         return Err(err(origin, "the ONNX model has no graph"));
     }
