@@ -103,6 +103,9 @@ fn footprint_json_is_consistent_and_int8_weights_stay_int8() {
     assert!(cq * 2 < ca, "int8 plan constants {cq} vs f32 {ca}");
     let i8_file = q["weights"][0]["bytes"].as_u64().unwrap();
     assert!(constant_bytes(&q, "I8") >= i8_file, "{}", q["plan"]["constants"]);
+    // A warm int8 session allocates nothing, down to the small classifier's bias addition
+    // (`[1, 10] + [1, 10]`, which tract leaves as a plain binary op).
+    assert_eq!(q["heap"]["allocations_per_inference"].as_f64(), Some(0.0), "{}", q["heap"]);
 }
 
 #[test]

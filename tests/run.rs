@@ -382,6 +382,16 @@ fn text_output_for_people() {
 
 #[test]
 fn ctrl_c_prints_the_summary() {
+    interrupt_prints_the_summary("-INT");
+}
+
+/// SIGTERM, what `systemctl stop` sends to a service, ends the stream as Ctrl-C does.
+#[test]
+fn sigterm_prints_the_summary() {
+    interrupt_prints_the_summary("-TERM");
+}
+
+fn interrupt_prints_the_summary(signal: &str) {
     let model = small_model().to_str().unwrap();
     let mut child = Command::new(bin())
         .args(["run", model, "--source", "synthetic:64x48", "--json", "--top", "1"])
@@ -395,13 +405,13 @@ fn ctrl_c_prints_the_summary() {
         line.clear();
         reader.read_line(&mut line).unwrap();
     }
-    let st = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let st = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
     assert!(st.success());
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
-    let last: Value = serde_json::from_str(rest.lines().last().expect("a summary after Ctrl-C")).unwrap();
+    let last: Value = serde_json::from_str(rest.lines().last().expect("a summary after the signal")).unwrap();
     assert_eq!(last["type"], "summary");
     assert_eq!(last["interrupted"], true);
     assert!(last["processed"].as_u64().unwrap() >= 5, "{last}");

@@ -98,15 +98,21 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 extern "C" fn on_sigint(_: libc::c_int) {
     if INTERRUPTED.swap(true, Ordering::SeqCst) {
         // A second Ctrl-C: stop at once.
+        // SAFETY: `_exit` is async-signal-safe and does not return.
         unsafe { libc::_exit(130) };
     }
 }
 
-/// Ctrl-C sets a flag the loop checks between frames, so the summary still prints.
+/// Ctrl-C (SIGINT) and SIGTERM (what `systemctl stop` and `kill` send) end the stream after the
+/// current frame, with the summary.
 fn catch_ctrl_c() {
     #[cfg(unix)]
-    unsafe {
-        libc::signal(libc::SIGINT, on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t);
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe); installing it
+        // changes no memory of this program.
+        unsafe {
+            libc::signal(signal, on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        }
     }
 }
 

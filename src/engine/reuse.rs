@@ -37,7 +37,7 @@ use std::sync::Mutex;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ops::binary::{OptBinByScalar, OptBinUnicast};
+use tract_onnx::tract_core::ops::binary::{OptBinByScalar, OptBinUnicast, TypedBinOp};
 use tract_onnx::tract_core::ops::cnn::OptMaxPool;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Reducer};
@@ -675,11 +675,14 @@ pub(crate) fn replace_allocating_ops(model: &mut TypedModel) -> TractResult<usiz
         }
         let out = &node.outputs[0].fact;
         let fact = |i: usize| model.outlet_fact(node.inputs[i]);
-        if let Some(add) = node.op_as::<OptBinUnicast>() {
+        // An f32 addition tract made unicast, or left as a plain binary op (a small
+        // classifier's bias: `[1, 10] + [1, 10]`).
+        let add = node.op_as::<OptBinUnicast>().map(|o| o.binop.name()).or_else(|| node.op_as::<TypedBinOp>().map(|o| o.0.name()));
+        if add.is_some_and(|name| name == "Add") && node.inputs.len() == 2 {
             let (a, b) = (fact(0)?, fact(1)?);
             let f32s = [a, b, out].iter().all(|f| f.datum_type == f32::datum_type() && f.is_plain());
             let shapes = a.shape.as_concrete().zip(b.shape.as_concrete()).is_some_and(|(sa, sb)| unicast(sa, sb));
-            if add.binop.name() == "Add" && f32s && shapes && a.shape == out.shape {
+            if f32s && shapes && a.shape == out.shape {
                 return Ok(Some(Replacement { node: node.id, inputs: node.inputs.iter().copied().collect(), op: Box::new(EdgeAdd), suffix: "edgenet" }));
             }
         }
