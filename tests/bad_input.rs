@@ -126,3 +126,125 @@ fn unsupported_onnx_op_is_named() {
     let e = edgenet::onnx::import(&bytes, "hs.onnx").unwrap_err().to_string();
     assert!(e.contains("HardSwish") && e.contains("hs.onnx"), "{e}");
 }
+
+/// One structural defect of a model file.
+type Defect = (&'static str, fn(&mut tract_onnx::pb::ModelProto), &'static [&'static str]);
+
+fn first_conv(p: &mut tract_onnx::pb::ModelProto) -> &mut tract_onnx::pb::NodeProto {
+    p.graph.as_mut().unwrap().node.iter_mut().find(|n| n.op_type == "Conv" || n.op_type == "QLinearConv").unwrap()
+}
+
+fn set_ints(n: &mut tract_onnx::pb::NodeProto, name: &str, v: &[i64]) {
+    use tract_onnx::pb::attribute_proto::AttributeType;
+    n.attribute.retain(|a| a.name != name);
+    n.attribute.push(tract_onnx::pb::AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: v.to_vec(), ..Default::default() });
+}
+
+fn set_input_dims(p: &mut tract_onnx::pb::ModelProto, dims: &[i64]) {
+    use tract_onnx::pb::tensor_shape_proto::{dimension::Value, Dimension};
+    let input = &mut p.graph.as_mut().unwrap().input[0];
+    let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) = input.r#type.as_mut().and_then(|t| t.value.as_mut()) else { panic!() };
+    t.shape.as_mut().unwrap().dim = dims.iter().map(|&d| Dimension { denotation: String::new(), value: Some(Value::DimValue(d)) }).collect();
+}
+
+/// The defects that crashed edgenet (tract panicked or the process aborted) before models were
+/// validated, and the other structural defects validation refuses: each is an error naming the
+/// file and the culprit, from the engine and from the importer (`inspect`, `quantize`).
+const DEFECTS: &[Defect] = &[
+    ("no_nodes", |p| p.graph.as_mut().unwrap().node.clear(), &["no nodes"]),
+    ("zero_strides", |p| set_ints(first_conv(p), "strides", &[0, 0]), &["strides", "at least 1"]),
+    ("zero_dilations", |p| set_ints(first_conv(p), "dilations", &[0, 1]), &["dilations", "at least 1"]),
+    ("negative_kernel", |p| set_ints(first_conv(p), "kernel_shape", &[-3, 3]), &["kernel_shape"]),
+    ("huge_pads", |p| set_ints(first_conv(p), "pads", &[1 << 30, 1, 1, 1]), &["pads", "1073741824"]),
+    ("negative_pads", |p| set_ints(first_conv(p), "pads", &[-1, 0, 0, 0]), &["pads"]),
+    ("huge_input", |p| set_input_dims(p, &[1, 3, 1 << 30, 64]), &["input", "memory limit"]),
+    ("zero_input_dim", |p| set_input_dims(p, &[1, 3, 0, 64]), &["input", "dimension #2 is 0"]),
+    ("zero_group", |p| {
+        use tract_onnx::pb::attribute_proto::AttributeType;
+        let n = first_conv(p);
+        n.attribute.retain(|a| a.name != "group");
+        n.attribute.push(tract_onnx::pb::AttributeProto { name: "group".into(), r#type: AttributeType::Int as i32, i: 0, ..Default::default() });
+    }, &["group"]),
+    ("group_not_dividing", |p| {
+        use tract_onnx::pb::attribute_proto::AttributeType;
+        let n = first_conv(p);
+        n.attribute.retain(|a| a.name != "group");
+        n.attribute.push(tract_onnx::pb::AttributeProto { name: "group".into(), r#type: AttributeType::Int as i32, i: 7, ..Default::default() });
+    }, &["group", "does not divide"]),
+    ("undefined_input", |p| first_conv(p).input[0] = "nowhere".into(), &["nowhere", "defines"]),
+    ("cycle", |p| {
+        let g = p.graph.as_mut().unwrap();
+        let last = g.node.last().unwrap().output[0].clone();
+        g.node[0].input[0] = last;
+    }, &["topological order"]),
+    ("output_not_produced", |p| p.graph.as_mut().unwrap().output[0].name = "ghost".into(), &["ghost", "produced by no node"]),
+    ("produced_twice", |p| {
+        let g = p.graph.as_mut().unwrap();
+        let first = g.node[0].output[0].clone();
+        g.node[1].output[0] = first;
+    }, &["already defined"]),
+    ("short_data", |p| {
+        let g = p.graph.as_mut().unwrap();
+        let t = g.initializer.iter_mut().max_by_key(|t| t.raw_data.len() + 4 * t.float_data.len()).unwrap();
+        if t.raw_data.is_empty() { t.float_data.pop(); } else { t.raw_data.truncate(t.raw_data.len() - 4); }
+    }, &["holds", "values"]),
+    ("negative_dim", |p| p.graph.as_mut().unwrap().initializer[0].dims[0] = -2, &["negative"]),
+    ("unknown_type", |p| p.graph.as_mut().unwrap().initializer[0].data_type = 99, &["unknown element type"]),
+    ("external_data", |p| {
+        let t = &mut p.graph.as_mut().unwrap().initializer[0];
+        t.external_data.push(tract_onnx::pb::StringStringEntryProto { key: "location".into(), value: "../../etc/passwd".into() });
+    }, &["external"]),
+];
+
+#[test]
+fn defective_models_are_errors_naming_the_culprit() {
+    use prost::Message;
+    let good = edgenet::onnx::decode(&small_onnx(), "m").unwrap();
+    for (name, break_it, words) in DEFECTS {
+        let mut p = good.clone();
+        break_it(&mut p);
+        let bytes = p.encode_to_vec();
+        let origin = format!("{name}.onnx");
+        let e = Engine::from_bytes(&bytes, &origin, &EngineOptions::default()).expect_err(name).to_string();
+        assert!(e.contains(&origin), "{name}: the error does not name the file: {e}");
+        for w in *words {
+            assert!(e.contains(w), "{name}: `{w}` missing from: {e}");
+        }
+        let e = edgenet::onnx::import(&bytes, &origin).expect_err(name).to_string();
+        assert!(e.contains(&origin) && words.iter().all(|w| e.contains(w)), "{name} (import): {e}");
+    }
+}
+
+#[test]
+fn bad_quantization_scales_are_named() {
+    use prost::Message;
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/int8/mobilenet_v2_035_48.int8.onnx")).unwrap();
+    let good = edgenet::onnx::decode(&bytes, "q").unwrap();
+    for bad in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
+        let mut p = good.clone();
+        let g = p.graph.as_mut().unwrap();
+        let q = g.node.iter().find(|n| n.op_type == "QuantizeLinear").unwrap().input[1].clone();
+        let t = g.initializer.iter_mut().find(|t| t.name == q).unwrap();
+        t.raw_data = bad.to_le_bytes().to_vec();
+        t.float_data.clear();
+        let e = Engine::from_bytes(&p.encode_to_vec(), "scale.onnx", &EngineOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("scale.onnx") && e.contains(&q) && e.contains("finite and positive"), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn models_over_the_memory_limit_are_refused_before_allocating() {
+    use prost::Message;
+    let bytes = small_onnx();
+    // The weights: the small model's f32 weights take over 1 MiB.
+    let e = Engine::from_bytes(&bytes, "w.onnx", &EngineOptions { memory_limit: 1 << 20, ..Default::default() }).unwrap_err().to_string();
+    assert!(e.contains("w.onnx") && e.contains("the weights would need") && e.contains("memory limit of 1.0 MiB"), "{e}");
+    // An activation: pads of 60 000 on the first convolution (within the pad bound) make an
+    // output of 1 × 16 × 120 062² f32, about 860 GiB: refused, naming the node.
+    let mut p = edgenet::onnx::decode(&bytes, "m").unwrap();
+    set_ints(first_conv(&mut p), "pads", &[60_000, 60_000, 60_000, 60_000]);
+    let e = Engine::from_bytes(&p.encode_to_vec(), "act.onnx", &EngineOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("act.onnx") && e.contains("its output") && e.contains("memory limit"), "{e}");
+    // Raising the limit admits the model.
+    Engine::from_bytes(&bytes, "w.onnx", &EngineOptions { memory_limit: 64 << 20, ..Default::default() }).unwrap();
+}

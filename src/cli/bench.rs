@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use edgenet::engine::EngineOptions;
 use serde::Serialize;
 
 use super::measure::{self, mib, mib_or, Latency, Machine, Phase, Progress};
@@ -16,9 +15,6 @@ use super::measure::{self, mib, mib_or, Latency, Machine, Phase, Progress};
 pub struct BenchArgs {
     /// ONNX model; optional in a binary built with a model inside (EDGENET_EMBED_MODEL).
     pub model: Option<PathBuf>,
-    /// Intra-op threads.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
     /// Untimed inferences after the first one.
     #[arg(long, default_value_t = 5)]
     pub warmup: u32,
@@ -32,14 +28,8 @@ pub struct BenchArgs {
     /// (glibc malloc_trim), to see what a process that does not trim keeps resident.
     #[arg(long)]
     pub no_trim: bool,
-    /// Run 3×3 convolutions without Winograd: their weights take 3.6× less memory, they run
-    /// slower (results are identical either way).
-    #[arg(long)]
-    pub no_winograd: bool,
-    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
-    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
-    #[arg(long, value_parser = super::parse_kernels)]
-    pub kernels: Option<edgenet::kernels::KernelSet>,
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,7 +72,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rss_start = measure::rss().map(|r| r.1);
     let mut load = Vec::new();
     let model = super::ModelSource::from_arg(args.model.as_deref())?;
-    let (engine, file_bytes) = measure::load(&model, &EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() }, args.no_trim, &mut load)?;
+    let (engine, file_bytes) = measure::load(&model, &args.engine.options(), args.no_trim, &mut load)?;
     let load_ms = load.iter().map(|p| p.ms).sum();
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];
@@ -125,7 +115,7 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let report = Report {
         model: model.to_string(),
         file_bytes,
-        threads: args.threads,
+        threads: args.engine.threads,
         int8_kernels: engine.kernel_set().to_string(),
         machine,
         load,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
-use edgenet::engine::{Engine, EngineOptions};
+use edgenet::engine::Engine;
 use edgenet::frames::image_file::load_rgb;
 use edgenet::onnx::{meta, OUTPUT_PROBABILITIES};
 use edgenet::runner::{softmax_in_place, top_k, Classifier, Labels, TopK, MAX_TOP_K};
@@ -27,17 +27,8 @@ pub struct ClassifyArgs {
     /// One JSON object per image instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Intra-op threads.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
-    /// Run 3×3 convolutions without Winograd: their weights take 3.6× less memory, they run
-    /// slower (results are identical either way).
-    #[arg(long)]
-    pub no_winograd: bool,
-    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
-    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
-    #[arg(long, value_parser = super::parse_kernels)]
-    pub kernels: Option<edgenet::kernels::KernelSet>,
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
 }
 
 /// Labels from a file, else from the model's metadata. A bad file is reported and the
@@ -68,7 +59,7 @@ pub fn label_of(labels: Option<&Labels>, i: usize) -> String {
 }
 
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let opts = EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() };
+    let opts = args.engine.options();
     let engine = Engine::from_path(&args.model, &opts)?;
     let (labels, label_err) = resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = &label_err {

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use edgenet::engine::EngineOptions;
 use edgenet::engine::PlanReport;
 use serde::Serialize;
 
@@ -20,9 +19,6 @@ use super::measure::{self, mib, mib_or, Machine, Phase, PhaseClock};
 pub struct FootprintArgs {
     /// ONNX model; optional in a binary built with a model inside (EDGENET_EMBED_MODEL).
     pub model: Option<PathBuf>,
-    /// Intra-op threads.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
     /// Inferences in the steady-state window (after the first one).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
@@ -33,14 +29,8 @@ pub struct FootprintArgs {
     /// (glibc malloc_trim), to see what a process that does not trim keeps resident.
     #[arg(long)]
     pub no_trim: bool,
-    /// Run 3×3 convolutions without Winograd: their weights take 3.6× less memory, they run
-    /// slower (results are identical either way).
-    #[arg(long)]
-    pub no_winograd: bool,
-    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
-    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
-    #[arg(long, value_parser = super::parse_kernels)]
-    pub kernels: Option<edgenet::kernels::KernelSet>,
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
 }
 
 /// Initializers of one ONNX data type.
@@ -173,7 +163,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let heap_start = measure::heap();
     let mut phases = Vec::new();
     let model = super::ModelSource::from_arg(args.model.as_deref())?;
-    let (engine, file_bytes) = measure::load(&model, &EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() }, args.no_trim, &mut phases)?;
+    let (engine, file_bytes) = measure::load(&model, &args.engine.options(), args.no_trim, &mut phases)?;
     let engine_bytes = match (heap_start, measure::heap()) {
         (Some(a), Some(b)) => Some(b.live_bytes.saturating_sub(a.live_bytes)),
         _ => None,
@@ -233,7 +223,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let report = Report {
         model: model.to_string(),
         file_bytes,
-        threads: args.threads,
+        threads: args.engine.threads,
         int8_kernels: engine.kernel_set().to_string(),
         weights,
         weight_bytes,

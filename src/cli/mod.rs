@@ -197,6 +197,39 @@ impl std::fmt::Display for ModelSource {
     }
 }
 
+/// The flags that prepare a model, the same in `classify`, `run`, `bench` and `footprint`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct EngineArgs {
+    /// Intra-op threads.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+    /// Run 3×3 convolutions without Winograd: their weights take 3.6× less memory, they run
+    /// slower (results are identical either way).
+    #[arg(long)]
+    pub no_winograd: bool,
+    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
+    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
+    #[arg(long, value_parser = parse_kernels)]
+    pub kernels: Option<edgenet::kernels::KernelSet>,
+    /// Refuse a model whose weights, input or any one activation would need more than this
+    /// many MiB (checked before anything of that size is allocated).
+    #[arg(long, value_name = "MIB", default_value_t = edgenet::onnx::validate::DEFAULT_MEMORY_BYTES >> 20,
+          value_parser = clap::value_parser!(u64).range(1..=(1 << 24)))]
+    pub memory_limit: u64,
+}
+
+impl EngineArgs {
+    pub(crate) fn options(&self) -> edgenet::engine::EngineOptions {
+        edgenet::engine::EngineOptions {
+            threads: self.threads as usize,
+            winograd: !self.no_winograd,
+            kernels: self.kernels,
+            memory_limit: self.memory_limit << 20,
+            ..Default::default()
+        }
+    }
+}
+
 /// `--kernels NAME`: a kernel set by name (whether this CPU runs it is checked at load).
 fn parse_kernels(s: &str) -> Result<edgenet::kernels::KernelSet, String> {
     edgenet::kernels::KernelSet::parse(s).ok_or_else(|| format!("unknown kernel set `{s}` (portable, avx2, neon, dotprod)"))

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
-use edgenet::engine::EngineOptions;
 use edgenet::frames::spec::parse_size;
 use edgenet::frames::{LiveMode, SourceKind, SourceSpec, StreamFormat, YuvRange};
 use edgenet::onnx::OUTPUT_PROBABILITIES;
@@ -71,17 +70,8 @@ pub struct RunArgs {
     /// Class names, one per line (default: the model's label set, if edgenet ships it).
     #[arg(long)]
     pub labels: Option<PathBuf>,
-    /// Intra-op threads.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
-    /// Run 3×3 convolutions without Winograd: their weights take 3.6× less memory, they run
-    /// slower (results are identical either way).
-    #[arg(long)]
-    pub no_winograd: bool,
-    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
-    /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
-    #[arg(long, value_parser = super::parse_kernels)]
-    pub kernels: Option<edgenet::kernels::KernelSet>,
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
 }
 
 fn parse_format(s: &str) -> Result<StreamFormat, String> {
@@ -232,7 +222,7 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         },
         limit: None,
     };
-    let opts = EngineOptions { threads: args.threads as usize, winograd: !args.no_winograd, kernels: args.kernels, ..Default::default() };
+    let opts = args.engine.options();
     let model = super::ModelSource::from_arg(args.model.as_deref())?;
     let engine = model.load(&opts, &mut |_| {})?;
     let (labels, label_err) = super::classify::resolve_labels(args.labels.as_deref(), &engine);

@@ -38,11 +38,21 @@ pub struct EngineOptions {
     /// variable if set, else the best this CPU has, see [`KernelSet::select`]). Every set
     /// gives the same results; forcing one is for tests and A/B measurements.
     pub kernels: Option<KernelSet>,
+    /// The memory budget, in bytes: a model whose weights, input or any one activation tensor
+    /// would need more is refused before it is allocated (see [`crate::onnx::validate`]).
+    pub memory_limit: u64,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 1, input_shape: None, int8_kernels: true, winograd: true, kernels: None }
+        EngineOptions {
+            threads: 1,
+            input_shape: None,
+            int8_kernels: true,
+            winograd: true,
+            kernels: None,
+            memory_limit: crate::onnx::validate::DEFAULT_MEMORY_BYTES,
+        }
     }
 }
 
@@ -78,6 +88,29 @@ pub fn avoid_tract_amx_int8() {
             }
         });
     }
+}
+
+/// Every tensor of the typed model whose shape is known fits in `limit` bytes.
+fn check_activations(model: &TypedModel, origin: &str, limit: u64) -> Result<()> {
+    for node in model.nodes() {
+        for output in &node.outputs {
+            let Some(shape) = output.fact.shape.as_concrete() else { continue };
+            let bytes = shape.iter().fold(output.fact.datum_type.size_of() as u64, |b, &d| b.saturating_mul(d as u64));
+            if bytes > limit {
+                return Err(onnx_err(
+                    origin,
+                    format!(
+                        "node `{}` ({}): its output {shape:?} would need {:.1} MiB, over the memory limit of {:.1} MiB (raise it with --memory-limit MIB if the machine has the memory)",
+                        node.name,
+                        node.op.name(),
+                        bytes as f64 / (1u64 << 20) as f64,
+                        limit as f64 / (1u64 << 20) as f64
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn onnx_err(origin: &str, e: impl std::fmt::Display) -> Error {
@@ -148,7 +181,29 @@ impl Engine {
         Self::build_proto(proto, origin, opts, outputs, on_phase)
     }
 
+    /// Validates the model (see [`crate::onnx::validate`]), then prepares the plan. A panic
+    /// inside tract while it translates or optimizes the model (a defect validation missed)
+    /// becomes an [`Error::Onnx`] naming the model, not a dead process.
     fn build_proto(
+        proto: tract_onnx::pb::ModelProto,
+        origin: &str,
+        opts: &EngineOptions,
+        outputs: &[String],
+        on_phase: &mut dyn FnMut(BuildPhase),
+    ) -> Result<Self> {
+        crate::onnx::validate(&proto, origin, &crate::onnx::Limits { memory_bytes: opts.memory_limit })?;
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Self::build_checked(proto, origin, opts, outputs, on_phase)));
+        built.unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_string());
+            Err(onnx_err(origin, format!("tract failed while preparing the model (a panic: {message}); the model has a defect edgenet's checks do not catch yet")))
+        })
+    }
+
+    fn build_checked(
         proto: tract_onnx::pb::ModelProto,
         origin: &str,
         opts: &EngineOptions,
@@ -201,6 +256,7 @@ impl Engine {
             .with_input_fact(0, InferenceFact::dt_shape(f32::datum_type(), tvec!(input_shape[0], input_shape[1], input_shape[2], input_shape[3])))
             .map_err(|e| onnx_err(origin, e))?;
         let mut typed = model.into_typed().map_err(|e| onnx_err(origin, e))?;
+        check_activations(&typed, origin, opts.memory_limit)?;
         if !qconvs.is_empty() {
             let n = qconv::rewrite(&mut typed, &qconvs, origin, opts.winograd, kernels).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());

@@ -125,6 +125,7 @@ fn all_equal(v: &[i64]) -> Option<usize> {
 /// # Errors
 /// As [`import`].
 pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
+    super::validate(proto, origin, &super::Limits::default())?;
     let graph = proto.graph.as_ref().ok_or_else(|| err(origin, "the ONNX model has no graph"))?;
     let mut consts: HashMap<String, Const> = HashMap::new();
     for t in &graph.initializer {

@@ -4,6 +4,7 @@
 #[cfg(feature = "tools")]
 mod export;
 mod import;
+pub mod validate;
 
 #[cfg(feature = "tools")]
 pub use export::{export, output_name, tensor_names, to_proto, ExportOptions};
@@ -11,6 +12,7 @@ pub use export::{export, output_name, tensor_names, to_proto, ExportOptions};
 pub(crate) use export::{attr_float, attr_int, conv_attrs, metadata, model_proto, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8, value_info};
 pub use import::{import, import_proto, decode};
 pub(crate) use import::decode_buf;
+pub use validate::{validate, Limits};
 
 /// The ONNX opset edgenet writes.
 pub const OPSET: i64 = 13;
