@@ -374,10 +374,14 @@ fn text_output_for_people() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
+    // Three frames, the summary, the latencies, and resident memory where Linux reports it.
+    assert_eq!(lines.len(), if cfg!(target_os = "linux") { 6 } else { 5 }, "{text}");
     assert!(lines[0].starts_with("frame      0") && lines[0].contains(" ms ") && lines[0].contains('%') && lines[0].contains(" | "), "{text}");
     assert!(lines[3].starts_with("summary: 3 frames, 3 classified, 0 dropped"), "{text}");
     assert!(lines[4].starts_with("latency ms: p50 "), "{text}");
+    if cfg!(target_os = "linux") {
+        assert!(lines[5].starts_with("resident MiB: peak ") && lines[5].contains(", end "), "{text}");
+    }
 }
 
 #[test]
@@ -415,4 +419,64 @@ fn interrupt_prints_the_summary(signal: &str) {
     assert_eq!(last["type"], "summary");
     assert_eq!(last["interrupted"], true);
     assert!(last["processed"].as_u64().unwrap() >= 5, "{last}");
+}
+
+/// A JPEG of `w`×`h` in one colour, encoded by the `image` crate.
+fn solid_jpeg(w: u32, h: u32, rgb: [u8; 3]) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([rgb[0].wrapping_add(x as u8), rgb[1].wrapping_add(y as u8), rgb[2]]));
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 80).encode_image(&img).unwrap();
+    out
+}
+
+/// Soak: 10,000 frames through `edgenet run` on an int8 model, an MJPEG stream of good frames,
+/// one corrupt JPEG in every 100 and a truncated last frame. The summary must account for every
+/// frame sent (classified + dropped + corrupt + passed over); resident memory after the warm-up
+/// and at the end is reported (BENCHMARKS.md), not asserted (a test does not time or weigh).
+#[test]
+fn soak_10000_mjpeg_frames_are_all_accounted_for() {
+    const SENT: u64 = 10_000;
+    let dir = scratch("run_soak");
+    let f32_model = small_model();
+    let int8_model = dir.join("small.int8.onnx");
+    let cal = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/calibration");
+    let st = Command::new(bin()).arg("-q").arg("quantize").arg(f32_model).arg("--calibrate").arg(&cal).arg("-o").arg(&int8_model).output().unwrap();
+    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    let good: Vec<Vec<u8>> = [[200, 30, 30], [30, 200, 30], [30, 30, 200]].iter().map(|&c| solid_jpeg(64, 48, c)).collect();
+    let mut corrupt = good[0].clone();
+    // Zero the frame size in the SOF0 header: a JPEG that does not decode.
+    let sof = corrupt.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    corrupt[sof + 5..sof + 9].fill(0);
+    let mut stream = Vec::new();
+    let mut corrupt_sent = 0;
+    for i in 0..SENT - 1 {
+        if i % 100 == 57 {
+            stream.extend_from_slice(&corrupt);
+            corrupt_sent += 1;
+        } else {
+            stream.extend_from_slice(&good[i as usize % 3]);
+        }
+    }
+    stream.extend_from_slice(&good[0][..good[0].len() / 2]);
+    let out = run_with_stdin(&stream, &[int8_model.to_str().unwrap(), "--source", "-", "--mjpeg", "--live", "off", "--top", "1", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "corrupt frames and the truncated end are reported in the exit code");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let summary: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["type"], "summary", "{summary}");
+    let n = |k: &str| summary[k].as_u64().unwrap_or_else(|| panic!("{k} in {summary}"));
+    assert_eq!(n("processed") + n("dropped") + n("corrupt") + n("skipped_every"), SENT, "{summary}");
+    assert_eq!(n("corrupt"), corrupt_sent + 1, "{summary}");
+    assert_eq!(n("processed"), SENT - corrupt_sent - 1, "{summary}");
+    assert_eq!(text.lines().count() as u64, n("processed") + 1, "one line per classified frame, then the summary");
+    assert!(summary["error"].as_str().unwrap().contains("truncated"), "{summary}");
+    if let Some(r) = summary.get("resident") {
+        let (warm, end) = (r["after_warm_up_bytes"].as_u64().unwrap(), r["end_bytes"].as_u64().unwrap());
+        eprintln!(
+            "soak: {SENT} frames, resident {:.2} MiB after 100 frames, {:.2} MiB at the end ({:+.3} MiB), peak {:.2} MiB",
+            warm as f64 / 1048576.0,
+            end as f64 / 1048576.0,
+            (end as f64 - warm as f64) / 1048576.0,
+            r["peak_bytes"].as_u64().unwrap() as f64 / 1048576.0
+        );
+    }
 }

@@ -137,7 +137,26 @@ struct SummaryLine<'a> {
     summary: &'a Summary,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// Resident memory (VmRSS), where the system reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resident: Option<Resident>,
 }
+
+/// Resident memory over a run: after warm-up ([`WARM_UP_FRAMES`] frames classified) and at the
+/// end, so that growth over a long run shows (a leak would).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct Resident {
+    /// VmRSS after the warm-up frames, in bytes (absent if fewer were classified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after_warm_up_bytes: Option<u64>,
+    /// VmRSS when the stream ended, in bytes.
+    end_bytes: u64,
+    /// VmHWM, the peak, in bytes.
+    peak_bytes: u64,
+}
+
+/// Frames classified before the warm-up reading of resident memory.
+const WARM_UP_FRAMES: u64 = 100;
 
 fn write_frame(out: &mut dyn Write, f: &FrameReport<'_>, labels: Option<&Labels>, json: bool) -> std::io::Result<()> {
     let mut items = [TopItem::default(); MAX_TOP_K];
@@ -181,9 +200,9 @@ fn write_frame(out: &mut dyn Write, f: &FrameReport<'_>, labels: Option<&Labels>
     }
 }
 
-fn write_summary(out: &mut dyn Write, s: &Summary, source: &str, interrupted: bool, error: Option<String>, json: bool) -> std::io::Result<()> {
+fn write_summary(out: &mut dyn Write, s: &Summary, source: &str, interrupted: bool, error: Option<String>, resident: Option<Resident>, json: bool) -> std::io::Result<()> {
     if json {
-        let line = SummaryLine { r#type: "summary", source, interrupted, summary: s, error };
+        let line = SummaryLine { r#type: "summary", source, interrupted, summary: s, error, resident };
         serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
         writeln!(out)
     } else {
@@ -200,7 +219,16 @@ fn write_summary(out: &mut dyn Write, s: &Summary, source: &str, interrupted: bo
             s.elapsed_s
         )?;
         let l = &s.latency_ms;
-        writeln!(out, "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  mean {:.2}  min {:.2}  max {:.2}", l.p50, l.p90, l.p99, l.mean, l.min, l.max)
+        writeln!(out, "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  mean {:.2}  min {:.2}  max {:.2}", l.p50, l.p90, l.p99, l.mean, l.min, l.max)?;
+        if let Some(r) = resident {
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            write!(out, "resident MiB: peak {:.1}, end {:.1}", mib(r.peak_bytes), mib(r.end_bytes))?;
+            if let Some(w) = r.after_warm_up_bytes {
+                write!(out, ", after {WARM_UP_FRAMES} frames {:.1}", mib(w))?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
     }
 }
 
@@ -242,12 +270,20 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     log::info!("{model}: {} on {}{}", engine.origin(), source.name(), if source.is_live() { " (live)" } else { "" });
     catch_ctrl_c();
     let mut error = None;
+    let mut classified = 0u64;
+    let mut after_warm_up = None;
     loop {
         if INTERRUPTED.load(Ordering::Relaxed) {
             break;
         }
         match runner.step(&mut *source) {
-            Ok(Some(f)) => write_frame(out, &f, labels.as_ref(), args.json)?,
+            Ok(Some(f)) => {
+                write_frame(out, &f, labels.as_ref(), args.json)?;
+                classified += 1;
+                if classified == WARM_UP_FRAMES {
+                    after_warm_up = edgenet::alloc::rss().map(|r| r.1);
+                }
+            }
             Ok(None) => break,
             // After Ctrl-C the producer (rpicam-vid in the same process group) may die mid-frame:
             // that is how the stream ends, not an error.
@@ -264,7 +300,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let corrupt = source.corrupt();
     let summary = runner.summary(corrupt);
     let interrupted = INTERRUPTED.load(Ordering::Relaxed);
-    write_summary(out, &summary, source.name(), interrupted, error.as_ref().map(|e| e.to_string()), args.json)?;
+    let resident = edgenet::alloc::rss().map(|(peak_bytes, end_bytes)| Resident { after_warm_up_bytes: after_warm_up, end_bytes, peak_bytes });
+    write_summary(out, &summary, source.name(), interrupted, error.as_ref().map(|e| e.to_string()), resident, args.json)?;
     out.flush()?;
     if let Some(e) = error {
         return Err(e.into());

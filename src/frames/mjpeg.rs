@@ -225,6 +225,9 @@ impl MjpegSource {
                 Scan::Complete(n) => return Ok(Some(n)),
                 Scan::NeedMore => {
                     if !self.fill()? {
+                        // Counted with the corrupt frames, so that a summary accounts for every
+                        // frame sent; the stream ends with the error.
+                        self.corrupt += 1;
                         return Err(self.frame_err(format!(
                             "truncated JPEG: the stream ends {} bytes into the frame, before its end-of-image marker",
                             self.end - self.start
@@ -342,5 +345,6 @@ mod tests {
         assert!(src.next_frame(&mut buf).unwrap().is_some());
         let e = src.next_frame(&mut buf).unwrap_err().to_string();
         assert!(e.contains("cam.mjpeg") && e.contains("frame 1") && e.contains(&format!("byte offset {first}")) && e.contains("truncated"), "{e}");
+        assert_eq!(src.corrupt(), 1, "the truncated frame is accounted for");
     }
 }
