@@ -248,3 +248,37 @@ fn models_over_the_memory_limit_are_refused_before_allocating() {
     // Raising the limit admits the model.
     Engine::from_bytes(&bytes, "w.onnx", &EngineOptions { memory_limit: 64 << 20, ..Default::default() }).unwrap();
 }
+
+/// Found by fuzzing (`tests/fuzz.rs`, structural ONNX mutations): a convolution whose dilated
+/// kernel is larger than its padded input has an empty output, on which tract's optimizer
+/// never terminates. It is refused before optimization, naming the node.
+#[test]
+fn a_kernel_larger_than_its_padded_input_is_refused_not_a_hang() {
+    use prost::Message;
+    let mut p = edgenet::onnx::decode(&small_onnx(), "m").unwrap();
+    // The last depthwise convolution works on a 2×2 plane (64² input, /32): a 3×3 kernel
+    // dilated by 8 spans 17 pixels.
+    let g = p.graph.as_mut().unwrap();
+    let n = g.node.iter_mut().filter(|n| n.op_type == "Conv" && n.attribute.iter().any(|a| a.name == "group" && a.i > 1)).last().unwrap();
+    let name = n.name.clone();
+    set_ints(n, "dilations", &[8, 8]);
+    let e = Engine::from_bytes(&p.encode_to_vec(), "dilated.onnx", &EngineOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("dilated.onnx") && e.contains(&name) && e.contains("is empty"), "{e}");
+}
+
+/// Found by fuzzing: a depthwise QLinearConv with strides [2, 2³⁰] made edgenet's int8 kernel
+/// size its column-phase buffer by the stride (52 GB, and the process aborted). A stride past
+/// the input gives one output column whatever its value; the kernels now clamp it, and the
+/// model runs.
+#[test]
+fn a_stride_past_the_input_runs_without_sizing_buffers_by_it() {
+    use prost::Message;
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/int8/mobilenet_v2_035_48.int8.onnx")).unwrap();
+    let mut p = edgenet::onnx::decode(&bytes, "q").unwrap();
+    let g = p.graph.as_mut().unwrap();
+    let n = g.node.iter_mut().find(|n| n.op_type == "QLinearConv" && n.attribute.iter().any(|a| a.name == "group" && a.i > 1)).unwrap();
+    set_ints(n, "strides", &[2, 1 << 30]);
+    let engine = Engine::from_bytes(&p.encode_to_vec(), "stride.onnx", &EngineOptions::default()).unwrap();
+    let y = engine.run(&vec![0.25; engine.input_len()]).unwrap();
+    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
+}

@@ -95,6 +95,14 @@ fn check_activations(model: &TypedModel, origin: &str, limit: u64) -> Result<()>
     for node in model.nodes() {
         for output in &node.outputs {
             let Some(shape) = output.fact.shape.as_concrete() else { continue };
+            if shape.contains(&0) {
+                // A convolution or pool whose (dilated) kernel is larger than its padded input:
+                // tract's optimizer does not terminate on such a graph.
+                return Err(onnx_err(
+                    origin,
+                    format!("node `{}` ({}): its output {shape:?} is empty (a kernel larger than its padded input?)", node.name, node.op.name()),
+                ));
+            }
             let bytes = shape.iter().fold(output.fact.datum_type.size_of() as u64, |b, &d| b.saturating_mul(d as u64));
             if bytes > limit {
                 return Err(onnx_err(

@@ -606,7 +606,7 @@ impl EdgeQConv {
             return Err(format!("batch {n}"));
         }
         let [m, cin_g, kh, kw] = spec.w_dims;
-        let geo = Geometry { cin: c, h, w, kh, kw, stride: spec.strides, dilation: spec.dilations, pads: spec.pads };
+        let geo = Geometry { cin: c, h, w, kh, kw, stride: spec.strides, dilation: spec.dilations, pads: spec.pads }.with_strides_clamped();
         let rq = Requant::new(spec.scale.clone(), spec.y_zp);
         let kernel = if spec.group == 1 && cin_g == c && winograd && winograd_pays(&geo, m, set) {
             Kernel::Winograd(WinogradQConv::with_kernels(set, geo, weights, &spec.bias, spec.x_zp, rq).map_err(|e| e.0)?)

@@ -237,6 +237,25 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// The same convolution with each stride at most what can still reach a second output
+    /// position: a stride beyond that gives one output row (or column), read from the window
+    /// at the origin whatever the stride, so the output is unchanged. Kernels size their
+    /// buffers by the stride (column phases), and a stride of 2³⁰ in a file would otherwise
+    /// ask for gigabytes.
+    pub fn with_strides_clamped(mut self) -> Geometry {
+        let span_h = self.dilation.0 * self.kh.saturating_sub(1) + 1;
+        let span_w = self.dilation.1 * self.kw.saturating_sub(1) + 1;
+        let ph = self.h + self.pads[0] + self.pads[2];
+        let pw = self.w + self.pads[1] + self.pads[3];
+        if ph >= span_h {
+            self.stride.0 = self.stride.0.min(ph - span_h + 1);
+        }
+        if pw >= span_w {
+            self.stride.1 = self.stride.1.min(pw - span_w + 1);
+        }
+        self
+    }
+
     /// Output height and width, or `None` when the kernel does not fit.
     pub fn output_hw(&self) -> Option<(usize, usize)> {
         let span_h = self.dilation.0 * (self.kh.checked_sub(1)?) + 1;
@@ -415,6 +434,7 @@ impl DenseQConv {
         x_zp: i8,
         requant: Requant,
     ) -> Result<Self, Unsupported> {
+        let geo = geo.with_strides_clamped();
         let (oh, ow) = geo
             .output_hw()
             .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
@@ -847,6 +867,7 @@ impl DepthwiseQConv {
         x_zp: i8,
         requant: Requant,
     ) -> Result<Self, Unsupported> {
+        let geo = geo.with_strides_clamped();
         let (oh, ow) = geo
             .output_hw()
             .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
@@ -1454,6 +1475,38 @@ pub(crate) mod tests {
         ) {
             let g = geo(cin, h + k, w + k, k, s, [p; 4], 1);
             check_dense_zp(g, m, seed, x_zp, y_zp);
+        }
+
+        /// A stride past the input (a defective file's 2³⁰) gives one output position, equal
+        /// to the reference, without sizing any buffer by the stride.
+        #[test]
+        fn strides_past_the_input_are_exact_and_cheap(
+            c in 1usize..5, h in 1usize..9, w in 1usize..9, k in prop::sample::select(vec![1usize, 3]),
+            p in 0usize..2, big in prop::sample::select(vec![1usize << 30, 1 << 20, 64]), seed in 0u64..100,
+        ) {
+            let g = Geometry { cin: c, h: h + k, w: w + k, kh: k, kw: k, stride: (big, 1 + big % 3), dilation: (1, 1), pads: [p; 4] };
+            let wts = data(seed, c * k * k);
+            let x = data(seed + 1, c * g.h * g.w);
+            let bias: Vec<i32> = (0..c as i32).map(|i| 5 - 3 * i).collect();
+            let rq = Requant::new(vec![0.01; c], 3);
+            let want = reference(&g, c, &wts, &bias, -2, &rq, &x);
+            for set in sets() {
+                let conv = DepthwiseQConv::with_kernels(set, g, &wts, &bias, -2, rq.clone()).unwrap();
+                let mut y = vec![0i8; want.len()];
+                conv.run(&x, &mut y);
+                prop_assert_eq!(&y, &want, "{} {:?}", set, g);
+            }
+            let m = 3;
+            let dw = data(seed + 2, m * c * k * k);
+            let dbias: Vec<i32> = (0..m as i32).collect();
+            let drq = Requant::new(vec![0.002; m], -1);
+            let want = reference(&g, 1, &dw, &dbias, 4, &drq, &x);
+            for set in sets() {
+                let conv = DenseQConv::with_kernels(set, g, &dw, &dbias, 4, drq.clone()).unwrap();
+                let mut y = vec![0i8; want.len()];
+                conv.run(&x, &mut y);
+                prop_assert_eq!(&y, &want, "dense {} {:?}", set, g);
+            }
         }
 
         #[test]

@@ -96,6 +96,7 @@ impl WinogradQConv {
         x_zp: i8,
         requant: Requant,
     ) -> Result<Self, Unsupported> {
+        let geo = geo.with_strides_clamped();
         if (geo.kh, geo.kw, geo.stride, geo.dilation) != (3, 3, (1, 1), (1, 1)) {
             return Err(Unsupported(format!(
                 "Winograd F(2×2, 3×3) needs a 3×3 stride-1 kernel: {geo:?}"
