@@ -53,7 +53,7 @@ fn lite0() -> &'static PathBuf {
 }
 
 fn ffmpeg(args: &[&str]) -> Command {
-    let mut c = Command::new("ffmpeg");
+    let mut c = Command::new(ffmpeg_exe());
     c.args(["-hide_banner", "-loglevel", "error", "-nostdin"]).args(args);
     c
 }
@@ -65,7 +65,7 @@ fn testsrc(frames: usize, out_args: &[&str]) -> Vec<u8> {
     let mut args = vec!["-f", "lavfi", "-i", &size, "-frames:v", &n];
     args.extend_from_slice(out_args);
     args.push("-");
-    let out = ffmpeg(&args).output().expect("ffmpeg (apt-get install ffmpeg; .ci/run does)");
+    let out = ffmpeg(&args).output().expect("run ffmpeg");
     assert!(out.status.success(), "ffmpeg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
