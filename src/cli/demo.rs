@@ -145,7 +145,8 @@ pub fn run(args: &DemoArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         ok_q += usize::from(vq == Some(true));
         same += usize::from(top_f.first().map(|p| p.index) == top_q.first().map(|p| p.index));
         writeln!(out, "\n{name} ({}×{})", frame.width, frame.height)?;
-        writeln!(out, "  {:<46} | {}", format!("f32  {:.1} ms — {tf}", lat_f.last().unwrap_or(&0.0)), format!("int8 {:.1} ms — {tq}", lat_q.last().unwrap_or(&0.0)))?;
+        let left = format!("f32  {:.1} ms — {tf}", lat_f.last().unwrap_or(&0.0));
+        writeln!(out, "  {left:<46} | int8 {:.1} ms — {tq}", lat_q.last().unwrap_or(&0.0))?;
         for (a, b) in top_f.iter().zip(top_q.iter()) {
             let cell = |p: &edgenet::runner::Prediction| {
                 let mut l = label_of(Some(&labels), p.index);

@@ -153,7 +153,7 @@ pub fn weights_by_type(bytes: &[u8], origin: &str) -> anyhow::Result<Vec<WeightG
         g.bytes += elements * size;
     }
     let mut v: Vec<WeightGroup> = groups.into_values().collect();
-    v.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    v.sort_by_key(|g| std::cmp::Reverse(g.bytes));
     Ok(v)
 }
 

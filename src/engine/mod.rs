@@ -600,7 +600,7 @@ impl Engine {
             e.1 += bytes;
         }
         let mut constants: Vec<(String, usize, usize)> = by_kind.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
-        constants.sort_by(|a, b| b.2.cmp(&a.2));
+        constants.sort_by_key(|c| std::cmp::Reverse(c.2));
         let order = model.eval_order().map_err(eng)?;
         let steps = model.eval_tmp_memory_usage(&order, |n| !n.op_is::<Const>()).map_err(eng)?;
         let mut peak = (0usize, String::new());
@@ -610,10 +610,10 @@ impl Engine {
                 peak = (m, model.node(*node).name.clone());
             }
         }
-        largest.sort_by(|a, b| b.2.cmp(&a.2));
+        largest.sort_by_key(|c| std::cmp::Reverse(c.2));
         largest.truncate(5);
         let mut ops: Vec<(String, usize)> = ops.into_iter().collect();
-        ops.sort_by(|a, b| b.1.cmp(&a.1));
+        ops.sort_by_key(|o| std::cmp::Reverse(o.1));
         Ok(PlanReport { nodes: model.nodes().len(), ops, constants, largest_const_nodes: largest, fact_constant_bytes: fact_bytes, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
     }
 }

@@ -43,7 +43,7 @@ impl Parallel for TractPool {
         match &self.0 {
             tract_linalg::multithread::Executor::MultiThread(pool) if n > 1 => {
                 let join = |a: &(dyn Fn() + Sync), b: &(dyn Fn() + Sync)| {
-                    pool.join(|| a(), || b());
+                    pool.join(a, b);
                 };
                 split(&join, 0, n, task);
             }

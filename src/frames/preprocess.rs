@@ -82,7 +82,7 @@ impl Preprocess {
         match self.crop {
             Crop::Center { fraction } => {
                 let c = ((fraction as f64 * w.min(h) as f64).floor() as usize).clamp(1, w.min(h).max(1));
-                ((w - c + 1) / 2, (h - c + 1) / 2, c, c)
+                ((w - c).div_ceil(2), (h - c).div_ceil(2), c, c)
             }
             Crop::Squash => (0, 0, w, h),
         }

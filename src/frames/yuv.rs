@@ -63,7 +63,7 @@ impl PixelFormat {
         if width == 0 || height == 0 {
             return Err(Error::Config(format!("frame size {width}x{height} has no pixels")));
         }
-        if self == PixelFormat::Yuyv && width % 2 != 0 {
+        if self == PixelFormat::Yuyv && !width.is_multiple_of(2) {
             return Err(Error::Config(format!("yuyv frames need an even width, not {width}")));
         }
         let px = width.checked_mul(height);
@@ -239,7 +239,7 @@ mod tests {
             for (yuv, want) in cases {
                 let got = one_pixel(f, YuvRange::Limited, yuv);
                 for c in 0..3 {
-                    assert!((got[c] as i32 - want[c] as i32).abs() <= 2, "{f:?} {yuv:?}: {got:?}, want {want:?}");
+                    assert!((got[c] as i32 - want[c]).abs() <= 2, "{f:?} {yuv:?}: {got:?}, want {want:?}");
                 }
             }
         }

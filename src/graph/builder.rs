@@ -219,7 +219,7 @@ impl GraphBuilder {
         let node = self.path(local);
         let [_, c, h, w] = self.nchw(&node, x)?;
         let g = spec.groups;
-        if g == 0 || c % g != 0 || spec.out_channels % g != 0 || spec.out_channels == 0 {
+        if g == 0 || c % g != 0 || !spec.out_channels.is_multiple_of(g) || spec.out_channels == 0 {
             return Err(Error::shape(
                 &node,
                 format!("{c} input and {} output channels do not split into {g} groups", spec.out_channels),

@@ -439,7 +439,7 @@ impl DenseQConv {
             .output_hw()
             .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
         let k = geo.cin * geo.kh * geo.kw;
-        if k == 0 || weights.len() % k != 0 {
+        if k == 0 || !weights.len().is_multiple_of(k) {
             return Err(Unsupported(format!(
                 "{} weights for {k} per output channel",
                 weights.len()
@@ -1233,7 +1233,7 @@ pub(crate) mod tests {
         quantized_add(&a, qa, &b, qb, qy, &mut got);
         assert_eq!(got, want);
         assert!(
-            want.iter().any(|&v| v == -128) && want.iter().any(|&v| v > 0),
+            want.contains(&-128) && want.iter().any(|&v| v > 0),
             "the data exercises clamping and positives"
         );
     }

@@ -112,7 +112,7 @@ impl WinogradQConv {
             .output_hw()
             .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
         let k = geo.cin * 9;
-        if weights.len() % k != 0 {
+        if !weights.len().is_multiple_of(k) {
             return Err(Unsupported(format!(
                 "{} weights for {k} per output channel",
                 weights.len()

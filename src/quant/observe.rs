@@ -53,7 +53,7 @@ impl TensorStats {
                 self.max = self.max.max(v);
             }
         }
-        if channels > 0 && values.len() % channels == 0 {
+        if channels > 0 && values.len().is_multiple_of(channels) {
             let per = values.len() / channels;
             if self.channel_sum.len() != channels {
                 self.channel_sum = vec![0.0; channels];

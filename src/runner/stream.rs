@@ -183,7 +183,7 @@ impl<M: Model> StreamRunner<M> {
             let Some(info) = source.next_frame(&mut self.frame)? else { return Ok(None) };
             self.frames_read += 1;
             self.dropped += info.dropped;
-            if (self.frames_read - 1) % self.opts.every != 0 {
+            if !(self.frames_read - 1).is_multiple_of(self.opts.every) {
                 self.skipped_every += 1;
                 continue;
             }

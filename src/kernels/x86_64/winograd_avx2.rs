@@ -65,7 +65,7 @@ pub(super) unsafe fn transform_tile_row_avx2(rows: &[i8], rs: usize, tw: usize, 
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn interleave_avx2(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) {
     use std::arch::x86_64::*;
-    assert!(a.len() == b.len() && a.len() % TILES == 0);
+    assert!(a.len() == b.len() && a.len().is_multiple_of(TILES));
     let panels = a.len() / NR;
     assert!(panels == 0 || (panels - 1) * pw + cc * NR + NR <= dst.len());
     for p in (0..panels).step_by(2) {
