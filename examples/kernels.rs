@@ -32,10 +32,7 @@ fn weights(n: usize, seed: u32) -> Vec<i8> {
 fn time(mut f: impl FnMut()) -> f64 {
     f();
     let mut best = f64::MAX;
-    let iters: usize = std::env::var("ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20);
+    let iters: usize = std::env::var("ITERS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     for _ in 0..iters {
         let t = Instant::now();
         f();
@@ -52,16 +49,7 @@ struct Case {
 }
 
 fn geo(cin: usize, h: usize, k: usize, s: usize, p: usize) -> Geometry {
-    Geometry {
-        cin,
-        h,
-        w: h,
-        kh: k,
-        kw: k,
-        stride: (s, s),
-        dilation: (1, 1),
-        pads: [p; 4],
-    }
+    Geometry { cin, h, w: h, kh: k, kw: k, stride: (s, s), dilation: (1, 1), pads: [p; 4] }
 }
 
 fn cases() -> Vec<Case> {
@@ -110,11 +98,7 @@ fn cases() -> Vec<Case> {
         let (mut y1, mut y2) = (vec![0i8; m * oh * ow], vec![0i8; m * oh * ow]);
         let x2 = x.clone();
         cases.push(Case { name: format!("{name} dense"), macs: dense.macs(), run: Box::new(move || dense.run(&x, &mut y1)) });
-        cases.push(Case {
-            name: format!("{name} Winograd"),
-            macs: wino.macs(),
-            run: Box::new(move || wino.run_par(&x2, &mut y2, &Sequential)),
-        });
+        cases.push(Case { name: format!("{name} Winograd"), macs: wino.macs(), run: Box::new(move || wino.run_par(&x2, &mut y2, &Sequential)) });
     }
     let (a, b) = (data(802816, 5), data(802816, 6));
     let mut y = vec![0i8; a.len()];

@@ -29,7 +29,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let live = ALLOC.snapshot().live_bytes;
         let r = session.allocations_by_node(&x, &mut y, &|| ALLOC.snapshot().allocations)?;
-        println!("allocations in one steady-state session run: {} ({} outside the nodes); heap live {live} bytes, {} in the session's output buffers", r.total, r.outside_nodes, session.buffer_bytes());
+        println!(
+            "allocations in one steady-state session run: {} ({} outside the nodes); heap live {live} bytes, {} in the session's output buffers",
+            r.total,
+            r.outside_nodes,
+            session.buffer_bytes()
+        );
         let mut by_op: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
         for n in &r.nodes {
             let e = by_op.entry(&n.op).or_default();
@@ -43,7 +48,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut nodes = engine.profile(&x, runs)?;
     for n in &mut nodes {
         if n.op == "EdgeQConv" {
-            let kind = if n.info.starts_with("depthwise") { "depthwise" } else if n.info.contains("Winograd") { "3x3 Winograd" } else if n.info.contains(" 1×1") { "1x1" } else { "kxk" };
+            let kind = if n.info.starts_with("depthwise") {
+                "depthwise"
+            } else if n.info.contains("Winograd") {
+                "3x3 Winograd"
+            } else if n.info.contains(" 1×1") {
+                "1x1"
+            } else {
+                "kxk"
+            };
             n.op = format!("EdgeQConv/{kind}");
         }
     }

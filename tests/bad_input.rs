@@ -21,10 +21,8 @@ fn small_onnx() -> Vec<u8> {
 fn truncated_random_and_empty_onnx_are_errors() {
     let good = small_onnx();
     let opts = EngineOptions::default();
-    let mut cases: Vec<(String, Vec<u8>)> = vec![
-        ("empty".into(), vec![]),
-        ("random".into(), random_input(4096, 3).iter().map(|v| v.to_bits() as u8).collect()),
-    ];
+    let mut cases: Vec<(String, Vec<u8>)> =
+        vec![("empty".into(), vec![]), ("random".into(), random_input(4096, 3).iter().map(|v| v.to_bits() as u8).collect())];
     for frac in [2, 3, 10, 100] {
         cases.push((format!("truncated_1/{frac}"), good[..good.len() / frac].to_vec()));
     }
@@ -44,9 +42,7 @@ fn wrong_input_length_is_an_error() {
     let engine = Engine::from_bytes(&small_onnx(), "small", &EngineOptions::default()).unwrap();
     let e = engine.run(&[0.0; 10]).unwrap_err().to_string();
     assert!(e.contains("expects [1, 3, 64, 64]") && e.contains("got 10"), "{e}");
-    let e = Engine::from_bytes(&small_onnx(), "small", &EngineOptions { input_shape: Some([1, 3, 32, 32]), ..Default::default() })
-        .unwrap_err()
-        .to_string();
+    let e = Engine::from_bytes(&small_onnx(), "small", &EngineOptions { input_shape: Some([1, 3, 32, 32]), ..Default::default() }).unwrap_err().to_string();
     assert!(e.contains("[1, 3, 64, 64]"), "{e}");
 }
 
@@ -159,41 +155,69 @@ const DEFECTS: &[Defect] = &[
     ("negative_pads", |p| set_ints(first_conv(p), "pads", &[-1, 0, 0, 0]), &["pads"]),
     ("huge_input", |p| set_input_dims(p, &[1, 3, 1 << 30, 64]), &["input", "memory limit"]),
     ("zero_input_dim", |p| set_input_dims(p, &[1, 3, 0, 64]), &["input", "dimension #2 is 0"]),
-    ("zero_group", |p| {
-        use tract_onnx::pb::attribute_proto::AttributeType;
-        let n = first_conv(p);
-        n.attribute.retain(|a| a.name != "group");
-        n.attribute.push(tract_onnx::pb::AttributeProto { name: "group".into(), r#type: AttributeType::Int as i32, i: 0, ..Default::default() });
-    }, &["group"]),
-    ("group_not_dividing", |p| {
-        use tract_onnx::pb::attribute_proto::AttributeType;
-        let n = first_conv(p);
-        n.attribute.retain(|a| a.name != "group");
-        n.attribute.push(tract_onnx::pb::AttributeProto { name: "group".into(), r#type: AttributeType::Int as i32, i: 7, ..Default::default() });
-    }, &["group", "does not divide"]),
+    (
+        "zero_group",
+        |p| {
+            use tract_onnx::pb::attribute_proto::AttributeType;
+            let n = first_conv(p);
+            n.attribute.retain(|a| a.name != "group");
+            n.attribute.push(tract_onnx::pb::AttributeProto { name: "group".into(), r#type: AttributeType::Int as i32, i: 0, ..Default::default() });
+        },
+        &["group"],
+    ),
+    (
+        "group_not_dividing",
+        |p| {
+            use tract_onnx::pb::attribute_proto::AttributeType;
+            let n = first_conv(p);
+            n.attribute.retain(|a| a.name != "group");
+            n.attribute.push(tract_onnx::pb::AttributeProto { name: "group".into(), r#type: AttributeType::Int as i32, i: 7, ..Default::default() });
+        },
+        &["group", "does not divide"],
+    ),
     ("undefined_input", |p| first_conv(p).input[0] = "nowhere".into(), &["nowhere", "defines"]),
-    ("cycle", |p| {
-        let g = p.graph.as_mut().unwrap();
-        let last = g.node.last().unwrap().output[0].clone();
-        g.node[0].input[0] = last;
-    }, &["topological order"]),
+    (
+        "cycle",
+        |p| {
+            let g = p.graph.as_mut().unwrap();
+            let last = g.node.last().unwrap().output[0].clone();
+            g.node[0].input[0] = last;
+        },
+        &["topological order"],
+    ),
     ("output_not_produced", |p| p.graph.as_mut().unwrap().output[0].name = "ghost".into(), &["ghost", "produced by no node"]),
-    ("produced_twice", |p| {
-        let g = p.graph.as_mut().unwrap();
-        let first = g.node[0].output[0].clone();
-        g.node[1].output[0] = first;
-    }, &["already defined"]),
-    ("short_data", |p| {
-        let g = p.graph.as_mut().unwrap();
-        let t = g.initializer.iter_mut().max_by_key(|t| t.raw_data.len() + 4 * t.float_data.len()).unwrap();
-        if t.raw_data.is_empty() { t.float_data.pop(); } else { t.raw_data.truncate(t.raw_data.len() - 4); }
-    }, &["holds", "values"]),
+    (
+        "produced_twice",
+        |p| {
+            let g = p.graph.as_mut().unwrap();
+            let first = g.node[0].output[0].clone();
+            g.node[1].output[0] = first;
+        },
+        &["already defined"],
+    ),
+    (
+        "short_data",
+        |p| {
+            let g = p.graph.as_mut().unwrap();
+            let t = g.initializer.iter_mut().max_by_key(|t| t.raw_data.len() + 4 * t.float_data.len()).unwrap();
+            if t.raw_data.is_empty() {
+                t.float_data.pop();
+            } else {
+                t.raw_data.truncate(t.raw_data.len() - 4);
+            }
+        },
+        &["holds", "values"],
+    ),
     ("negative_dim", |p| p.graph.as_mut().unwrap().initializer[0].dims[0] = -2, &["negative"]),
     ("unknown_type", |p| p.graph.as_mut().unwrap().initializer[0].data_type = 99, &["unknown element type"]),
-    ("external_data", |p| {
-        let t = &mut p.graph.as_mut().unwrap().initializer[0];
-        t.external_data.push(tract_onnx::pb::StringStringEntryProto { key: "location".into(), value: "../../etc/passwd".into() });
-    }, &["external"]),
+    (
+        "external_data",
+        |p| {
+            let t = &mut p.graph.as_mut().unwrap().initializer[0];
+            t.external_data.push(tract_onnx::pb::StringStringEntryProto { key: "location".into(), value: "../../etc/passwd".into() });
+        },
+        &["external"],
+    ),
 ];
 
 #[test]

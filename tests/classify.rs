@@ -40,8 +40,7 @@ fn engine() -> Engine {
 
 #[test]
 fn golden_logits_match_the_independent_reference() {
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/reference_logits.json")).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("tests/data/reference_logits.json")).unwrap()).unwrap();
     let images = json["images"].as_object().unwrap();
     assert_eq!(images.len(), 5);
     // Unfolded too: folding must not move the logits.
@@ -86,8 +85,7 @@ fn top5(c: &mut Classifier, photo: &str) -> Vec<usize> {
 fn photos_through_the_full_preprocessing() {
     let mut c = Classifier::new(engine(), None).unwrap();
     assert_eq!(c.preprocess(), &Preprocess::efficientnet_lite(224));
-    let cases: [(&str, &[usize]); 4] =
-        [("chelsea.png", &[281, 282, 285]), ("coffee.png", &[967]), ("camera.png", &[872]), ("rocket.jpg", &[657])];
+    let cases: [(&str, &[usize]); 4] = [("chelsea.png", &[281, 282, 285]), ("coffee.png", &[967]), ("camera.png", &[872]), ("rocket.jpg", &[657])];
     for (photo, accepted) in cases {
         let t = top5(&mut c, photo);
         assert!(accepted.contains(&t[0]), "{photo}: top-5 {t:?}, accepted top-1 {accepted:?}");
@@ -113,13 +111,8 @@ fn classify_command_reports_bad_files_and_classifies_the_rest() {
     std::fs::write(&truncated, &full[..full.len() / 3]).unwrap();
     let missing = dir.join("missing.jpg");
     let good = root().join("models/demo/coffee.png");
-    let out = Command::new(bin())
-        .arg("classify")
-        .arg(model)
-        .args([&empty, &unknown, &good, &truncated, &missing])
-        .args(["--json", "--top", "3"])
-        .output()
-        .unwrap();
+    let out =
+        Command::new(bin()).arg("classify").arg(model).args([&empty, &unknown, &good, &truncated, &missing]).args(["--json", "--top", "3"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "a failed image makes the call fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
@@ -127,8 +120,7 @@ fn classify_command_reports_bad_files_and_classifies_the_rest() {
         assert!(stderr.contains(f), "no error naming {f}: {stderr}");
     }
     assert!(stderr.contains("empty") && stderr.contains("unrecognised image format"), "{stderr}");
-    let lines: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 5);
     let coffee = lines.iter().find(|l| l["image"].as_str().unwrap().ends_with("coffee.png")).unwrap();
     assert_eq!(coffee["top"][0]["index"], 967);
@@ -171,18 +163,14 @@ fn torchvision_state_dicts_load_by_name() {
         let g = zoo::graph(arch, &cfg).unwrap();
         let w = edgenet::graph::Weights::seeded(&g, 21);
         // Write it as torch would: f32 tensors plus an I64 scalar per BatchNorm.
-        let mut raw: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = w
-            .iter()
-            .map(|(k, t)| (k.clone(), safetensors::Dtype::F32, t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
-            .collect();
+        let mut raw: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> =
+            w.iter().map(|(k, t)| (k.clone(), safetensors::Dtype::F32, t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
         for k in w.iter().map(|(k, _)| k.clone()).filter(|k| k.ends_with(".running_mean")).collect::<Vec<_>>() {
             let name = k.replace(".running_mean", ".num_batches_tracked");
             raw.push((name, safetensors::Dtype::I64, vec![], 12345i64.to_le_bytes().to_vec()));
         }
-        let views: Vec<(String, safetensors::tensor::TensorView)> = raw
-            .iter()
-            .map(|(k, d, s, b)| (k.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
-            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView)> =
+            raw.iter().map(|(k, d, s, b)| (k.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap())).collect();
         let path = dir.join(format!("{arch}.safetensors"));
         std::fs::write(&path, safetensors::serialize(views, &None).unwrap()).unwrap();
         let m = zoo::build(arch, &cfg, WeightSource::Safetensors(&path)).unwrap();

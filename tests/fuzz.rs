@@ -207,19 +207,27 @@ fn load_model(bytes: &[u8]) {
 #[test]
 fn fuzz_onnx_bytes() {
     let seeds = seed_models();
-    fuzz("onnx", |rng| {
-        let s = rng.below(seeds.len());
-        mutate(rng, &seeds[s])
-    }, load_model);
+    fuzz(
+        "onnx",
+        |rng| {
+            let s = rng.below(seeds.len());
+            mutate(rng, &seeds[s])
+        },
+        load_model,
+    );
 }
 
 #[test]
 fn fuzz_onnx_structure() {
     let seeds: Vec<_> = seed_models().iter().map(|b| edgenet::onnx::decode(b, "seed").unwrap()).collect();
-    fuzz("onnx-structure", |rng| {
-        let s = rng.below(seeds.len());
-        mutate_onnx(rng, &seeds[s])
-    }, load_model);
+    fuzz(
+        "onnx-structure",
+        |rng| {
+            let s = rng.below(seeds.len());
+            mutate_onnx(rng, &seeds[s])
+        },
+        load_model,
+    );
 }
 
 #[test]
@@ -228,9 +236,13 @@ fn fuzz_safetensors() {
     let m = zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(2)).unwrap();
     let seed = m.weights.to_safetensors_bytes().unwrap();
     let graph = &m.graph;
-    fuzz("safetensors", |rng| mutate(rng, &seed), |b| {
-        let _ = Weights::from_safetensors_bytes(b, Path::new("fuzz.safetensors"), graph);
-    });
+    fuzz(
+        "safetensors",
+        |rng| mutate(rng, &seed),
+        |b| {
+            let _ = Weights::from_safetensors_bytes(b, Path::new("fuzz.safetensors"), graph);
+        },
+    );
 }
 
 #[test]
@@ -241,34 +253,42 @@ fn fuzz_images_and_preprocessing() {
     seeds.truncate(3);
     assert!(!seeds.is_empty());
     let pre = Preprocess::torchvision(32);
-    fuzz("image", |rng| {
-        let s = rng.below(seeds.len());
-        mutate(rng, &seeds[s])
-    }, |b| {
-        if let Ok(img) = edgenet::frames::image_file::decode_rgb(b, Path::new("fuzz.jpg")) {
-            if let Ok(mut p) = Preprocessor::new(&pre, img.width, img.height) {
-                let mut out = vec![0.0; pre.input_len()];
-                let _ = p.run(&img.data, &mut out);
+    fuzz(
+        "image",
+        |rng| {
+            let s = rng.below(seeds.len());
+            mutate(rng, &seeds[s])
+        },
+        |b| {
+            if let Ok(img) = edgenet::frames::image_file::decode_rgb(b, Path::new("fuzz.jpg")) {
+                if let Ok(mut p) = Preprocessor::new(&pre, img.width, img.height) {
+                    let mut out = vec![0.0; pre.input_len()];
+                    let _ = p.run(&img.data, &mut out);
+                }
             }
-        }
-    });
+        },
+    );
 }
 
 #[test]
 fn fuzz_raw_streams() {
     let formats = [PixelFormat::Yuv420, PixelFormat::Nv12, PixelFormat::Yuyv, PixelFormat::Rgb24];
     let frame: Vec<u8> = (0..3 * 16 * 12 * 3).map(|i| (i * 37 % 256) as u8).collect();
-    fuzz("raw", |rng| {
-        // The first two bytes choose the format and size; the rest is the stream.
-        let mut d = vec![rng.below(formats.len()) as u8, rng.below(40) as u8];
-        d.extend(mutate(rng, &frame));
-        d
-    }, |b| {
-        let (format, w) = (formats[b[0] as usize % formats.len()], b[1] as usize);
-        let Ok(mut src) = RawSource::new(Box::new(Cursor::new(b[2..].to_vec())), "fuzz", format, YuvRange::Limited, w, 12, false) else { return };
-        let mut buf = RgbBuf::new();
-        while let Ok(Some(_)) = src.next_frame(&mut buf) {}
-    });
+    fuzz(
+        "raw",
+        |rng| {
+            // The first two bytes choose the format and size; the rest is the stream.
+            let mut d = vec![rng.below(formats.len()) as u8, rng.below(40) as u8];
+            d.extend(mutate(rng, &frame));
+            d
+        },
+        |b| {
+            let (format, w) = (formats[b[0] as usize % formats.len()], b[1] as usize);
+            let Ok(mut src) = RawSource::new(Box::new(Cursor::new(b[2..].to_vec())), "fuzz", format, YuvRange::Limited, w, 12, false) else { return };
+            let mut buf = RgbBuf::new();
+            while let Ok(Some(_)) = src.next_frame(&mut buf) {}
+        },
+    );
 }
 
 #[test]
@@ -287,14 +307,18 @@ fn fuzz_mjpeg_streams() {
         .collect();
     assert!(!jpegs.is_empty());
     let stream: Vec<u8> = jpegs.concat();
-    fuzz("mjpeg", |rng| mutate(rng, &stream), |b| {
-        let mut src = MjpegSource::new(Box::new(Cursor::new(b.to_vec())), "fuzz.mjpeg", false);
-        let mut buf = RgbBuf::new();
-        for _ in 0..16 {
-            match src.next_frame(&mut buf) {
-                Ok(Some(_)) => {}
-                _ => break,
+    fuzz(
+        "mjpeg",
+        |rng| mutate(rng, &stream),
+        |b| {
+            let mut src = MjpegSource::new(Box::new(Cursor::new(b.to_vec())), "fuzz.mjpeg", false);
+            let mut buf = RgbBuf::new();
+            for _ in 0..16 {
+                match src.next_frame(&mut buf) {
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
             }
-        }
-    });
+        },
+    );
 }

@@ -89,8 +89,16 @@ fn naming_table_maps_blocks_to_weight_keys() {
     // And the zoo produces exactly the keys of the real weight files.
     let g = zoo::graph(Arch::MobileNetV2, &ZooConfig::default()).unwrap();
     let keys: Vec<String> = g.param_specs().into_iter().map(|p| p.key).collect();
-    for k in ["features.0.0.weight", "features.1.conv.0.0.weight", "features.1.conv.1.weight", "features.1.conv.2.running_var",
-        "features.4.conv.1.0.weight", "features.17.conv.3.bias", "features.18.1.weight", "classifier.1.weight"] {
+    for k in [
+        "features.0.0.weight",
+        "features.1.conv.0.0.weight",
+        "features.1.conv.1.weight",
+        "features.1.conv.2.running_var",
+        "features.4.conv.1.0.weight",
+        "features.17.conv.3.bias",
+        "features.18.1.weight",
+        "classifier.1.weight",
+    ] {
         assert!(keys.iter().any(|x| x == k), "missing {k}");
     }
     let g = zoo::graph(Arch::ResNet50, &ZooConfig::default()).unwrap();
@@ -110,8 +118,13 @@ fn golden(arch: Arch) {
     let want = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with EDGENET_BLESS=1 to create)", path.display()));
     if dump != want {
         let line = dump.lines().zip(want.lines()).position(|(a, b)| a != b).unwrap_or(0);
-        panic!("{arch} dump differs from {} at line {}:\n got: {}\nwant: {}", path.display(), line + 1,
-            dump.lines().nth(line).unwrap_or(""), want.lines().nth(line).unwrap_or(""));
+        panic!(
+            "{arch} dump differs from {} at line {}:\n got: {}\nwant: {}",
+            path.display(),
+            line + 1,
+            dump.lines().nth(line).unwrap_or(""),
+            want.lines().nth(line).unwrap_or("")
+        );
     }
 }
 

@@ -161,10 +161,7 @@ fn foreign_torchvision_mobilenet_v2_quantizes() {
     let orig = dir.join("orig.onnx");
     std::fs::write(&orig, &bytes).unwrap();
     let x = random_input(3 * 224 * 224, 5);
-    let ours = Engine::from_bytes(&edgenet::onnx::export(&m, &Default::default()).unwrap(), "re-export", &EngineOptions::default())
-        .unwrap()
-        .run(&x)
-        .unwrap();
+    let ours = Engine::from_bytes(&edgenet::onnx::export(&m, &Default::default()).unwrap(), "re-export", &EngineOptions::default()).unwrap().run(&x).unwrap();
     let theirs = ort_run(&orig, &x);
     assert!(max_abs_diff(&ours, &theirs) <= 1e-4 * max_abs(&theirs));
     let (cal, _) = load_inputs(&root().join("models/calibration"), &m.info.preprocess).unwrap();

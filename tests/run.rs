@@ -25,11 +25,7 @@ fn small_model() -> &'static PathBuf {
     static CELL: OnceLock<PathBuf> = OnceLock::new();
     CELL.get_or_init(|| {
         let p = scratch("run_small").join("small.onnx");
-        let st = Command::new(bin())
-            .args(["export", "mobilenet_v2", "--width-mult", "0.35", "--resolution", "96", "-o"])
-            .arg(&p)
-            .output()
-            .unwrap();
+        let st = Command::new(bin()).args(["export", "mobilenet_v2", "--width-mult", "0.35", "--resolution", "96", "-o"]).arg(&p).output().unwrap();
         assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
         p
     })
@@ -72,14 +68,7 @@ fn testsrc(frames: usize, out_args: &[&str]) -> Vec<u8> {
 
 /// Runs `edgenet run` with `input` on stdin (through a pipe).
 fn run_with_stdin(input: &[u8], args: &[&str]) -> Output {
-    let mut child = Command::new(bin())
-        .arg("run")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new(bin()).arg("run").args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     let data = input.to_vec();
     // Write from a thread: edgenet may stop reading early (an error), which must not hang us.
@@ -154,7 +143,11 @@ fn ffmpeg_raw_and_mjpeg_streams_are_classified_frame_by_frame() {
         let l = parse(&out, 3);
         assert_eq!(indices(&l), (0..n as u64).collect::<Vec<_>>(), "{format}");
         assert!(l.frames.iter().all(|f| f["width"] == W && f["height"] == H));
-        assert_eq!((l.summary["processed"].as_u64(), l.summary["dropped"].as_u64(), l.summary["corrupt"].as_u64()), (Some(n as u64), Some(0), Some(0)), "{format}");
+        assert_eq!(
+            (l.summary["processed"].as_u64(), l.summary["dropped"].as_u64(), l.summary["corrupt"].as_u64()),
+            (Some(n as u64), Some(0), Some(0)),
+            "{format}"
+        );
         for k in ["p50", "p90", "p99"] {
             assert!(l.summary["latency_ms"][k].as_f64().unwrap() > 0.0, "{}", l.summary);
         }
@@ -175,9 +168,21 @@ fn yuv_conversion_agrees_with_ffmpeg() {
             std::fs::write(&path, &raw).unwrap();
             let size = format!("{W}x{H}");
             let out = ffmpeg(&[
-                "-f", "rawvideo", "-pix_fmt", pix, "-s", &size, "-i", path.to_str().unwrap(),
-                "-vf", &format!("scale=in_range={ff_range}:flags=neighbor+accurate_rnd+full_chroma_int"),
-                "-f", "rawvideo", "-pix_fmt", "rgb24", "-",
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                pix,
+                "-s",
+                &size,
+                "-i",
+                path.to_str().unwrap(),
+                "-vf",
+                &format!("scale=in_range={ff_range}:flags=neighbor+accurate_rnd+full_chroma_int"),
+                "-f",
+                "rawvideo",
+                "-pix_fmt",
+                "rgb24",
+                "-",
             ])
             .output()
             .unwrap();
@@ -211,11 +216,8 @@ fn photos_as_yuv_streams_classify_like_the_files() {
     assert_eq!(photos.len(), 6);
     let classify = Command::new(bin()).args(["classify", model, "--json", "--top", "1"]).args(&photos).output().unwrap();
     assert!(classify.status.success(), "{}", stderr(&classify));
-    let want: Vec<u64> = String::from_utf8(classify.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["top"][0]["index"].as_u64().unwrap())
-        .collect();
+    let want: Vec<u64> =
+        String::from_utf8(classify.stdout).unwrap().lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["top"][0]["index"].as_u64().unwrap()).collect();
     assert_eq!(want.len(), 6);
     for (photo, want) in photos.iter().zip(&want) {
         let img = image::image_dimensions(photo).unwrap();
@@ -319,12 +321,8 @@ fn missing_devices_and_sources_are_named() {
 fn a_closed_stdout_ends_the_run_quietly() {
     let model = small_model().to_str().unwrap();
     // `edgenet run … | head -1` on an endless source.
-    let mut child = Command::new(bin())
-        .args(["run", model, "--source", "synthetic:64x48", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        Command::new(bin()).args(["run", model, "--source", "synthetic:64x48", "--json"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     // The reader is dropped here: the pipe is closed.
@@ -338,10 +336,7 @@ fn a_closed_stdout_ends_the_run_quietly() {
 fn a_live_source_faster_than_the_model_drops_frames_instead_of_queueing() {
     let model = small_model().to_str().unwrap();
     // 2000 fps of 320×240 against a model that takes several ms a frame.
-    let out = Command::new(bin())
-        .args(["run", model, "--source", "synthetic:320x240@2000", "--max-frames", "30", "--json", "--top", "1"])
-        .output()
-        .unwrap();
+    let out = Command::new(bin()).args(["run", model, "--source", "synthetic:320x240@2000", "--max-frames", "30", "--json", "--top", "1"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let l = parse(&out, 1);
     assert_eq!(l.frames.len(), 30);

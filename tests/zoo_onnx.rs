@@ -144,8 +144,7 @@ fn export_carries_metadata_and_names() {
     assert!(g.initializer.iter().any(|t| t.name == "_bn1.running_var"));
     let engine = Engine::from_bytes(&bytes, "m", &EngineOptions::default()).unwrap();
     assert_eq!(engine.metadata("edgenet.architecture"), Some("efficientnet_lite0"));
-    let pre: edgenet::frames::preprocess::Preprocess =
-        serde_json::from_str(engine.metadata("edgenet.preprocess").unwrap()).unwrap();
+    let pre: edgenet::frames::preprocess::Preprocess = serde_json::from_str(engine.metadata("edgenet.preprocess").unwrap()).unwrap();
     assert_eq!(pre, edgenet::frames::preprocess::Preprocess::efficientnet_lite(224));
     // The import of our own export gives back the same graph.
     let back = edgenet::onnx::import(&bytes, "m").unwrap();

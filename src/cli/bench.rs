@@ -138,12 +138,20 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "model    {} ({})", r.model, mib(r.file_bytes))?;
     writeln!(out, "machine  {}", r.machine.one_line())?;
-    writeln!(out, "threads  {}, int8 kernels {}, warm-up {}, timed runs {}, synthetic input, model only, one session (no decoding or preprocessing)", r.threads, r.int8_kernels, r.warmup, r.runs)?;
+    writeln!(
+        out,
+        "threads  {}, int8 kernels {}, warm-up {}, timed runs {}, synthetic input, model only, one session (no decoding or preprocessing)",
+        r.threads, r.int8_kernels, r.warmup, r.runs
+    )?;
     let stages: Vec<String> = r.load.iter().map(|p| format!("{} {:.1}", p.phase, p.ms)).collect();
     writeln!(out, "load     {:.1} ms ({} ms)", r.load_ms, stages.join(", "))?;
     writeln!(out, "first inference {:.2} ms", r.first_inference_ms)?;
     let l = &r.latency_ms;
-    writeln!(out, "latency  min {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  mean {:.2} ± {:.2} ms", l.min, l.p50, l.p90, l.p99, l.max, l.mean, l.stddev)?;
+    writeln!(
+        out,
+        "latency  min {:.2}  p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}  mean {:.2} ± {:.2} ms",
+        l.min, l.p50, l.p90, l.p99, l.max, l.mean, l.stddev
+    )?;
     writeln!(out, "fps      {:.1}", r.fps)?;
     let m = &r.memory;
     writeln!(

@@ -87,10 +87,8 @@ pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         predictions(&logits, is_prob, &mut scratch, args.top as usize, &mut top);
         if args.json {
-            let items: Vec<_> = top
-                .iter()
-                .map(|p| serde_json::json!({"index": p.index, "label": label_of(labels.as_ref(), p.index), "probability": p.score}))
-                .collect();
+            let items: Vec<_> =
+                top.iter().map(|p| serde_json::json!({"index": p.index, "label": label_of(labels.as_ref(), p.index), "probability": p.score})).collect();
             writeln!(out, "{}", serde_json::json!({"image": path, "top": items, "latency_ms": ms}))?;
         } else {
             writeln!(out, "{}  ({ms:.1} ms)", path.display())?;

@@ -233,7 +233,11 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             constants: plan.constants.into_iter().map(|(kind, tensors, bytes)| Constant { kind, tensors, bytes }).collect(),
             constant_bytes,
             fact_constant_bytes: plan.fact_constant_bytes,
-            largest_const_nodes: plan.largest_const_nodes.into_iter().map(|(node, kind, bytes)| Constant { kind: format!("{kind} {node}"), tensors: 1, bytes }).collect(),
+            largest_const_nodes: plan
+                .largest_const_nodes
+                .into_iter()
+                .map(|(node, kind, bytes)| Constant { kind: format!("{kind} {node}"), tensors: 1, bytes })
+                .collect(),
             activation_peak_bytes: plan.activation_peak_bytes,
             activation_peak_node: plan.activation_peak_node,
         },

@@ -175,21 +175,18 @@ impl Machine {
                 .map(|(_, v)| v.trim().to_string())
                 .filter(|v| !v.is_empty())
         };
-        let cpu = field("model name").or_else(|| field("Model")).or_else(|| field("Hardware")).or_else(|| field("CPU part").map(|p| format!("CPU part {p}"))).unwrap_or_else(|| "unknown CPU".to_string());
+        let cpu = field("model name")
+            .or_else(|| field("Model"))
+            .or_else(|| field("Hardware"))
+            .or_else(|| field("CPU part").map(|p| format!("CPU part {p}")))
+            .unwrap_or_else(|| "unknown CPU".to_string());
         let flags = field("flags").or_else(|| field("Features")).unwrap_or_default();
         let wanted = ["avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "asimddp", "i8mm", "asimdhp"];
         let isa = wanted.iter().filter(|w| flags.split_whitespace().any(|f| f == **w)).map(|w| w.to_string()).collect();
         let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
         let os = format!("{} {kernel}", std::env::consts::OS).trim().to_string();
         let load_average_1m = std::fs::read_to_string("/proc/loadavg").ok().and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()));
-        Machine {
-            cpu,
-            logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            arch: std::env::consts::ARCH,
-            os,
-            isa,
-            load_average_1m,
-        }
+        Machine { cpu, logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()), arch: std::env::consts::ARCH, os, isa, load_average_1m }
     }
 
     pub fn one_line(&self) -> String {

@@ -136,8 +136,7 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// The model built into this binary (`EDGENET_EMBED_MODEL` at build time): its file name and
 /// bytes. `run` and `bench` use it when no model is given.
 #[cfg(edgenet_embedded_model)]
-const EMBEDDED_MODEL: Option<(&str, &[u8])> =
-    Some((env!("EDGENET_EMBEDDED_MODEL_NAME"), include_bytes!(env!("EDGENET_EMBEDDED_MODEL_PATH"))));
+const EMBEDDED_MODEL: Option<(&str, &[u8])> = Some((env!("EDGENET_EMBEDDED_MODEL_NAME"), include_bytes!(env!("EDGENET_EMBEDDED_MODEL_PATH"))));
 #[cfg(not(edgenet_embedded_model))]
 const EMBEDDED_MODEL: Option<(&str, &[u8])> = None;
 

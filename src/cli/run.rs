@@ -200,7 +200,15 @@ fn write_frame(out: &mut dyn Write, f: &FrameReport<'_>, labels: Option<&Labels>
     }
 }
 
-fn write_summary(out: &mut dyn Write, s: &Summary, source: &str, interrupted: bool, error: Option<String>, resident: Option<Resident>, json: bool) -> std::io::Result<()> {
+fn write_summary(
+    out: &mut dyn Write,
+    s: &Summary,
+    source: &str,
+    interrupted: bool,
+    error: Option<String>,
+    resident: Option<Resident>,
+    json: bool,
+) -> std::io::Result<()> {
     if json {
         let line = SummaryLine { r#type: "summary", source, interrupted, summary: s, error, resident };
         serde_json::to_writer(&mut *out, &line).map_err(std::io::Error::from)?;
@@ -258,12 +266,8 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         return Err(e.context("--labels"));
     }
     let preprocess = preprocess_from_metadata(&engine).with_context(|| format!("preparing {model}"))?;
-    let stream_opts = StreamOptions {
-        top: args.top as usize,
-        every: args.every,
-        max_frames: args.max_frames,
-        softmax: engine.output_name() != OUTPUT_PROBABILITIES,
-    };
+    let stream_opts =
+        StreamOptions { top: args.top as usize, every: args.every, max_frames: args.max_frames, softmax: engine.output_name() != OUTPUT_PROBABILITIES };
     let session = engine.session()?;
     let mut runner = StreamRunner::new(session, preprocess, stream_opts)?;
     let mut source = spec.open()?;

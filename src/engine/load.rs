@@ -125,8 +125,7 @@ pub(crate) fn take_weights(proto: &mut pb::ModelProto) -> Vec<pb::TensorProto> {
     if subgraphs {
         return Vec::new();
     }
-    let declared: std::collections::HashSet<&str> =
-        graph.input.iter().chain(&graph.output).map(|v| v.name.as_str()).collect();
+    let declared: std::collections::HashSet<&str> = graph.input.iter().chain(&graph.output).map(|v| v.name.as_str()).collect();
     let mut readers_ok: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
     for node in &graph.node {
         let weighty = node.domain.is_empty() && WEIGHT_OPS.contains(&node.op_type.as_str());
@@ -161,19 +160,13 @@ pub(crate) fn take_weights(proto: &mut pb::ModelProto) -> Vec<pb::TensorProto> {
         let dim = t
             .dims
             .iter()
-            .map(|&d| pb::tensor_shape_proto::Dimension {
-                denotation: String::new(),
-                value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)),
-            })
+            .map(|&d| pb::tensor_shape_proto::Dimension { denotation: String::new(), value: Some(pb::tensor_shape_proto::dimension::Value::DimValue(d)) })
             .collect();
         graph.input.push(pb::ValueInfoProto {
             name: t.name.clone(),
             r#type: Some(pb::TypeProto {
                 denotation: String::new(),
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: t.data_type,
-                    shape: Some(pb::TensorShapeProto { dim }),
-                })),
+                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor { elem_type: t.data_type, shape: Some(pb::TensorShapeProto { dim }) })),
             }),
             doc_string: String::new(),
         });
@@ -183,9 +176,7 @@ pub(crate) fn take_weights(proto: &mut pb::ModelProto) -> Vec<pb::TensorProto> {
 
 /// Bytes of an initializer's values, in whichever field they are.
 fn payload_bytes(t: &pb::TensorProto) -> usize {
-    t.raw_data.len()
-        + 4 * (t.float_data.len() + t.int32_data.len())
-        + 8 * (t.int64_data.len() + t.double_data.len() + t.uint64_data.len())
+    t.raw_data.len() + 4 * (t.float_data.len() + t.int32_data.len()) + 8 * (t.int64_data.len() + t.double_data.len() + t.uint64_data.len())
 }
 
 /// Turns the graph inputs [`take_weights`] declared back into constants of `model`, as tract
@@ -225,20 +216,11 @@ mod tests {
     }
 
     fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
-        pb::NodeProto {
-            op_type: op.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            ..Default::default()
-        }
+        pb::NodeProto { op_type: op.into(), input: inputs.iter().map(|s| s.to_string()).collect(), output: vec![output.into()], ..Default::default() }
     }
 
     fn model(initializer: Vec<pb::TensorProto>, nodes: Vec<pb::NodeProto>) -> pb::ModelProto {
-        pb::ModelProto {
-            ir_version: 8,
-            graph: Some(pb::GraphProto { node: nodes, initializer, name: "g".into(), ..Default::default() }),
-            ..Default::default()
-        }
+        pb::ModelProto { ir_version: 8, graph: Some(pb::GraphProto { node: nodes, initializer, name: "g".into(), ..Default::default() }), ..Default::default() }
     }
 
     fn scratch(name: &str) -> std::path::PathBuf {
@@ -271,10 +253,10 @@ mod tests {
     fn only_large_weights_of_weight_ops_are_taken() {
         let mut m = model(
             vec![
-                tensor("w", &[64, 64], 4096),        // a Conv weight: taken
-                tensor("small", &[16], 16),          // too small
-                tensor("shape", &[8, 512], 4096),    // also read by Reshape: kept
-                tensor("both", &[4096], 4096),       // read by Conv and Add: taken
+                tensor("w", &[64, 64], 4096),     // a Conv weight: taken
+                tensor("small", &[16], 16),       // too small
+                tensor("shape", &[8, 512], 4096), // also read by Reshape: kept
+                tensor("both", &[4096], 4096),    // read by Conv and Add: taken
             ],
             vec![
                 node("Conv", &["x", "w", "both"], "c"),

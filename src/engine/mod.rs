@@ -207,7 +207,10 @@ impl Engine {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "(no message)".to_string());
-            Err(onnx_err(origin, format!("tract failed while preparing the model (a panic: {message}); the model has a defect edgenet's checks do not catch yet")))
+            Err(onnx_err(
+                origin,
+                format!("tract failed while preparing the model (a panic: {message}); the model has a defect edgenet's checks do not catch yet"),
+            ))
         })
     }
 
@@ -218,8 +221,7 @@ impl Engine {
         outputs: &[String],
         on_phase: &mut dyn FnMut(BuildPhase),
     ) -> Result<Self> {
-        let metadata: HashMap<String, String> =
-            proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
+        let metadata: HashMap<String, String> = proto.metadata_props.iter().map(|e| (e.key.clone(), e.value.clone())).collect();
         let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
         let kernels = KernelSet::select(opts.kernels).map_err(Error::Config)?;
         avoid_tract_amx_int8();
@@ -246,11 +248,8 @@ impl Engine {
                 format!("edgenet runs models with one input and one output; this one has {} and {}", model.inputs.len(), model.outputs.len()),
             ));
         }
-        let declared = model
-            .input_fact(0)
-            .ok()
-            .and_then(|f| f.shape.as_concrete_finite().ok().flatten())
-            .and_then(|s| <[usize; 4]>::try_from(s.as_slice()).ok());
+        let declared =
+            model.input_fact(0).ok().and_then(|f| f.shape.as_concrete_finite().ok().flatten()).and_then(|s| <[usize; 4]>::try_from(s.as_slice()).ok());
         let input_shape = match (opts.input_shape, declared) {
             (Some(s), Some(d)) if s != d => {
                 return Err(Error::Input(format!("{origin} has a fixed input shape {d:?}, not {s:?}")));
@@ -378,13 +377,7 @@ impl Engine {
 
     fn run_raw(&self, input: &[f32]) -> Result<TVec<TValue>> {
         if input.len() != self.input_len() {
-            return Err(Error::Input(format!(
-                "{} expects {:?} = {} values, got {}",
-                self.origin,
-                self.input_shape,
-                self.input_len(),
-                input.len()
-            )));
+            return Err(Error::Input(format!("{} expects {:?} = {} values, got {}", self.origin, self.input_shape, self.input_len(), input.len())));
         }
         let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
         let t = Tensor::from_shape(&self.input_shape, input).map_err(eng)?;
@@ -591,7 +584,12 @@ impl Engine {
                 None => (format!("{:?}", t.datum_type()), t.len() * t.datum_type().size_of()),
             };
             if log::log_enabled!(log::Level::Debug) && bytes >= 1 << 20 {
-                let users: Vec<String> = node.outputs.iter().flat_map(|o| o.successors.iter()).map(|s| format!("{} ({})", model.node(s.node).name, model.node(s.node).op().name())).collect();
+                let users: Vec<String> = node
+                    .outputs
+                    .iter()
+                    .flat_map(|o| o.successors.iter())
+                    .map(|s| format!("{} ({})", model.node(s.node).name, model.node(s.node).op().name()))
+                    .collect();
                 log::debug!("{}: constant {} ({kind}, {bytes} bytes) feeds {}", self.origin, node.name, users.join(", "));
             }
             largest.push((node.name.clone(), kind.clone(), bytes));
@@ -614,7 +612,15 @@ impl Engine {
         largest.truncate(5);
         let mut ops: Vec<(String, usize)> = ops.into_iter().collect();
         ops.sort_by_key(|o| std::cmp::Reverse(o.1));
-        Ok(PlanReport { nodes: model.nodes().len(), ops, constants, largest_const_nodes: largest, fact_constant_bytes: fact_bytes, activation_peak_bytes: peak.0, activation_peak_node: peak.1 })
+        Ok(PlanReport {
+            nodes: model.nodes().len(),
+            ops,
+            constants,
+            largest_const_nodes: largest,
+            fact_constant_bytes: fact_bytes,
+            activation_peak_bytes: peak.0,
+            activation_peak_node: peak.1,
+        })
     }
 }
 
@@ -739,13 +745,7 @@ impl Session {
         let mut view = t.try_as_plain_ram_mut().map_err(eng)?;
         let dst = view.as_slice_mut::<f32>().map_err(eng)?;
         if dst.len() != input.len() {
-            return Err(Error::Input(format!(
-                "{} expects {:?} = {} values, got {}",
-                self.origin,
-                self.input_shape,
-                dst.len(),
-                input.len()
-            )));
+            return Err(Error::Input(format!("{} expects {:?} = {} values, got {}", self.origin, self.input_shape, dst.len(), input.len())));
         }
         dst.copy_from_slice(input);
         let result = self.state.run_plan_with_eval(tvec!(TValue::from_const(self.input.clone())), eval).map_err(eng)?;

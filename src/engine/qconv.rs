@@ -99,22 +99,14 @@ fn read_i32(t: &pb::TensorProto) -> Option<Vec<i32>> {
     if t.data_type != pb::tensor_proto::DataType::Int32 as i32 {
         return None;
     }
-    Some(if t.raw_data.is_empty() {
-        t.int32_data.clone()
-    } else {
-        t.raw_data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-    })
+    Some(if t.raw_data.is_empty() { t.int32_data.clone() } else { t.raw_data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() })
 }
 
 fn read_f32(t: &pb::TensorProto) -> Option<Vec<f32>> {
     if t.data_type != pb::tensor_proto::DataType::Float as i32 {
         return None;
     }
-    Some(if t.raw_data.is_empty() {
-        t.float_data.clone()
-    } else {
-        t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-    })
+    Some(if t.raw_data.is_empty() { t.float_data.clone() } else { t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() })
 }
 
 fn scalar<T: Copy>(v: Option<Vec<T>>) -> Option<T> {
@@ -391,7 +383,8 @@ pub(crate) fn fuse_qadd(model: &mut TypedModel) -> TractResult<usize> {
         if fa.shape != fb.shape || fa.shape != q.outputs[0].fact.shape {
             return Ok(None);
         }
-        let op = EdgeQAdd { a: (da.scale, da.zero_point), b: (db.scale, db.zero_point), y: (quant.scale, quant.zero_point), out_dt: quant.out_dt, set: quant.set };
+        let op =
+            EdgeQAdd { a: (da.scale, da.zero_point), b: (db.scale, db.zero_point), y: (quant.scale, quant.zero_point), out_dt: quant.out_dt, set: quant.set };
         Ok(Some(Replacement { node: q.id, inputs: tvec![deq[0].inputs[0], deq[1].inputs[0]], op: Box::new(op), suffix: "edgenet_qadd" }))
     })
 }
@@ -466,18 +459,7 @@ fn matmul_spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>)
     let y_scale = scalar(read_f32(input(6)?)).ok_or("y_scale is not one f32")?;
     let y_zp = scalar(read_i8(input(7)?)).ok_or("y_zero_point is not one int8")?;
     let scale = (0..n).map(|j| a_scale * b_scale[if b_scale.len() == 1 { 0 } else { j }] / y_scale).collect();
-    Ok(QConvSpec {
-        w_dims: [n, k, 1, 1],
-        bias: vec![0; n],
-        x_zp: a_zp,
-        y_zp,
-        scale,
-        group: 1,
-        strides: (1, 1),
-        dilations: (1, 1),
-        pads: [0; 4],
-        matmul: true,
-    })
+    Ok(QConvSpec { w_dims: [n, k, 1, 1], bias: vec![0; n], x_zp: a_zp, y_zp, scale, group: 1, strides: (1, 1), dilations: (1, 1), pads: [0; 4], matmul: true })
 }
 
 fn spec_of(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>) -> Result<QConvSpec, String> {
@@ -555,10 +537,7 @@ fn winograd_pays(geo: &Geometry, m: usize, set: KernelSet) -> bool {
     // code executes ≈ 3× the instructions of the dense NEON kernel for the same layer
     // (examples/kernels.rs under qemu: 1.1–1.2 equivalent MACs per instruction against 3.6–3.9
     // for NEON and 8–8.5 for `sdot`), so it runs only with AVX2 and the portable set.
-    matches!(set, KernelSet::Avx2 | KernelSet::Portable)
-        && (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1))
-        && geo.cin >= 32
-        && m >= 32
+    matches!(set, KernelSet::Avx2 | KernelSet::Portable) && (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1)) && geo.cin >= 32 && m >= 32
 }
 
 /// The tract op running one of edgenet's int8 convolutions on a `[1, C, H, W]` int8 input.
@@ -703,8 +682,7 @@ impl TypedOp for EdgeQConv {
 pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>, origin: &str, winograd: bool, set: KernelSet) -> TractResult<usize> {
     let mut skipped = std::collections::HashSet::new();
     replace_nodes_with(model, true, |model, node| {
-        let quantized = node.op_as::<Conv>().is_some_and(|c| c.q_params.is_some())
-            || node.op_as::<EinSum>().is_some_and(|e| e.q_params.is_some());
+        let quantized = node.op_as::<Conv>().is_some_and(|c| c.q_params.is_some()) || node.op_as::<EinSum>().is_some_and(|e| e.q_params.is_some());
         if node.outputs.len() != 1 || !quantized {
             return Ok(None);
         }
@@ -718,9 +696,7 @@ pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>
         let konst = model.outlet_fact(node.inputs[1])?.konst.clone();
         let weights: Option<&[i8]> = match &konst {
             // SAFETY: i8 and the quantized i8 datum types share their representation (checked).
-            Some(k) if k.datum_type().unquantized() == i8::datum_type() && k.is_plain() => {
-                Some(unsafe { k.try_as_plain_ram()?.as_slice_unchecked::<i8>() })
-            }
+            Some(k) if k.datum_type().unquantized() == i8::datum_type() && k.is_plain() => Some(unsafe { k.try_as_plain_ram()?.as_slice_unchecked::<i8>() }),
             _ => None,
         };
         let why = match fact.shape.as_concrete() {

@@ -46,12 +46,10 @@ impl FrameSource for FileSource {
         while let Some(path) = self.files.get(self.next) {
             let index = self.next as u64;
             self.next += 1;
-            let r = std::fs::read(path)
-                .map_err(|e| Error::Image { path: path.clone(), message: e.to_string() })
-                .and_then(|b| {
-                    self.bytes = b;
-                    decode_rgb(&self.bytes, path)
-                });
+            let r = std::fs::read(path).map_err(|e| Error::Image { path: path.clone(), message: e.to_string() }).and_then(|b| {
+                self.bytes = b;
+                decode_rgb(&self.bytes, path)
+            });
             match r {
                 Ok(img) => {
                     buf.reshape(img.width, img.height).copy_from_slice(&img.data);

@@ -236,12 +236,7 @@ impl MjpegSource {
                 }
                 Scan::Restart(at) | Scan::Invalid(at) => {
                     self.corrupt += 1;
-                    log::warn!(
-                        "{}: frame {} (byte offset {}): malformed JPEG (bad marker at +{at}); skipped",
-                        self.name,
-                        self.index,
-                        self.consumed
-                    );
+                    log::warn!("{}: frame {} (byte offset {}): malformed JPEG (bad marker at +{at}); skipped", self.name, self.index, self.consumed);
                     self.index += 1;
                     self.advance(at.max(1));
                 }

@@ -47,15 +47,7 @@ impl RawSource {
     ///
     /// # Errors
     /// [`Error::Source`] for an unusable size.
-    pub fn new(
-        reader: Box<dyn Read + Send>,
-        name: &str,
-        format: PixelFormat,
-        range: YuvRange,
-        width: usize,
-        height: usize,
-        live: bool,
-    ) -> Result<Self> {
+    pub fn new(reader: Box<dyn Read + Send>, name: &str, format: PixelFormat, range: YuvRange, width: usize, height: usize, live: bool) -> Result<Self> {
         let len = format.frame_len(width, height).map_err(|e| Error::Source { source_name: name.into(), message: e.to_string() })?;
         Ok(RawSource { reader, name: name.into(), format, range, width, height, raw: vec![0; len], index: 0, live })
     }

@@ -174,11 +174,8 @@ impl SourceSpec {
                         (Box::new(FileSource::open(p)?), false)
                     } else {
                         let f = std::fs::File::open(p).map_err(|e| source_err(&name, e.to_string()))?;
-                        let spec = if mjpeg_ext && self.format.is_none() {
-                            SourceSpec { format: Some(StreamFormat::Mjpeg), ..self.clone() }
-                        } else {
-                            self.clone()
-                        };
+                        let spec =
+                            if mjpeg_ext && self.format.is_none() { SourceSpec { format: Some(StreamFormat::Mjpeg), ..self.clone() } } else { self.clone() };
                         (spec.stream(Box::new(f), &name, live)?, live)
                     }
                 }

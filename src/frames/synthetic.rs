@@ -22,7 +22,15 @@ pub struct SyntheticSource {
 impl SyntheticSource {
     /// A `width`×`height` pattern, as fast as it is read, endless unless `limit` is given.
     pub fn new(width: usize, height: usize, limit: Option<u64>) -> Self {
-        SyntheticSource { width: width.max(1), height: height.max(1), index: 0, limit, period: None, next_at: None, name: format!("synthetic:{width}x{height}") }
+        SyntheticSource {
+            width: width.max(1),
+            height: height.max(1),
+            index: 0,
+            limit,
+            period: None,
+            next_at: None,
+            name: format!("synthetic:{width}x{height}"),
+        }
     }
 
     /// The same pattern delivered at `fps` frames per second (a live source).

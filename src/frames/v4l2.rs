@@ -80,9 +80,7 @@ mod imp {
         let want_mjpeg = match spec.format {
             None | Some(StreamFormat::Raw(PixelFormat::Yuyv)) => false,
             Some(StreamFormat::Mjpeg) => true,
-            Some(StreamFormat::Raw(f)) => {
-                return Err(err(path, format!("V4L2 capture supports --format yuyv or mjpeg, not {}", f.name())))
-            }
+            Some(StreamFormat::Raw(f)) => return Err(err(path, format!("V4L2 capture supports --format yuyv or mjpeg, not {}", f.name()))),
         };
         if let Some((w, h)) = spec.size {
             fmt.width = w as u32;

@@ -70,9 +70,7 @@ impl PixelFormat {
         let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
         let n = match self {
             PixelFormat::Rgb24 | PixelFormat::Bgr24 => px.and_then(|p| p.checked_mul(3)),
-            PixelFormat::Yuv420 | PixelFormat::Nv12 => {
-                px.and_then(|p| cw.checked_mul(ch).and_then(|c| c.checked_mul(2)).and_then(|c| p.checked_add(c)))
-            }
+            PixelFormat::Yuv420 | PixelFormat::Nv12 => px.and_then(|p| cw.checked_mul(ch).and_then(|c| c.checked_mul(2)).and_then(|c| p.checked_add(c))),
             PixelFormat::Yuyv => px.and_then(|p| p.checked_mul(2)),
         };
         n.filter(|n| *n <= 1 << 31).ok_or_else(|| Error::Config(format!("frame size {width}x{height} is too large")))

@@ -40,15 +40,7 @@ pub struct ConvSpec {
 impl ConvSpec {
     /// A `kernel`×`kernel` conv to `out_channels`, stride 1, padding `kernel / 2`, no bias.
     pub fn new(out_channels: usize, kernel: usize) -> Self {
-        ConvSpec {
-            out_channels,
-            kernel,
-            stride: 1,
-            padding: Padding::Symmetric(kernel / 2),
-            dilation: 1,
-            groups: 1,
-            bias: false,
-        }
+        ConvSpec { out_channels, kernel, stride: 1, padding: Padding::Symmetric(kernel / 2), dilation: 1, groups: 1, bias: false }
     }
     /// Sets the stride.
     pub fn stride(mut self, stride: usize) -> Self {
@@ -220,10 +212,7 @@ impl GraphBuilder {
         let [_, c, h, w] = self.nchw(&node, x)?;
         let g = spec.groups;
         if g == 0 || c % g != 0 || !spec.out_channels.is_multiple_of(g) || spec.out_channels == 0 {
-            return Err(Error::shape(
-                &node,
-                format!("{c} input and {} output channels do not split into {g} groups", spec.out_channels),
-            ));
+            return Err(Error::shape(&node, format!("{c} input and {} output channels do not split into {g} groups", spec.out_channels)));
         }
         let k = spec.kernel;
         let pads = match spec.padding {

@@ -7,10 +7,7 @@ use super::{Graph, Op};
 fn attrs(op: &Op) -> String {
     match op {
         Op::Conv2d(c) => {
-            let mut s = format!(
-                "k{}x{} s{} p{},{},{},{}",
-                c.kernel[0], c.kernel[1], c.stride[0], c.pads[0], c.pads[1], c.pads[2], c.pads[3]
-            );
+            let mut s = format!("k{}x{} s{} p{},{},{},{}", c.kernel[0], c.kernel[1], c.stride[0], c.pads[0], c.pads[1], c.pads[2], c.pads[3]);
             if c.dilation != [1, 1] {
                 let _ = write!(s, " d{}", c.dilation[0]);
             }
@@ -24,7 +21,13 @@ fn attrs(op: &Op) -> String {
         }
         Op::BatchNorm { eps, .. } => format!("eps={eps:e}"),
         Op::MaxPool(p) => format!("k{}x{} s{} p{}", p.kernel[0], p.kernel[1], p.stride[0], p.pads[0]),
-        Op::Linear { bias, .. } => if *bias { "+bias".into() } else { String::new() },
+        Op::Linear { bias, .. } => {
+            if *bias {
+                "+bias".into()
+            } else {
+                String::new()
+            }
+        }
         _ => String::new(),
     }
 }
@@ -36,23 +39,8 @@ impl Graph {
         let mut out = String::new();
         for n in &self.nodes {
             let inputs: Vec<&str> = n.inputs.iter().map(|t| self.nodes[t.0].name.as_str()).collect();
-            let params: u64 = n
-                .params()
-                .iter()
-                .filter(|p| p.trainable)
-                .map(|p| p.shape.iter().map(|&d| d as u64).product::<u64>())
-                .sum();
-            let _ = writeln!(
-                out,
-                "{} = {}({}) {}  {:?}  params={} macs={}",
-                n.name,
-                n.op.kind(),
-                inputs.join(", "),
-                attrs(&n.op),
-                n.shape,
-                params,
-                n.macs()
-            );
+            let params: u64 = n.params().iter().filter(|p| p.trainable).map(|p| p.shape.iter().map(|&d| d as u64).product::<u64>()).sum();
+            let _ = writeln!(out, "{} = {}({}) {}  {:?}  params={} macs={}", n.name, n.op.kind(), inputs.join(", "), attrs(&n.op), n.shape, params, n.macs());
         }
         let _ = writeln!(out, "output: {}", self.nodes[self.output.0].name);
         let _ = writeln!(out, "total params={} macs={}", self.param_count(), self.macs());

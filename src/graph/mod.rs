@@ -155,11 +155,7 @@ pub struct ParamSpec {
 impl Node {
     /// The parameter tensors this node reads from [`Weights`].
     pub fn params(&self) -> Vec<ParamSpec> {
-        let p = |suffix: &str, shape: Vec<usize>, trainable: bool| ParamSpec {
-            key: format!("{}.{suffix}", self.name),
-            shape,
-            trainable,
-        };
+        let p = |suffix: &str, shape: Vec<usize>, trainable: bool| ParamSpec { key: format!("{}.{suffix}", self.name), shape, trainable };
         match &self.op {
             Op::Conv2d(c) => {
                 let mut v = vec![p("weight", c.weight_shape(), true)];
@@ -189,9 +185,7 @@ impl Node {
     pub fn macs(&self) -> u64 {
         let elems: u64 = self.shape.iter().map(|&d| d as u64).product();
         match &self.op {
-            Op::Conv2d(c) => {
-                elems * (c.in_channels / c.groups) as u64 * (c.kernel[0] * c.kernel[1]) as u64
-            }
+            Op::Conv2d(c) => elems * (c.in_channels / c.groups) as u64 * (c.kernel[0] * c.kernel[1]) as u64,
             Op::Linear { in_features, .. } => elems * *in_features as u64,
             _ => 0,
         }
@@ -232,11 +226,7 @@ impl Graph {
     }
     /// Number of trainable parameters (BN running statistics excluded, as torchvision counts).
     pub fn param_count(&self) -> u64 {
-        self.param_specs()
-            .iter()
-            .filter(|p| p.trainable)
-            .map(|p| p.shape.iter().map(|&d| d as u64).product::<u64>())
-            .sum()
+        self.param_specs().iter().filter(|p| p.trainable).map(|p| p.shape.iter().map(|&d| d as u64).product::<u64>()).sum()
     }
     /// Multiply-accumulates for one image.
     pub fn macs(&self) -> u64 {

@@ -183,8 +183,7 @@ impl Weights {
     /// # Errors
     /// As [`from_safetensors_file`](Self::from_safetensors_file).
     pub fn from_safetensors_bytes(bytes: &[u8], origin: &Path, graph: &Graph) -> Result<Self> {
-        let st = safetensors::SafeTensors::deserialize(bytes)
-            .map_err(|e| Error::Safetensors { path: origin.to_path_buf(), message: e.to_string() })?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::Safetensors { path: origin.to_path_buf(), message: e.to_string() })?;
         let mut map = BTreeMap::new();
         for (name, view) in st.tensors() {
             if ignorable(&name) {
@@ -193,11 +192,7 @@ impl Weights {
             if view.dtype() != safetensors::Dtype::F32 {
                 return Err(Error::weight(&name, format!("has dtype {:?}; edgenet reads F32 tensors", view.dtype())));
             }
-            let data: Vec<f32> = view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let data: Vec<f32> = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             let t = Tensor::new(view.shape().to_vec(), data).map_err(|e| Error::weight(&name, e.to_string()))?;
             map.insert(name, t);
         }
@@ -222,15 +217,11 @@ impl Weights {
     /// # Errors
     /// Only if the encoder rejects a tensor (it should not).
     pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>> {
-        let raw: Vec<(String, Vec<usize>, Vec<u8>)> = self
-            .map
-            .iter()
-            .map(|(k, t)| (k.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
-            .collect();
+        let raw: Vec<(String, Vec<usize>, Vec<u8>)> =
+            self.map.iter().map(|(k, t)| (k.clone(), t.shape.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
         let mut views = Vec::with_capacity(raw.len());
         for (k, shape, bytes) in &raw {
-            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
-                .map_err(|e| Error::weight(k, e.to_string()))?;
+            let v = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).map_err(|e| Error::weight(k, e.to_string()))?;
             views.push((k.as_str(), v));
         }
         safetensors::serialize(views, &None).map_err(|e| Error::Config(format!("safetensors encoding failed: {e}")))

@@ -70,12 +70,7 @@ impl Requant {
     /// Requantization to int8 with the given per-channel multipliers and zero point.
     pub fn new(scale: Vec<f32>, zero_point: i8) -> Self {
         let zp = i32::from(zero_point);
-        Requant {
-            scale,
-            zero_point: zp,
-            lo: (-128 - zp) as f32,
-            hi: (127 - zp) as f32,
-        }
+        Requant { scale, zero_point: zp, lo: (-128 - zp) as f32, hi: (127 - zp) as f32 }
     }
 
     #[inline(always)]
@@ -198,14 +193,7 @@ with_avx2! {
 }
 
 #[inline(always)]
-pub(crate) fn quantized_add_body(
-    a: &[i8],
-    qa: (f32, i8),
-    b: &[i8],
-    qb: (f32, i8),
-    qy: (f32, i8),
-    y: &mut [i8],
-) {
+pub(crate) fn quantized_add_body(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) {
     let (za, zb, z) = (i32::from(qa.1), i32::from(qb.1), i32::from(qy.1));
     let (lo, hi) = ((-128 - z) as f32, (127 - z) as f32);
     for ((o, &va), &vb) in y.iter_mut().zip(a).zip(b) {
@@ -265,10 +253,7 @@ impl Geometry {
         if ph < span_h || pw < span_w || self.stride.0 == 0 || self.stride.1 == 0 {
             return None;
         }
-        Some((
-            (ph - span_h) / self.stride.0 + 1,
-            (pw - span_w) / self.stride.1 + 1,
-        ))
+        Some(((ph - span_h) / self.stride.0 + 1, (pw - span_w) / self.stride.1 + 1))
     }
 
     fn is_pointwise(&self) -> bool {
@@ -330,10 +315,7 @@ unsafe impl Sync for Out {}
 
 impl Out {
     pub(super) fn new(y: &mut [i8]) -> Self {
-        Out {
-            ptr: y.as_mut_ptr(),
-            len: y.len(),
-        }
+        Out { ptr: y.as_mut_ptr(), len: y.len() }
     }
 
     /// The start of the buffer and its length, for kernels that check a whole range once and
@@ -394,10 +376,7 @@ fn dense_set(set: KernelSet, weights: &[i8], requant: &Requant) -> KernelSet {
 /// the kernels can multiply the raw int8 input (`k` weights per row).
 pub(super) fn fold_zero_point(bias: &[i32], weights: &[i8], k: usize, x_zp: i8) -> Vec<i32> {
     let zx = i32::from(x_zp);
-    bias.iter()
-        .zip(weights.chunks_exact(k))
-        .map(|(&b, w)| b - zx * w.iter().map(|&v| i32::from(v)).sum::<i32>())
-        .collect()
+    bias.iter().zip(weights.chunks_exact(k)).map(|(&b, w)| b - zx * w.iter().map(|&v| i32::from(v)).sum::<i32>()).collect()
 }
 
 /// Why a convolution cannot use these kernels.
@@ -410,13 +389,7 @@ impl DenseQConv {
     ///
     /// # Errors
     /// Inconsistent sizes.
-    pub fn new(
-        geo: Geometry,
-        weights: &[i8],
-        bias: &[i32],
-        x_zp: i8,
-        requant: Requant,
-    ) -> Result<Self, Unsupported> {
+    pub fn new(geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
         Self::with_kernels(KernelSet::detect(), geo, weights, bias, x_zp, requant)
     }
 
@@ -426,32 +399,16 @@ impl DenseQConv {
     ///
     /// # Errors
     /// Inconsistent sizes.
-    pub fn with_kernels(
-        set: KernelSet,
-        geo: Geometry,
-        weights: &[i8],
-        bias: &[i32],
-        x_zp: i8,
-        requant: Requant,
-    ) -> Result<Self, Unsupported> {
+    pub fn with_kernels(set: KernelSet, geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
         let geo = geo.with_strides_clamped();
-        let (oh, ow) = geo
-            .output_hw()
-            .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
+        let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
         let k = geo.cin * geo.kh * geo.kw;
         if k == 0 || !weights.len().is_multiple_of(k) {
-            return Err(Unsupported(format!(
-                "{} weights for {k} per output channel",
-                weights.len()
-            )));
+            return Err(Unsupported(format!("{} weights for {k} per output channel", weights.len())));
         }
         let m = weights.len() / k;
         if bias.len() != m || requant.scale.len() != m {
-            return Err(Unsupported(format!(
-                "{m} output channels, {} biases, {} scales",
-                bias.len(),
-                requant.scale.len()
-            )));
+            return Err(Unsupported(format!("{m} output channels, {} biases, {} scales", bias.len(), requant.scale.len())));
         }
         let kp = k + (k & 1);
         let set = dense_set(set, weights, &requant);
@@ -476,19 +433,7 @@ impl DenseQConv {
             }
         };
         let bias = fold_zero_point(bias, weights, k, x_zp);
-        Ok(DenseQConv {
-            set,
-            geo,
-            oh,
-            ow,
-            m,
-            k,
-            kp,
-            a,
-            bias,
-            x_zp,
-            requant,
-        })
+        Ok(DenseQConv { set, geo, oh, ow, m, k, kp, a, bias, x_zp, requant })
     }
 
     /// The kernel set it runs.
@@ -539,9 +484,7 @@ impl DenseQConv {
         let mut nb = ((PACKED_BLOCK_BYTES / (self.kp * 2)) / (2 * NR) * (2 * NR)).max(4 * NR);
         let threads = par.threads();
         if threads > 1 {
-            nb = nb
-                .min(n.div_ceil(2 * threads).div_ceil(2 * NR) * 2 * NR)
-                .max(2 * NR);
+            nb = nb.min(n.div_ceil(2 * threads).div_ceil(2 * NR) * 2 * NR).max(2 * NR);
         }
         let nb = nb.min(n.div_ceil(NR) * NR);
         let blocks = n.div_ceil(nb);
@@ -617,15 +560,7 @@ impl DenseQConv {
     }
 
     #[inline(always)]
-    fn store_tile(
-        &self,
-        acc: &[[i32; 2 * NR]; MR],
-        row0: usize,
-        col0: usize,
-        cols: usize,
-        n: usize,
-        y: Out,
-    ) {
+    fn store_tile(&self, acc: &[[i32; 2 * NR]; MR], row0: usize, col0: usize, cols: usize, n: usize, y: Out) {
         for (r, acc_r) in acc.iter().enumerate() {
             let row = row0 + r;
             if row >= self.m {
@@ -633,8 +568,7 @@ impl DenseQConv {
             }
             // SAFETY: this task owns columns col0.. of every row (see `run_par`).
             let out = unsafe { y.slice(row * n + col0, cols) };
-            self.requant
-                .row(&acc_r[..cols], self.bias[row], self.requant.scale[row], out);
+            self.requant.row(&acc_r[..cols], self.bias[row], self.requant.scale[row], out);
         }
     }
 
@@ -645,10 +579,7 @@ impl DenseQConv {
         let words = (self.kp / 2) * MR;
         let src = &self.a[blk * words * 2..(blk + 1) * words * 2];
         wide.clear();
-        wide.extend(
-            src.chunks_exact(2)
-                .map(|p| (p[0] as i16 as u16 as u32) | ((p[1] as i16 as u16 as u32) << 16)),
-        );
+        wide.extend(src.chunks_exact(2).map(|p| (p[0] as i16 as u16 as u32) | ((p[1] as i16 as u16 as u32) << 16)));
         wide
     }
 
@@ -658,15 +589,7 @@ impl DenseQConv {
     }
 
     #[inline(always)]
-    fn gemm_portable(
-        &self,
-        packed: &[i16],
-        wide: &mut Vec<u32>,
-        col0: usize,
-        ncols: usize,
-        n: usize,
-        y: Out,
-    ) {
+    fn gemm_portable(&self, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
         let panels = ncols.div_ceil(NR);
@@ -676,25 +599,17 @@ impl DenseQConv {
             while p < panels {
                 let two = p + 1 < panels;
                 let b0 = &packed[p * panel_len..(p + 1) * panel_len];
-                let b1 = if two {
-                    &packed[(p + 1) * panel_len..(p + 2) * panel_len]
-                } else {
-                    b0
-                };
+                let b1 = if two { &packed[(p + 1) * panel_len..(p + 2) * panel_len] } else { b0 };
                 let mut acc = [[0i32; 2 * NR]; MR];
                 for kk in 0..kh {
                     let bb0 = &b0[kk * 2 * NR..(kk + 1) * 2 * NR];
                     let bb1 = &b1[kk * 2 * NR..(kk + 1) * 2 * NR];
                     for (r, acc_r) in acc.iter_mut().enumerate() {
                         let w = a[kk * MR + r];
-                        let (lo, hi) = (
-                            i32::from(w as u16 as i16),
-                            i32::from((w >> 16) as u16 as i16),
-                        );
+                        let (lo, hi) = (i32::from(w as u16 as i16), i32::from((w >> 16) as u16 as i16));
                         for j in 0..NR {
                             acc_r[j] += lo * i32::from(bb0[2 * j]) + hi * i32::from(bb0[2 * j + 1]);
-                            acc_r[NR + j] +=
-                                lo * i32::from(bb1[2 * j]) + hi * i32::from(bb1[2 * j + 1]);
+                            acc_r[NR + j] += lo * i32::from(bb1[2 * j]) + hi * i32::from(bb1[2 * j + 1]);
                         }
                     }
                 }
@@ -704,7 +619,6 @@ impl DenseQConv {
             }
         }
     }
-
 }
 
 /// Columns `c0..c0 + ncols` (output positions) of a k×k convolution's im2col matrix:
@@ -782,15 +696,9 @@ fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, p
         let panel = &mut packed[p * kh * NR * 2..(p + 1) * kh * NR * 2];
         for kk in 0..kh {
             // Infallible (here and below): the slices are exactly that long.
-            let dst: &mut [i16; 2 * NR] = (&mut panel[kk * NR * 2..(kk + 1) * NR * 2])
-                .try_into()
-                .unwrap();
+            let dst: &mut [i16; 2 * NR] = (&mut panel[kk * NR * 2..(kk + 1) * NR * 2]).try_into().unwrap();
             let r0 = &cols[2 * kk * n + pc..];
-            let r1 = if 2 * kk + 1 < k {
-                Some(&cols[(2 * kk + 1) * n + pc..])
-            } else {
-                None
-            };
+            let r1 = if 2 * kk + 1 < k { Some(&cols[(2 * kk + 1) * n + pc..]) } else { None };
             if width == NR {
                 let r0: &[i8; NR] = r0[..NR].try_into().unwrap();
                 match r1 {
@@ -844,13 +752,7 @@ impl DepthwiseQConv {
     ///
     /// # Errors
     /// Inconsistent sizes.
-    pub fn new(
-        geo: Geometry,
-        weights: &[i8],
-        bias: &[i32],
-        x_zp: i8,
-        requant: Requant,
-    ) -> Result<Self, Unsupported> {
+    pub fn new(geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
         Self::with_kernels(KernelSet::detect(), geo, weights, bias, x_zp, requant)
     }
 
@@ -859,18 +761,9 @@ impl DepthwiseQConv {
     ///
     /// # Errors
     /// Inconsistent sizes.
-    pub fn with_kernels(
-        set: KernelSet,
-        geo: Geometry,
-        weights: &[i8],
-        bias: &[i32],
-        x_zp: i8,
-        requant: Requant,
-    ) -> Result<Self, Unsupported> {
+    pub fn with_kernels(set: KernelSet, geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
         let geo = geo.with_strides_clamped();
-        let (oh, ow) = geo
-            .output_hw()
-            .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
+        let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
         let c = geo.cin;
         if weights.len() != c * geo.kh * geo.kw || bias.len() != c || requant.scale.len() != c {
             return Err(Unsupported(format!(
@@ -950,11 +843,7 @@ impl DepthwiseQConv {
         let g = &self.geo;
         assert_eq!(x.len(), g.cin * g.h * g.w);
         assert_eq!(y.len(), g.cin * self.oh * self.ow);
-        let per = if par.threads() > 1 {
-            g.cin.div_ceil(2 * par.threads())
-        } else {
-            g.cin
-        };
+        let per = if par.threads() > 1 { g.cin.div_ceil(2 * par.threads()) } else { g.cin };
         let out = Out::new(y);
         // Each task writes the output planes of its own channels.
         par.run(g.cin.div_ceil(per), &|t| {
@@ -1062,9 +951,7 @@ impl DepthwiseQConv {
                         let (lower, upper) = planes.split_at_mut((hp + py) * pw);
                         let p0 = &mut lower[py * pw..(py + 1) * pw];
                         let p1 = &mut upper[..pw];
-                        for ((d0, d1), pair) in
-                            p0.iter_mut().zip(p1.iter_mut()).zip(row.chunks_exact(2))
-                        {
+                        for ((d0, d1), pair) in p0.iter_mut().zip(p1.iter_mut()).zip(row.chunks_exact(2)) {
                             *d0 = pair[0];
                             *d1 = pair[1];
                         }
@@ -1136,15 +1023,7 @@ fn stride2_phases<T>(planes: &mut [T], hp: usize, pw: usize, py: usize, pl: usiz
 /// The definition, for tests: a direct convolution in i64 with the same requantization.
 #[cfg(test)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn reference(
-    g: &Geometry,
-    groups: usize,
-    weights: &[i8],
-    bias: &[i32],
-    x_zp: i8,
-    rq: &Requant,
-    x: &[i8],
-) -> Vec<i8> {
+pub(crate) fn reference(g: &Geometry, groups: usize, weights: &[i8], bias: &[i32], x_zp: i8, rq: &Requant, x: &[i8]) -> Vec<i8> {
     let (oh, ow) = g.output_hw().unwrap();
     let cin_g = g.cin / groups;
     let m = bias.len();
@@ -1159,19 +1038,14 @@ pub(crate) fn reference(
                     let c = grp * cin_g + ci;
                     for ky in 0..g.kh {
                         for kx in 0..g.kw {
-                            let iy =
-                                (oy * g.stride.0 + ky * g.dilation.0) as isize - g.pads[0] as isize;
-                            let ix =
-                                (ox * g.stride.1 + kx * g.dilation.1) as isize - g.pads[1] as isize;
-                            let v = if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize
-                            {
+                            let iy = (oy * g.stride.0 + ky * g.dilation.0) as isize - g.pads[0] as isize;
+                            let ix = (ox * g.stride.1 + kx * g.dilation.1) as isize - g.pads[1] as isize;
+                            let v = if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
                                 0
                             } else {
-                                i64::from(x[(c * g.h + iy as usize) * g.w + ix as usize])
-                                    - i64::from(x_zp)
+                                i64::from(x[(c * g.h + iy as usize) * g.w + ix as usize]) - i64::from(x_zp)
                             };
-                            acc +=
-                                v * i64::from(weights[((co * cin_g + ci) * g.kh + ky) * g.kw + kx]);
+                            acc += v * i64::from(weights[((co * cin_g + ci) * g.kh + ky) * g.kw + kx]);
                         }
                     }
                 }
@@ -1188,25 +1062,8 @@ pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn geo(
-        cin: usize,
-        h: usize,
-        w: usize,
-        k: usize,
-        s: usize,
-        p: [usize; 4],
-        d: usize,
-    ) -> Geometry {
-        Geometry {
-            cin,
-            h,
-            w,
-            kh: k,
-            kw: k,
-            stride: (s, s),
-            dilation: (d, d),
-            pads: p,
-        }
+    fn geo(cin: usize, h: usize, w: usize, k: usize, s: usize, p: [usize; 4], d: usize) -> Geometry {
+        Geometry { cin, h, w, kh: k, kw: k, stride: (s, s), dilation: (d, d), pads: p }
     }
 
     #[test]
@@ -1232,10 +1089,7 @@ pub(crate) mod tests {
         let mut got = vec![0i8; 1000];
         quantized_add(&a, qa, &b, qb, qy, &mut got);
         assert_eq!(got, want);
-        assert!(
-            want.contains(&-128) && want.iter().any(|&v| v > 0),
-            "the data exercises clamping and positives"
-        );
+        assert!(want.contains(&-128) && want.iter().any(|&v| v > 0), "the data exercises clamping and positives");
     }
 
     #[test]
@@ -1271,10 +1125,7 @@ pub(crate) mod tests {
     #[test]
     fn rounding_is_half_to_even_like_mlas() {
         let rq = Requant::new(vec![0.5], 0);
-        let got: Vec<i8> = [-5, -3, -1, 1, 3, 5, 7]
-            .iter()
-            .map(|&a| rq.one(a, 0.5))
-            .collect();
+        let got: Vec<i8> = [-5, -3, -1, 1, 3, 5, 7].iter().map(|&a| rq.one(a, 0.5)).collect();
         assert_eq!(got, vec![-2, -2, 0, 0, 2, 2, 4]);
         let rq = Requant::new(vec![1.0], -128);
         assert_eq!(rq.one(-1, 1.0), -128, "clamped below at qmin");
@@ -1321,10 +1172,7 @@ pub(crate) mod tests {
         let w: Vec<i8> = data(seed, m * k).into_iter().map(|v| v.max(-127)).collect();
         let x = data(seed + 1, g.cin * g.h * g.w);
         let bias: Vec<i32> = (0..m as i32).map(|i| i * 37 - 500).collect();
-        let rq = Requant::new(
-            (0..m).map(|i| 0.0004 + 0.0001 * (i % 5) as f32).collect(),
-            y_zp,
-        );
+        let rq = Requant::new((0..m).map(|i| 0.0004 + 0.0001 * (i % 5) as f32).collect(), y_zp);
         let want = reference(&g, 1, &w, &bias, x_zp, &rq, &x);
         for set in sets() {
             let conv = DenseQConv::with_kernels(set, g, &w, &bias, x_zp, rq.clone()).unwrap();

@@ -78,9 +78,9 @@ impl KernelSet {
         let set = match forced {
             Some(set) => set,
             None => match std::env::var(KERNELS_ENV) {
-                Ok(v) if !v.trim().is_empty() => KernelSet::parse(&v).ok_or_else(|| {
-                    format!("{KERNELS_ENV}={v:?} is not a kernel set (portable, avx2, neon, dotprod)")
-                })?,
+                Ok(v) if !v.trim().is_empty() => {
+                    KernelSet::parse(&v).ok_or_else(|| format!("{KERNELS_ENV}={v:?} is not a kernel set (portable, avx2, neon, dotprod)"))?
+                }
                 _ => return Ok(KernelSet::detect()),
             },
         };

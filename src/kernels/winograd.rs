@@ -13,10 +13,10 @@ use std::cell::RefCell;
 #[cfg(target_arch = "x86_64")]
 #[path = "x86_64/winograd_avx2.rs"]
 mod avx2;
-#[cfg(target_arch = "x86_64")]
-use avx2::{interleave_avx2, tile_avx2, transform_tile_row_avx2};
 use super::int8::{fold_zero_point, Geometry, Out, Parallel, Requant, Unsupported, MR, NR};
 use super::KernelSet;
+#[cfg(target_arch = "x86_64")]
+use avx2::{interleave_avx2, tile_avx2, transform_tile_row_avx2};
 
 /// Tiles (2×2 output blocks) per register tile of the GEMM.
 const TILES: usize = 2 * NR;
@@ -74,13 +74,7 @@ impl WinogradQConv {
     /// # Errors
     /// Not a 3×3 stride-1 undilated convolution, more than 3640 input channels, or sizes
     /// that do not match.
-    pub fn new(
-        geo: Geometry,
-        weights: &[i8],
-        bias: &[i32],
-        x_zp: i8,
-        requant: Requant,
-    ) -> Result<Self, Unsupported> {
+    pub fn new(geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
         Self::with_kernels(KernelSet::detect(), geo, weights, bias, x_zp, requant)
     }
 
@@ -88,43 +82,22 @@ impl WinogradQConv {
     ///
     /// # Errors
     /// As [`new`](Self::new).
-    pub fn with_kernels(
-        set: KernelSet,
-        geo: Geometry,
-        weights: &[i8],
-        bias: &[i32],
-        x_zp: i8,
-        requant: Requant,
-    ) -> Result<Self, Unsupported> {
+    pub fn with_kernels(set: KernelSet, geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
         let geo = geo.with_strides_clamped();
         if (geo.kh, geo.kw, geo.stride, geo.dilation) != (3, 3, (1, 1), (1, 1)) {
-            return Err(Unsupported(format!(
-                "Winograd F(2×2, 3×3) needs a 3×3 stride-1 kernel: {geo:?}"
-            )));
+            return Err(Unsupported(format!("Winograd F(2×2, 3×3) needs a 3×3 stride-1 kernel: {geo:?}")));
         }
         if geo.cin == 0 || geo.cin > MAX_CIN {
-            return Err(Unsupported(format!(
-                "{} input channels: Winograd sums could overflow",
-                geo.cin
-            )));
+            return Err(Unsupported(format!("{} input channels: Winograd sums could overflow", geo.cin)));
         }
-        let (oh, ow) = geo
-            .output_hw()
-            .ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
+        let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
         let k = geo.cin * 9;
         if !weights.len().is_multiple_of(k) {
-            return Err(Unsupported(format!(
-                "{} weights for {k} per output channel",
-                weights.len()
-            )));
+            return Err(Unsupported(format!("{} weights for {k} per output channel", weights.len())));
         }
         let m = weights.len() / k;
         if m == 0 || bias.len() != m || requant.scale.len() != m {
-            return Err(Unsupported(format!(
-                "{m} output channels, {} biases, {} scales",
-                bias.len(),
-                requant.scale.len()
-            )));
+            return Err(Unsupported(format!("{m} output channels, {} biases, {} scales", bias.len(), requant.scale.len())));
         }
         let cp = geo.cin + (geo.cin & 1);
         let kh = cp / 2;
@@ -139,26 +112,10 @@ impl WinogradQConv {
                 }
             }
         }
-        let u = u16s
-            .chunks_exact(2)
-            .map(|p| (p[0] as u16 as u32) | ((p[1] as u16 as u32) << 16))
-            .collect();
+        let u = u16s.chunks_exact(2).map(|p| (p[0] as u16 as u32) | ((p[1] as u16 as u32) << 16)).collect();
         let bias = fold_zero_point(bias, weights, k, x_zp);
         let set = if set == KernelSet::Avx2 && set.available() { set } else { KernelSet::Portable };
-        Ok(WinogradQConv {
-            set,
-            geo,
-            oh,
-            ow,
-            th: oh.div_ceil(2),
-            tw: ow.div_ceil(2),
-            m,
-            cp,
-            u,
-            bias,
-            x_zp,
-            requant,
-        })
+        Ok(WinogradQConv { set, geo, oh, ow, th: oh.div_ceil(2), tw: ow.div_ceil(2), m, cp, u, bias, x_zp, requant })
     }
 
     /// Output height and width.
@@ -260,10 +217,7 @@ impl WinogradQConv {
                     let a = &u[e * kh * MR..(e + 1) * kh * MR];
                     let b = &work.packed[e * elen + pp * 2 * plen..][..2 * plen];
                     // Infallible: the slice is exactly MR · TILES long.
-                    let acc: &mut [i32; MR * TILES] = (&mut work.acc[e * MR * TILES..]
-                        [..MR * TILES])
-                        .try_into()
-                        .unwrap();
+                    let acc: &mut [i32; MR * TILES] = (&mut work.acc[e * MR * TILES..][..MR * TILES]).try_into().unwrap();
                     if avx2 {
                         #[cfg(target_arch = "x86_64")]
                         // SAFETY: AVX2 is present when `avx2` is set.
@@ -275,15 +229,7 @@ impl WinogradQConv {
                     }
                 }
                 let t0 = pp * TILES;
-                self.output(
-                    &work.acc,
-                    blk * MR,
-                    &work.tile_y,
-                    &work.tile_x,
-                    t0,
-                    (nt - t0).min(TILES),
-                    out,
-                );
+                self.output(&work.acc, blk * MR, &work.tile_y, &work.tile_x, t0, (nt - t0).min(TILES), out);
             }
         }
     }
@@ -431,16 +377,7 @@ impl WinogradQConv {
     /// `Aᵀ M A / 4` of `n` tiles starting at tile `t0` of the block for rows `row0..row0 + MR`,
     /// requantised and stored at each tile's top-left output (`tile_y`, `tile_x`).
     #[inline(always)]
-    fn output(
-        &self,
-        acc: &[i32],
-        row0: usize,
-        tile_y: &[u32],
-        tile_x: &[u32],
-        t0: usize,
-        n: usize,
-        out: Out,
-    ) {
+    fn output(&self, acc: &[i32], row0: usize, tile_y: &[u32], tile_x: &[u32], t0: usize, n: usize, out: Out) {
         let (oh, ow) = (self.oh, self.ow);
         for r in 0..MR {
             let row = row0 + r;
@@ -448,9 +385,7 @@ impl WinogradQConv {
                 break;
             }
             // Infallible: the slice is exactly TILES long.
-            let mv = |e: usize| -> &[i32; TILES] {
-                acc[(e * MR + r) * TILES..][..TILES].try_into().unwrap()
-            };
+            let mv = |e: usize| -> &[i32; TILES] { acc[(e * MR + r) * TILES..][..TILES].try_into().unwrap() };
             let mut y = [[0i8; TILES]; 4];
             let (bias, scale) = (self.bias[row], self.requant.scale[row]);
             for t in 0..TILES {
@@ -527,15 +462,11 @@ fn tile_portable(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR 
     for kk in 0..kh {
         for r in 0..MR {
             let w = a[kk * MR + r];
-            let (lo, hi) = (
-                i32::from(w as u16 as i16),
-                i32::from((w >> 16) as u16 as i16),
-            );
+            let (lo, hi) = (i32::from(w as u16 as i16), i32::from((w >> 16) as u16 as i16));
             for p in 0..panels {
                 let bb = &b[p * plen + kk * NR..][..NR];
                 for j in 0..NR {
-                    let s = lo * i32::from(bb[j] as u16 as i16)
-                        + hi * i32::from((bb[j] >> 16) as u16 as i16);
+                    let s = lo * i32::from(bb[j] as u16 as i16) + hi * i32::from((bb[j] >> 16) as u16 as i16);
                     acc[r * TILES + p * NR + j] = acc[r * TILES + p * NR + j].wrapping_add(s);
                 }
             }
@@ -560,21 +491,8 @@ mod tests {
     }
 
     fn check(cin: usize, h: usize, w: usize, pads: [usize; 4], m: usize, seed: u64, extreme: bool) {
-        let g = Geometry {
-            cin,
-            h,
-            w,
-            kh: 3,
-            kw: 3,
-            stride: (1, 1),
-            dilation: (1, 1),
-            pads,
-        };
-        let (wts, x) = if extreme {
-            (vec![-128i8; m * cin * 9], vec![-128i8; cin * h * w])
-        } else {
-            (data(seed, m * cin * 9), data(seed + 1, cin * h * w))
-        };
+        let g = Geometry { cin, h, w, kh: 3, kw: 3, stride: (1, 1), dilation: (1, 1), pads };
+        let (wts, x) = if extreme { (vec![-128i8; m * cin * 9], vec![-128i8; cin * h * w]) } else { (data(seed, m * cin * 9), data(seed + 1, cin * h * w)) };
         let bias: Vec<i32> = (0..m as i32).map(|i| i * 37 - 500).collect();
         let scale = if extreme { 1e-6 } else { 0.003 };
         let rq = Requant::new((0..m).map(|i| scale * (1.0 + i as f32 / 7.0)).collect(), -5);
@@ -609,26 +527,9 @@ mod tests {
 
     #[test]
     fn unsupported_geometries_are_refused() {
-        let g = Geometry {
-            cin: 4,
-            h: 8,
-            w: 8,
-            kh: 3,
-            kw: 3,
-            stride: (2, 2),
-            dilation: (1, 1),
-            pads: [1; 4],
-        };
-        assert!(
-            WinogradQConv::new(g, &[0; 4 * 36], &[0; 4], 0, Requant::new(vec![1.0; 4], 0)).is_err()
-        );
-        let g = Geometry {
-            cin: 4000,
-            stride: (1, 1),
-            ..g
-        };
-        assert!(
-            WinogradQConv::new(g, &vec![0; 36000], &[0], 0, Requant::new(vec![1.0], 0)).is_err()
-        );
+        let g = Geometry { cin: 4, h: 8, w: 8, kh: 3, kw: 3, stride: (2, 2), dilation: (1, 1), pads: [1; 4] };
+        assert!(WinogradQConv::new(g, &[0; 4 * 36], &[0; 4], 0, Requant::new(vec![1.0; 4], 0)).is_err());
+        let g = Geometry { cin: 4000, stride: (1, 1), ..g };
+        assert!(WinogradQConv::new(g, &vec![0; 36000], &[0], 0, Requant::new(vec![1.0], 0)).is_err());
     }
 }

@@ -50,9 +50,7 @@ pub(crate) fn tensor_proto(name: &str, dims: &[usize], data: &[f32]) -> pb::Tens
 /// A tensor type with a fixed shape.
 pub(crate) fn value_info(name: &str, elem_type: i32, dims: &[usize]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{dimension::Value, Dimension};
-    let shape = pb::TensorShapeProto {
-        dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() }).collect(),
-    };
+    let shape = pb::TensorShapeProto { dim: dims.iter().map(|&d| Dimension { value: Some(Value::DimValue(d as i64)), ..Default::default() }).collect() };
     pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
@@ -65,8 +63,7 @@ pub(crate) fn value_info(name: &str, elem_type: i32, dims: &[usize]) -> pb::Valu
 
 /// The `metadata_props` entries describing `model`.
 pub(crate) fn metadata(model: &Model, bn_folded: bool) -> Result<Vec<pb::StringStringEntryProto>> {
-    let pre = serde_json::to_string(&model.info.preprocess)
-        .map_err(|e| Error::Config(format!("cannot serialise preprocessing: {e}")))?;
+    let pre = serde_json::to_string(&model.info.preprocess).map_err(|e| Error::Config(format!("cannot serialise preprocessing: {e}")))?;
     let kv = |k: &str, v: String| pb::StringStringEntryProto { key: k.into(), value: v };
     Ok(vec![
         kv(meta::ARCH, model.info.arch.clone()),
@@ -140,7 +137,6 @@ pub(crate) fn conv_attrs(c: &crate::graph::Conv2d) -> Vec<pb::AttributeProto> {
 pub(crate) fn pool_attrs(p: &crate::graph::Pool2d) -> Vec<pb::AttributeProto> {
     vec![attr_ints("kernel_shape", &p.kernel), attr_ints("strides", &p.stride), attr_ints("pads", &p.pads)]
 }
-
 
 /// Wraps a graph into an edgenet `ModelProto`: IR version, opset 13, producer, metadata.
 pub(crate) fn model_proto(graph: pb::GraphProto, doc_string: String, metadata_props: Vec<pb::StringStringEntryProto>) -> pb::ModelProto {

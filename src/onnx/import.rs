@@ -51,11 +51,8 @@ fn const_of(t: &pb::TensorProto, origin: &str) -> Result<Const> {
     if !t.external_data.is_empty() {
         return Err(err(origin, format!("tensor `{name}` uses external data, which edgenet does not read")));
     }
-    let dims: Vec<usize> = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| err(origin, format!("tensor `{name}` has a negative dimension {d}"))))
-        .collect::<Result<_>>()?;
+    let dims: Vec<usize> =
+        t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| err(origin, format!("tensor `{name}` has a negative dimension {d}")))).collect::<Result<_>>()?;
     let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| err(origin, format!("tensor `{name}` is too large")))?;
     let bad_len = |got: usize| err(origin, format!("tensor `{name}` has shape {dims:?} but {got} values"));
     if t.data_type == DataType::Float as i32 {
@@ -70,10 +67,7 @@ fn const_of(t: &pb::TensorProto, origin: &str) -> Result<Const> {
         Ok(Const::F32(Tensor { shape: dims, data }))
     } else if t.data_type == DataType::Int64 as i32 {
         let data: Vec<i64> = if !t.raw_data.is_empty() {
-            t.raw_data
-                .chunks_exact(8)
-                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect()
+            t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
         } else {
             t.int64_data.clone()
         };
@@ -334,10 +328,13 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
     let info = ModelInfo {
         arch: metadata.get(meta::ARCH).map_or("imported".to_string(), |s| s.to_string()),
         preprocess,
-        labels: metadata
-            .get(meta::LABELS)
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| if classes == 1000 { "imagenet-1k".into() } else { format!("{classes} classes") }),
+        labels: metadata.get(meta::LABELS).map(|s| s.to_string()).unwrap_or_else(|| {
+            if classes == 1000 {
+                "imagenet-1k".into()
+            } else {
+                format!("{classes} classes")
+            }
+        }),
     };
     Model::new(info, g, weights).map_err(|e| err(origin, e.to_string()))
 }

@@ -7,11 +7,11 @@ mod import;
 pub mod validate;
 
 #[cfg(feature = "tools")]
-pub use export::{export, output_name, tensor_names, to_proto, ExportOptions};
-#[cfg(feature = "tools")]
 pub(crate) use export::{attr_float, attr_int, conv_attrs, metadata, model_proto, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8, value_info};
-pub use import::{import, import_proto, decode};
+#[cfg(feature = "tools")]
+pub use export::{export, output_name, tensor_names, to_proto, ExportOptions};
 pub(crate) use import::decode_buf;
+pub use import::{decode, import, import_proto};
 pub use validate::{validate, Limits};
 
 /// The ONNX opset edgenet writes.

@@ -165,11 +165,7 @@ fn check_tensor(t: &pb::TensorProto, origin: &str, limits: &Limits) -> Result<u6
         _ => t.int32_data.len() as u64,
     };
     let raw = t.raw_data.len() as u64;
-    let ok = if raw > 0 {
-        D::try_from(t.data_type) == Ok(D::String) || raw == bytes
-    } else {
-        typed == count
-    };
+    let ok = if raw > 0 { D::try_from(t.data_type) == Ok(D::String) || raw == bytes } else { typed == count };
     if !ok {
         let got = if raw > 0 { format!("{raw} bytes of raw data") } else { format!("{typed} values") };
         return Err(what(format!("shape {:?} holds {count} values, but it has {got}", t.dims)));

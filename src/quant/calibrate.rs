@@ -23,12 +23,7 @@ pub struct Calibration {
 ///
 /// # Errors
 /// No inputs, an input of the wrong size, or an engine failure.
-pub fn calibrate(
-    model: &Model,
-    inputs: &[Vec<f32>],
-    method: RangeMethod,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Calibration> {
+pub fn calibrate(model: &Model, inputs: &[Vec<f32>], method: RangeMethod, progress: &mut dyn FnMut(usize, usize)) -> Result<Calibration> {
     if inputs.is_empty() {
         return Err(Error::Config("calibration needs at least one input".into()));
     }

@@ -87,16 +87,17 @@ pub fn quantize(model: &Model, inputs: &[Vec<f32>], options: &QuantOptions, prog
             _ => None,
         })
         .collect();
-    let meta = vec![
-        ("edgenet.quantization".to_string(), format!(
+    let meta = vec![(
+        "edgenet.quantization".to_string(),
+        format!(
             "int8; weights {}; activations per tensor, asymmetric; ranges {:?}; equalization {}; bias correction {}; {} calibration inputs",
             if options.per_tensor { "per tensor" } else { "per output channel" },
             options.method,
             options.equalize,
             options.bias_correction,
             cal.samples
-        )),
-    ];
+        ),
+    )];
     let out = rewrite::emit(&reference, &params, &input_means, WeightScheme { per_tensor: options.per_tensor }, &meta)?;
     if out.bias_saturations > 0 {
         log::warn!("{} int32 bias values saturated", out.bias_saturations);

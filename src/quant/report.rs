@@ -131,7 +131,13 @@ pub fn report(original: &Model, q: &Quantized, inputs: &[(String, Vec<f32>)], fl
         .iter()
         .zip(&sums)
         .map(|((_, t), (s, n))| {
-            let sqnr = if *n == 0.0 { f64::INFINITY } else if *s == 0.0 { f64::NEG_INFINITY } else { 10.0 * (s / n).log10() };
+            let sqnr = if *n == 0.0 {
+                f64::INFINITY
+            } else if *s == 0.0 {
+                f64::NEG_INFINITY
+            } else {
+                10.0 * (s / n).log10()
+            };
             LayerReport { node: t.node.clone(), op: t.op.to_string(), sqnr_db: sqnr, flagged: sqnr < flag_below_db }
         })
         .collect();
@@ -177,7 +183,13 @@ impl Report {
                 x.cosine,
                 x.f32_top1,
                 x.int8_top1,
-                if x.f32_top1 == x.int8_top1 { "same" } else if x.top5_contains_f32_top1 { "differs (f32 top-1 in int8 top-5)" } else { "DIFFERS" }
+                if x.f32_top1 == x.int8_top1 {
+                    "same"
+                } else if x.top5_contains_f32_top1 {
+                    "differs (f32 top-1 in int8 top-5)"
+                } else {
+                    "DIFFERS"
+                }
             );
         }
         let _ = writeln!(

@@ -12,8 +12,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Conv2d, Op};
 use crate::model::Model;
 use crate::onnx::{
-    attr_float, attr_int, conv_attrs, metadata, output_name, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8,
-    model_proto, value_info, INPUT_NAME,
+    attr_float, attr_int, conv_attrs, metadata, model_proto, output_name, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8, value_info, INPUT_NAME,
 };
 
 /// One int8 tensor of the quantized model, with the f32 node it stands for.
@@ -150,13 +149,7 @@ impl Emitter<'_> {
 ///
 /// # Errors
 /// Weights missing from the model, or an op edgenet cannot quantize.
-pub fn emit(
-    model: &Model,
-    params: &[QParams],
-    input_means: &[Option<Vec<f32>>],
-    scheme: WeightScheme,
-    origin_meta: &[(String, String)],
-) -> Result<Emitted> {
+pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>], scheme: WeightScheme, origin_meta: &[(String, String)]) -> Result<Emitted> {
     let g = &model.graph;
     let n = g.nodes().len();
     let consumers = g.consumer_counts();
@@ -173,15 +166,7 @@ pub fn emit(
         }
     }
     let out_params: Vec<QParams> = (0..n).map(|i| params[act_of[i].unwrap_or(i)]).collect();
-    let mut e = Emitter {
-        model,
-        nodes: vec![],
-        inits: vec![],
-        q: vec![None; n],
-        f: vec![None; n],
-        params: &out_params,
-        tensors: vec![],
-    };
+    let mut e = Emitter { model, nodes: vec![], inits: vec![], q: vec![None; n], f: vec![None; n], params: &out_params, tensors: vec![] };
     e.f[0] = Some(INPUT_NAME.to_string());
     let mut bias_saturations = 0;
     let mut output_step = 0.0;

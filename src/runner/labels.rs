@@ -26,10 +26,7 @@ impl Labels {
         let text = std::fs::read_to_string(path).map_err(|e| Error::Labels { path: path.into(), message: e.to_string() })?;
         let names: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
         if names.len() != classes {
-            return Err(Error::Labels {
-                path: path.into(),
-                message: format!("has {} lines but the model has {classes} outputs", names.len()),
-            });
+            return Err(Error::Labels { path: path.into(), message: format!("has {} lines but the model has {classes} outputs", names.len()) });
         }
         Ok(Labels { names })
     }

@@ -30,9 +30,9 @@ pub struct Classifier {
 /// # Errors
 /// [`Error::Config`] when the metadata is absent or malformed.
 pub fn preprocess_from_metadata(engine: &Engine) -> Result<Preprocess> {
-    let json = engine.metadata(meta::PREPROCESS).ok_or_else(|| {
-        Error::Config(format!("the model has no `{}` metadata: give the preprocessing explicitly", meta::PREPROCESS))
-    })?;
+    let json = engine
+        .metadata(meta::PREPROCESS)
+        .ok_or_else(|| Error::Config(format!("the model has no `{}` metadata: give the preprocessing explicitly", meta::PREPROCESS)))?;
     let p: Preprocess = serde_json::from_str(json).map_err(|e| Error::Config(format!("metadata {}: {e}", meta::PREPROCESS)))?;
     p.validate()?;
     Ok(p)
@@ -51,10 +51,7 @@ impl Classifier {
         preprocess.validate()?;
         let [_, c, h, w] = engine.input_shape();
         if c != 3 || h != preprocess.height || w != preprocess.width {
-            return Err(Error::Config(format!(
-                "preprocessing makes 3×{}×{} tensors but the model takes {c}×{h}×{w}",
-                preprocess.height, preprocess.width
-            )));
+            return Err(Error::Config(format!("preprocessing makes 3×{}×{} tensors but the model takes {c}×{h}×{w}", preprocess.height, preprocess.width)));
         }
         let input = vec![0.0; engine.input_len()];
         let output = vec![0.0; engine.output_len()];

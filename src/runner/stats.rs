@@ -158,14 +158,7 @@ impl Stats {
             }
             self.max_ms
         };
-        Latency {
-            mean: self.sum_ms / self.count as f64,
-            p50: pct(0.5),
-            p90: pct(0.9),
-            p99: pct(0.99),
-            min: self.min_ms,
-            max: self.max_ms,
-        }
+        Latency { mean: self.sum_ms / self.count as f64, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), min: self.min_ms, max: self.max_ms }
     }
 }
 

@@ -134,10 +134,7 @@ impl<M: Model> StreamRunner<M> {
         preprocess.validate()?;
         let [_, c, h, w] = model.input_shape();
         if c != 3 || h != preprocess.height || w != preprocess.width {
-            return Err(Error::Config(format!(
-                "preprocessing makes 3×{}×{} tensors but the model takes {c}×{h}×{w}",
-                preprocess.height, preprocess.width
-            )));
+            return Err(Error::Config(format!("preprocessing makes 3×{}×{} tensors but the model takes {c}×{h}×{w}", preprocess.height, preprocess.width)));
         }
         if opts.every == 0 || opts.top == 0 || opts.top > MAX_TOP_K {
             return Err(Error::Config(format!("--every must be ≥ 1 and --top in 1..={MAX_TOP_K}")));

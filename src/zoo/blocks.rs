@@ -28,14 +28,7 @@ pub enum Act {
 /// # Errors
 /// Any shape error of the three nodes.
 #[allow(clippy::too_many_arguments)]
-pub fn conv_bn_act(
-    b: &mut GraphBuilder,
-    x: TensorId,
-    names: (&str, &str, &str),
-    spec: ConvSpec,
-    eps: f32,
-    act: Act,
-) -> Result<TensorId> {
+pub fn conv_bn_act(b: &mut GraphBuilder, x: TensorId, names: (&str, &str, &str), spec: ConvSpec, eps: f32, act: Act) -> Result<TensorId> {
     let (conv, bn, act_name) = names;
     let y = b.conv2d(conv, x, spec)?;
     let y = b.batch_norm(bn, y, eps)?;
@@ -126,17 +119,11 @@ impl IrNaming {
     /// `None` when the block has no expansion conv.
     pub fn names(self, has_expand: bool) -> (Option<ConvNames>, ConvNames, ConvNames) {
         match (self, has_expand) {
-            (IrNaming::Torchvision, true) => (
-                Some(("conv.0.0", "conv.0.1", "conv.0.2")),
-                ("conv.1.0", "conv.1.1", "conv.1.2"),
-                ("conv.2", "conv.3", ""),
-            ),
+            (IrNaming::Torchvision, true) => (Some(("conv.0.0", "conv.0.1", "conv.0.2")), ("conv.1.0", "conv.1.1", "conv.1.2"), ("conv.2", "conv.3", "")),
             (IrNaming::Torchvision, false) => (None, ("conv.0.0", "conv.0.1", "conv.0.2"), ("conv.1", "conv.2", "")),
-            (IrNaming::EfficientNet, e) => (
-                e.then_some(("_expand_conv", "_bn0", "_expand_act")),
-                ("_depthwise_conv", "_bn1", "_depthwise_act"),
-                ("_project_conv", "_bn2", ""),
-            ),
+            (IrNaming::EfficientNet, e) => {
+                (e.then_some(("_expand_conv", "_bn0", "_expand_act")), ("_depthwise_conv", "_bn1", "_depthwise_act"), ("_project_conv", "_bn2", ""))
+            }
         }
     }
 }

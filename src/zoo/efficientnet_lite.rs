@@ -18,15 +18,8 @@ pub const BN_EPS: f32 = 1e-3;
 
 /// Stages `(t, c, n, s, k)`: expansion, output channels, repeats, stride of the first repeat,
 /// depthwise kernel.
-pub const LITE0_STAGES: [(usize, usize, usize, usize, usize); 7] = [
-    (1, 16, 1, 1, 3),
-    (6, 24, 2, 2, 3),
-    (6, 40, 2, 2, 5),
-    (6, 80, 3, 2, 3),
-    (6, 112, 3, 1, 5),
-    (6, 192, 4, 2, 5),
-    (6, 320, 1, 1, 3),
-];
+pub const LITE0_STAGES: [(usize, usize, usize, usize, usize); 7] =
+    [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 40, 2, 2, 5), (6, 80, 3, 2, 3), (6, 112, 3, 1, 5), (6, 192, 4, 2, 5), (6, 320, 1, 1, 3)];
 
 /// Builds EfficientNet-Lite0 at `cfg.resolution` with `cfg.num_classes` outputs.
 ///

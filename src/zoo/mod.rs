@@ -36,15 +36,7 @@ pub enum Arch {
 
 impl Arch {
     /// Every architecture, in a stable order.
-    pub const ALL: [Arch; 7] = [
-        Arch::ResNet18,
-        Arch::ResNet34,
-        Arch::ResNet50,
-        Arch::ResNet101,
-        Arch::ResNet152,
-        Arch::MobileNetV2,
-        Arch::EfficientNetLite0,
-    ];
+    pub const ALL: [Arch; 7] = [Arch::ResNet18, Arch::ResNet34, Arch::ResNet50, Arch::ResNet101, Arch::ResNet152, Arch::MobileNetV2, Arch::EfficientNetLite0];
 
     /// The name used on the command line and in model metadata.
     pub fn name(self) -> &'static str {
@@ -83,13 +75,10 @@ impl FromStr for Arch {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
         let norm = s.to_ascii_lowercase().replace(['-', '_'], "");
-        Arch::ALL
-            .into_iter()
-            .find(|a| a.name().replace('_', "") == norm)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
-                Error::Config(format!("unknown architecture `{s}`; choose one of {}", names.join(", ")))
-            })
+        Arch::ALL.into_iter().find(|a| a.name().replace('_', "") == norm).ok_or_else(|| {
+            let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+            Error::Config(format!("unknown architecture `{s}`; choose one of {}", names.join(", ")))
+        })
     }
 }
 
@@ -134,10 +123,7 @@ impl ZooConfig {
             return Err(Error::Config(format!("--width-mult applies to mobilenet_v2 only; {arch} has a fixed width")));
         }
         if !(MIN_RESOLUTION..=MAX_RESOLUTION).contains(&self.resolution) {
-            return Err(Error::Config(format!(
-                "--resolution {} is not supported: {arch} needs {MIN_RESOLUTION}..={MAX_RESOLUTION} pixels",
-                self.resolution
-            )));
+            return Err(Error::Config(format!("--resolution {} is not supported: {arch} needs {MIN_RESOLUTION}..={MAX_RESOLUTION} pixels", self.resolution)));
         }
         if self.num_classes == 0 || self.num_classes > 1_000_000 {
             return Err(Error::Config(format!("--num-classes must be in 1..=1000000, got {}", self.num_classes)));

@@ -43,8 +43,7 @@ pub fn stage_table(depth: usize) -> Option<(Block, [(usize, usize, usize); 4])> 
 /// # Errors
 /// An unsupported depth, or an input too small for the network.
 pub fn resnet(depth: usize, cfg: &ZooConfig) -> Result<Graph> {
-    let (block, table) = stage_table(depth)
-        .ok_or_else(|| crate::Error::Config(format!("ResNet-{depth} does not exist; choose 18, 34, 50, 101 or 152")))?;
+    let (block, table) = stage_table(depth).ok_or_else(|| crate::Error::Config(format!("ResNet-{depth} does not exist; choose 18, 34, 50, 101 or 152")))?;
     let mut b = GraphBuilder::new();
     let x = b.input(3, cfg.resolution, cfg.resolution)?;
     let mut x = conv_bn_act(&mut b, x, ("conv1", "bn1", "relu"), ConvSpec::new(64, 7).stride(2), TORCH_BN_EPS, Act::Relu)?;

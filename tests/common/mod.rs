@@ -199,18 +199,8 @@ fn judge_with(args: &[&str], literal: bool) -> String {
     if literal {
         cmd.env("EDGENET_ORT_LITERAL", "1");
     }
-    let out = cmd
-        .arg(judge_script())
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start the external judge ({}): {e}", judge.python.display()));
-    assert!(
-        out.status.success(),
-        "judge {:?} failed:\n{}\n{}",
-        args,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = cmd.arg(judge_script()).args(args).output().unwrap_or_else(|e| panic!("cannot start the external judge ({}): {e}", judge.python.display()));
+    assert!(out.status.success(), "judge {:?} failed:\n{}\n{}", args, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 

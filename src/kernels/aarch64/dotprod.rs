@@ -82,7 +82,8 @@ macro_rules! sdot {
 #[inline]
 #[target_feature(enable = "dotprod")]
 unsafe fn tile(a: *const i8, b: *const i8, kb: usize, init: [int32x4_t; 2]) -> [int32x4_t; 16] {
-    let mut acc = [init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1]];
+    let mut acc =
+        [init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1]];
     // kb ≥ 1 (k ≥ 1). An odd group first, then pairs of groups per iteration (fewer loop
     // instructions per `sdot`).
     macro_rules! step {
@@ -296,7 +297,19 @@ impl Depthwise {
     /// If a tile would read past `planes` or `out` is not `oh · ow` long.
     #[target_feature(enable = "dotprod")]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn channel(&self, c: usize, planes: &[i8], pw: usize, phase: usize, row_step: usize, scale: f32, zp: i32, oh: usize, ow: usize, out: &mut [i8]) {
+    pub(crate) unsafe fn channel(
+        &self,
+        c: usize,
+        planes: &[i8],
+        pw: usize,
+        phase: usize,
+        row_step: usize,
+        scale: f32,
+        zp: i32,
+        oh: usize,
+        ow: usize,
+        out: &mut [i8],
+    ) {
         assert_eq!(out.len(), oh * ow);
         if oh == 0 || ow == 0 {
             return;
@@ -324,11 +337,7 @@ impl Depthwise {
                 for ky in 0..kh {
                     let p = row.add(ky * pw + ox);
                     let (t0, t1) = (vld1q_s8(p), vld1q_s8(p.add(16)));
-                    let table = if stride2 {
-                        int8x16x4_t(t0, t1, vld1q_s8(p.add(phase)), vld1q_s8(p.add(phase + 16)))
-                    } else {
-                        int8x16x4_t(t0, t1, t0, t1)
-                    };
+                    let table = if stride2 { int8x16x4_t(t0, t1, vld1q_s8(p.add(phase)), vld1q_s8(p.add(phase + 16))) } else { int8x16x4_t(t0, t1, t0, t1) };
                     for (g, ig) in idx.iter().enumerate().take(groups) {
                         let wv = vld1q_s8(w.as_ptr().add((ky * groups + g) * 16));
                         for (a, &ix) in acc.iter_mut().zip(ig) {

@@ -27,7 +27,16 @@ pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize, mr: usize, kc: usize) -
 /// Every read and write lies within the caller's `src` and packed buffer.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn pack_columns_tail(src: *const i8, stride: usize, rows: usize, dst: *mut i8, panel: usize, cols: std::ops::Range<usize>, nr: usize, kc: usize) {
+pub(crate) unsafe fn pack_columns_tail(
+    src: *const i8,
+    stride: usize,
+    rows: usize,
+    dst: *mut i8,
+    panel: usize,
+    cols: std::ops::Range<usize>,
+    nr: usize,
+    kc: usize,
+) {
     for c in cols {
         let d = dst.add((c / nr) * panel + (c % nr) * kc);
         for i in 0..kc {

@@ -230,7 +230,18 @@ pub(crate) unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t)
 /// row) or `out` is not `oh · ow` long.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub(crate) fn depthwise_channel(planes: &[i16], offsets: &[usize], w: &[i32], bias: i32, scale: f32, zp: i32, oh: usize, ow: usize, row_step: usize, out: &mut [i8]) {
+pub(crate) fn depthwise_channel(
+    planes: &[i16],
+    offsets: &[usize],
+    w: &[i32],
+    bias: i32,
+    scale: f32,
+    zp: i32,
+    oh: usize,
+    ow: usize,
+    row_step: usize,
+    out: &mut [i8],
+) {
     assert_eq!(out.len(), oh * ow);
     assert_eq!(offsets.len(), w.len());
     if oh == 0 || ow == 0 {
@@ -499,7 +510,12 @@ pub(crate) fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy
         for i in (0..full).step_by(16) {
             let fa = quarters(vld1q_s8(a.as_ptr().add(i)), za, qa.0);
             let fb = quarters(vld1q_s8(b.as_ptr().add(i)), zb, qb.0);
-            let v = [vdivq_f32(vaddq_f32(fa[0], fb[0]), sy), vdivq_f32(vaddq_f32(fa[1], fb[1]), sy), vdivq_f32(vaddq_f32(fa[2], fb[2]), sy), vdivq_f32(vaddq_f32(fa[3], fb[3]), sy)];
+            let v = [
+                vdivq_f32(vaddq_f32(fa[0], fb[0]), sy),
+                vdivq_f32(vaddq_f32(fa[1], fb[1]), sy),
+                vdivq_f32(vaddq_f32(fa[2], fb[2]), sy),
+                vdivq_f32(vaddq_f32(fa[3], fb[3]), sy),
+            ];
             vst1q_s8(y.as_mut_ptr().add(i), clamp_round16(v, lo, hi, zp16));
         }
     }

@@ -31,15 +31,7 @@ impl DenseQConv {
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn gemm_avx2(
-        &self,
-        packed: &[i16],
-        wide: &mut Vec<u32>,
-        col0: usize,
-        ncols: usize,
-        n: usize,
-        y: Out,
-    ) {
+    unsafe fn gemm_avx2(&self, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
         use std::arch::x86_64::*;
         let kh = self.kp / 2;
         let panel_len = kh * NR * 2;
@@ -50,11 +42,7 @@ impl DenseQConv {
             while p < panels {
                 let two = p + 1 < panels;
                 let b0 = packed[p * panel_len..].as_ptr();
-                let b1 = if two {
-                    packed[(p + 1) * panel_len..].as_ptr()
-                } else {
-                    b0
-                };
+                let b1 = if two { packed[(p + 1) * panel_len..].as_ptr() } else { b0 };
                 // SAFETY: each panel holds kh·16 i16, A holds kh·MR words; AVX2 is present.
                 let [c00, c01, c10, c11, c20, c21, c30, c31] = unsafe {
                     if two {
@@ -69,14 +57,7 @@ impl DenseQConv {
                     for (r, (lo, hi)) in tile.into_iter().enumerate() {
                         let row = blk * MR + r;
                         // SAFETY: this task owns columns col0.. of every row (see `run_par`); AVX2.
-                        unsafe {
-                            self.requant16_avx2(
-                                lo,
-                                hi,
-                                row,
-                                y.slice(row * n + col0 + p * NR, 2 * NR),
-                            )
-                        };
+                        unsafe { self.requant16_avx2(lo, hi, row, y.slice(row * n + col0 + p * NR, 2 * NR)) };
                     }
                 } else {
                     let mut acc = [[0i32; 2 * NR]; MR];
@@ -100,29 +81,16 @@ impl DenseQConv {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn requant16_avx2(
-        &self,
-        lo: std::arch::x86_64::__m256i,
-        hi: std::arch::x86_64::__m256i,
-        row: usize,
-        out: &mut [i8],
-    ) {
+    unsafe fn requant16_avx2(&self, lo: std::arch::x86_64::__m256i, hi: std::arch::x86_64::__m256i, row: usize, out: &mut [i8]) {
         use std::arch::x86_64::*;
         assert!(out.len() >= 16);
         let rq = &self.requant;
         let bias = _mm256_set1_epi32(self.bias[row]);
         let scale = _mm256_set1_ps(rq.scale[row]);
-        let (lo_f, hi_f, zp) = (
-            _mm256_set1_ps(rq.lo),
-            _mm256_set1_ps(rq.hi),
-            _mm256_set1_epi32(rq.zero_point),
-        );
+        let (lo_f, hi_f, zp) = (_mm256_set1_ps(rq.lo), _mm256_set1_ps(rq.hi), _mm256_set1_epi32(rq.zero_point));
         let q = |v: __m256i| {
             let f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v, bias)), scale);
-            _mm256_add_epi32(
-                _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f)),
-                zp,
-            )
+            _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f)), zp)
         };
         // packs works within 128-bit lanes: [a0..3 b0..3 | a4..7 b4..7] → reorder the quads.
         let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q(lo), q(hi)));
@@ -142,16 +110,10 @@ impl DenseQConv {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
-pub(crate) unsafe fn micro_4x16<const TWO: bool>(
-    a: *const u32,
-    b0: *const u32,
-    b1: *const u32,
-    kh: usize,
-) -> [std::arch::x86_64::__m256i; 8] {
+pub(crate) unsafe fn micro_4x16<const TWO: bool>(a: *const u32, b0: *const u32, b1: *const u32, kh: usize) -> [std::arch::x86_64::__m256i; 8] {
     use std::arch::x86_64::*;
     let z = _mm256_setzero_si256();
-    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21, mut c30, mut c31) =
-        (z, z, z, z, z, z, z, z);
+    let (mut c00, mut c01, mut c10, mut c11, mut c20, mut c21, mut c30, mut c31) = (z, z, z, z, z, z, z, z);
     for kk in 0..kh {
         // SAFETY: kk < kh (the caller's contract covers the lengths).
         unsafe {
@@ -180,15 +142,7 @@ pub(crate) unsafe fn micro_4x16<const TWO: bool>(
 /// [`pack_b`] with AVX2: two rows of 8 columns interleaved and sign-extended in registers.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn pack_b_avx2(
-    cols: &[i8],
-    k: usize,
-    n: usize,
-    kp: usize,
-    c0: usize,
-    ncols: usize,
-    packed: &mut [i16],
-) {
+pub(super) unsafe fn pack_b_avx2(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, packed: &mut [i16]) {
     use std::arch::x86_64::*;
     let kh = kp / 2;
     let full = ncols / NR;
@@ -219,15 +173,6 @@ pub(super) unsafe fn pack_b_avx2(
     }
     if full * NR < ncols {
         let start = full * kh * NR * 2;
-        pack_b(
-            cols,
-            k,
-            n,
-            kp,
-            c0 + full * NR,
-            ncols - full * NR,
-            &mut packed[start..],
-        );
+        pack_b(cols, k, n, kp, c0 + full * NR, ncols - full * NR, &mut packed[start..]);
     }
 }
-

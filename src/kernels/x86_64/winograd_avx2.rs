@@ -40,17 +40,10 @@ pub(super) unsafe fn transform_tile_row_avx2(rows: &[i8], rs: usize, tw: usize, 
             o1[i] = _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(b));
         }
         // Rows of Bᵀ d: r0 = d0 − d2, r1 = d1 + d2, r2 = d2 − d1, r3 = d1 − d3.
-        let bt = |d: [__m256i; 4]| {
-            [_mm256_sub_epi16(d[0], d[2]), _mm256_add_epi16(d[1], d[2]), _mm256_sub_epi16(d[2], d[1]), _mm256_sub_epi16(d[1], d[3])]
-        };
+        let bt = |d: [__m256i; 4]| [_mm256_sub_epi16(d[0], d[2]), _mm256_add_epi16(d[1], d[2]), _mm256_sub_epi16(d[2], d[1]), _mm256_sub_epi16(d[1], d[3])];
         let (re, ro, re1, ro1) = (bt(e), bt(o), bt(e1), bt(o1));
         for a in 0..4 {
-            let vals = [
-                _mm256_sub_epi16(re[a], re1[a]),
-                _mm256_add_epi16(ro[a], re1[a]),
-                _mm256_sub_epi16(re1[a], ro[a]),
-                _mm256_sub_epi16(ro[a], ro1[a]),
-            ];
+            let vals = [_mm256_sub_epi16(re[a], re1[a]), _mm256_add_epi16(ro[a], re1[a]), _mm256_sub_epi16(re1[a], ro[a]), _mm256_sub_epi16(ro[a], ro1[a])];
             for (b, val) in vals.into_iter().enumerate() {
                 // SAFETY: (4a + b)·vs + base + t0 + 16 ≤ v.len() (asserted).
                 unsafe { _mm256_storeu_si256(v.as_mut_ptr().add((4 * a + b) * vs + base + t0) as *mut __m256i, val) };
