@@ -34,10 +34,12 @@ fn export_then_inspect() {
 fn usage_errors_exit_2_and_failures_exit_1() {
     let out = Command::new(bin()).args(["export"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = Command::new(bin()).args(["export", "resnet51", "-o", "/tmp/x.onnx"]).output().unwrap();
+    let x = scratch("usage_errors").join("x.onnx");
+    let x = x.to_str().unwrap();
+    let out = Command::new(bin()).args(["export", "resnet51", "-o", x]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("resnet51"));
-    let out = Command::new(bin()).args(["export", "mobilenet_v2", "--width-mult", "0", "-o", "/tmp/x.onnx"]).output().unwrap();
+    let out = Command::new(bin()).args(["export", "mobilenet_v2", "--width-mult", "0", "-o", x]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("width-mult"));
     let out = Command::new(bin()).args(["inspect", "/nonexistent.onnx"]).output().unwrap();
