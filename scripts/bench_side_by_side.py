@@ -11,9 +11,13 @@ onnxruntime is also measured at its best), this script
   * runs onnxruntime on the same file in a child Python process (CPU provider, one intra-op
     and one inter-op thread, sequential execution, default graph optimizations), with the same
     warm-up and number of timed runs;
-  * takes each child's peak resident memory from the kernel (ru_maxrss of that child through
-    wait4, the same measure for both), so each figure covers loading the model and running
-    1 + W + R inferences, and nothing else;
+  * takes each child's peak resident memory as the child itself reads it at the end (VmHWM of
+    its own address space: `edgenet bench --json` memory.rss_peak_bytes, the onnxruntime
+    child's VmHWM, `edgenet run --json` summary resident.peak_bytes), so each figure covers
+    loading the model and running 1 + W + R inferences, and nothing else. Not wait4's
+    ru_maxrss: Linux carries the parent's high-water mark across fork and exec into it, so a
+    child of this Python process (tens of MB, hundreds after quantizing) would report at least
+    the parent's size;
   * if this build has `edgenet run`, also runs it on a synthetic 640×480 stream of
     --run-frames frames (100 by default) and records its peak RSS the same way;
 
@@ -215,6 +219,7 @@ def ratio(a, b, fmt="{:.2f}×"):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ort-child", help=argparse.SUPPRESS)
+    ap.add_argument("--ort-quantize", nargs=2, help=argparse.SUPPRESS)
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
     ap.add_argument("--quick", action="store_true", help="1 warm-up, 5 timed runs, 10-frame run streams")
     ap.add_argument("--warmup", type=int, default=None, help="untimed runs after the first (default 3, --quick 1)")
@@ -229,6 +234,9 @@ def main():
     args = ap.parse_args()
     if args.ort_child:
         ort_child(args.ort_child, args.warmup or 0, args.runs or 1)
+        return
+    if args.ort_quantize:
+        ort_quantize(*args.ort_quantize, os.path.join(ROOT, "models", "calibration"))
         return
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     runs = args.runs if args.runs is not None else (5 if args.quick else 30)
@@ -267,12 +275,14 @@ def main():
         ort_int8 = os.path.join(args.workdir, f"{name}.ort-int8.onnx")
         if args.rebuild or not os.path.exists(ort_int8):
             log(f"{title}: onnxruntime quantize_static")
-            ort_quantize(f32, ort_int8, os.path.join(ROOT, "models", "calibration"))
+            # In a child: this process stays small (it spawns the measured ones).
+            run_child([sys.executable, os.path.abspath(__file__), "--ort-quantize", f32, ort_int8], "onnxruntime quantize_static")
         for precision, path in (("f32", f32), ("int8", int8), (ORT_INT8, ort_int8)):
             log(f"{title} {precision}: edgenet bench")
             try:
                 out, e_rss = run_child([edgenet, "bench", path, "--json", "--threads", "1", "--warmup", str(warmup), "--runs", str(runs)], "edgenet bench")
                 e = json.loads(out)
+                e_rss = e["memory"].get("rss_peak_bytes") or e_rss
             except SystemExit as err:
                 # onnxruntime's QDQ file may be one edgenet does not run: say so in the table.
                 log(f"{title} {precision}: edgenet could not run it: {err}")
@@ -281,6 +291,7 @@ def main():
                 log(f"{title} {precision}: onnxruntime")
                 out, o_rss = run_child([sys.executable, os.path.abspath(__file__), "--ort-child", path, "--warmup", str(warmup), "--runs", str(runs)], "onnxruntime")
                 o = json.loads(out)
+                o_rss = o.get("rss_peak_bytes") or o_rss
                 rows.append({"model": title, "precision": precision, "file_bytes": os.path.getsize(path), "edgenet": None, "ort": o,
                              "edgenet_rss": None, "ort_rss": o_rss, "run_rss": None})
                 continue
@@ -289,12 +300,15 @@ def main():
             log(f"{title} {precision}: onnxruntime")
             out, o_rss = run_child([sys.executable, os.path.abspath(__file__), "--ort-child", path, "--warmup", str(warmup), "--runs", str(runs)], "onnxruntime")
             o = json.loads(out)
+            o_rss = o.get("rss_peak_bytes") or o_rss
             ort_version = o["onnxruntime"]
             ort_baseline = o["rss_baseline_bytes"] or ort_baseline
             r_rss = None
             if with_run:
                 log(f"{title} {precision}: edgenet run, {frames} synthetic frames")
-                _, r_rss = run_child([edgenet, "run", path, "--source", "synthetic:640x480", "--max-frames", str(frames), "--threads", "1", "--json"], "edgenet run")
+                out, r_rss = run_child([edgenet, "run", path, "--source", "synthetic:640x480", "--max-frames", str(frames), "--threads", "1", "--json"], "edgenet run")
+                summary = json.loads(out.strip().splitlines()[-1])
+                r_rss = (summary.get("resident") or {}).get("peak_bytes") or r_rss
             rows.append({"model": title, "precision": precision, "file_bytes": os.path.getsize(path), "edgenet": e, "ort": o,
                          "edgenet_rss": e_rss, "ort_rss": o_rss, "run_rss": r_rss})
 
@@ -324,8 +338,8 @@ def render(rows, machine, ort_version, warmup, runs, frames, with_run, ort_basel
     lines += [
         "",
         f"One thread in both runtimes, the same ONNX file, a synthetic input; 1 first inference, {warmup} warm-up, "
-        f"{runs} timed runs; latency of the model alone (no decoding or preprocessing). Peak RSS is the kernel's "
-        "ru_maxrss of the child process that loaded the model and ran all of its inferences.",
+        f"{runs} timed runs; latency of the model alone (no decoding or preprocessing). Peak RSS is the VmHWM each child process reads of itself at the end "
+        "(loading the model and all of its inferences; not wait4's ru_maxrss, which Linux makes at least the parent's size).",
         "",
         "| network | precision | file | edgenet p50 | edgenet mean | onnxruntime p50 | onnxruntime mean | edgenet / onnxruntime (p50) "
         "| edgenet peak RSS | onnxruntime peak RSS | `edgenet run` peak RSS |",
