@@ -105,12 +105,18 @@ impl prost::bytes::Buf for FileBuf {
         &self.chunk[self.pos..]
     }
 
-    fn advance(&mut self, cnt: usize) {
-        let in_chunk = self.chunk.len() - self.pos;
-        assert!(cnt <= in_chunk, "advance past the current chunk ({cnt} > {in_chunk})");
-        self.pos += cnt;
-        self.remaining -= cnt;
-        self.fill();
+    /// Consumes `cnt` bytes, across chunks if need be (prost skips an unknown field with one
+    /// `advance` of its whole length). Past the end it stops at the end: the decoder then
+    /// finds the buffer short and fails, a clean error.
+    fn advance(&mut self, mut cnt: usize) {
+        while cnt > 0 && self.remaining > 0 {
+            let take = cnt.min(self.chunk.len() - self.pos);
+            self.pos += take;
+            self.remaining -= take;
+            cnt -= take;
+            // Refills an exhausted chunk; a read error sets `remaining` to 0, ending the loop.
+            self.fill();
+        }
     }
 }
 
@@ -246,6 +252,13 @@ mod tests {
         assert!(e.contains("truncated.onnx") && e.contains("not a valid ONNX protobuf"), "{e}");
         std::fs::write(&path, b"").unwrap();
         assert!(decode_file(&path, "empty.onnx").unwrap_err().to_string().contains("empty"));
+        // An unknown field longer than a chunk, which prost skips with one `advance` across
+        // chunks: decoded like the bytes, not a panic.
+        let mut with_unknown = bytes.clone();
+        let payload = vec![7u8; 600_000];
+        prost::encoding::bytes::encode(999, &payload, &mut with_unknown);
+        std::fs::write(&path, &with_unknown).unwrap();
+        assert_eq!(decode_file(&path, "unknown").unwrap(), crate::onnx::decode(&with_unknown, "unknown").unwrap());
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 

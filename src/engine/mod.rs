@@ -105,15 +105,11 @@ fn check_activations(model: &TypedModel, origin: &str, limit: u64) -> Result<()>
             }
             let bytes = shape.iter().fold(output.fact.datum_type.size_of() as u64, |b, &d| b.saturating_mul(d as u64));
             if bytes > limit {
+                let what = format!("its output {shape:?}");
+                let limits = crate::onnx::Limits { memory_bytes: limit };
                 return Err(onnx_err(
                     origin,
-                    format!(
-                        "node `{}` ({}): its output {shape:?} would need {:.1} MiB, over the memory limit of {:.1} MiB (raise it with --memory-limit MIB if the machine has the memory)",
-                        node.name,
-                        node.op.name(),
-                        bytes as f64 / (1u64 << 20) as f64,
-                        limit as f64 / (1u64 << 20) as f64
-                    ),
+                    format!("node `{}` ({}): {}", node.name, node.op.name(), crate::onnx::validate::over_budget(&what, bytes, &limits)),
                 ));
             }
         }

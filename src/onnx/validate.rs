@@ -74,7 +74,7 @@ fn node_name(node: &pb::NodeProto) -> String {
 }
 
 /// The message that refuses something over the budget.
-fn over_budget(what: &str, bytes: u64, limits: &Limits) -> String {
+pub(crate) fn over_budget(what: &str, bytes: u64, limits: &Limits) -> String {
     format!(
         "{what} would need {}, over the memory limit of {} (raise it with --memory-limit MIB if the machine has the memory)",
         mib(bytes),
