@@ -114,6 +114,35 @@ fn out_dim(node: &str, axis: &str, size: usize, k: usize, s: usize, d: usize, be
     Ok((padded - span) / s + 1)
 }
 
+/// Output size of a pooling window along one axis, floor or ceil mode (ONNX, PyTorch and
+/// tract agree: in ceil mode a last window that would start in the trailing padding is dropped).
+fn pool_out_dim(node: &str, axis: &str, size: usize, k: usize, s: usize, before: usize, after: usize, ceil: bool) -> Result<usize> {
+    let floor = out_dim(node, axis, size, k, s, 1, before, after)?;
+    if !ceil {
+        return Ok(floor);
+    }
+    let span = size + before + after - k;
+    let mut out = span.div_ceil(s) + 1;
+    if (out - 1) * s >= size + before {
+        out -= 1;
+    }
+    Ok(out.max(floor))
+}
+
+/// NumPy broadcasting of two shapes.
+fn broadcast(node: &str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let n = a.len().max(b.len());
+    let at = |s: &[usize], i: usize| if i + s.len() >= n { s[i + s.len() - n] } else { 1 };
+    (0..n)
+        .map(|i| match (at(a, i), at(b, i)) {
+            (x, y) if x == y => Ok(x),
+            (1, y) => Ok(y),
+            (x, 1) => Ok(x),
+            _ => Err(Error::shape(node, format!("shapes {a:?} and {b:?} do not broadcast"))),
+        })
+        .collect()
+}
+
 fn same_pads(size: usize, k: usize, s: usize, d: usize) -> (usize, usize) {
     let out = size.div_ceil(s.max(1));
     let span = d * (k.max(1) - 1) + 1;
@@ -161,6 +190,11 @@ impl GraphBuilder {
     /// Shape of a tensor made so far.
     pub fn shape(&self, t: TensorId) -> &[usize] {
         &self.nodes[t.0].shape
+    }
+
+    /// Name of the node that made a tensor.
+    pub fn node_name(&self, t: TensorId) -> &str {
+        &self.nodes[t.0].name
     }
 
     fn check_id(&self, node: &str, t: TensorId) -> Result<&[usize]> {
@@ -319,8 +353,187 @@ impl GraphBuilder {
         let [_, c, h, w] = self.nchw(&node, x)?;
         let oh = out_dim(&node, "height", h, kernel, stride, 1, padding, padding)?;
         let ow = out_dim(&node, "width", w, kernel, stride, 1, padding, padding)?;
-        let pool = Pool2d { kernel: [kernel; 2], stride: [stride; 2], pads: [padding; 4] };
+        let pool = Pool2d::square(kernel, stride, padding);
         self.push(local, Op::MaxPool(pool), vec![x], vec![1, c, oh, ow])
+    }
+
+    fn pool(&mut self, local: &str, x: TensorId, pool: Pool2d, avg: bool) -> Result<TensorId> {
+        let node = self.path(local);
+        let [_, c, h, w] = self.nchw(&node, x)?;
+        let (k, s, p) = (pool.kernel, pool.stride, pool.pads);
+        if p[0] >= k[0] || p[2] >= k[0] || p[1] >= k[1] || p[3] >= k[1] {
+            return Err(Error::shape(&node, format!("pads {p:?} must be smaller than the window {k:?}")));
+        }
+        let oh = pool_out_dim(&node, "height", h, k[0], s[0], p[0], p[2], pool.ceil_mode)?;
+        let ow = pool_out_dim(&node, "width", w, k[1], s[1], p[1], p[3], pool.ceil_mode)?;
+        let op = if avg { Op::AvgPool(pool) } else { Op::MaxPool(pool) };
+        self.push(local, op, vec![x], vec![1, c, oh, ow])
+    }
+
+    /// Max pooling with any window, strides, pads and rounding.
+    ///
+    /// # Shapes
+    /// `[1, C, H, W]` → `[1, C, H', W']`, `H' = (H + pads − k) / stride + 1`, rounded up in
+    /// ceil mode.
+    ///
+    /// # Errors
+    /// Wrong rank, a pad not smaller than the window, or an output smaller than one pixel.
+    pub fn max_pool2d(&mut self, local: &str, x: TensorId, pool: Pool2d) -> Result<TensorId> {
+        self.pool(local, x, pool, false)
+    }
+
+    /// Average pooling; the divisor counts padded pixels when `count_include_pad`.
+    ///
+    /// # Shapes
+    /// As [`max_pool2d`](Self::max_pool2d).
+    ///
+    /// # Errors
+    /// As [`max_pool2d`](Self::max_pool2d).
+    pub fn avg_pool2d(&mut self, local: &str, x: TensorId, pool: Pool2d) -> Result<TensorId> {
+        self.pool(local, x, pool, true)
+    }
+
+    /// Logistic sigmoid. Any shape → same.
+    ///
+    /// # Errors
+    /// An unknown input or a duplicate name.
+    pub fn sigmoid(&mut self, local: &str, x: TensorId) -> Result<TensorId> {
+        self.unary(local, x, Op::Sigmoid)
+    }
+
+    /// Hard sigmoid `max(0, min(1, alpha·x + beta))`. Any shape → same.
+    ///
+    /// # Errors
+    /// Non-finite parameters.
+    pub fn hard_sigmoid(&mut self, local: &str, x: TensorId, alpha: f32, beta: f32) -> Result<TensorId> {
+        if !(alpha.is_finite() && beta.is_finite()) {
+            return Err(Error::shape(&self.path(local), format!("hard sigmoid needs finite alpha and beta, got {alpha}, {beta}")));
+        }
+        self.unary(local, x, Op::HardSigmoid { alpha, beta })
+    }
+
+    /// Hard swish `x · max(0, min(1, x/6 + 1/2))`. Any shape → same.
+    ///
+    /// # Errors
+    /// An unknown input or a duplicate name.
+    pub fn hard_swish(&mut self, local: &str, x: TensorId) -> Result<TensorId> {
+        self.unary(local, x, Op::HardSwish)
+    }
+
+    /// Element-wise product with NumPy broadcasting.
+    ///
+    /// # Shapes
+    /// `[1, C, H, W]` × `[1, C, 1, 1]` → `[1, C, H, W]`, and so on.
+    ///
+    /// # Errors
+    /// Shapes that do not broadcast.
+    pub fn mul(&mut self, local: &str, a: TensorId, b: TensorId) -> Result<TensorId> {
+        let node = self.path(local);
+        let sa = self.check_id(&node, a)?.to_vec();
+        let sb = self.check_id(&node, b)?.to_vec();
+        let shape = broadcast(&node, &sa, &sb)?;
+        self.push(local, Op::Mul, vec![a, b], shape)
+    }
+
+    /// Concatenation along `axis`.
+    ///
+    /// # Shapes
+    /// Inputs equal but along `axis`; the output's `axis` is their sum.
+    ///
+    /// # Errors
+    /// No input, an axis out of range, or shapes that differ elsewhere.
+    pub fn concat(&mut self, local: &str, xs: &[TensorId], axis: usize) -> Result<TensorId> {
+        let node = self.path(local);
+        let Some(&first) = xs.first() else {
+            return Err(Error::shape(&node, "concat needs at least one input"));
+        };
+        let mut shape = self.check_id(&node, first)?.to_vec();
+        if axis == 0 || axis >= shape.len() {
+            return Err(Error::shape(&node, format!("concat axis {axis} of a rank-{} tensor (batch axis 0 excluded)", shape.len())));
+        }
+        for &x in &xs[1..] {
+            let s = self.check_id(&node, x)?;
+            let fits = s.len() == shape.len() && s.iter().zip(&shape).enumerate().all(|(i, (a, b))| i == axis || a == b);
+            if !fits {
+                return Err(Error::shape(&node, format!("cannot concatenate {s:?} to {shape:?} along axis {axis}")));
+            }
+            shape[axis] += s[axis];
+        }
+        self.push(local, Op::Concat { axis }, xs.to_vec(), shape)
+    }
+
+    /// Mean over `axes` (ascending, the batch axis excluded).
+    ///
+    /// # Shapes
+    /// `[1, C, H, W]` over `[2, 3]` → `[1, C, 1, 1]` with `keepdims`, else `[1, C]`.
+    ///
+    /// # Errors
+    /// No axis, an axis out of range or repeated.
+    pub fn reduce_mean(&mut self, local: &str, x: TensorId, axes: &[usize], keepdims: bool) -> Result<TensorId> {
+        let node = self.path(local);
+        let s = self.check_id(&node, x)?.to_vec();
+        let ok = !axes.is_empty() && axes.windows(2).all(|w| w[0] < w[1]) && axes.iter().all(|&a| a >= 1 && a < s.len());
+        if !ok {
+            return Err(Error::shape(&node, format!("cannot reduce axes {axes:?} of {s:?}")));
+        }
+        let shape: Vec<usize> = s.iter().enumerate().filter_map(|(i, &d)| if axes.contains(&i) { keepdims.then_some(1) } else { Some(d) }).collect();
+        self.push(local, Op::ReduceMean { axes: axes.to_vec(), keepdims }, vec![x], shape)
+    }
+
+    /// The same values in `shape` (batch first, 1).
+    ///
+    /// # Errors
+    /// A different number of elements, or a batch other than 1.
+    pub fn reshape(&mut self, local: &str, x: TensorId, shape: &[usize]) -> Result<TensorId> {
+        let node = self.path(local);
+        let s = self.check_id(&node, x)?;
+        let n: usize = s.iter().product();
+        if shape.first() != Some(&1) || shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(n) {
+            return Err(Error::shape(&node, format!("cannot reshape {s:?} to {shape:?}")));
+        }
+        self.push(local, Op::Reshape, vec![x], shape.to_vec())
+    }
+
+    /// Axes permuted: output axis `i` is input axis `perm[i]`; the batch axis stays first.
+    ///
+    /// # Errors
+    /// `perm` not a permutation of the input's axes, or one that moves the batch axis.
+    pub fn transpose(&mut self, local: &str, x: TensorId, perm: &[usize]) -> Result<TensorId> {
+        let node = self.path(local);
+        let s = self.check_id(&node, x)?.to_vec();
+        let mut seen = vec![false; s.len()];
+        let ok = perm.len() == s.len() && perm.first() == Some(&0) && perm.iter().all(|&p| p < s.len() && !std::mem::replace(&mut seen[p], true));
+        if !ok {
+            return Err(Error::shape(&node, format!("{perm:?} is not a permutation of the axes of {s:?} that keeps the batch first")));
+        }
+        let shape = perm.iter().map(|&p| s[p]).collect();
+        self.push(local, Op::Transpose { perm: perm.to_vec() }, vec![x], shape)
+    }
+
+    /// `start..end` along `axis`.
+    ///
+    /// # Errors
+    /// An empty or out-of-range slice, or the batch axis.
+    pub fn slice(&mut self, local: &str, x: TensorId, axis: usize, start: usize, end: usize) -> Result<TensorId> {
+        let node = self.path(local);
+        let mut s = self.check_id(&node, x)?.to_vec();
+        if axis == 0 || axis >= s.len() || start >= end || end > s[axis] {
+            return Err(Error::shape(&node, format!("cannot slice {start}..{end} along axis {axis} of {s:?}")));
+        }
+        s[axis] = end - start;
+        self.push(local, Op::Slice { axis, start, end }, vec![x], s)
+    }
+
+    /// Gives the bias-less [`Op::Linear`] node `t` a bias (for imports where the bias is a
+    /// separate Add after a MatMul).
+    pub(crate) fn set_linear_bias(&mut self, t: TensorId) -> bool {
+        match self.nodes.get_mut(t.0).map(|n| &mut n.op) {
+            Some(Op::Linear { bias, .. }) if !*bias => {
+                *bias = true;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Global average pooling.

@@ -20,7 +20,25 @@ fn attrs(op: &Op) -> String {
             s
         }
         Op::BatchNorm { eps, .. } => format!("eps={eps:e}"),
-        Op::MaxPool(p) => format!("k{}x{} s{} p{}", p.kernel[0], p.kernel[1], p.stride[0], p.pads[0]),
+        Op::MaxPool(p) | Op::AvgPool(p) => {
+            let mut s = if p.pads[1..].iter().all(|&v| v == p.pads[0]) && p.stride[0] == p.stride[1] {
+                format!("k{}x{} s{} p{}", p.kernel[0], p.kernel[1], p.stride[0], p.pads[0])
+            } else {
+                format!("k{}x{} s{},{} p{},{},{},{}", p.kernel[0], p.kernel[1], p.stride[0], p.stride[1], p.pads[0], p.pads[1], p.pads[2], p.pads[3])
+            };
+            if p.ceil_mode {
+                s.push_str(" ceil");
+            }
+            if p.count_include_pad {
+                s.push_str(" count_pad");
+            }
+            s
+        }
+        Op::HardSigmoid { alpha, beta } => format!("alpha={alpha} beta={beta}"),
+        Op::Concat { axis } => format!("axis={axis}"),
+        Op::ReduceMean { axes, keepdims } => format!("axes={axes:?}{}", if *keepdims { " keepdims" } else { "" }),
+        Op::Transpose { perm } => format!("perm={perm:?}"),
+        Op::Slice { axis, start, end } => format!("axis={axis} {start}..{end}"),
         Op::Linear { bias, .. } => {
             if *bias {
                 "+bias".into()

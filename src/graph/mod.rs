@@ -58,7 +58,7 @@ impl Conv2d {
     }
 }
 
-/// A 2-D max pooling window.
+/// A 2-D pooling window (max or average), in ONNX terms.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pool2d {
     /// Window height and width.
@@ -67,6 +67,19 @@ pub struct Pool2d {
     pub stride: [usize; 2],
     /// Padding: top, left, bottom, right.
     pub pads: [usize; 4],
+    /// Output size rounded up (a last, partial window), as PyTorch's `ceil_mode=True`; a
+    /// window that would start in the bottom/right padding is dropped, as PyTorch, ONNX
+    /// Runtime and tract do.
+    pub ceil_mode: bool,
+    /// Average pooling only: padded pixels count in the divisor.
+    pub count_include_pad: bool,
+}
+
+impl Pool2d {
+    /// A square `kernel` window with `stride` and the same `padding` on every side, floor mode.
+    pub fn square(kernel: usize, stride: usize, padding: usize) -> Self {
+        Pool2d { kernel: [kernel; 2], stride: [stride; 2], pads: [padding; 4], ceil_mode: false, count_include_pad: false }
+    }
 }
 
 /// The operations of the IR.
@@ -107,6 +120,50 @@ pub enum Op {
     },
     /// Softmax over axis 1.
     Softmax,
+    /// Average pooling (`AveragePool`).
+    AvgPool(Pool2d),
+    /// 1 / (1 + e^−x).
+    Sigmoid,
+    /// max(0, min(1, alpha·x + beta)); PyTorch's hardsigmoid is alpha 1/6, beta 1/2.
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// x · max(0, min(1, x/6 + 1/2)) (MobileNetV3's h-swish).
+    HardSwish,
+    /// Element-wise product with NumPy broadcasting (squeeze-excitation's channel scale,
+    /// SiLU's x · sigmoid(x)).
+    Mul,
+    /// Concatenation along `axis` of tensors equal in every other dimension.
+    Concat {
+        /// Axis (1 for channels).
+        axis: usize,
+    },
+    /// Mean over `axes`.
+    ReduceMean {
+        /// Axes reduced, ascending.
+        axes: Vec<usize>,
+        /// Whether the reduced axes stay, with size 1.
+        keepdims: bool,
+    },
+    /// The same values in the node's shape (row-major order kept).
+    Reshape,
+    /// Axes permuted: output axis `i` is input axis `perm[i]`.
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// `start..end` along `axis` (step 1).
+    Slice {
+        /// Axis sliced.
+        axis: usize,
+        /// First index kept.
+        start: usize,
+        /// One past the last index kept.
+        end: usize,
+    },
 }
 
 impl Op {
@@ -124,6 +181,16 @@ impl Op {
             Op::Flatten => "Flatten",
             Op::Linear { .. } => "Linear",
             Op::Softmax => "Softmax",
+            Op::AvgPool(_) => "AvgPool",
+            Op::Sigmoid => "Sigmoid",
+            Op::HardSigmoid { .. } => "HardSigmoid",
+            Op::HardSwish => "HardSwish",
+            Op::Mul => "Mul",
+            Op::Concat { .. } => "Concat",
+            Op::ReduceMean { .. } => "ReduceMean",
+            Op::Reshape => "Reshape",
+            Op::Transpose { .. } => "Transpose",
+            Op::Slice { .. } => "Slice",
         }
     }
 }

@@ -83,6 +83,96 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
             Op::Relu => inp(0).iter().map(|&v| v.max(0.0)).collect(),
             Op::Relu6 => inp(0).iter().map(|&v| v.clamp(0.0, 6.0)).collect(),
             Op::Add => inp(0).iter().zip(inp(1)).map(|(a, b)| a + b).collect(),
+            Op::AvgPool(p) => {
+                let x = inp(0);
+                let (ih, iw) = (in_shape(0)[2] as isize, in_shape(0)[3] as isize);
+                let (c, oh, ow) = (node.shape[1], node.shape[2], node.shape[3]);
+                let mut y = vec![0.0; c * oh * ow];
+                for ch in 0..c {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            let y0 = (oy * p.stride[0]) as isize - p.pads[0] as isize;
+                            let x0 = (ox * p.stride[1]) as isize - p.pads[1] as isize;
+                            let (y1, x1) = (y0 + p.kernel[0] as isize, x0 + p.kernel[1] as isize);
+                            let (mut sum, mut valid) = (0.0, 0usize);
+                            for iy in y0.max(0)..y1.min(ih) {
+                                for ix in x0.max(0)..x1.min(iw) {
+                                    sum += x[(ch * ih as usize + iy as usize) * iw as usize + ix as usize];
+                                    valid += 1;
+                                }
+                            }
+                            // With padding counted, the window is clipped to the padded input.
+                            let padded = (y1.min(ih + p.pads[2] as isize) - y0) * (x1.min(iw + p.pads[3] as isize) - x0);
+                            let div = if p.count_include_pad { padded as usize } else { valid };
+                            y[(ch * oh + oy) * ow + ox] = sum / div.max(1) as f64;
+                        }
+                    }
+                }
+                y
+            }
+            Op::Sigmoid => inp(0).iter().map(|&v| 1.0 / (1.0 + (-v).exp())).collect(),
+            Op::HardSigmoid { alpha, beta } => inp(0).iter().map(|&v| (*alpha as f64 * v + *beta as f64).clamp(0.0, 1.0)).collect(),
+            Op::HardSwish => inp(0).iter().map(|&v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0)).collect(),
+            Op::Mul => {
+                let (a, b) = (inp(0), inp(1));
+                let (sa, sb) = (in_shape(0), in_shape(1));
+                let out = &node.shape;
+                let n: usize = out.iter().product();
+                (0..n)
+                    .map(|i| a[broadcast_index(i, out, sa)] * b[broadcast_index(i, out, sb)])
+                    .collect()
+            }
+            Op::Concat { axis } => {
+                let outer: usize = node.shape[..*axis].iter().product();
+                let mut y = Vec::with_capacity(node.shape.iter().product());
+                for o in 0..outer {
+                    for k in 0..node.inputs.len() {
+                        let inner: usize = in_shape(k)[*axis..].iter().product();
+                        y.extend_from_slice(&inp(k)[o * inner..(o + 1) * inner]);
+                    }
+                }
+                y
+            }
+            Op::ReduceMean { axes, .. } => {
+                let s = in_shape(0);
+                let kept: Vec<usize> = (0..s.len()).map(|i| if axes.contains(&i) { 1 } else { s[i] }).collect();
+                let n: usize = kept.iter().product();
+                let count: usize = axes.iter().map(|&a| s[a]).product();
+                let mut y = vec![0.0; n];
+                for (i, v) in inp(0).iter().enumerate() {
+                    y[broadcast_index_from(i, s, &kept)] += v;
+                }
+                y.iter().map(|v| v / count as f64).collect()
+            }
+            Op::Reshape => inp(0).clone(),
+            Op::Transpose { perm } => {
+                let s = in_shape(0);
+                let strides = strides_of(s);
+                let n: usize = node.shape.iter().product();
+                (0..n)
+                    .map(|i| {
+                        let mut rem = i;
+                        let mut src = 0;
+                        for (d, &p) in perm.iter().enumerate() {
+                            let inner: usize = node.shape[d + 1..].iter().product();
+                            src += rem / inner * strides[p];
+                            rem %= inner;
+                        }
+                        inp(0)[src]
+                    })
+                    .collect()
+            }
+            Op::Slice { axis, start, end } => {
+                let s = in_shape(0);
+                let outer: usize = s[..*axis].iter().product();
+                let inner: usize = s[axis + 1..].iter().product();
+                let mut y = Vec::with_capacity(node.shape.iter().product());
+                for o in 0..outer {
+                    let base = o * s[*axis] * inner;
+                    y.extend_from_slice(&inp(0)[base + start * inner..base + end * inner]);
+                }
+                y
+            }
             Op::MaxPool(p) => {
                 let x = inp(0);
                 let (ih, iw) = (in_shape(0)[2], in_shape(0)[3]);
@@ -136,4 +226,45 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
         values.push(v);
     }
     Ok(values[graph.output().index()].iter().map(|&v| v as f32).collect())
+}
+
+fn strides_of(shape: &[usize]) -> Vec<usize> {
+    let mut st = vec![1; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        st[d] = st[d + 1] * shape[d + 1];
+    }
+    st
+}
+
+/// Index into a tensor of shape `from` (broadcast to `out`, NumPy rules) of flat output index `i`.
+fn broadcast_index(i: usize, out: &[usize], from: &[usize]) -> usize {
+    let st = strides_of(from);
+    let lead = out.len() - from.len();
+    let mut rem = i;
+    let mut idx = 0;
+    for d in 0..out.len() {
+        let inner: usize = out[d + 1..].iter().product();
+        let c = rem / inner;
+        rem %= inner;
+        if d >= lead && from[d - lead] != 1 {
+            idx += c * st[d - lead];
+        }
+    }
+    idx
+}
+
+/// Flat index in `kept` (same rank as `s`, reduced axes 1) of element `i` of `s`.
+fn broadcast_index_from(i: usize, s: &[usize], kept: &[usize]) -> usize {
+    let st = strides_of(kept);
+    let mut rem = i;
+    let mut idx = 0;
+    for d in 0..s.len() {
+        let inner: usize = s[d + 1..].iter().product();
+        let c = rem / inner;
+        rem %= inner;
+        if kept[d] != 1 {
+            idx += c * st[d];
+        }
+    }
+    idx
 }

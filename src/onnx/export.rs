@@ -111,6 +111,17 @@ pub(crate) fn tensor_proto_i8(name: &str, dims: &[usize], data: &[i8]) -> pb::Te
     }
 }
 
+/// An int64 initializer.
+pub(crate) fn tensor_proto_i64(name: &str, data: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: vec![data.len() as i64],
+        data_type: pb::tensor_proto::DataType::Int64 as i32,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
 /// An int32 initializer.
 pub(crate) fn tensor_proto_i32(name: &str, dims: &[usize], data: &[i32]) -> pb::TensorProto {
     pb::TensorProto {
@@ -133,9 +144,58 @@ pub(crate) fn conv_attrs(c: &crate::graph::Conv2d) -> Vec<pb::AttributeProto> {
     ]
 }
 
-/// Attributes of a max pooling node.
-pub(crate) fn pool_attrs(p: &crate::graph::Pool2d) -> Vec<pb::AttributeProto> {
-    vec![attr_ints("kernel_shape", &p.kernel), attr_ints("strides", &p.stride), attr_ints("pads", &p.pads)]
+/// Attributes of a pooling node (`avg`: AveragePool, which has `count_include_pad`).
+pub(crate) fn pool_attrs(p: &crate::graph::Pool2d, avg: bool) -> Vec<pb::AttributeProto> {
+    let mut v = vec![attr_ints("kernel_shape", &p.kernel), attr_ints("strides", &p.stride), attr_ints("pads", &p.pads)];
+    if p.ceil_mode {
+        v.push(attr_int("ceil_mode", 1));
+    }
+    if avg && p.count_include_pad {
+        v.push(attr_int("count_include_pad", 1));
+    }
+    v
+}
+
+/// How one IR node that is not a parameterised layer is written in ONNX: op type,
+/// attributes, and the int64 constants it takes as extra inputs (name suffix, values).
+/// `None` for the ops that need more than one ONNX node or parameters.
+pub(crate) fn simple_node(op: &Op, shape: &[usize]) -> Option<(&'static str, Vec<pb::AttributeProto>, Vec<(&'static str, Vec<i64>)>)> {
+    let i64s = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<i64>>();
+    Some(match op {
+        Op::Relu => ("Relu", vec![], vec![]),
+        Op::Add => ("Add", vec![], vec![]),
+        Op::MaxPool(p) => ("MaxPool", pool_attrs(p, false), vec![]),
+        Op::AvgPool(p) => ("AveragePool", pool_attrs(p, true), vec![]),
+        Op::GlobalAvgPool => ("GlobalAveragePool", vec![], vec![]),
+        Op::Flatten => ("Flatten", vec![attr_int("axis", 1)], vec![]),
+        Op::Softmax => ("Softmax", vec![attr_int("axis", 1)], vec![]),
+        Op::Sigmoid => ("Sigmoid", vec![], vec![]),
+        Op::HardSigmoid { alpha, beta } => ("HardSigmoid", vec![attr_float("alpha", *alpha), attr_float("beta", *beta)], vec![]),
+        Op::Mul => ("Mul", vec![], vec![]),
+        Op::Concat { axis } => ("Concat", vec![attr_int("axis", *axis as i64)], vec![]),
+        Op::ReduceMean { axes, keepdims } => ("ReduceMean", vec![attr_ints("axes", axes), attr_int("keepdims", i64::from(*keepdims))], vec![]),
+        Op::Reshape => ("Reshape", vec![], vec![("shape", i64s(shape))]),
+        Op::Transpose { perm } => ("Transpose", vec![attr_ints("perm", perm)], vec![]),
+        Op::Slice { axis, start, end } => ("Slice", vec![], vec![("starts", i64s(&[*start])), ("ends", i64s(&[*end])), ("axes", i64s(&[*axis]))]),
+        _ => return None,
+    })
+}
+
+/// Writes an [`Op::HardSwish`] at opset 13 (which has no HardSwish): `x · HardSigmoid(x)`
+/// with PyTorch's alpha 1/6, beta 1/2, as `torch.onnx.export` writes it.
+pub(crate) fn hard_swish_nodes(name: &str, x: &str, out: &str) -> [pb::NodeProto; 2] {
+    let hs = format!("{name}/hardsigmoid");
+    [
+        pb::NodeProto {
+            name: hs.clone(),
+            op_type: "HardSigmoid".into(),
+            input: vec![x.into()],
+            output: vec![hs.clone()],
+            attribute: vec![attr_float("alpha", 1.0 / 6.0), attr_float("beta", 0.5)],
+            ..Default::default()
+        },
+        pb::NodeProto { name: name.into(), op_type: "Mul".into(), input: vec![x.into(), hs], output: vec![out.into()], ..Default::default() },
+    ]
 }
 
 /// Wraps a graph into an edgenet `ModelProto`: IR version, opset 13, producer, metadata.
@@ -181,19 +241,28 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<pb::ModelProto> {
             Op::Input => continue,
             Op::Conv2d(c) => ("Conv", conv_attrs(c)),
             Op::BatchNorm { eps, .. } => ("BatchNormalization", vec![attr_float("epsilon", *eps)]),
-            Op::Relu => ("Relu", vec![]),
             Op::Relu6 => {
                 need_clip = true;
                 inputs.push(CLIP_MIN.into());
                 inputs.push(CLIP_MAX.into());
                 ("Clip", vec![])
             }
-            Op::Add => ("Add", vec![]),
-            Op::MaxPool(p) => ("MaxPool", pool_attrs(p)),
-            Op::GlobalAvgPool => ("GlobalAveragePool", vec![]),
-            Op::Flatten => ("Flatten", vec![attr_int("axis", 1)]),
             Op::Linear { .. } => ("Gemm", vec![attr_int("transB", 1)]),
-            Op::Softmax => ("Softmax", vec![attr_int("axis", 1)]),
+            Op::HardSwish => {
+                nodes.extend(hard_swish_nodes(&n.name, &inputs[0], &names[i]));
+                continue;
+            }
+            op => {
+                let Some((op_type, attrs, consts)) = simple_node(op, &n.shape) else {
+                    return Err(Error::Config(format!("{}: no ONNX form for {}", n.name, op.kind())));
+                };
+                for (suffix, values) in consts {
+                    let key = format!("{}.{suffix}", n.name);
+                    initializers.push(tensor_proto_i64(&key, &values));
+                    inputs.push(key);
+                }
+                (op_type, attrs)
+            }
         };
         inputs.extend(param_keys);
         nodes.push(pb::NodeProto {

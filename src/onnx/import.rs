@@ -1,6 +1,6 @@
 //! Import of the ONNX op subset that edgenet writes and `torch.onnx.export` produces for
-//! torchvision classifiers (Conv, BatchNormalization, Relu, Clip, Add, MaxPool,
-//! GlobalAveragePool, Flatten, Reshape, Gemm, Softmax, Constant, Identity) into the graph IR.
+//! torchvision classifiers (ResNet, MobileNetV2/V3, EfficientNet, ShuffleNetV2, SqueezeNet,
+//! MNASNet, GoogLeNet, DenseNet, RegNet; see [`SUPPORTED`]) into the graph IR.
 
 use std::collections::{HashMap, HashSet};
 
@@ -10,7 +10,12 @@ use tract_onnx::pb;
 use super::meta;
 use crate::error::{Error, Result};
 use crate::frames::preprocess::Preprocess;
-use crate::graph::{ConvSpec, GraphBuilder, Padding, Tensor, TensorId, Weights};
+use crate::graph::{ConvSpec, GraphBuilder, Padding, Pool2d, Tensor, TensorId, Weights};
+
+/// The ONNX ops the importer takes, for error messages.
+pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (as ReLU or ReLU6), Sigmoid, HardSigmoid, HardSwish, Add, Mul, MaxPool, AveragePool, \
+     GlobalAveragePool, ReduceMean, Concat, Split, Slice, Transpose, Reshape, Flatten, Gemm, MatMul, Softmax, Dropout, Identity, Constant, and shape arithmetic \
+     on constants (Shape, Gather, Unsqueeze, Squeeze, Concat, Cast, Slice, Add, Sub, Mul, Div)";
 use crate::model::{Model, ModelInfo};
 
 fn err(origin: &str, message: impl Into<String>) -> Error {
@@ -142,8 +147,26 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
         let what = || format!("node #{index} `{}` ({op})", node.name);
         let output = node.output.first().ok_or_else(|| err(origin, format!("{} has no output", what())))?.clone();
         if op == "Constant" {
-            let t = a.get("value").and_then(|v| v.t.as_ref()).ok_or_else(|| err(origin, format!("{} has no tensor `value`", what())))?;
-            consts.insert(output, const_of(t, origin)?);
+            let c = if let Some(t) = a.get("value").and_then(|v| v.t.as_ref()) {
+                const_of(t, origin)?
+            } else if let Some(v) = a.get("value_ints") {
+                Const::I64(v.ints.clone())
+            } else if let Some(v) = a.get("value_int") {
+                Const::I64(vec![v.i])
+            } else if let Some(v) = a.get("value_float") {
+                Const::F32(Tensor { shape: vec![], data: vec![v.f] })
+            } else if let Some(v) = a.get("value_floats") {
+                Const::F32(Tensor { shape: vec![v.floats.len()], data: v.floats.clone() })
+            } else {
+                return Err(err(origin, format!("{} has no `value`", what())));
+            };
+            consts.insert(output, c);
+            continue;
+        }
+        // Shape arithmetic (Shape → Gather → Unsqueeze → Concat → Reshape, as exports without
+        // constant folding write it) is evaluated here: every shape is fixed.
+        if let Some(c) = fold_constant(node, op, &a, &consts, &tensors, &b).map_err(|m| err(origin, format!("{}: {m}", what())))? {
+            consts.insert(output, c);
             continue;
         }
         let tensor = |i: usize| -> Result<TensorId> {
@@ -164,7 +187,18 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
                 Some(Const::I64(..)) => Err(err(origin, format!("{}: input #{i} must be float", what()))),
             }
         };
-        if op == "Identity" {
+        let i64_const = |i: usize| -> Result<Option<Vec<i64>>> {
+            match constant(i)? {
+                None => Ok(None),
+                Some(Const::I64(v)) => Ok(Some(v.clone())),
+                Some(Const::F32(..)) => Err(err(origin, format!("{}: input #{i} must be int64", what()))),
+            }
+        };
+        if matches!(op, "Identity" | "Dropout") {
+            // Dropout is the identity at inference; its optional mask output is not supported.
+            if node.output.get(1).is_some_and(|m| !m.is_empty()) {
+                return Err(err(origin, format!("{}: the Dropout mask output is not supported", what())));
+            }
             if let Some(c) = constant(0).ok().flatten() {
                 consts.insert(output, c.clone());
             } else {
@@ -178,6 +212,54 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
             name = format!("{name}_{index}");
         }
         used_names.insert(name.clone());
+        // A negative axis counts from the end.
+        let axis_of = |v: i64, rank: usize| -> Result<usize> {
+            let r = rank as i64;
+            let x = if v < 0 { v + r } else { v };
+            if (0..r).contains(&x) {
+                Ok(x as usize)
+            } else {
+                Err(err(origin, format!("{}: axis {v} out of range for rank {rank}", what())))
+            }
+        };
+        if op == "Split" {
+            let x = tensor(0)?;
+            let shape = b.shape(x).to_vec();
+            let axis = axis_of(a.int("axis", 0), shape.len())?;
+            let n_out = node.output.len();
+            let sizes: Vec<usize> = match i64_const(1)?.or_else(|| a.ints("split")) {
+                Some(v) => v.iter().map(|&s| usize::try_from(s).map_err(|_| err(origin, format!("{}: negative split {s}", what())))).collect::<Result<_>>()?,
+                None if n_out > 0 && shape[axis] % n_out == 0 => vec![shape[axis] / n_out; n_out],
+                None => return Err(err(origin, format!("{}: {} does not split evenly into {n_out}", what(), shape[axis]))),
+            };
+            if sizes.len() != n_out || sizes.iter().sum::<usize>() != shape[axis] {
+                return Err(err(origin, format!("{}: split {sizes:?} of {} into {n_out} outputs", what(), shape[axis])));
+            }
+            let mut start = 0;
+            for (k, (out, size)) in node.output.iter().zip(sizes).enumerate() {
+                let y = b.slice(&format!("{name}.{k}"), x, axis, start, start + size)?;
+                start += size;
+                tensors.insert(out.clone(), y);
+            }
+            continue;
+        }
+        let pool = |avg: bool| -> Result<Pool2d> {
+            let k = a.ints("kernel_shape").unwrap_or_default();
+            let s = a.ints("strides").unwrap_or(vec![1, 1]);
+            let p = a.ints("pads").unwrap_or(vec![0; 4]);
+            let plain = a.string("auto_pad").is_none_or(|s| s.is_empty() || s == "NOTSET") && a.ints("dilations").is_none_or(|d| d.iter().all(|&x| x == 1));
+            let u = |v: &[i64]| v.iter().map(|&x| usize::try_from(x).ok().filter(|&x| x < 1 << 16)).collect::<Option<Vec<usize>>>();
+            match (u(&k).as_deref(), u(&s).as_deref(), u(&p).as_deref(), plain) {
+                (Some(&[kh, kw]), Some(&[sh, sw]), Some(&[t, l, bo, r]), true) => Ok(Pool2d {
+                    kernel: [kh, kw],
+                    stride: [sh, sw],
+                    pads: [t, l, bo, r],
+                    ceil_mode: a.int("ceil_mode", 0) != 0,
+                    count_include_pad: avg && a.int("count_include_pad", 0) != 0,
+                }),
+                _ => Err(err(origin, format!("{}: 2-D pooling with explicit pads and no dilation only (kernel {k:?}, strides {s:?}, pads {p:?})", what()))),
+            }
+        };
         let y = match op {
             "Conv" => {
                 let w = f32_const(1)?.ok_or_else(|| err(origin, format!("{} has no weight", what())))?;
@@ -238,20 +320,81 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
                     _ => return Err(err(origin, format!("{}: Clip to [{lo}, {hi}] is not supported (only ReLU and ReLU6)", what()))),
                 }
             }
-            "Add" => b.add(&name, tensor(0)?, tensor(1)?)?,
-            "MaxPool" => {
-                let k = all_equal(&a.ints("kernel_shape").unwrap_or_default());
-                let s = all_equal(&a.ints("strides").unwrap_or(vec![1, 1]));
-                let p = all_equal(&a.ints("pads").unwrap_or(vec![0; 4]));
-                let plain = a.int("ceil_mode", 0) == 0
-                    && a.string("auto_pad").is_none_or(|s| s.is_empty() || s == "NOTSET")
-                    && a.ints("dilations").is_none_or(|d| d.iter().all(|&x| x == 1));
-                match (k, s, p, plain) {
-                    (Some(k), Some(s), Some(p), true) => b.max_pool(&name, tensor(0)?, k, s, p)?,
-                    _ => return Err(err(origin, format!("{}: only square, symmetric, floor-mode max pooling is supported", what()))),
+            "Sigmoid" => b.sigmoid(&name, tensor(0)?)?,
+            "HardSigmoid" => b.hard_sigmoid(&name, tensor(0)?, a.float("alpha", 0.2), a.float("beta", 0.5))?,
+            "HardSwish" => b.hard_swish(&name, tensor(0)?)?,
+            "Add" | "Mul" => {
+                let (x0, x1) = (tensors.get(&node.input[0]).copied(), node.input.get(1).and_then(|n| tensors.get(n)).copied());
+                match (op, x0, x1) {
+                    ("Add", Some(x), Some(y)) => b.add(&name, x, y)?,
+                    ("Mul", Some(x), Some(y)) => b.mul(&name, x, y)?,
+                    ("Add", Some(x), None) | ("Add", None, Some(x)) => {
+                        // A bias after a MatMul (the exported form of a Linear on a tensor
+                        // that is not 2-D): folded into the Linear.
+                        let c = if x0.is_some() { f32_const(1)? } else { f32_const(0)? };
+                        let out = b.shape(x).get(1).copied().unwrap_or(0);
+                        match c {
+                            Some(bias) if bias.data.len() == out && b.shape(x).len() == 2 && b.set_linear_bias(x) => {
+                                let lin = b_node_name(&b, x);
+                                weights.insert(format!("{lin}.bias"), Tensor { shape: vec![out], data: bias.data });
+                                used_names.remove(&name);
+                                tensors.insert(output, x);
+                                continue;
+                            }
+                            _ => return Err(err(origin, format!("{}: adding a constant is supported only as the bias of a preceding MatMul", what()))),
+                        }
+                    }
+                    _ => return Err(err(origin, format!("{}: {op} of a constant is not supported (both inputs must be computed tensors)", what()))),
                 }
             }
+            "MaxPool" => {
+                if node.output.get(1).is_some_and(|m| !m.is_empty()) {
+                    return Err(err(origin, format!("{}: the MaxPool indices output is not supported", what())));
+                }
+                b.max_pool2d(&name, tensor(0)?, pool(false)?)?
+            }
+            "AveragePool" => b.avg_pool2d(&name, tensor(0)?, pool(true)?)?,
             "GlobalAveragePool" => b.global_avg_pool(&name, tensor(0)?)?,
+            "ReduceMean" => {
+                let x = tensor(0)?;
+                let rank = b.shape(x).len();
+                let axes = match i64_const(1)?.or_else(|| a.ints("axes")) {
+                    Some(v) => v,
+                    None => (0..rank as i64).collect(),
+                };
+                let mut axes: Vec<usize> = axes.iter().map(|&v| axis_of(v, rank)).collect::<Result<_>>()?;
+                axes.sort_unstable();
+                axes.dedup();
+                b.reduce_mean(&name, x, &axes, a.int("keepdims", 1) != 0)?
+            }
+            "Concat" => {
+                let xs: Vec<TensorId> = (0..node.input.len()).map(tensor).collect::<Result<_>>()?;
+                let rank = xs.first().map_or(0, |&x| b.shape(x).len());
+                b.concat(&name, &xs, axis_of(a.int("axis", 0), rank)?)?
+            }
+            "Transpose" => {
+                let x = tensor(0)?;
+                let rank = b.shape(x).len();
+                let perm: Vec<usize> = match a.ints("perm") {
+                    Some(p) => p.iter().map(|&v| axis_of(v, rank)).collect::<Result<_>>()?,
+                    None => (0..rank).rev().collect(),
+                };
+                b.transpose(&name, x, &perm)?
+            }
+            "Slice" => {
+                let x = tensor(0)?;
+                let shape = b.shape(x).to_vec();
+                let starts = i64_const(1)?.ok_or_else(|| err(origin, format!("{}: starts must be a constant", what())))?;
+                let ends = i64_const(2)?.ok_or_else(|| err(origin, format!("{}: ends must be a constant", what())))?;
+                let axes = i64_const(3)?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+                let steps = i64_const(4)?.unwrap_or_else(|| vec![1; starts.len()]);
+                if starts.len() != 1 || ends.len() != 1 || axes.len() != 1 || steps != [1] {
+                    return Err(err(origin, format!("{}: slicing one axis with step 1 only (starts {starts:?}, axes {axes:?}, steps {steps:?})", what())));
+                }
+                let axis = axis_of(axes[0], shape.len())?;
+                let (start, end) = clamp_range(starts[0], ends[0], shape[axis]);
+                b.slice(&name, x, axis, start, end)?
+            }
             "Flatten" => {
                 if a.int("axis", 1) != 1 {
                     return Err(err(origin, format!("{}: only Flatten with axis 1 is supported", what())));
@@ -260,26 +403,31 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
             }
             "Reshape" => {
                 let x = tensor(0)?;
-                let total: usize = b.shape(x).iter().product();
-                let target = match constant(1)? {
-                    Some(Const::I64(v)) => v.clone(),
-                    _ => return Err(err(origin, format!("{}: the shape must be an int64 constant", what()))),
-                };
-                let flat = matches!(target.as_slice(), [1, -1] | [-1, _] | [1, _] | [0, -1]) && target.get(1).is_none_or(|&v| v == -1 || v == total as i64);
-                if !flat {
-                    return Err(err(origin, format!("{}: only a reshape to [1, N] is supported, got {target:?}", what())));
+                let shape = b.shape(x).to_vec();
+                let target = i64_const(1)?.ok_or_else(|| err(origin, format!("{}: the shape must be an int64 constant", what())))?;
+                let target = resolve_reshape(&shape, &target, a.int("allowzero", 0) != 0).map_err(|m| err(origin, format!("{}: {m}", what())))?;
+                if target.len() == 2 && shape.len() > 2 && target[0] == 1 {
+                    b.flatten(&name, x)?
+                } else if target == shape {
+                    used_names.remove(&name);
+                    tensors.insert(output, x);
+                    continue;
+                } else {
+                    b.reshape(&name, x, &target)?
                 }
-                b.flatten(&name, x)?
             }
-            "Gemm" => {
-                if a.int("transA", 0) != 0 || a.float("alpha", 1.0) != 1.0 || a.float("beta", 1.0) != 1.0 {
-                    return Err(err(origin, format!("{}: only Gemm with transA=0, alpha=beta=1 is supported", what())));
+            "Gemm" | "MatMul" => {
+                let gemm = op == "Gemm";
+                if gemm && a.int("transA", 0) != 0 {
+                    return Err(err(origin, format!("{}: only Gemm with transA=0 is supported", what())));
                 }
-                let mut w = f32_const(1)?.ok_or_else(|| err(origin, format!("{} has no weight", what())))?;
+                let x = tensor(0)?;
+                let mut w = f32_const(1)?.ok_or_else(|| err(origin, format!("{}: the weight must be a constant", what())))?;
                 let [r, c] = *w.shape.as_slice() else {
                     return Err(err(origin, format!("{}: weight of shape {:?}", what(), w.shape)));
                 };
-                if a.int("transB", 0) == 0 {
+                // edgenet stores [out, in]: Gemm's transB=1 form, MatMul's transposed.
+                if !gemm || a.int("transB", 0) == 0 {
                     let mut t = vec![0.0; w.data.len()];
                     for i in 0..r {
                         for j in 0..c {
@@ -288,28 +436,37 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
                     }
                     w = Tensor { shape: vec![c, r], data: t };
                 }
-                let out = w.shape[0];
-                let bias = f32_const(2)?;
-                let y = b.linear(&name, tensor(0)?, out, bias.is_some())?;
-                if w.shape[1] != b.shape(tensor(0)?)[1] {
-                    return Err(err(origin, format!("{}: weight {:?} does not fit input {:?}", what(), w.shape, b.shape(tensor(0)?))));
+                let alpha = if gemm { a.float("alpha", 1.0) } else { 1.0 };
+                let beta = if gemm { a.float("beta", 1.0) } else { 1.0 };
+                if alpha != 1.0 {
+                    w.data.iter_mut().for_each(|v| *v *= alpha);
                 }
+                let out = w.shape[0];
+                let bias = if gemm { f32_const(2)? } else { None };
+                if w.shape[1] != b.shape(x).get(1).copied().unwrap_or(0) || b.shape(x).len() != 2 {
+                    return Err(err(origin, format!("{}: weight {:?} does not fit input {:?}", what(), w.shape, b.shape(x))));
+                }
+                let y = b.linear(&name, x, out, bias.is_some())?;
                 weights.insert(format!("{name}.weight"), w);
                 if let Some(bias) = bias {
-                    if bias.data.len() != out {
-                        return Err(err(origin, format!("{}: bias of {} values for {out} outputs", what(), bias.data.len())));
-                    }
-                    weights.insert(format!("{name}.bias"), Tensor { shape: vec![out], data: bias.data });
+                    let data = match bias.data.len() {
+                        n if n == out => bias.data.iter().map(|v| v * beta).collect(),
+                        1 => vec![bias.data[0] * beta; out],
+                        n => return Err(err(origin, format!("{}: bias of {n} values for {out} outputs", what()))),
+                    };
+                    weights.insert(format!("{name}.bias"), Tensor { shape: vec![out], data });
                 }
                 y
             }
-            "Softmax" => b.softmax(&name, tensor(0)?)?,
-            other => {
-                return Err(err(
-                    origin,
-                    format!("{}: op `{other}` is not supported; edgenet imports Conv, BatchNormalization, Relu, Clip, Add, MaxPool, GlobalAveragePool, Flatten, Reshape, Gemm, Softmax, Constant and Identity", what()),
-                ))
+            "Softmax" => {
+                let x = tensor(0)?;
+                let rank = b.shape(x).len();
+                if axis_of(a.int("axis", -1), rank)? != rank - 1 || rank != 2 {
+                    return Err(err(origin, format!("{}: softmax over the classes of a [1, N] tensor only", what())));
+                }
+                b.softmax(&name, x)?
             }
+            other => return Err(err(origin, format!("{}: op `{other}` is not supported; edgenet imports {SUPPORTED}", what()))),
         };
         tensors.insert(output, y);
     }
@@ -337,6 +494,156 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
         }),
     };
     Model::new(info, g, weights).map_err(|e| err(origin, e.to_string()))
+}
+
+fn b_node_name(b: &GraphBuilder, t: TensorId) -> String {
+    b.node_name(t).to_string()
+}
+
+/// `start..end` of an ONNX Slice on an axis of `dim` elements (negative counts from the end,
+/// out of range clamps), as a range that may be empty.
+fn clamp_range(start: i64, end: i64, dim: usize) -> (usize, usize) {
+    let d = dim as i64;
+    let norm = |v: i64| if v < 0 { (v + d).max(0) } else { v.min(d) };
+    let (s, e) = (norm(start), norm(end));
+    (s as usize, e.max(s) as usize)
+}
+
+/// The target of an ONNX Reshape with its `0` (copy) and `-1` (infer) entries resolved.
+fn resolve_reshape(shape: &[usize], target: &[i64], allowzero: bool) -> std::result::Result<Vec<usize>, String> {
+    let total: usize = shape.iter().product();
+    let mut out = Vec::with_capacity(target.len());
+    let mut infer = None;
+    for (i, &t) in target.iter().enumerate() {
+        match t {
+            -1 if infer.is_none() => {
+                infer = Some(i);
+                out.push(1);
+            }
+            0 if !allowzero => out.push(*shape.get(i).ok_or_else(|| format!("shape {target:?}: 0 at axis {i} beyond the input's rank"))?),
+            t if t > 0 => out.push(usize::try_from(t).map_err(|_| format!("shape {target:?} too large"))?),
+            _ => return Err(format!("cannot reshape {shape:?} to {target:?}")),
+        }
+    }
+    let known = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("shape {target:?} too large"))?;
+    if let Some(i) = infer {
+        if known == 0 || total % known != 0 {
+            return Err(format!("cannot reshape {shape:?} to {target:?}"));
+        }
+        out[i] = total / known;
+    } else if known != total {
+        return Err(format!("cannot reshape {shape:?} ({total} values) to {target:?}"));
+    }
+    Ok(out)
+}
+
+/// Evaluates a node whose inputs are all constants (or the Shape of a computed tensor) when it
+/// is shape arithmetic; `Ok(None)` when the node computes on tensors.
+fn fold_constant(
+    node: &pb::NodeProto,
+    op: &str,
+    a: &Attrs,
+    consts: &HashMap<String, Const>,
+    tensors: &HashMap<String, TensorId>,
+    b: &GraphBuilder,
+) -> std::result::Result<Option<Const>, String> {
+    let ins: Vec<&str> = node.input.iter().map(String::as_str).collect();
+    if op == "Shape" {
+        let Some(&x) = ins.first() else { return Err("Shape without input".into()) };
+        let dims: Vec<i64> = if let Some(&t) = tensors.get(x) {
+            b.shape(t).iter().map(|&d| d as i64).collect()
+        } else if let Some(Const::F32(t)) = consts.get(x) {
+            t.shape.iter().map(|&d| d as i64).collect()
+        } else if let Some(Const::I64(v)) = consts.get(x) {
+            vec![v.len() as i64]
+        } else {
+            return Err(format!("input `{x}` is unknown"));
+        };
+        let r = dims.len() as i64;
+        let norm = |v: i64| if v < 0 { (v + r).clamp(0, r) } else { v.min(r) };
+        let (s, e) = (norm(a.int("start", 0)), norm(a.get("end").map_or(r, |x| x.i)));
+        return Ok(Some(Const::I64(dims[s as usize..e.max(s) as usize].to_vec())));
+    }
+    if !matches!(op, "Gather" | "Unsqueeze" | "Squeeze" | "Concat" | "Cast" | "Slice" | "Add" | "Sub" | "Mul" | "Div") {
+        return Ok(None);
+    }
+    let vals: Vec<Option<&Const>> = ins.iter().map(|n| if n.is_empty() { None } else { consts.get(*n) }).collect();
+    let present = ins.iter().zip(&vals).filter(|(n, _)| !n.is_empty());
+    if ins.is_empty() || present.clone().any(|(_, v)| v.is_none()) {
+        return Ok(None);
+    }
+    let i64s = |k: usize| -> Option<&Vec<i64>> {
+        match vals.get(k).copied().flatten() {
+            Some(Const::I64(v)) => Some(v),
+            _ => None,
+        }
+    };
+    let Some(data) = i64s(0) else {
+        // Float constants: only a cast to int64 of a shape-like value is arithmetic here.
+        return match (op, vals[0]) {
+            ("Cast", Some(Const::F32(t))) if a.int("to", 0) == pb::tensor_proto::DataType::Int64 as i64 => {
+                Ok(Some(Const::I64(t.data.iter().map(|&v| v as i64).collect())))
+            }
+            _ => Ok(None),
+        };
+    };
+    let out = match op {
+        "Unsqueeze" | "Squeeze" => data.clone(),
+        "Cast" => match a.int("to", 0) {
+            t if t == pb::tensor_proto::DataType::Int64 as i64 => data.clone(),
+            t if t == pb::tensor_proto::DataType::Float as i64 => {
+                return Ok(Some(Const::F32(Tensor { shape: vec![data.len()], data: data.iter().map(|&v| v as f32).collect() })))
+            }
+            t => return Err(format!("Cast of a shape to ONNX type {t}")),
+        },
+        "Gather" => {
+            let idx = i64s(1).ok_or("Gather indices must be int64")?;
+            let n = data.len() as i64;
+            idx.iter()
+                .map(|&i| {
+                    let j = if i < 0 { i + n } else { i };
+                    usize::try_from(j).ok().and_then(|j| data.get(j).copied()).ok_or_else(|| format!("Gather index {i} out of range for {n} values"))
+                })
+                .collect::<std::result::Result<Vec<i64>, String>>()?
+        }
+        "Concat" => {
+            let mut v = Vec::new();
+            for k in 0..ins.len() {
+                v.extend(i64s(k).ok_or("Concat of int64 and float constants")?);
+            }
+            v
+        }
+        "Slice" => {
+            let (s, e) = (i64s(1).and_then(|v| v.first()).copied(), i64s(2).and_then(|v| v.first()).copied());
+            let (Some(s), Some(e)) = (s, e) else { return Err("Slice bounds must be int64 constants".into()) };
+            if i64s(4).is_some_and(|st| st.iter().any(|&x| x != 1)) {
+                return Err("Slice of a shape with a step other than 1".into());
+            }
+            let (s, e) = clamp_range(s, e, data.len());
+            data[s..e].to_vec()
+        }
+        _ => {
+            let rhs = i64s(1).ok_or("arithmetic on int64 and float constants")?;
+            let n = data.len().max(rhs.len());
+            let at = |v: &Vec<i64>, i: usize| if v.len() == 1 { v[0] } else { v.get(i).copied().unwrap_or(0) };
+            if !(data.len() == rhs.len() || data.len() == 1 || rhs.len() == 1) {
+                return Err(format!("{op} of {} and {} values", data.len(), rhs.len()));
+            }
+            (0..n)
+                .map(|i| {
+                    let (x, y) = (at(data, i), at(rhs, i));
+                    match op {
+                        "Add" => x.checked_add(y),
+                        "Sub" => x.checked_sub(y),
+                        "Mul" => x.checked_mul(y),
+                        _ => x.checked_div(y),
+                    }
+                    .ok_or_else(|| format!("{op} of {x} and {y} overflows or divides by zero"))
+                })
+                .collect::<std::result::Result<Vec<i64>, String>>()?
+        }
+    };
+    Ok(Some(Const::I64(out)))
 }
 
 fn input_dims(input: &pb::ValueInfoProto, origin: &str) -> Result<[usize; 4]> {

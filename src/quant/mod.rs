@@ -15,7 +15,7 @@ use crate::model::Model;
 pub use calibrate::{calibrate, Calibration};
 pub use observe::RangeMethod;
 pub use params::QParams;
-pub use rewrite::{QuantTensor, WeightScheme};
+pub use rewrite::{FloatLayer, QuantTensor, WeightScheme};
 
 /// Quantization settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +51,10 @@ pub struct Quantized {
     pub output_step: f32,
     /// Conv pairs equalized.
     pub equalized_pairs: usize,
+    /// Layers left in f32 (between DequantizeLinear and QuantizeLinear), with why.
+    pub float_layers: Vec<FloatLayer>,
+    /// Concat inputs requantized to their concat's scale.
+    pub requantized_concat_inputs: usize,
     /// The settings.
     pub options: QuantOptions,
 }
@@ -109,6 +113,8 @@ pub fn quantize(model: &Model, inputs: &[Vec<f32>], options: &QuantOptions, prog
         bias_saturations: out.bias_saturations,
         output_step: out.output_step,
         equalized_pairs,
+        float_layers: out.float_layers,
+        requantized_concat_inputs: out.requantized_concat_inputs,
         options: options.clone(),
     })
 }

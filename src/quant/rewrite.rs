@@ -1,8 +1,11 @@
 //! Emission of the int8 ONNX model in the form tract runs with integer kernels: convs as
 //! QLinearConv (int8 weights, per output channel or per tensor; int32 bias), ReLU/ReLU6 folded
-//! into the output range, the classifier as QLinearMatMul, MaxPool and Flatten directly on
-//! int8; residual Add, global pooling and anything else through
-//! DequantizeLinear → f32 op → QuantizeLinear.
+//! into the output range, the classifier as QLinearMatMul; MaxPool, Flatten, Reshape,
+//! Transpose and Slice directly on int8 (they move values without changing them); Concat on
+//! int8 with one scale (a conv read only by the concat writes its output with the concat's
+//! parameters; any other input is requantized); residual Add, averaging, the sigmoid family,
+//! products and anything else through DequantizeLinear → f32 op → QuantizeLinear, each such
+//! layer listed with its reason in [`Emitted::float_layers`].
 
 use prost::Message;
 use tract_onnx::pb;
@@ -12,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::graph::{Conv2d, Op};
 use crate::model::Model;
 use crate::onnx::{
-    attr_float, attr_int, conv_attrs, metadata, model_proto, output_name, pool_attrs, tensor_proto, tensor_proto_i32, tensor_proto_i8, value_info, INPUT_NAME,
+    attr_float, attr_int, conv_attrs, hard_swish_nodes, metadata, model_proto, output_name, pool_attrs, simple_node, tensor_proto, tensor_proto_i32, tensor_proto_i64,
+    tensor_proto_i8, value_info, INPUT_NAME,
 };
 
 /// One int8 tensor of the quantized model, with the f32 node it stands for.
@@ -28,9 +32,39 @@ pub struct QuantTensor {
     pub params: QParams,
 }
 
+/// A layer of the quantized model that computes in f32, between DequantizeLinear and
+/// QuantizeLinear.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FloatLayer {
+    /// Node of the (folded) f32 graph.
+    pub node: String,
+    /// Its op kind.
+    pub op: &'static str,
+    /// Why it is not int8.
+    pub reason: &'static str,
+}
+
+/// Why an op of the IR runs in f32 in the int8 model (for ops that do).
+pub fn float_reason(op: &Op) -> &'static str {
+    match op {
+        Op::Add => "sum of two int8 tensors with different scales",
+        Op::Mul => "product of two activations",
+        Op::GlobalAvgPool | Op::ReduceMean { .. } | Op::AvgPool(_) => "an average rounded to int8 would not be exact",
+        Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish => "non-linear activation, not an int8 output range",
+        Op::Relu | Op::Relu6 => "activation not after a conv it could be folded into (or its input has other readers)",
+        Op::BatchNorm { .. } => "BatchNorm not after a conv, so not folded into weights",
+        Op::Softmax => "probabilities at the output",
+        _ => "input only available in f32",
+    }
+}
+
 /// What the emitter produced.
 #[derive(Debug, Clone)]
 pub struct Emitted {
+    /// Layers that compute in f32 between DequantizeLinear and QuantizeLinear, with why.
+    pub float_layers: Vec<FloatLayer>,
+    /// Concat inputs requantized to the concat's scale.
+    pub requantized_concat_inputs: usize,
     /// The int8 ONNX file.
     pub bytes: Vec<u8>,
     /// Every int8 tensor produced by a quantized layer, in graph order.
@@ -64,6 +98,7 @@ struct Emitter<'a> {
     f: Vec<Option<String>>,
     params: &'a [QParams],
     tensors: Vec<QuantTensor>,
+    float_layers: Vec<FloatLayer>,
 }
 
 fn node(op: &str, name: &str, inputs: Vec<String>, output: &str, attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
@@ -135,6 +170,35 @@ impl Emitter<'_> {
         out
     }
 
+    fn float_layer(&mut self, i: usize) {
+        let n = &self.model.graph.nodes()[i];
+        self.float_layers.push(FloatLayer { node: n.name.clone(), op: n.op.kind(), reason: float_reason(&n.op) });
+    }
+
+    /// `node`'s op in f32 on the f32 forms of its inputs.
+    fn float_op(&mut self, i: usize) -> Result<()> {
+        let nd = &self.model.graph.nodes()[i];
+        let name = nd.name.clone();
+        let ins: Vec<String> = nd.inputs.iter().map(|t| t.index()).collect::<Vec<_>>().into_iter().map(|t| self.float_of(t)).collect();
+        let out = format!("{name}_f");
+        let nd = &self.model.graph.nodes()[i];
+        if nd.op == Op::HardSwish {
+            self.nodes.extend(hard_swish_nodes(&name, &ins[0], &out));
+        } else {
+            let (op_type, attrs, consts) = simple_node(&nd.op, &nd.shape).ok_or_else(|| Error::Config(format!("{name}: {} cannot be quantized", nd.op.kind())))?;
+            let mut ins = ins;
+            for (suffix, values) in consts {
+                let key = format!("{name}.{suffix}");
+                self.inits.push(tensor_proto_i64(&key, &values));
+                ins.push(key);
+            }
+            self.nodes.push(node(op_type, &name, ins, &out, attrs));
+        }
+        self.f[i] = Some(out);
+        self.float_layer(i);
+        Ok(())
+    }
+
     fn record(&mut self, i: usize, qt: &QT) {
         let n = &self.model.graph.nodes()[i];
         self.tensors.push(QuantTensor { node: n.name.clone(), op: n.op.kind(), tensor: qt.name.clone(), params: qt.p });
@@ -165,8 +229,22 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
             }
         }
     }
-    let out_params: Vec<QParams> = (0..n).map(|i| params[act_of[i].unwrap_or(i)]).collect();
-    let mut e = Emitter { model, nodes: vec![], inits: vec![], q: vec![None; n], f: vec![None; n], params: &out_params, tensors: vec![] };
+    let mut out_params: Vec<QParams> = (0..n).map(|i| params[act_of[i].unwrap_or(i)]).collect();
+    // Concat runs on int8 with one scale: a conv (with its folded activation) read only by the
+    // concat writes its output with the concat's parameters, so it needs no requantization.
+    for (i, nd) in g.nodes().iter().enumerate() {
+        if let Op::Concat { .. } = nd.op {
+            for t in nd.inputs.iter().map(|t| t.index()) {
+                let src = fused_into[t].unwrap_or(t);
+                if consumers[t] == 1 && matches!(g.nodes()[src].op, Op::Conv2d(_)) && t != g.output().index() {
+                    out_params[src] = params[i];
+                    out_params[t] = params[i];
+                }
+            }
+        }
+    }
+    let mut e = Emitter { model, nodes: vec![], inits: vec![], q: vec![None; n], f: vec![None; n], params: &out_params, tensors: vec![], float_layers: vec![] };
+    let mut requantized_concat_inputs = 0;
     e.f[0] = Some(INPUT_NAME.to_string());
     let mut bias_saturations = 0;
     let mut output_step = 0.0;
@@ -218,6 +296,7 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                         e.nodes.push(node("Clip", &name, vec![x, "edgenet.clip_min".into(), "edgenet.clip_max".into()], &out, vec![]));
                     }
                     e.f[i] = Some(out);
+                    e.float_layer(i);
                 }
             }
             Op::Add => {
@@ -225,6 +304,7 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                 let out = format!("{name}_f");
                 e.nodes.push(node("Add", &name, vec![a, b], &out, vec![]));
                 e.f[i] = Some(out);
+                e.float_layer(i);
                 if act_of[i].is_some() {
                     // The sum is only ever read through its activation's int8 range.
                     let qt = e.quant_of(i);
@@ -240,9 +320,53 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
             Op::MaxPool(p) => {
                 let x = e.quant_of(inp(0));
                 let out = format!("{name}_q");
-                e.nodes.push(node("MaxPool", &name, vec![x.name], &out, pool_attrs(p)));
+                e.nodes.push(node("MaxPool", &name, vec![x.name], &out, pool_attrs(p, false)));
                 e.q[i] = Some(QT { name: out, p: x.p });
             }
+            Op::Reshape | Op::Transpose { .. } | Op::Slice { .. } => {
+                // Values moved, not changed: on int8 when the input is int8 already.
+                let x = inp(0);
+                match e.q[x].clone() {
+                    Some(qx) => {
+                        let (op_type, attrs, consts) = simple_node(&nd.op, &nd.shape).ok_or_else(|| Error::Config(format!("{name}: no ONNX form")))?;
+                        let mut ins = vec![qx.name];
+                        for (suffix, values) in consts {
+                            let key = format!("{name}.{suffix}");
+                            e.inits.push(tensor_proto_i64(&key, &values));
+                            ins.push(key);
+                        }
+                        let out = format!("{name}_q");
+                        e.nodes.push(node(op_type, &name, ins, &out, attrs));
+                        e.q[i] = Some(QT { name: out, p: qx.p });
+                    }
+                    None => e.float_op(i)?,
+                }
+            }
+            Op::Concat { axis } => {
+                let p = out_params[i];
+                let mut ins = Vec::with_capacity(nd.inputs.len());
+                for k in 0..nd.inputs.len() {
+                    let t = inp(k);
+                    match e.q[t].clone() {
+                        Some(qt) if qt.p == p => ins.push(qt.name),
+                        _ => {
+                            // Requantized to the concat's scale (from the f32 form).
+                            let f = e.float_of(t);
+                            let (s, z) = e.scalar(&format!("{name}_q"), p);
+                            let rq = format!("{name}.input{k}_q");
+                            e.nodes.push(node("QuantizeLinear", &format!("{name}/requantize{k}"), vec![f, s, z], &rq, vec![]));
+                            ins.push(rq);
+                            requantized_concat_inputs += 1;
+                        }
+                    }
+                }
+                let out = format!("{name}_q");
+                e.nodes.push(node("Concat", &name, ins, &out, vec![attr_int("axis", *axis as i64)]));
+                let qt = QT { name: out, p };
+                e.record(i, &qt);
+                e.q[i] = Some(qt);
+            }
+            Op::AvgPool(_) | Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish | Op::Mul | Op::ReduceMean { .. } => e.float_op(i)?,
             Op::Flatten => {
                 let x = e.quant_of(inp(0));
                 let out = format!("{name}_q");
@@ -254,6 +378,7 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                 let out = format!("{name}_f");
                 e.nodes.push(node("GlobalAveragePool", &name, vec![x], &out, vec![]));
                 e.f[i] = Some(out);
+                e.float_layer(i);
             }
             Op::Linear { in_features, out_features, bias } => {
                 let x = e.quant_of(inp(0));
@@ -297,6 +422,7 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                 let out = format!("{name}_f");
                 e.nodes.push(node("Softmax", &name, vec![x], &out, vec![attr_int("axis", 1)]));
                 e.f[i] = Some(out);
+                e.float_layer(i);
             }
             Op::BatchNorm { eps, .. } => {
                 let x = e.float_of(inp(0));
@@ -310,6 +436,7 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                 let out = format!("{name}_f");
                 e.nodes.push(node("BatchNormalization", &name, ins, &out, vec![attr_float("epsilon", *eps)]));
                 e.f[i] = Some(out);
+                e.float_layer(i);
             }
         }
     }
@@ -327,7 +454,7 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
         ..Default::default()
     };
     let proto = model_proto(graph, format!("{} quantized to int8 by edgenet", model.info.arch), meta);
-    Ok(Emitted { bytes: proto.encode_to_vec(), tensors: e.tensors, bias_saturations, output_step })
+    Ok(Emitted { bytes: proto.encode_to_vec(), tensors: e.tensors, bias_saturations, output_step, float_layers: e.float_layers, requantized_concat_inputs })
 }
 
 /// Quantized weights, their scales, the int32 bias and the number of saturated bias values
