@@ -30,6 +30,10 @@ pub struct BenchArgs {
     pub no_trim: bool,
     #[command(flatten)]
     pub engine: super::EngineArgs,
+    // Accepted as by `classify` and `run` (checked against the model); bench feeds synthetic
+    // tensors, so only the crop matters: the input size of a model whose file does not fix it.
+    #[command(flatten)]
+    pub preprocess: super::preprocess::PreprocessArgs,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,7 +76,11 @@ pub fn run(args: &BenchArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let rss_start = measure::rss().map(|r| r.1);
     let mut load = Vec::new();
     let model = super::ModelSource::from_arg(args.model.as_deref())?;
-    let (engine, file_bytes) = measure::load(&model, &args.engine.options(), args.no_trim, &mut load)?;
+    let (engine, file_bytes) = measure::load(&model, &args.engine.options(), Some(&args.preprocess), args.no_trim, &mut load)?;
+    if !args.preprocess.options().is_empty() {
+        let p = args.preprocess.resolve_for(&model, &engine)?;
+        log::info!("{model}: bench times the model alone on synthetic input; the preprocessing ({}) is not run", p.describe());
+    }
     let load_ms = load.iter().map(|p| p.ms).sum();
     let x = measure::synthetic_input(engine.input_len());
     let mut y = vec![0.0; engine.output_len()];

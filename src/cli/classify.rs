@@ -13,7 +13,8 @@ use edgenet::runner::{softmax_in_place, top_k, Classifier, Labels, TopK, MAX_TOP
 
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
-    /// ONNX model (edgenet's own files carry their preprocessing and label set).
+    /// ONNX model (edgenet's own files carry their preprocessing and label set; for others,
+    /// give --preset or the preprocessing options, else ImageNet's is assumed with a warning).
     pub model: PathBuf,
     /// Image files (JPEG, PNG, BMP, PNM).
     #[arg(required = true)]
@@ -29,6 +30,8 @@ pub struct ClassifyArgs {
     pub json: bool,
     #[command(flatten)]
     pub engine: super::EngineArgs,
+    #[command(flatten)]
+    pub preprocess: super::preprocess::PreprocessArgs,
 }
 
 /// Labels from a file, else from the model's metadata. A bad file is reported and the
@@ -60,13 +63,15 @@ pub fn label_of(labels: Option<&Labels>, i: usize) -> String {
 
 pub fn run(args: &ClassifyArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let opts = args.engine.options();
-    let engine = Engine::from_path(&args.model, &opts)?;
+    let model = super::ModelSource::File(args.model.clone());
+    let engine = model.load_sized(&opts, &args.preprocess, &mut |_| {})?;
+    let preprocess = args.preprocess.resolve_for(&model, &engine)?;
     let (labels, label_err) = resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = &label_err {
         eprintln!("error: {e:#}; showing class numbers");
     }
     let is_prob = engine.output_name() == OUTPUT_PROBABILITIES;
-    let mut classifier = Classifier::new(engine, None).with_context(|| format!("preparing {}", args.model.display()))?;
+    let mut classifier = Classifier::new(engine, Some(preprocess)).with_context(|| format!("preparing {}", args.model.display()))?;
     let mut failed = usize::from(label_err.is_some());
     let mut scratch = Vec::new();
     let mut top = TopK::new();

@@ -163,7 +163,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let heap_start = measure::heap();
     let mut phases = Vec::new();
     let model = super::ModelSource::from_arg(args.model.as_deref())?;
-    let (engine, file_bytes) = measure::load(&model, &args.engine.options(), args.no_trim, &mut phases)?;
+    let (engine, file_bytes) = measure::load(&model, &args.engine.options(), None, args.no_trim, &mut phases)?;
     let engine_bytes = match (heap_start, measure::heap()) {
         (Some(a), Some(b)) => Some(b.live_bytes.saturating_sub(a.live_bytes)),
         _ => None,

@@ -56,8 +56,16 @@ impl PhaseClock {
 /// and drop the bytes, translate, optimize, plan), recording each stage.
 /// Then, unless `no_trim`, gives the heap's free pages back to the system
 /// ([`edgenet::alloc::release_free_heap`]), as a long-running process should once its model is
-/// loaded.
-pub fn load(model: &ModelSource, opts: &EngineOptions, no_trim: bool, phases: &mut Vec<Phase>) -> anyhow::Result<(Engine, usize)> {
+/// loaded. With `pre`, a model whose file does not fix the input size is loaded with the size
+/// the preprocessing options give (see [`ModelSource::load_sized`]; the stages of the failed
+/// first attempt are recorded too).
+pub fn load(
+    model: &ModelSource,
+    opts: &EngineOptions,
+    pre: Option<&super::preprocess::PreprocessArgs>,
+    no_trim: bool,
+    phases: &mut Vec<Phase>,
+) -> anyhow::Result<(Engine, usize)> {
     let file_bytes = model.len()?;
     let mut clock = PhaseClock::start();
     let mut on_phase = |p: BuildPhase| {
@@ -70,7 +78,10 @@ pub fn load(model: &ModelSource, opts: &EngineOptions, no_trim: bool, phases: &m
         };
         phases.push(clock.end(name));
     };
-    let engine = model.load(opts, &mut on_phase)?;
+    let engine = match pre {
+        Some(pre) => model.load_sized(opts, pre, &mut on_phase)?,
+        None => model.load(opts, &mut on_phase)?,
+    };
     if !no_trim {
         edgenet::alloc::release_free_heap();
         phases.push(clock.end("release free heap"));

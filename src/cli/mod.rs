@@ -10,6 +10,7 @@ mod export;
 mod footprint;
 mod inspect;
 mod measure;
+mod preprocess;
 #[cfg(feature = "tools")]
 mod quantize;
 mod run;
@@ -119,6 +120,10 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) if is_broken_pipe(&e) => 0,
+        Err(e) if e.chain().any(|c| c.is::<preprocess::Usage>()) => {
+            eprintln!("error: {e:#}");
+            2
+        }
         Err(e) => {
             eprintln!("error: {e}");
             for cause in e.chain().skip(1) {
@@ -157,6 +162,26 @@ impl ModelSource {
                 "no model given, and this binary has none built in (give an ONNX file, or build with \
                  EDGENET_EMBED_MODEL=model.onnx to embed one)"
             )),
+        }
+    }
+
+    /// Loads the model (see [`edgenet::engine::Engine::from_path_with_phases`]); a model whose
+    /// file does not fix the input size is loaded again with the size `pre` gives (`--crop`,
+    /// else the default 224×224).
+    pub(crate) fn load_sized(
+        &self,
+        opts: &edgenet::engine::EngineOptions,
+        pre: &preprocess::PreprocessArgs,
+        on_phase: &mut dyn FnMut(edgenet::engine::BuildPhase),
+    ) -> edgenet::Result<edgenet::engine::Engine> {
+        match self.load(opts, on_phase) {
+            Err(e) if opts.input_shape.is_none() && preprocess::is_unfixed_input(&e) => {
+                let shape = pre.input_shape();
+                let how = if pre.crop.is_some() { "--crop" } else { "the default; give --crop for another" };
+                log::info!("{self}: the file does not fix the input size; using 1×3×{}×{} ({how})", shape[2], shape[3]);
+                self.load(&edgenet::engine::EngineOptions { input_shape: Some(shape), ..opts.clone() }, on_phase)
+            }
+            r => r,
         }
     }
 

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use edgenet::frames::image_file::load_inputs;
+use edgenet::onnx::meta;
 use edgenet::quant::{quantize, report::report, QuantOptions, RangeMethod};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -20,7 +21,9 @@ pub enum Method {
 
 #[derive(Debug, Args)]
 pub struct QuantizeArgs {
-    /// f32 ONNX model: an edgenet export, or a torchvision classifier exported by torch.onnx.export.
+    /// f32 ONNX model: an edgenet export, or a torchvision classifier exported by torch.onnx.export
+    /// (give its preprocessing with --preset or the options, else ImageNet's is assumed with a
+    /// warning; it is written into the int8 file's metadata).
     pub model: PathBuf,
     /// Directory of calibration images (frames from your own camera are best).
     #[arg(long)]
@@ -52,12 +55,37 @@ pub struct QuantizeArgs {
     /// Output int8 ONNX file.
     #[arg(short, long)]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub preprocess: super::preprocess::PreprocessArgs,
 }
 
 pub fn run(args: &QuantizeArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let bytes = std::fs::read(&args.model).with_context(|| format!("reading {}", args.model.display()))?;
-    let model = edgenet::onnx::import(&bytes, &args.model.display().to_string())?;
+    let origin = args.model.display().to_string();
+    let proto = edgenet::onnx::decode(&bytes, &origin)?;
     drop(bytes);
+    let has_metadata = proto.metadata_props.iter().any(|e| e.key == meta::PREPROCESS);
+    let mut model = edgenet::onnx::import_proto(&proto, &origin)?;
+    drop(proto);
+    // The import fills in torchvision's preprocessing for a file without metadata; the options
+    // (or the assumed preset, with a warning) decide it here, and the int8 file records it.
+    let metadata = if has_metadata {
+        match model.info.preprocess.validate() {
+            Ok(()) => Some(&model.info.preprocess),
+            Err(e) if args.preprocess.preset.is_some() => {
+                log::warn!("{origin}: ignoring its {} metadata, which --preset replaces: {e}", meta::PREPROCESS);
+                None
+            }
+            Err(e) => return Err(anyhow::Error::from(e).context(format!("{origin}: metadata {} (give --preset to replace it)", meta::PREPROCESS))),
+        }
+    } else {
+        None
+    };
+    let input = match *model.graph.input_shape() {
+        [_, _, h, w] => (h, w),
+        ref other => anyhow::bail!("{origin}: input shape {other:?} is not [1, C, H, W]"),
+    };
+    model.info.preprocess = args.preprocess.resolve(&args.model.display(), metadata, input)?;
     let pre = &model.info.preprocess;
     let (cal, skipped) = load_inputs(&args.calibrate, pre).with_context(|| format!("calibration set {}", args.calibrate.display()))?;
     for e in &skipped {

@@ -5,12 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use edgenet::frames::spec::parse_size;
 use edgenet::frames::{LiveMode, SourceKind, SourceSpec, StreamFormat, YuvRange};
 use edgenet::onnx::OUTPUT_PROBABILITIES;
-use edgenet::runner::{preprocess_from_metadata, FrameReport, Labels, StreamOptions, StreamRunner, Summary, MAX_TOP_K};
+use edgenet::runner::{FrameReport, Labels, StreamOptions, StreamRunner, Summary, MAX_TOP_K};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,8 +32,9 @@ pub enum Live {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// ONNX model (edgenet's own files carry their preprocessing and label set); optional in a
-    /// binary built with a model inside (EDGENET_EMBED_MODEL).
+    /// ONNX model (edgenet's own files carry their preprocessing and label set; for others,
+    /// give --preset or the preprocessing options, else ImageNet's is assumed with a warning);
+    /// optional in a binary built with a model inside (EDGENET_EMBED_MODEL).
     pub model: Option<PathBuf>,
     /// Frames: an image file or directory, a raw/MJPEG file or FIFO, `-` (stdin), /dev/videoN,
     /// or synthetic[:WxH][@FPS].
@@ -72,6 +72,8 @@ pub struct RunArgs {
     pub labels: Option<PathBuf>,
     #[command(flatten)]
     pub engine: super::EngineArgs,
+    #[command(flatten)]
+    pub preprocess: super::preprocess::PreprocessArgs,
 }
 
 fn parse_format(s: &str) -> Result<StreamFormat, String> {
@@ -260,12 +262,12 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     };
     let opts = args.engine.options();
     let model = super::ModelSource::from_arg(args.model.as_deref())?;
-    let engine = model.load(&opts, &mut |_| {})?;
+    let engine = model.load_sized(&opts, &args.preprocess, &mut |_| {})?;
+    let preprocess = args.preprocess.resolve_for(&model, &engine)?;
     let (labels, label_err) = super::classify::resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = label_err {
         return Err(e.context("--labels"));
     }
-    let preprocess = preprocess_from_metadata(&engine).with_context(|| format!("preparing {model}"))?;
     let stream_opts =
         StreamOptions { top: args.top as usize, every: args.every, max_frames: args.max_frames, softmax: engine.output_name() != OUTPUT_PROBABILITIES };
     let session = engine.session()?;

@@ -1,4 +1,6 @@
-//! Image preprocessing: what a model expects, recorded in its ONNX metadata.
+//! Image preprocessing: what a model expects, recorded in its ONNX metadata, and the named
+//! conventions ([`Preset`]) and single options ([`PreprocessOptions`]) that describe it for
+//! models that carry no such metadata.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,8 +30,33 @@ pub enum Crop {
     Squash,
 }
 
-/// The preprocessing a model expects: `tensor = (pixel − mean) / std` per RGB channel, with
-/// pixels in 0..=255, NCHW.
+/// Order of the colour channels in the input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    /// Red, green, blue (torchvision, TensorFlow).
+    #[default]
+    Rgb,
+    /// Blue, green, red (Caffe, OpenCV).
+    Bgr,
+}
+
+impl ChannelOrder {
+    fn is_rgb(&self) -> bool {
+        *self == ChannelOrder::Rgb
+    }
+
+    /// `rgb` or `bgr`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelOrder::Rgb => "rgb",
+            ChannelOrder::Bgr => "bgr",
+        }
+    }
+}
+
+/// The preprocessing a model expects: `tensor = (pixel − mean) / std` per channel, with
+/// pixels in 0..=255, NCHW, channels in `channel_order`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocess {
     /// Input width in pixels.
@@ -40,10 +67,14 @@ pub struct Preprocess {
     pub filter: Filter,
     /// Fitting rule.
     pub crop: Crop,
-    /// Per-channel mean, in pixel units.
+    /// Per-channel mean, in pixel units, in the tensor's channel order.
     pub mean: [f32; 3],
-    /// Per-channel standard deviation, in pixel units.
+    /// Per-channel standard deviation, in pixel units, in the tensor's channel order.
     pub std: [f32; 3],
+    /// Channel order of the tensor. Files written before this field existed have none: RGB.
+    /// Not written when RGB, so those files read the same in older versions.
+    #[serde(default, skip_serializing_if = "ChannelOrder::is_rgb")]
+    pub channel_order: ChannelOrder,
 }
 
 impl Preprocess {
@@ -56,6 +87,7 @@ impl Preprocess {
             crop: Crop::Center { fraction: 0.875 },
             mean: [0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0],
             std: [0.229 * 255.0, 0.224 * 255.0, 0.225 * 255.0],
+            channel_order: ChannelOrder::Rgb,
         }
     }
 
@@ -68,6 +100,7 @@ impl Preprocess {
             crop: Crop::Center { fraction: 224.0 / 256.0 },
             mean: [127.0; 3],
             std: [128.0; 3],
+            channel_order: ChannelOrder::Rgb,
         }
     }
 }
@@ -76,18 +109,76 @@ use crate::error::{Error, Result};
 
 impl Preprocess {
     /// The source rectangle `(x0, y0, width, height)` this preprocessing reads from a
-    /// `w`×`h` image: the centred square crop of side `⌊fraction · min(w, h)⌋` at offset
-    /// `((w − c + 1) / 2, (h − c + 1) / 2)`, or the whole image.
+    /// `w`×`h` image: for a square input, the centred square crop of side
+    /// `c = ⌊fraction · min(w, h)⌋` at offset `((w − c + 1) / 2, (h − c + 1) / 2)`; or the whole
+    /// image.
+    ///
+    /// For an input that is not square, the centred rectangle of the input's aspect ratio whose
+    /// shorter side is `fraction · min(w, h)`, as torchvision's `Resize(r)` then
+    /// `CenterCrop((height, width))` with `fraction = min(height, width) / r` (clipped to the
+    /// image).
     pub fn source_rect(&self, w: usize, h: usize) -> (usize, usize, usize, usize) {
         match self.crop {
             Crop::Center { fraction } => {
-                let c = ((fraction as f64 * w.min(h) as f64).floor() as usize).clamp(1, w.min(h).max(1));
-                ((w - c).div_ceil(2), (h - c).div_ceil(2), c, c)
+                let short = w.min(h);
+                let (cw, ch) = if self.width == self.height {
+                    let c = ((fraction as f64 * short as f64).floor() as usize).clamp(1, short.max(1));
+                    (c, c)
+                } else {
+                    let unit = fraction as f64 * short as f64 / self.width.min(self.height).max(1) as f64;
+                    (((unit * self.width as f64).floor() as usize).clamp(1, w.max(1)), ((unit * self.height as f64).floor() as usize).clamp(1, h.max(1)))
+                };
+                ((w - cw).div_ceil(2), (h - ch).div_ceil(2), cw, ch)
             }
             Crop::Squash => (0, 0, w, h),
         }
     }
 
+    /// The shorter side the image is resized to before the centre crop (torchvision's
+    /// `Resize(r)`): `round(min(width, height) / fraction)`; `None` for [`Crop::Squash`].
+    pub fn resize(&self) -> Option<usize> {
+        match self.crop {
+            Crop::Center { fraction } if fraction > 0.0 => Some((self.width.min(self.height) as f64 / fraction as f64).round() as usize),
+            _ => None,
+        }
+    }
+
+    /// One line for logs and warnings: `resize 256, crop 224, bilinear, mean 0.485,0.456,0.406,
+    /// std 0.229,0.224,0.225 on 0..1, rgb`. Mean and std are shown on 0..1 when they are round
+    /// numbers there (torchvision's way of writing them), else on 0..255.
+    pub fn describe(&self) -> String {
+        let size = if self.width == self.height { self.width.to_string() } else { format!("{}x{}", self.height, self.width) };
+        let geometry = match self.resize() {
+            Some(r) => format!("resize {r}, crop {size}"),
+            None => format!("squash to {size}"),
+        };
+        let filter = match self.filter {
+            Filter::Nearest => "nearest",
+            Filter::Bilinear => "bilinear",
+            Filter::Bicubic => "bicubic",
+        };
+        let round_on_unit = self.mean.iter().chain(&self.std).all(|v| {
+            let x = *v as f64 / 255.0 * 1e4;
+            (x - x.round()).abs() < 1e-2
+        });
+        let (k, range) = if round_on_unit { (255.0, ValueRange::Unit) } else { (1.0, ValueRange::Byte) };
+        let list = |v: &[f32; 3]| v.iter().map(|x| number(*x as f64 / k)).collect::<Vec<_>>().join(",");
+        format!("{geometry}, {filter}, mean {}, std {} on {}, {}", list(&self.mean), list(&self.std), range.name(), self.channel_order.name())
+    }
+}
+
+/// `v` with at most 4 decimals and no trailing zeros.
+fn number(v: f64) -> String {
+    let s = format!("{v:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.into()
+    }
+}
+
+impl Preprocess {
     /// Values in the NCHW input tensor, `3 · width · height`.
     pub fn input_len(&self) -> usize {
         3 * self.width * self.height
@@ -111,6 +202,272 @@ impl Preprocess {
             return Err(Error::Config(format!("normalisation mean {:?} std {:?} is not usable", self.mean, self.std)));
         }
         Ok(())
+    }
+}
+
+/// The pixel value range that mean and std are given in (`--range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRange {
+    /// Pixels scaled to 0..1 before the mean is subtracted (torchvision).
+    Unit,
+    /// Pixels as they are, 0..255 (Caffe, EfficientNet-Lite).
+    Byte,
+}
+
+impl ValueRange {
+    /// `0..1` or `0..255`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueRange::Unit => "0..1",
+            ValueRange::Byte => "0..255",
+        }
+    }
+
+    /// `0..1` (also `0-1`, `1`) or `0..255` (also `0-255`, `255`).
+    pub fn parse(s: &str) -> Option<ValueRange> {
+        match s.trim() {
+            "0..1" | "0-1" | "1" => Some(ValueRange::Unit),
+            "0..255" | "0-255" | "255" => Some(ValueRange::Byte),
+            _ => None,
+        }
+    }
+
+    /// Pixel units per unit of this range.
+    fn scale(self) -> f32 {
+        match self {
+            ValueRange::Unit => 255.0,
+            ValueRange::Byte => 1.0,
+        }
+    }
+}
+
+/// Named preprocessing conventions (`--preset`), for models that carry no metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    /// torchvision's ImageNet convention: bilinear, shorter side `crop · 256/224`, centre crop,
+    /// mean 0.485,0.456,0.406, std 0.229,0.224,0.225 on 0..1, RGB ([`Preprocess::torchvision`]).
+    Imagenet,
+    /// torchvision's Inception v3 / GoogLeNet convention: `(x − 127.5) / 127.5` (mean and std
+    /// 0.5 on 0..1), bilinear, shorter side `crop / 0.875`, centre crop, RGB.
+    Inception,
+    /// EfficientNet-Lite's (and edgenet's zoo model's) convention: `(x − 127) / 128` on 0..255,
+    /// bicubic, shorter side `crop · 256/224`, centre crop, RGB
+    /// ([`Preprocess::efficientnet_lite`]).
+    Lite,
+    /// Pixels 0..255 unnormalised, bilinear, shorter side `crop · 256/224`, centre crop, RGB.
+    Raw,
+}
+
+impl Preset {
+    /// Every preset, in the order they are listed to users.
+    pub const ALL: [Preset; 4] = [Preset::Imagenet, Preset::Inception, Preset::Lite, Preset::Raw];
+
+    /// The preset assumed for a model that carries no preprocessing and was given none.
+    pub const DEFAULT: Preset = Preset::Imagenet;
+
+    /// The input size assumed when a model's input size is not fixed and no crop is given.
+    pub const DEFAULT_SIZE: usize = 224;
+
+    /// Its name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Imagenet => "imagenet",
+            Preset::Inception => "inception",
+            Preset::Lite => "lite",
+            Preset::Raw => "raw",
+        }
+    }
+
+    /// The preset called `name` (case-insensitive).
+    pub fn parse(name: &str) -> Option<Preset> {
+        Preset::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The names of all presets, comma-separated.
+    pub fn names() -> String {
+        Preset::ALL.map(Preset::name).join(", ")
+    }
+
+    /// This convention for a `height`×`width` input. The resize scales with the crop; for an
+    /// input that is not square, with its longer side (so the crop fits).
+    pub fn preprocess(self, height: usize, width: usize) -> Preprocess {
+        let side = height.min(width);
+        let base = match self {
+            Preset::Imagenet => Preprocess::torchvision(side),
+            Preset::Inception => Preprocess { mean: [0.5 * 255.0; 3], std: [0.5 * 255.0; 3], ..Preprocess::torchvision(side) },
+            Preset::Lite => Preprocess::efficientnet_lite(side),
+            Preset::Raw => Preprocess { mean: [0.0; 3], std: [1.0; 3], ..Preprocess::torchvision(side) },
+        };
+        let crop = match base.crop {
+            Crop::Center { fraction } if height != width => Crop::Center { fraction: fraction * side as f32 / height.max(width) as f32 },
+            c => c,
+        };
+        Preprocess { width, height, crop, ..base }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Preprocessing given field by field (the command line's `--preset`, `--resize`, `--crop`,
+/// `--mean`, `--std`, `--channel-order`, `--range`): a preset, and single fields overriding it
+/// or the model's metadata. Error messages name the options as the command line spells them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PreprocessOptions {
+    /// A named convention; it replaces the model's metadata.
+    pub preset: Option<Preset>,
+    /// Shorter side to resize to before the centre crop.
+    pub resize: Option<usize>,
+    /// Centre crop `(height, width)`: the model's input size.
+    pub crop: Option<(usize, usize)>,
+    /// Per-channel mean, in `range` units and the tensor's channel order.
+    pub mean: Option<[f32; 3]>,
+    /// Per-channel standard deviation, in `range` units and the tensor's channel order.
+    pub std: Option<[f32; 3]>,
+    /// Channel order of the tensor.
+    pub channel_order: Option<ChannelOrder>,
+    /// The units of `mean` and `std` (default 0..1, as torchvision).
+    pub range: Option<ValueRange>,
+}
+
+/// Where a [`Resolved`] preprocessing came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PreprocessSource {
+    /// The model's metadata, as it is.
+    Metadata,
+    /// A preset or single options replacing or changing the model's metadata.
+    OverridesMetadata {
+        /// What the metadata says.
+        metadata: Preprocess,
+    },
+    /// The model has no metadata; a preset and/or single options gave it, the fields not given
+    /// taken from `defaults` when no preset was given.
+    Options {
+        /// The preset the fields not given come from, when no preset was given.
+        defaults: Option<Preset>,
+    },
+    /// The model has no metadata and nothing was given: this preset is assumed.
+    Assumed(Preset),
+}
+
+/// The preprocessing to use, and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    /// The preprocessing, validated.
+    pub preprocess: Preprocess,
+    /// Where it came from.
+    pub source: PreprocessSource,
+}
+
+fn list(v: &[f32; 3]) -> String {
+    v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",")
+}
+
+impl PreprocessOptions {
+    /// Whether nothing is given.
+    pub fn is_empty(&self) -> bool {
+        *self == PreprocessOptions::default()
+    }
+
+    /// The preprocessing for a model whose metadata holds `metadata` (or none) and whose input
+    /// is `input` = `(height, width)` when the file fixes it.
+    ///
+    /// The crop is the model's input size (`--crop` must match it when the input is fixed;
+    /// without either, the metadata's size, else [`Preset::DEFAULT_SIZE`]). A preset replaces
+    /// the metadata; single options replace single fields of the preset, else of the metadata,
+    /// else of [`Preset::DEFAULT`]. Changing the channel order reorders a mean and std that are
+    /// not given, so each colour keeps its value; `mean` and `std` given are in `range` units
+    /// (default 0..1) and the tensor's channel order.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the option: mean or std not finite, std ≤ 0, `range` without
+    /// mean or std, an empty or huge crop or resize, a crop that is not the model's input size
+    /// or is larger than the resize; or metadata that is not usable.
+    pub fn resolve(&self, metadata: Option<&Preprocess>, input: Option<(usize, usize)>) -> Result<Resolved> {
+        let usage = |m: String| Err(Error::Config(m));
+        if let Some(m) = self.mean {
+            if m.iter().any(|v| !v.is_finite()) {
+                return usage(format!("--mean {}: every value must be a finite number", list(&m)));
+            }
+        }
+        if let Some(s) = self.std {
+            if s.iter().any(|v| !v.is_finite() || *v <= 0.0) {
+                return usage(format!("--std {}: every value must be a finite number greater than 0", list(&s)));
+            }
+        }
+        if let Some(r) = self.range {
+            if self.mean.is_none() && self.std.is_none() {
+                return usage(format!("--range {} gives the units of --mean and --std: give them with it", r.name()));
+            }
+        }
+        if let Some((h, w)) = self.crop {
+            if h == 0 || w == 0 || h > 8192 || w > 8192 {
+                return usage(format!("--crop {h}x{w}: sides must be 1 to 8192 pixels"));
+            }
+            if let Some((ih, iw)) = input {
+                if (h, w) != (ih, iw) {
+                    return usage(format!(
+                        "--crop {h}x{w} does not match the model's input size {ih}x{iw} (the crop is the tensor the model takes; leave --crop out for this model)"
+                    ));
+                }
+            }
+        }
+        if let Some(r) = self.resize {
+            if r == 0 || r > 65536 {
+                return usage(format!("--resize {r}: must be 1 to 65536 pixels"));
+            }
+        }
+        let size = self.crop.or(input).or(metadata.map(|m| (m.height, m.width))).unwrap_or((Preset::DEFAULT_SIZE, Preset::DEFAULT_SIZE));
+        if let Some(r) = self.resize {
+            if r < size.0.max(size.1) {
+                let crop = if size.0 == size.1 { size.0.to_string() } else { format!("{}x{}", size.0, size.1) };
+                return match self.crop {
+                    Some(_) => usage(format!("--crop {crop} is larger than --resize {r}: the crop is taken from the resized image")),
+                    None => usage(format!("--resize {r} is smaller than the crop, the model's input size {crop}: the crop is taken from the resized image")),
+                };
+            }
+        }
+        let (mut p, source) = match (self.preset, metadata) {
+            (None, Some(m)) if self.is_empty() => {
+                m.validate()?;
+                return Ok(Resolved { preprocess: m.clone(), source: PreprocessSource::Metadata });
+            }
+            (Some(preset), m) => {
+                let source = match m {
+                    Some(m) => PreprocessSource::OverridesMetadata { metadata: m.clone() },
+                    None => PreprocessSource::Options { defaults: None },
+                };
+                (preset.preprocess(size.0, size.1), source)
+            }
+            (None, Some(m)) => (Preprocess { height: size.0, width: size.1, ..m.clone() }, PreprocessSource::OverridesMetadata { metadata: m.clone() }),
+            (None, None) => {
+                let source =
+                    if self.is_empty() { PreprocessSource::Assumed(Preset::DEFAULT) } else { PreprocessSource::Options { defaults: Some(Preset::DEFAULT) } };
+                (Preset::DEFAULT.preprocess(size.0, size.1), source)
+            }
+        };
+        if let Some(r) = self.resize {
+            p.crop = Crop::Center { fraction: size.0.min(size.1) as f32 / r as f32 };
+        }
+        if let Some(order) = self.channel_order {
+            if order != p.channel_order {
+                p.mean.reverse();
+                p.std.reverse();
+                p.channel_order = order;
+            }
+        }
+        let k = self.range.unwrap_or(ValueRange::Unit).scale();
+        if let Some(m) = self.mean {
+            p.mean = m.map(|v| v * k);
+        }
+        if let Some(s) = self.std {
+            p.std = s.map(|v| v * k);
+        }
+        p.validate()?;
+        Ok(Resolved { preprocess: p, source })
     }
 }
 
@@ -184,6 +541,8 @@ pub struct Preprocessor {
     v: Taps,
     /// Horizontally resampled rows: `rect.3` rows × `width` × 3.
     tmp: Vec<f32>,
+    /// For each tensor channel, the RGB channel it takes.
+    order: [usize; 3],
 }
 
 impl Preprocessor {
@@ -200,7 +559,11 @@ impl Preprocessor {
         let h = Taps::new(cfg.filter, rect.2, cfg.width);
         let v = Taps::new(cfg.filter, rect.3, cfg.height);
         let tmp = vec![0.0; rect.3 * cfg.width * 3];
-        Ok(Preprocessor { cfg: cfg.clone(), src: (src_w, src_h), rect, h, v, tmp })
+        let order = match cfg.channel_order {
+            ChannelOrder::Rgb => [0, 1, 2],
+            ChannelOrder::Bgr => [2, 1, 0],
+        };
+        Ok(Preprocessor { cfg: cfg.clone(), src: (src_w, src_h), rect, h, v, tmp, order })
     }
 
     /// The source size this preprocessor was made for.
@@ -267,8 +630,8 @@ impl Preprocessor {
                     acc[1] += wk * t[1];
                     acc[2] += wk * t[2];
                 }
-                for c in 0..3 {
-                    let v = acc[c].round().clamp(0.0, 255.0);
+                for (c, &from) in self.order.iter().enumerate() {
+                    let v = acc[from].round().clamp(0.0, 255.0);
                     out[c * plane + oy * ow + ox] = (v - self.cfg.mean[c]) / self.cfg.std[c];
                 }
             }
@@ -324,6 +687,170 @@ mod tests {
         p.run(&rgb, &mut out).unwrap();
         let want = (200.0 - cfg.mean[1]) / cfg.std[1];
         assert!(out[32 * 32..2 * 32 * 32].iter().all(|v| (v - want).abs() < 1e-6));
+    }
+
+    fn opts() -> PreprocessOptions {
+        PreprocessOptions::default()
+    }
+
+    fn err(o: &PreprocessOptions, meta: Option<&Preprocess>, input: Option<(usize, usize)>) -> String {
+        o.resolve(meta, input).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn metadata_is_used_as_it_is_when_nothing_is_given() {
+        let m = Preprocess::efficientnet_lite(224);
+        let r = opts().resolve(Some(&m), Some((224, 224))).unwrap();
+        assert_eq!(r, Resolved { preprocess: m, source: PreprocessSource::Metadata });
+    }
+
+    #[test]
+    fn without_metadata_or_options_imagenet_is_assumed_at_the_model_size() {
+        let r = opts().resolve(None, Some((224, 224))).unwrap();
+        assert_eq!(r.source, PreprocessSource::Assumed(Preset::Imagenet));
+        assert_eq!(r.preprocess, Preprocess::torchvision(224));
+        assert_eq!(r.preprocess.resize(), Some(256));
+        assert_eq!(r.preprocess.describe(), "resize 256, crop 224, bilinear, mean 0.485,0.456,0.406, std 0.229,0.224,0.225 on 0..1, rgb");
+        // The size follows the model; the resize scales with it (round(crop · 256/224)).
+        let r = opts().resolve(None, Some((96, 96))).unwrap();
+        assert_eq!((r.preprocess.width, r.preprocess.height, r.preprocess.resize()), (96, 96, Some(110)));
+        // An input size that is not fixed: the default size.
+        let r = opts().resolve(None, None).unwrap();
+        assert_eq!((r.preprocess.width, r.preprocess.height), (224, 224));
+    }
+
+    #[test]
+    fn presets_have_their_published_values() {
+        let lite = Preset::Lite.preprocess(224, 224);
+        assert_eq!(lite, Preprocess::efficientnet_lite(224));
+        assert_eq!(lite.describe(), "resize 256, crop 224, bicubic, mean 127,127,127, std 128,128,128 on 0..255, rgb");
+        let inc = Preset::Inception.preprocess(299, 299);
+        assert_eq!((inc.mean, inc.std, inc.filter), ([127.5; 3], [127.5; 3], Filter::Bilinear));
+        assert_eq!(inc.resize(), Some(342));
+        assert!(inc.describe().contains("mean 0.5,0.5,0.5, std 0.5,0.5,0.5 on 0..1"), "{}", inc.describe());
+        let raw = Preset::Raw.preprocess(224, 224);
+        assert_eq!((raw.mean, raw.std), ([0.0; 3], [1.0; 3]));
+        assert!(raw.describe().contains("mean 0,0,0, std 1,1,1 on 0..255"), "{}", raw.describe());
+        for p in Preset::ALL {
+            assert_eq!(Preset::parse(&p.name().to_uppercase()), Some(p));
+            p.preprocess(224, 320).validate().unwrap();
+        }
+        assert_eq!(Preset::parse("vgg"), None);
+        // Not square: the resize scales with the longer side, so the crop fits.
+        let wide = Preset::Imagenet.preprocess(224, 320);
+        assert_eq!(wide.resize(), Some(366));
+        assert_eq!(wide.describe().split(',').next(), Some("resize 366"));
+    }
+
+    #[test]
+    fn a_preset_or_options_override_the_metadata() {
+        let m = Preprocess::efficientnet_lite(224);
+        let o = PreprocessOptions { preset: Some(Preset::Imagenet), ..opts() };
+        let r = o.resolve(Some(&m), Some((224, 224))).unwrap();
+        assert_eq!(r.preprocess, Preprocess::torchvision(224));
+        assert_eq!(r.source, PreprocessSource::OverridesMetadata { metadata: m.clone() });
+        // One field: the others stay the metadata's.
+        let o = PreprocessOptions { std: Some([0.5; 3]), ..opts() };
+        let r = o.resolve(Some(&m), Some((224, 224))).unwrap();
+        assert_eq!(r.preprocess, Preprocess { std: [127.5; 3], ..m.clone() });
+    }
+
+    #[test]
+    fn explicit_imagenet_values_equal_the_preset_exactly() {
+        let o = PreprocessOptions { mean: Some([0.485, 0.456, 0.406]), std: Some([0.229, 0.224, 0.225]), resize: Some(256), ..opts() };
+        let r = o.resolve(None, Some((224, 224))).unwrap();
+        assert_eq!(r.preprocess, Preprocess::torchvision(224));
+        assert_eq!(r.source, PreprocessSource::Options { defaults: Some(Preset::Imagenet) });
+        // The same in pixel units with --range 0..255 (to f32 rounding).
+        let o = PreprocessOptions { mean: Some([123.675, 116.28, 103.53]), std: Some([58.395, 57.12, 57.375]), range: Some(ValueRange::Byte), ..opts() };
+        let p = o.resolve(None, Some((224, 224))).unwrap().preprocess;
+        let t = Preprocess::torchvision(224);
+        for c in 0..3 {
+            assert!((p.mean[c] - t.mean[c]).abs() < 1e-4 && (p.std[c] - t.std[c]).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn options_replace_single_fields_of_the_preset() {
+        let o = PreprocessOptions { preset: Some(Preset::Inception), resize: Some(320), ..opts() };
+        let p = o.resolve(None, Some((299, 299))).unwrap().preprocess;
+        assert_eq!((p.resize(), p.mean, p.crop), (Some(320), [127.5; 3], Crop::Center { fraction: 299.0 / 320.0 }));
+        // --crop for a model whose size is not fixed; the resize scales with it.
+        let o = PreprocessOptions { preset: Some(Preset::Imagenet), crop: Some((160, 160)), ..opts() };
+        let p = o.resolve(None, None).unwrap().preprocess;
+        assert_eq!((p.width, p.height, p.resize()), (160, 160, Some(183)));
+        // The same --crop as the fixed size is accepted.
+        assert!(PreprocessOptions { crop: Some((224, 224)), ..opts() }.resolve(None, Some((224, 224))).is_ok());
+    }
+
+    #[test]
+    fn bgr_reorders_the_preset_values_and_takes_given_values_in_tensor_order() {
+        let o = PreprocessOptions { channel_order: Some(ChannelOrder::Bgr), ..opts() };
+        let p = o.resolve(None, Some((224, 224))).unwrap().preprocess;
+        let t = Preprocess::torchvision(224);
+        assert_eq!((p.mean, p.std), ([t.mean[2], t.mean[1], t.mean[0]], [t.std[2], t.std[1], t.std[0]]));
+        assert_eq!(p.channel_order, ChannelOrder::Bgr);
+        let o = PreprocessOptions {
+            channel_order: Some(ChannelOrder::Bgr),
+            mean: Some([104.0, 117.0, 123.0]),
+            std: Some([1.0; 3]),
+            range: Some(ValueRange::Byte),
+            ..opts()
+        };
+        let p = o.resolve(None, Some((224, 224))).unwrap().preprocess;
+        assert_eq!((p.mean, p.std), ([104.0, 117.0, 123.0], [1.0; 3]));
+        assert!(p.describe().ends_with(", bgr"));
+    }
+
+    #[test]
+    fn bad_options_are_errors_naming_the_option() {
+        let m = Some((224, 224));
+        assert!(err(&PreprocessOptions { std: Some([0.2, 0.0, 0.2]), ..opts() }, None, m).contains("--std"));
+        assert!(err(&PreprocessOptions { std: Some([0.2, -1.0, 0.2]), ..opts() }, None, m).contains("--std"));
+        assert!(err(&PreprocessOptions { std: Some([0.2, f32::NAN, 0.2]), ..opts() }, None, m).contains("--std"));
+        assert!(err(&PreprocessOptions { mean: Some([f32::INFINITY, 0.0, 0.2]), ..opts() }, None, m).contains("--mean"));
+        let e = err(&PreprocessOptions { crop: Some((256, 256)), ..opts() }, None, m);
+        assert!(e.contains("--crop 256x256") && e.contains("224x224"), "{e}");
+        let e = err(&PreprocessOptions { crop: Some((256, 256)), resize: Some(240), ..opts() }, None, None);
+        assert!(e.contains("--crop 256 is larger than --resize 240"), "{e}");
+        let e = err(&PreprocessOptions { resize: Some(200), ..opts() }, None, m);
+        assert!(e.contains("--resize 200"), "{e}");
+        assert!(err(&PreprocessOptions { range: Some(ValueRange::Byte), ..opts() }, None, m).contains("--range"));
+        assert!(err(&PreprocessOptions { crop: Some((0, 3)), ..opts() }, None, None).contains("--crop"));
+        assert!(err(&PreprocessOptions { resize: Some(0), ..opts() }, None, None).contains("--resize"));
+    }
+
+    #[test]
+    fn channel_order_is_optional_in_json_and_bgr_swaps_the_planes() {
+        let old = r#"{"width":2,"height":2,"filter":"bilinear","crop":"squash","mean":[0,0,0],"std":[1,1,1]}"#;
+        let p: Preprocess = serde_json::from_str(old).unwrap();
+        assert_eq!(p.channel_order, ChannelOrder::Rgb);
+        assert!(!serde_json::to_string(&p).unwrap().contains("channel_order"));
+        let bgr = Preprocess { channel_order: ChannelOrder::Bgr, ..p.clone() };
+        let json = serde_json::to_string(&bgr).unwrap();
+        assert!(json.contains(r#""channel_order":"bgr""#), "{json}");
+        assert_eq!(serde_json::from_str::<Preprocess>(&json).unwrap(), bgr);
+        let rgb: Vec<u8> = (0..12).map(|i| i as u8 * 10).collect();
+        let (mut a, mut b) = (vec![0.0; 12], vec![0.0; 12]);
+        Preprocessor::new(&p, 2, 2).unwrap().run(&rgb, &mut a).unwrap();
+        Preprocessor::new(&bgr, 2, 2).unwrap().run(&rgb, &mut b).unwrap();
+        assert_eq!(&a[0..4], &b[8..12]);
+        assert_eq!(&a[4..8], &b[4..8]);
+        assert_eq!(&a[8..12], &b[0..4]);
+    }
+
+    #[test]
+    fn a_crop_that_is_not_square_keeps_its_aspect_ratio() {
+        // Resize(r) then CenterCrop((224, 320)) of a 640×480 image, with r = 320 / 0.875
+        // (≈ 366): the source rectangle is (320, 224) · 480 / r = (420, 294).
+        let p = Preset::Imagenet.preprocess(224, 320);
+        let (x0, y0, w, h) = p.source_rect(640, 480);
+        assert_eq!((w, h), (420, 294));
+        assert_eq!((x0, y0), (110, 93));
+        // Never larger than the image.
+        let tall = Preprocess { crop: Crop::Center { fraction: 1.0 }, ..Preset::Imagenet.preprocess(100, 400) };
+        let (_, _, w, h) = tall.source_rect(200, 200);
+        assert!(w <= 200 && h <= 200);
     }
 
     #[test]

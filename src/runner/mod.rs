@@ -30,12 +30,24 @@ pub struct Classifier {
 /// # Errors
 /// [`Error::Config`] when the metadata is absent or malformed.
 pub fn preprocess_from_metadata(engine: &Engine) -> Result<Preprocess> {
-    let json = engine
-        .metadata(meta::PREPROCESS)
-        .ok_or_else(|| Error::Config(format!("the model has no `{}` metadata: give the preprocessing explicitly", meta::PREPROCESS)))?;
+    preprocess_metadata(engine)?.ok_or_else(|| {
+        Error::Config(format!(
+            "the model has no `{}` metadata: give the preprocessing explicitly (see `PreprocessOptions::resolve`, or the command line's --preset)",
+            meta::PREPROCESS
+        ))
+    })
+}
+
+/// The preprocessing recorded in an engine's model metadata, `None` when the model has none
+/// (a model edgenet did not write).
+///
+/// # Errors
+/// [`Error::Config`] when the metadata is there but malformed or unusable.
+pub fn preprocess_metadata(engine: &Engine) -> Result<Option<Preprocess>> {
+    let Some(json) = engine.metadata(meta::PREPROCESS) else { return Ok(None) };
     let p: Preprocess = serde_json::from_str(json).map_err(|e| Error::Config(format!("metadata {}: {e}", meta::PREPROCESS)))?;
-    p.validate()?;
-    Ok(p)
+    p.validate().map_err(|e| Error::Config(format!("metadata {}: {e}", meta::PREPROCESS)))?;
+    Ok(Some(p))
 }
 
 impl Classifier {
