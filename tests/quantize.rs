@@ -230,14 +230,14 @@ fn quantize_command_writes_model_and_report_and_rejects_bad_input() {
     let mut proto = edgenet::onnx::decode(&std::fs::read(&f32_path).unwrap(), "m").unwrap();
     let g = proto.graph.as_mut().unwrap();
     let n = g.node.iter_mut().find(|n| n.op_type == "Clip").unwrap();
-    n.op_type = "Sigmoid".into();
+    n.op_type = "Tanh".into();
     n.input.truncate(1);
-    let bad = dir.join("sigmoid.onnx");
+    let bad = dir.join("tanh.onnx");
     std::fs::write(&bad, proto.encode_to_vec()).unwrap();
     let out = Command::new(bin()).arg("quantize").arg(&bad).arg("--calibrate").arg(&cal).arg("-o").arg(dir.join("x.onnx")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Sigmoid") && err.contains("sigmoid.onnx"), "{err}");
+    assert!(err.contains("Tanh") && err.contains("tanh.onnx") && err.contains("HardSwish"), "{err}");
 }
 
 /// The int8 fixture that the library tests check on every architecture CI covers (aarch64 under

@@ -273,6 +273,10 @@ impl Engine {
             log::debug!("{origin}: {n} of {} DequantizeLinear on edgenet's dequantizer", dequantizers.len());
             let n = qconv::fuse_qadd(&mut typed).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} quantized residual additions fused");
+            if !quantizers.is_empty() {
+                let n = qconv::fuse_lut(&mut typed).map_err(|e| onnx_err(origin, e))?;
+                log::debug!("{origin}: {n} int8 element-wise functions as lookup tables");
+            }
         }
         let mut typed = typed.into_optimized().map_err(|e| onnx_err(origin, e))?;
         if opts.int8_kernels && !(qconvs.is_empty() && quantizers.is_empty() && dequantizers.is_empty()) {

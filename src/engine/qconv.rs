@@ -4,7 +4,10 @@
 //!   through eager im2col, per-row or per-group matmuls and separate requantization passes;
 //! - `QuantizeLinear` and `DequantizeLinear`, whose tract versions round differently from
 //!   onnxruntime and run one element at a time;
-//! - `QuantizeLinear(DequantizeLinear(a) + DequantizeLinear(b))`, fused into one pass.
+//! - `QuantizeLinear(DequantizeLinear(a) + DequantizeLinear(b))`, fused into one pass;
+//! - `QuantizeLinear(f(DequantizeLinear(x)))` for any element-wise `f` of `x` alone (sigmoid,
+//!   hard sigmoid, hard swish, SiLU `x·σ(x)`, a requantization), which is an int8 → int8
+//!   function: a 256-entry lookup table.
 //!
 //! Each op writes its output into a buffer it keeps between runs of a session
 //! ([`super::reuse`]), so a warm session allocates nothing in them.
@@ -309,6 +312,165 @@ impl TypedOp for EdgeQAdd {
     }
 
     as_op!();
+}
+
+/// An int8 → int8 element-wise function as a 256-entry table, computed by running the f32
+/// ops it replaces (edgenet's dequantizer, tract's f32 ops, edgenet's quantizer) on the 256
+/// possible inputs: the same bits as those ops, in one byte lookup per element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EdgeLut {
+    /// `table[x as u8]` is the output for input `x`.
+    table: Arc<[i8; 256]>,
+    out_dt: DatumType,
+    /// What the table stands for, for the plan report.
+    what: String,
+}
+
+impl Op for EdgeLut {
+    fn name(&self) -> StaticName {
+        "EdgeLut".into()
+    }
+
+    fn info(&self) -> TractResult<Vec<String>> {
+        Ok(vec![self.what.clone()])
+    }
+
+    op_as_typed_op!();
+}
+
+impl WriteOutput for EdgeLut {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 1, "EdgeLut takes one input");
+        Ok((self.out_dt, inputs[0].shape()))
+    }
+
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        let xs = i8_values(&inputs[0])?;
+        let ys = i8_values_mut(y)?;
+        ensure!(xs.len() == ys.len());
+        let t = &*self.table;
+        for (y, &x) in ys.iter_mut().zip(xs) {
+            *y = t[x as u8 as usize];
+        }
+        Ok(())
+    }
+}
+
+impl EvalOp for EdgeLut {
+    reuse_output_eval!();
+}
+
+impl TypedOp for EdgeLut {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 1 && inputs[0].datum_type.unquantized() == i8::datum_type());
+        Ok(tvec!(self.out_dt.fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
+/// At most this many f32 ops between a dequantizer and a quantizer become one table.
+const LUT_MAX_OPS: usize = 8;
+
+/// Fuses `EdgeQuantize(f(EdgeDequantize(x)))` into an [`EdgeLut`] where `f` is made of
+/// element-wise tract ops (unary ones, and binary ones whose other operand is a scalar
+/// constant or another value of the same region) reading nothing but `x`, and no value
+/// computed in between is read outside.
+pub(crate) fn fuse_lut(model: &mut TypedModel) -> TractResult<usize> {
+    use tract_onnx::tract_core::ops::binary::TypedBinOp;
+    use tract_onnx::tract_core::ops::element_wise::ElementWiseOp;
+    replace_nodes(model, |model, q| {
+        let Some(quant) = q.op_as::<EdgeQuantize>() else { return Ok(None) };
+        let mut region: Vec<usize> = Vec::new();
+        let mut source: Option<usize> = None;
+        let mut stack = vec![q.inputs[0]];
+        while let Some(outlet) = stack.pop() {
+            let n = model.node(outlet.node);
+            if region.contains(&n.id) || source == Some(n.id) {
+                continue;
+            }
+            if n.op_is::<EdgeDequantize>() {
+                if source.is_some() {
+                    return Ok(None);
+                }
+                source = Some(n.id);
+                continue;
+            }
+            let elementwise = n.op_is::<ElementWiseOp>() || n.op_is::<TypedBinOp>();
+            if !elementwise || n.outputs.len() != 1 || region.len() >= LUT_MAX_OPS {
+                return Ok(None);
+            }
+            region.push(n.id);
+            for i in &n.inputs {
+                let fact = model.outlet_fact(*i)?;
+                match &fact.konst {
+                    // A constant operand must be one value, so the op stays element-wise.
+                    Some(k) if k.len() == 1 => {}
+                    Some(_) => return Ok(None),
+                    None => stack.push(*i),
+                }
+            }
+        }
+        let Some(d) = source else { return Ok(None) };
+        let shape = &model.outlet_fact(OutletId::new(d, 0))?.shape;
+        for &id in region.iter().chain([d].iter()) {
+            let n = model.node(id);
+            if n.outputs[0].successors.iter().any(|s| s.node != q.id && !region.contains(&s.node)) || &n.outputs[0].fact.shape != shape {
+                return Ok(None);
+            }
+        }
+        let order: Vec<usize> = model.eval_order()?.into_iter().filter(|id| region.contains(id)).collect();
+        let table = lut_table(model, d, &order, q)?;
+        let what = format!("{} → int8 table", order.iter().map(|&id| model.node(id).op.name().to_string()).collect::<Vec<_>>().join(" · "));
+        let op = EdgeLut { table: Arc::new(table), out_dt: quant.out_dt, what };
+        Ok(Some(Replacement { node: q.id, inputs: tvec![model.node(d).inputs[0]], op: Box::new(op), suffix: "edgenet_lut" }))
+    })
+}
+
+/// Runs dequantizer `d`, the `region` ops (in evaluation order) and quantizer `q` of `model`
+/// on the 256 int8 values.
+fn lut_table(model: &TypedModel, d: usize, region: &[usize], q: &TypedNode) -> TractResult<[i8; 256]> {
+    let dn = model.node(d);
+    let src_fact = model.outlet_fact(dn.inputs[0])?;
+    let rank = src_fact.rank().max(1);
+    let mut shape = vec![1usize; rank - 1];
+    shape.push(256);
+    let mut adhoc = TypedModel::default();
+    let src = adhoc.add_source("lut_input", src_fact.datum_type.fact(&shape))?;
+    let mut map: HashMap<OutletId, OutletId> = HashMap::new();
+    map.insert(OutletId::new(d, 0), adhoc.wire_node("dequantize", dn.op.clone(), &[src])?[0]);
+    for &id in region {
+        let n = model.node(id);
+        let mut inputs = TVec::new();
+        for (k, i) in n.inputs.iter().enumerate() {
+            let w = match map.get(i) {
+                Some(&w) => w,
+                None => {
+                    let k_value = model.outlet_fact(*i)?.konst.clone().ok_or_else(|| format_err!("{}: input {k} is neither computed nor constant", n.name))?;
+                    adhoc.add_const(format!("{}.const{k}", n.name), k_value)?
+                }
+            };
+            inputs.push(w);
+        }
+        map.insert(OutletId::new(id, 0), adhoc.wire_node(&*n.name, n.op.clone(), &inputs)?[0]);
+    }
+    let last = *map.get(&q.inputs[0]).ok_or_else(|| format_err!("{}: quantizer input not in the table's region", q.name))?;
+    let out = adhoc.wire_node("quantize", q.op.clone(), &[last])?;
+    adhoc.select_output_outlets(&out)?;
+    let values: Vec<i8> = (0u8..=255).map(|v| v as i8).collect();
+    let mut input = Tensor::from_shape(&shape, &values)?;
+    if src_fact.datum_type != i8::datum_type() {
+        // SAFETY: the source's type is an int8 one (EdgeDequantize checked it), which shares
+        // i8's representation.
+        unsafe { input.set_datum_type(src_fact.datum_type) };
+    }
+    let plan = SimplePlan::new(adhoc)?;
+    let result = plan.run(tvec![input.into_tvalue()])?;
+    let ys = i8_values(&result[0])?;
+    ensure!(ys.len() == 256, "lookup table of {} values", ys.len());
+    let mut table = [0i8; 256];
+    table.copy_from_slice(ys);
+    Ok(table)
 }
 
 /// A replacement for one node: the outlets feeding the new op, the op, and a name suffix.

@@ -157,9 +157,10 @@ impl SlotPlan {
 /// Whether `op` is one of edgenet's ops that write their output through the pool and read
 /// their inputs by `len()` (so a slot's longer storage is harmless to them).
 fn writes_output(op: &dyn TypedOp) -> bool {
-    use super::qconv::{EdgeDequantize, EdgeQAdd, EdgeQConv, EdgeQuantize};
+    use super::qconv::{EdgeDequantize, EdgeLut, EdgeQAdd, EdgeQConv, EdgeQuantize};
     let op = op.as_op();
     op.downcast_ref::<EdgeQConv>().is_some()
+        || op.downcast_ref::<EdgeLut>().is_some()
         || op.downcast_ref::<EdgeQuantize>().is_some()
         || op.downcast_ref::<EdgeDequantize>().is_some()
         || op.downcast_ref::<EdgeQAdd>().is_some()

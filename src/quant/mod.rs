@@ -59,6 +59,25 @@ pub struct Quantized {
     pub options: QuantOptions,
 }
 
+impl Quantized {
+    /// The layers left in f32, grouped by op in graph order: `(op, count, why)`.
+    pub fn float_summary(&self) -> Vec<(&'static str, usize, &'static str)> {
+        float_summary(&self.float_layers)
+    }
+}
+
+/// [`FloatLayer`]s grouped by op, in order of first appearance: `(op, count, why)`.
+pub fn float_summary(layers: &[FloatLayer]) -> Vec<(&'static str, usize, &'static str)> {
+    let mut out: Vec<(&'static str, usize, &'static str)> = Vec::new();
+    for l in layers {
+        match out.iter_mut().find(|(op, _, _)| *op == l.op) {
+            Some(e) => e.1 += 1,
+            None => out.push((l.op, 1, l.reason)),
+        }
+    }
+    out
+}
+
 /// Quantizes `model` with activation ranges calibrated on `inputs` (preprocessed NCHW
 /// tensors); `progress(done, total)` follows calibration.
 ///

@@ -60,6 +60,8 @@ pub struct Report {
     pub f32_bytes: usize,
     /// Size of the int8 ONNX file.
     pub int8_bytes: usize,
+    /// Layers that compute in f32 between DequantizeLinear and QuantizeLinear, with why.
+    pub float_layers: Vec<super::FloatLayer>,
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -152,6 +154,7 @@ pub fn report(original: &Model, q: &Quantized, inputs: &[(String, Vec<f32>)], fl
         flag_below_db,
         f32_bytes: f32_bytes.len(),
         int8_bytes: q.bytes.len(),
+        float_layers: q.float_layers.clone(),
     })
 }
 
@@ -174,6 +177,12 @@ impl Report {
         }
         let flagged = self.layers.iter().filter(|l| l.flagged).count();
         let _ = writeln!(s, "  {flagged} of {} layers flagged", self.layers.len());
+        let _ = writeln!(s, "\nlayers left in f32 (between DequantizeLinear and QuantizeLinear): {}", self.float_layers.len());
+        for (op, n, why) in super::float_summary(&self.float_layers) {
+            let names: Vec<&str> = self.float_layers.iter().filter(|l| l.op == op).map(|l| l.node.as_str()).collect();
+            let shown = if names.len() > 4 { format!("{}, … {}", names[..3].join(", "), names[names.len() - 1]) } else { names.join(", ") };
+            let _ = writeln!(s, "  {n:4} {op:<12} {why}: {shown}");
+        }
         let _ = writeln!(s, "\noutputs, int8 vs f32:");
         for x in &self.samples {
             let _ = writeln!(

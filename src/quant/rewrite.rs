@@ -34,7 +34,7 @@ pub struct QuantTensor {
 
 /// A layer of the quantized model that computes in f32, between DequantizeLinear and
 /// QuantizeLinear.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FloatLayer {
     /// Node of the (folded) f32 graph.
     pub node: String,
@@ -51,12 +51,17 @@ pub fn float_reason(op: &Op) -> &'static str {
         Op::Mul => "product of two activations",
         Op::GlobalAvgPool | Op::ReduceMean { .. } | Op::AvgPool(_) => "an average rounded to int8 would not be exact",
         Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish => "non-linear activation, not an int8 output range",
+
         Op::Relu | Op::Relu6 => "activation not after a conv it could be folded into (or its input has other readers)",
         Op::BatchNorm { .. } => "BatchNorm not after a conv, so not folded into weights",
         Op::Softmax => "probabilities at the output",
+        Op::Concat { .. } => "every reader computes in f32",
         _ => "input only available in f32",
     }
 }
+
+/// The reason recorded for an element-wise function of one int8 tensor.
+const LUT_REASON: &str = "function of one int8 tensor: f32 in the file, one int8 lookup table in edgenet's engine";
 
 /// What the emitter produced.
 #[derive(Debug, Clone)]
@@ -229,11 +234,24 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
             }
         }
     }
+    // Nodes all of whose readers compute in f32 (a concat before DenseNet's BatchNorm): a
+    // concat there is cheaper in f32 than requantizing its inputs to one scale.
+    let mut float_readers = vec![true; n];
+    float_readers[g.output().index()] = false;
+    for (j, nd) in g.nodes().iter().enumerate() {
+        let f32_reader = matches!(nd.op, Op::BatchNorm { .. } | Op::Add | Op::Mul | Op::GlobalAvgPool | Op::ReduceMean { .. } | Op::AvgPool(_) | Op::Softmax)
+            || (matches!(nd.op, Op::Relu | Op::Relu6) && fused_into[j].is_none());
+        if !f32_reader {
+            for t in &nd.inputs {
+                float_readers[t.index()] = false;
+            }
+        }
+    }
     let mut out_params: Vec<QParams> = (0..n).map(|i| params[act_of[i].unwrap_or(i)]).collect();
     // Concat runs on int8 with one scale: a conv (with its folded activation) read only by the
     // concat writes its output with the concat's parameters, so it needs no requantization.
     for (i, nd) in g.nodes().iter().enumerate() {
-        if let Op::Concat { .. } = nd.op {
+        if matches!(nd.op, Op::Concat { .. }) && !float_readers[i] {
             for t in nd.inputs.iter().map(|t| t.index()) {
                 let src = fused_into[t].unwrap_or(t);
                 if consumers[t] == 1 && matches!(g.nodes()[src].op, Op::Conv2d(_)) && t != g.output().index() {
@@ -245,6 +263,25 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
     }
     let mut e = Emitter { model, nodes: vec![], inits: vec![], q: vec![None; n], f: vec![None; n], params: &out_params, tensors: vec![], float_layers: vec![] };
     let mut requantized_concat_inputs = 0;
+    // Element-wise functions of one int8 tensor — an activation, or `x · act(x)` (SiLU, and
+    // hard swish as PyTorch exports it) — are written as DequantizeLinear → f32 ops →
+    // QuantizeLinear with nothing else reading the f32 values, which the engine turns into one
+    // int8 lookup table. `gate[a]`: activation `a` is the `act(x)` of such a product.
+    let is_act = |op: &Op| matches!(op, Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish);
+    let mut gate = vec![false; n];
+    let mut self_gated = vec![false; n];
+    for (i, nd) in g.nodes().iter().enumerate() {
+        if nd.op == Op::Mul {
+            let (a, b) = (nd.inputs[0].index(), nd.inputs[1].index());
+            for (x, act) in [(a, b), (b, a)] {
+                let an = &g.nodes()[act];
+                if is_act(&an.op) && an.inputs[0].index() == x && consumers[act] == 1 && an.shape == nd.shape {
+                    gate[act] = true;
+                    self_gated[i] = true;
+                }
+            }
+        }
+    }
     e.f[0] = Some(INPUT_NAME.to_string());
     let mut bias_saturations = 0;
     let mut output_step = 0.0;
@@ -342,6 +379,7 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                     None => e.float_op(i)?,
                 }
             }
+            Op::Concat { .. } if float_readers[i] => e.float_op(i)?,
             Op::Concat { axis } => {
                 let p = out_params[i];
                 let mut ins = Vec::with_capacity(nd.inputs.len());
@@ -365,6 +403,19 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                 let qt = QT { name: out, p };
                 e.record(i, &qt);
                 e.q[i] = Some(qt);
+            }
+            Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish | Op::Mul if (is_act(&nd.op) && !gate[i]) || self_gated[i] => {
+                e.float_op(i)?;
+                let gated: Vec<String> = nd.inputs.iter().map(|t| t.index()).filter(|&a| gate[a]).map(|a| g.nodes()[a].name.clone()).collect();
+                for l in e.float_layers.iter_mut().filter(|l| l.node == name || gated.contains(&l.node)) {
+                    l.reason = LUT_REASON;
+                }
+                if i != g.output().index() {
+                    // Readers take the int8 form, so the f32 values stay between the two.
+                    let qt = e.quant_of(i);
+                    e.f[i] = None;
+                    e.q[i] = Some(qt);
+                }
             }
             Op::AvgPool(_) | Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish | Op::Mul | Op::ReduceMean { .. } => e.float_op(i)?,
             Op::Flatten => {
