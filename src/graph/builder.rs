@@ -407,7 +407,7 @@ impl GraphBuilder {
     /// Non-finite parameters.
     pub fn hard_sigmoid(&mut self, local: &str, x: TensorId, alpha: f32, beta: f32) -> Result<TensorId> {
         if !(alpha.is_finite() && beta.is_finite()) {
-            return Err(Error::shape(&self.path(local), format!("hard sigmoid needs finite alpha and beta, got {alpha}, {beta}")));
+            return Err(Error::shape(self.path(local), format!("hard sigmoid needs finite alpha and beta, got {alpha}, {beta}")));
         }
         self.unary(local, x, Op::HardSigmoid { alpha, beta })
     }

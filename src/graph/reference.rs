@@ -118,9 +118,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
                 let (sa, sb) = (in_shape(0), in_shape(1));
                 let out = &node.shape;
                 let n: usize = out.iter().product();
-                (0..n)
-                    .map(|i| a[broadcast_index(i, out, sa)] * b[broadcast_index(i, out, sb)])
-                    .collect()
+                (0..n).map(|i| a[broadcast_index(i, out, sa)] * b[broadcast_index(i, out, sb)]).collect()
             }
             Op::Concat { axis } => {
                 let outer: usize = node.shape[..*axis].iter().product();

@@ -229,7 +229,7 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
             let n_out = node.output.len();
             let sizes: Vec<usize> = match i64_const(1)?.or_else(|| a.ints("split")) {
                 Some(v) => v.iter().map(|&s| usize::try_from(s).map_err(|_| err(origin, format!("{}: negative split {s}", what())))).collect::<Result<_>>()?,
-                None if n_out > 0 && shape[axis] % n_out == 0 => vec![shape[axis] / n_out; n_out],
+                None if n_out > 0 && shape[axis].is_multiple_of(n_out) => vec![shape[axis] / n_out; n_out],
                 None => return Err(err(origin, format!("{}: {} does not split evenly into {n_out}", what(), shape[axis]))),
             };
             if sizes.len() != n_out || sizes.iter().sum::<usize>() != shape[axis] {
@@ -270,8 +270,8 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
                 if kh != kw {
                     return Err(err(origin, format!("{}: non-square kernel {kh}×{kw} is not supported", what())));
                 }
-                let stride = all_equal(&a.ints("strides").unwrap_or(vec![1, 1]))
-                    .ok_or_else(|| err(origin, format!("{}: unequal strides are not supported", what())))?;
+                let stride =
+                    all_equal(&a.ints("strides").unwrap_or(vec![1, 1])).ok_or_else(|| err(origin, format!("{}: unequal strides are not supported", what())))?;
                 let dilation = all_equal(&a.ints("dilations").unwrap_or(vec![1, 1]))
                     .ok_or_else(|| err(origin, format!("{}: unequal dilations are not supported", what())))?;
                 let padding = match a.string("auto_pad").as_deref() {
@@ -527,7 +527,7 @@ fn resolve_reshape(shape: &[usize], target: &[i64], allowzero: bool) -> std::res
     }
     let known = out.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("shape {target:?} too large"))?;
     if let Some(i) = infer {
-        if known == 0 || total % known != 0 {
+        if known == 0 || !total.is_multiple_of(known) {
             return Err(format!("cannot reshape {shape:?} to {target:?}"));
         }
         out[i] = total / known;

@@ -8,7 +8,8 @@ pub mod validate;
 
 #[cfg(feature = "tools")]
 pub(crate) use export::{
-    attr_float, attr_int, conv_attrs, hard_swish_nodes, metadata, model_proto, pool_attrs, simple_node, tensor_proto, tensor_proto_i32, tensor_proto_i64, tensor_proto_i8, value_info,
+    attr_float, attr_int, conv_attrs, hard_swish_nodes, metadata, model_proto, pool_attrs, simple_node, tensor_proto, tensor_proto_i32, tensor_proto_i64,
+    tensor_proto_i8, value_info,
 };
 #[cfg(feature = "tools")]
 pub use export::{export, output_name, tensor_names, to_proto, ExportOptions};

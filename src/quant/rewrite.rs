@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::graph::{Conv2d, Op};
 use crate::model::Model;
 use crate::onnx::{
-    attr_float, attr_int, conv_attrs, hard_swish_nodes, metadata, model_proto, output_name, pool_attrs, simple_node, tensor_proto, tensor_proto_i32, tensor_proto_i64,
-    tensor_proto_i8, value_info, INPUT_NAME,
+    attr_float, attr_int, conv_attrs, hard_swish_nodes, metadata, model_proto, output_name, pool_attrs, simple_node, tensor_proto, tensor_proto_i32,
+    tensor_proto_i64, tensor_proto_i8, value_info, INPUT_NAME,
 };
 
 /// One int8 tensor of the quantized model, with the f32 node it stands for.
@@ -190,7 +190,8 @@ impl Emitter<'_> {
         if nd.op == Op::HardSwish {
             self.nodes.extend(hard_swish_nodes(&name, &ins[0], &out));
         } else {
-            let (op_type, attrs, consts) = simple_node(&nd.op, &nd.shape).ok_or_else(|| Error::Config(format!("{name}: {} cannot be quantized", nd.op.kind())))?;
+            let (op_type, attrs, consts) =
+                simple_node(&nd.op, &nd.shape).ok_or_else(|| Error::Config(format!("{name}: {} cannot be quantized", nd.op.kind())))?;
             let mut ins = ins;
             for (suffix, values) in consts {
                 let key = format!("{name}.{suffix}");
