@@ -2,21 +2,38 @@
 //!
 //! Load ONNX bytes → fix the input fact → `into_optimized` → a runnable plan, optionally with
 //! an intra-op thread pool.
+//!
+//! This file builds the [`Engine`] and runs it; the rest is in its submodules, each of which
+//! uses only submodules listed before it (none imports one that imports it back); `session` and
+//! `report` add methods to the [`Engine`] defined here:
+//! - `load`: reading the ONNX file and moving its weights into tract's model;
+//! - `pool`: the output pool through which edgenet's ops write their outputs, knowing no op;
+//! - `qconv`: edgenet's int8 ops over [`crate::kernels`] and the rewrites that put them in
+//!   tract's model;
+//! - `reuse`: edgenet versions of the tract ops an optimised int8 plan keeps;
+//! - `session`: [`Session`], which runs a plan again and again with the output pool;
+//! - `report`: [`Engine::profile`], [`Engine::describe_plan`], [`Engine::plan_report`].
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
-use tract_onnx::tract_core::plan::{SimplePlan, SimpleState};
+use tract_onnx::tract_core::plan::SimplePlan;
 use tract_onnx::tract_core::runtime::RunOptions;
 
 use crate::error::{Error, Result};
 use crate::kernels::KernelSet;
 
 mod load;
+mod pool;
 mod qconv;
+mod report;
 mod reuse;
+mod session;
+
+pub use report::{NodeTime, PlanReport};
+pub use session::{NodeAllocations, RunAllocations, Session};
 
 /// How to prepare a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -411,78 +428,6 @@ fn copy_first_output(result: &[TValue], out: &mut [f32], origin: &str) -> Result
     Ok(())
 }
 
-/// Time spent in one node of the plan, from [`Engine::profile`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct NodeTime {
-    /// The node's name in tract's optimised model.
-    pub name: String,
-    /// The op, as tract names it (e.g. `OptMatMulPack`, `Im2Col`, `Scale`).
-    pub op: String,
-    /// tract's one-line description of the op's configuration, if any.
-    pub info: String,
-    /// Median over the runs, in seconds.
-    pub seconds: f64,
-}
-
-impl Engine {
-    /// Runs `input` `runs` times (after one warm-up) timing each node of tract's plan; returns
-    /// the nodes in plan order with their median time. For finding where time goes, not for
-    /// benchmarking (the timing adds a little overhead per node).
-    ///
-    /// # Errors
-    /// As [`run`](Self::run).
-    pub fn profile(&self, input: &[f32], runs: usize) -> Result<Vec<NodeTime>> {
-        if input.len() != self.input_len() {
-            return Err(Error::Input(format!("{} expects {} values, got {}", self.origin, self.input_len(), input.len())));
-        }
-        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
-        let model = self.plan.model();
-        let mut times: Vec<Vec<f64>> = vec![Vec::new(); model.nodes.len()];
-        let mut state = self.plan.spawn().map_err(eng)?;
-        for run in 0..=runs.max(1) {
-            let t = Tensor::from_shape(&self.input_shape, input).map_err(eng)?;
-            state
-                .run_plan_with_eval(tvec!(t.into_tvalue()), |ctx, st, node, inputs| {
-                    let start = std::time::Instant::now();
-                    let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
-                    if run > 0 {
-                        times[node.id].push(start.elapsed().as_secs_f64());
-                    }
-                    r
-                })
-                .map_err(eng)?;
-        }
-        let mut out = Vec::new();
-        for &id in self.plan.order_without_consts() {
-            let t = &mut times[id];
-            if t.is_empty() {
-                continue;
-            }
-            t.sort_by(f64::total_cmp);
-            let node = model.node(id);
-            let info = node.op().info().ok().and_then(|v| v.into_iter().next()).unwrap_or_default();
-            out.push(NodeTime { name: node.name.clone(), op: node.op().name().to_string(), info, seconds: t[t.len() / 2] });
-        }
-        Ok(out)
-    }
-
-    /// tract's optimised model as text, one node per line with its op and output facts; for
-    /// inspecting what tract made of a file.
-    pub fn describe_plan(&self) -> String {
-        let model = self.plan.model();
-        let mut s = String::new();
-        for &id in self.plan.order_without_consts() {
-            let node = model.node(id);
-            let facts: Vec<String> = node.outputs.iter().map(|o| format!("{:?}", o.fact)).collect();
-            s.push_str(&format!("{} {} {} -> {}\n", node.id, node.op().name(), node.name, facts.join(", ")));
-            for line in node.op().info().unwrap_or_default() {
-                s.push_str(&format!("    {line}\n"));
-            }
-        }
-        s
-    }
-}
-
 /// A stage of [`Engine::from_bytes_with_phases`], reported when it ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BuildPhase {
@@ -496,283 +441,6 @@ pub enum BuildPhase {
     Optimized,
     /// The runnable plan exists.
     Planned,
-}
-
-/// What tract's optimized plan holds: its constants (weights, packed or not) by element type,
-/// and its own estimate of the activation memory.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PlanReport {
-    /// Nodes of the optimized model.
-    pub nodes: usize,
-    /// Nodes by op name, most frequent first.
-    pub ops: Vec<(String, usize)>,
-    /// Constant tensors by kind (`I8`, `F32`, `packed I8`, …): `(kind, tensors, bytes)`,
-    /// largest first: Const nodes, and the weights packed into tract's matmul ops (counted at
-    /// the size of the packed buffer tract keeps for its kernels).
-    pub constants: Vec<(String, usize, usize)>,
-    /// The five largest Const nodes: `(node name, kind, bytes)`.
-    pub largest_const_nodes: Vec<(String, String, usize)>,
-    /// Bytes of constant values held by the graph's type facts and not shared with a Const op.
-    pub fact_constant_bytes: usize,
-    /// Largest sum of live intermediate tensors at any step of the plan's order
-    /// (`Graph::eval_tmp_memory_usage`, constants excluded), in bytes.
-    pub activation_peak_bytes: usize,
-    /// The plan step (node name) where that peak is reached.
-    pub activation_peak_node: String,
-}
-
-impl Engine {
-    /// Inspects the optimized plan: constant bytes by kind and the activation-memory estimate.
-    ///
-    /// # Errors
-    /// [`Error::Engine`] when tract cannot evaluate the order or a size is symbolic.
-    pub fn plan_report(&self) -> Result<PlanReport> {
-        use tract_onnx::tract_core::internal::DimLike;
-        use tract_onnx::tract_core::ops::konst::Const;
-        use tract_onnx::tract_core::ops::matmul::optimized::{MatMulOperand, OptMatMul, ProtoFusedSpec};
-        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
-        let model = self.plan.model();
-        let mut by_kind: std::collections::BTreeMap<String, (usize, usize)> = Default::default();
-        let packed_kind = |w: tract_linalg::WeightType| match w {
-            tract_linalg::WeightType::Plain(dt) => format!("packed {dt:?}"),
-            tract_linalg::WeightType::BlockQuant(_) => "packed block-quant".to_string(),
-        };
-        let mut ops: std::collections::BTreeMap<String, usize> = Default::default();
-        let mut fact_bytes = 0;
-        let mut largest: Vec<(String, String, usize)> = Vec::new();
-        for node in model.nodes() {
-            *ops.entry(node.op().name().to_string()).or_default() += 1;
-            // Weights that tract's optimizer packed into a matmul live inside the op.
-            if let Some(mm) = node.op_as::<OptMatMul>() {
-                for spec in &mm.micro_ops {
-                    if let ProtoFusedSpec::AddMatMul { a, b, .. } = spec {
-                        for operand in [a, b] {
-                            if let MatMulOperand::Const(v) = operand {
-                                let e = by_kind.entry(format!("{} (in matmul ops)", packed_kind(v.format().precursor()))).or_default();
-                                e.0 += 1;
-                                e.1 += v.exotic_fact().mem_size().to_usize().unwrap_or(0);
-                            }
-                        }
-                    }
-                }
-            }
-            // Weights held by edgenet's int8 kernels.
-            if let Some(q) = node.op_as::<qconv::EdgeQConv>() {
-                let e = by_kind.entry(q.held_kind().to_string()).or_default();
-                e.0 += 1;
-                e.1 += q.held_bytes();
-            }
-            // Values known at optimization time that a fact holds besides the Const ops.
-            for o in &node.outputs {
-                if let Some(k) = &o.fact.konst {
-                    let shared = node.op_as::<Const>().is_some_and(|c| Arc::ptr_eq(c.val(), k));
-                    if !shared && k.is_plain() {
-                        fact_bytes += k.len() * k.datum_type().size_of();
-                    }
-                }
-            }
-            let Some(c) = node.op_as::<Const>() else { continue };
-            let t = c.val();
-            let (kind, bytes) = match c.exotic_fact() {
-                Some(f) => {
-                    let kind = match f.downcast_ref::<tract_linalg::mmm::PackedExoticFact>() {
-                        Some(p) => packed_kind(p.format.precursor()),
-                        None => "exotic".to_string(),
-                    };
-                    (kind, f.mem_size().to_usize().unwrap_or(0))
-                }
-                None => (format!("{:?}", t.datum_type()), t.len() * t.datum_type().size_of()),
-            };
-            if log::log_enabled!(log::Level::Debug) && bytes >= 1 << 20 {
-                let users: Vec<String> = node
-                    .outputs
-                    .iter()
-                    .flat_map(|o| o.successors.iter())
-                    .map(|s| format!("{} ({})", model.node(s.node).name, model.node(s.node).op().name()))
-                    .collect();
-                log::debug!("{}: constant {} ({kind}, {bytes} bytes) feeds {}", self.origin, node.name, users.join(", "));
-            }
-            largest.push((node.name.clone(), kind.clone(), bytes));
-            let e = by_kind.entry(kind).or_default();
-            e.0 += 1;
-            e.1 += bytes;
-        }
-        let mut constants: Vec<(String, usize, usize)> = by_kind.into_iter().map(|(k, (n, b))| (k, n, b)).collect();
-        constants.sort_by_key(|c| std::cmp::Reverse(c.2));
-        let order = model.eval_order().map_err(eng)?;
-        let steps = model.eval_tmp_memory_usage(&order, |n| !n.op_is::<Const>()).map_err(eng)?;
-        let mut peak = (0usize, String::new());
-        for (node, mem) in steps.iter() {
-            let m = mem.to_usize().map_err(|e| Error::Engine(format!("{}: activation size {mem}: {e:?}", self.origin)))?;
-            if m > peak.0 {
-                peak = (m, model.node(*node).name.clone());
-            }
-        }
-        largest.sort_by_key(|c| std::cmp::Reverse(c.2));
-        largest.truncate(5);
-        let mut ops: Vec<(String, usize)> = ops.into_iter().collect();
-        ops.sort_by_key(|o| std::cmp::Reverse(o.1));
-        Ok(PlanReport {
-            nodes: model.nodes().len(),
-            ops,
-            constants,
-            largest_const_nodes: largest,
-            fact_constant_bytes: fact_bytes,
-            activation_peak_bytes: peak.0,
-            activation_peak_node: peak.1,
-        })
-    }
-}
-
-/// A model run session that keeps tract's per-run state (`SimpleState`: op states, the value
-/// table), the input tensor, and a pool of output buffers between runs, for loops that run one
-/// model many times. Compared with [`Engine::run_into`], which builds all that anew on every
-/// call, it saves those allocations. On an int8 plan (edgenet's int8 kernels, the default for a
-/// quantized file) every op writes into the pool's buffers, so once warm (after the first run)
-/// a run allocates nothing; on other plans tract's ops still allocate their outputs on every
-/// run ([`Session::allocations_by_node`] tells which). The pool keeps about the plan's peak of
-/// live intermediate tensors allocated between runs ([`Session::buffer_bytes`]). With several
-/// threads ([`EngineOptions::threads`]), each parallel section of a kernel sends one job into
-/// rayon's pool, whose queue allocates a block of 63 slots every 63 jobs (about one allocation
-/// per run of MobileNetV2).
-#[derive(Debug)]
-pub struct Session {
-    state: tract_onnx::tract_core::model::TypedSimpleState,
-    input: Arc<Tensor>,
-    input_shape: [usize; 4],
-    output_len: usize,
-    origin: String,
-}
-
-impl Engine {
-    /// A [`Session`] on this engine's plan (the plan is shared, not copied).
-    ///
-    /// # Errors
-    /// [`Error::Engine`] when tract cannot create the state.
-    pub fn session(&self) -> Result<Session> {
-        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
-        let mut state = SimpleState::new(&self.plan).map_err(eng)?;
-        // Output buffers for edgenet's ops, reused from run to run (see `reuse`).
-        let slots = reuse::SlotPlan::new(self.plan.model(), self.plan.order_without_consts());
-        state.turn_state.shared.insert(reuse::OutputPool::new(self.plan.model().nodes().len(), slots));
-        let input = Arc::new(Tensor::zero::<f32>(&self.input_shape).map_err(eng)?);
-        Ok(Session { state, input, input_shape: self.input_shape, output_len: self.output_len, origin: self.origin.clone() })
-    }
-}
-
-impl Session {
-    /// The input shape `[1, C, H, W]`.
-    pub fn input_shape(&self) -> [usize; 4] {
-        self.input_shape
-    }
-
-    /// Number of output values.
-    pub fn output_len(&self) -> usize {
-        self.output_len
-    }
-
-    /// Bytes of the output buffers the session keeps for edgenet's ops between runs.
-    pub fn buffer_bytes(&self) -> usize {
-        self.state.turn_state.shared.get::<reuse::OutputPool>().map_or(0, |p| p.held().1)
-    }
-
-    /// Like [`Engine::run_into`], reusing the state and the input tensor.
-    ///
-    /// # Errors
-    /// As [`Engine::run_into`].
-    pub fn run_into(&mut self, input: &[f32], out: &mut [f32]) -> Result<()> {
-        self.run_with(input, out, tract_onnx::tract_core::plan::eval)
-    }
-
-    /// One run like [`run_into`](Self::run_into), counting the allocations each node of the
-    /// plan makes while it runs and those made outside the nodes (setting the input, copying
-    /// the output, tract's bookkeeping). `allocations` reads a running count of allocations,
-    /// e.g. `|| ALLOC.snapshot().allocations` with a [`crate::alloc::CountingAlloc`] installed
-    /// as the global allocator; the result is built after the run, so its own allocations are
-    /// not counted. For finding what allocates, e.g. in `examples/profile.rs --allocs`.
-    ///
-    /// # Errors
-    /// As [`run_into`](Self::run_into).
-    pub fn allocations_by_node(&mut self, input: &[f32], out: &mut [f32], allocations: &dyn Fn() -> usize) -> Result<RunAllocations> {
-        let n = self.state.model().nodes.len();
-        let mut counts = vec![0usize; n];
-        let start = allocations();
-        self.run_with(input, out, |ctx, st, node, inputs| {
-            let before = allocations();
-            let r = tract_onnx::tract_core::plan::eval(ctx, st, node, inputs);
-            if let Some(c) = counts.get_mut(node.id) {
-                *c += allocations().saturating_sub(before);
-            }
-            r
-        })?;
-        let total = allocations().saturating_sub(start);
-        let model = self.state.model();
-        let nodes: Vec<NodeAllocations> = self
-            .state
-            .plan()
-            .order_without_consts()
-            .iter()
-            .filter_map(|&id| Some((id, *counts.get(id)?)))
-            .filter(|&(_, c)| c > 0)
-            .map(|(id, c)| NodeAllocations { name: model.node(id).name.clone(), op: model.node(id).op().name().to_string(), allocations: c })
-            .collect();
-        let in_nodes: usize = counts.iter().sum();
-        Ok(RunAllocations { total, outside_nodes: total.saturating_sub(in_nodes), nodes })
-    }
-
-    fn run_with<F>(&mut self, input: &[f32], out: &mut [f32], eval: F) -> Result<()>
-    where
-        F: for<'a, 'b, 'c> FnMut(
-            &'a tract_onnx::tract_core::plan::EvalContext<'a>,
-            Option<&'b mut (dyn tract_onnx::tract_core::ops::OpState + 'static)>,
-            &'c TypedNode,
-            TVec<TValue>,
-        ) -> TractResult<TVec<TValue>>,
-    {
-        let eng = |e: TractError| Error::Engine(format!("{}: {e:#}", self.origin));
-        if out.len() != self.output_len {
-            return Err(Error::Input(format!("output buffer of {} for {} outputs", out.len(), self.output_len)));
-        }
-        // The plan drops every value at the end of a run, so the tensor is ours again here;
-        // if it is not (an op kept it), make a new one rather than fail.
-        let t = match Arc::get_mut(&mut self.input) {
-            Some(t) => t,
-            None => {
-                self.input = Arc::new(Tensor::zero::<f32>(&self.input_shape).map_err(eng)?);
-                Arc::get_mut(&mut self.input).ok_or_else(|| Error::Engine("input tensor is shared".into()))?
-            }
-        };
-        let mut view = t.try_as_plain_ram_mut().map_err(eng)?;
-        let dst = view.as_slice_mut::<f32>().map_err(eng)?;
-        if dst.len() != input.len() {
-            return Err(Error::Input(format!("{} expects {:?} = {} values, got {}", self.origin, self.input_shape, dst.len(), input.len())));
-        }
-        dst.copy_from_slice(input);
-        let result = self.state.run_plan_with_eval(tvec!(TValue::from_const(self.input.clone())), eval).map_err(eng)?;
-        copy_first_output(&result, out, &self.origin)
-    }
-}
-
-/// Allocations of one node during one run, from [`Session::allocations_by_node`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct NodeAllocations {
-    /// The node's name in tract's optimised model.
-    pub name: String,
-    /// The op, as tract names it.
-    pub op: String,
-    /// Allocation calls while the node ran.
-    pub allocations: usize,
-}
-
-/// Allocations of one run of a [`Session`], from [`Session::allocations_by_node`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
-pub struct RunAllocations {
-    /// Every allocation call of the run.
-    pub total: usize,
-    /// Those made outside the nodes' evaluation (input, output, tract's bookkeeping).
-    pub outside_nodes: usize,
-    /// The nodes that allocated, in plan order.
-    pub nodes: Vec<NodeAllocations>,
 }
 
 #[cfg(all(test, feature = "tools"))]

@@ -9,8 +9,10 @@
 //!   hard sigmoid, hard swish, SiLU `x·σ(x)`, a requantization), which is an int8 → int8
 //!   function: a 256-entry lookup table.
 //!
-//! Each op writes its output into a buffer it keeps between runs of a session
-//! ([`super::reuse`]), so a warm session allocates nothing in them.
+//! Each op writes its output into a buffer the session keeps between runs
+//! ([`super::pool`]), so a warm session allocates nothing in them; [`POOLED_OPS`] lists them
+//! for the session's slot plan. This module depends on `pool` and the kernels, not on
+//! [`super::reuse`] (which borrows [`replace_nodes`] from here).
 //!
 //! The ONNX file is untouched. A node the kernels do not cover (non-zero weight zero point,
 //! uint8, grouped but not depthwise, `auto_pad`, weights that are not constants) is logged and
@@ -25,10 +27,13 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use super::reuse::{i8_values, i8_values_mut, reuse_output_eval, WriteOutput};
+use super::pool::{i8_values, i8_values_mut, is, reuse_output_eval, PooledOps, WriteOutput};
 use crate::kernels::int8::{DenseQConv, DepthwiseQConv, Geometry, Parallel, Requant};
 use crate::kernels::winograd::WinogradQConv;
 use crate::kernels::KernelSet;
+
+/// This module's ops, which all write their output through the pool (see [`super::pool`]).
+pub(crate) const POOLED_OPS: PooledOps = &[is::<EdgeQConv>, is::<EdgeLut>, is::<EdgeQuantize>, is::<EdgeDequantize>, is::<EdgeQAdd>];
 
 /// The kernels' tasks on the thread pool tract runs the plan with (`EngineOptions::threads`),
 /// or on the calling thread when it has none.
