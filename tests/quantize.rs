@@ -18,17 +18,15 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-// int8 tract vs int8 onnxruntime on the same file.
+// int8 tract vs int8 onnxruntime on the same file (needs the judge).
 //
-// The two runtimes requantize with different arithmetic (tract a fixed-point multiplier,
-// onnxruntime an f32 one), so a value next to a rounding boundary can land one step apart.
-// Such rare one-step differences then propagate, and grow where a tensor with a large scale
-// feeds one with a small scale. Measured: ResNet-18/34 bit-identical; ResNet-50 at 224²,
-// MobileNetV2 and EfficientNet-Lite0 reach layers deep in the net where the values differ
-// by about 0.6 steps on average, while the logits stay within a few steps. What is asserted:
-// the first int8 layers agree to one step (the same input, no propagation yet); the logits
-// agree within `steps` quantization steps and give the same top-1. The per-layer figures
-// are printed. The issue asked for one step on the logits; measured here it is 1–4.
+// edgenet's int8 ops reproduce onnxruntime's arithmetic, so with onnxruntime executing the
+// file literally every int8 tensor is the same (asserted: within one step). With its default
+// graph optimisations onnxruntime fuses DequantizeLinear/QuantizeLinear pairs into its own
+// int8 ops, which round differently on rare values; the logits must then agree within
+// `steps` quantization steps and give the same top-1. Measured on this suite (x86-64,
+// 2026-11-30): 0 steps on every network but ResNet-50 at 224², 2 steps. The figures are
+// printed.
 
 /// tract (with edgenet's int8 kernels) against onnxruntime on the same int8 file:
 /// - onnxruntime executing the file's ops as written: every int8 tensor and every logit within

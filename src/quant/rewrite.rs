@@ -353,6 +353,13 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                         last.op = a.op.kind();
                     }
                     e.q[i] = Some(qt);
+                } else if !float_readers[i] && i != g.output().index() {
+                    // A sum some layer reads in int8 (the next block's conv) is quantized once,
+                    // and every reader takes that int8 form, as in a QDQ model: the engine then
+                    // fuses DequantizeLinear + Add + QuantizeLinear into one int8 pass.
+                    let qt = e.quant_of(i);
+                    e.f[i] = None;
+                    e.q[i] = Some(qt);
                 }
             }
             Op::MaxPool(p) => {
