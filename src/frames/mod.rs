@@ -14,5 +14,5 @@ pub mod v4l2;
 pub mod yuv;
 
 pub use source::{FrameInfo, FrameSource, RgbBuf};
-pub use spec::{LiveMode, SourceKind, SourceSpec, StreamFormat};
-pub use yuv::{PixelFormat, YuvRange};
+pub use spec::{LiveMode, SourceKind, SourceSpec};
+pub use yuv::{PixelFormat, StreamFormat, YuvRange};

@@ -1,5 +1,8 @@
 //! `--source SPEC` and its companions (`--format`, `--size`, `--yuv-range`, `--live`), parsed
 //! and opened.
+//!
+//! This module opens every kind of source, so it uses the source modules; none of them uses
+//! it (a camera gets the format, size and range it needs as values, see [`super::v4l2::open`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,27 +12,9 @@ use super::mjpeg::MjpegSource;
 use super::raw::RawSource;
 use super::source::FrameSource;
 use super::synthetic::SyntheticSource;
-use super::yuv::{PixelFormat, YuvRange};
+pub use super::yuv::StreamFormat;
+use super::yuv::YuvRange;
 use crate::error::{Error, Result};
-
-/// The encoding of a byte stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamFormat {
-    /// Fixed-size raw frames.
-    Raw(PixelFormat),
-    /// Concatenated JPEGs.
-    Mjpeg,
-}
-
-impl StreamFormat {
-    /// Parses a pixel format name or `mjpeg` (also `jpeg`, `mjpg`).
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "mjpeg" | "mjpg" | "jpeg" => Some(StreamFormat::Mjpeg),
-            other => PixelFormat::parse(other).map(StreamFormat::Raw),
-        }
-    }
-}
 
 /// Whether to keep only the newest frame (see [`Latest`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,7 +140,7 @@ impl SourceSpec {
                 let live = stdin_is_live();
                 (self.stream(Box::new(std::io::stdin()), "stdin", live)?, live)
             }
-            SourceKind::Device(p) => (super::v4l2::open(p, self)?, true),
+            SourceKind::Device(p) => (super::v4l2::open(p, self.format, self.size, self.range)?, true),
             SourceKind::Path(p) => {
                 let name = p.display().to_string();
                 if !p.exists() {
@@ -208,6 +193,7 @@ impl SourceSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frames::PixelFormat;
 
     #[test]
     fn specs_parse() {

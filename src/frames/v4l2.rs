@@ -4,30 +4,32 @@
 use std::path::Path;
 
 use super::source::FrameSource;
-use super::spec::SourceSpec;
+use super::yuv::{StreamFormat, YuvRange};
 use crate::error::{Error, Result};
 
 fn err(p: &Path, message: impl Into<String>) -> Error {
     Error::Source { source_name: p.display().to_string(), message: message.into() }
 }
 
-/// Opens a V4L2 capture device.
+/// Opens a V4L2 capture device, asking for `format` (YUYV, the default, or MJPEG) at `size`
+/// (else the device's current size); YUYV frames are converted with `range`. These come from
+/// the `--source` options ([`super::SourceSpec`]), which open cameras through here.
 ///
 /// # Errors
 /// [`Error::Source`] naming the device: it does not exist, it is busy (another program is
 /// streaming from it), it offers neither YUYV nor MJPEG, or this build has no V4L2 support.
-pub fn open(path: &Path, spec: &SourceSpec) -> Result<Box<dyn FrameSource>> {
+pub fn open(path: &Path, format: Option<StreamFormat>, size: Option<(usize, usize)>, range: YuvRange) -> Result<Box<dyn FrameSource>> {
     if !path.exists() {
         return Err(err(path, "no such device (is the camera connected? `ls /dev/video*` lists the capture devices)"));
     }
-    imp::open(path, spec)
+    imp::open(path, format, size, range)
 }
 
 #[cfg(not(feature = "v4l"))]
 mod imp {
     use super::*;
 
-    pub fn open(path: &Path, _spec: &SourceSpec) -> Result<Box<dyn FrameSource>> {
+    pub fn open(path: &Path, _format: Option<StreamFormat>, _size: Option<(usize, usize)>, _range: YuvRange) -> Result<Box<dyn FrameSource>> {
         Err(err(
             path,
             "this edgenet was built without V4L2 support (cargo feature `v4l`): rebuild with `--features v4l`, \
@@ -49,8 +51,7 @@ mod imp {
     use super::*;
     use crate::frames::mjpeg::decode_jpeg;
     use crate::frames::source::{FrameInfo, RgbBuf};
-    use crate::frames::spec::StreamFormat;
-    use crate::frames::yuv::{to_rgb, PixelFormat, YuvRange};
+    use crate::frames::yuv::{to_rgb, PixelFormat};
 
     fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
         let hint = match e.raw_os_error() {
@@ -74,15 +75,15 @@ mod imp {
         gray: Vec<u8>,
     }
 
-    pub fn open(path: &Path, spec: &SourceSpec) -> Result<Box<dyn FrameSource>> {
+    pub fn open(path: &Path, format: Option<StreamFormat>, size: Option<(usize, usize)>, range: YuvRange) -> Result<Box<dyn FrameSource>> {
         let dev = Device::with_path(path).map_err(|e| io_err(path, "cannot open", e))?;
         let mut fmt = dev.format().map_err(|e| io_err(path, "cannot read the format", e))?;
-        let want_mjpeg = match spec.format {
+        let want_mjpeg = match format {
             None | Some(StreamFormat::Raw(PixelFormat::Yuyv)) => false,
             Some(StreamFormat::Mjpeg) => true,
             Some(StreamFormat::Raw(f)) => return Err(err(path, format!("V4L2 capture supports --format yuyv or mjpeg, not {}", f.name()))),
         };
-        if let Some((w, h)) = spec.size {
+        if let Some((w, h)) = size {
             fmt.width = w as u32;
             fmt.height = h as u32;
         }
@@ -104,7 +105,7 @@ mod imp {
             mjpeg,
             width: fmt.width as usize,
             height: fmt.height as usize,
-            range: spec.range,
+            range,
             index: 0,
             corrupt: 0,
             gray: Vec::new(),
@@ -157,15 +158,15 @@ mod imp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::{LiveMode, SourceKind, YuvRange};
 
-    fn spec(p: &str) -> SourceSpec {
-        SourceSpec { kind: SourceKind::Device(p.into()), format: None, size: None, range: YuvRange::Limited, live: LiveMode::Auto, limit: None }
+    /// What `--source P` with no other option asks of a camera.
+    fn open_default(p: &str) -> Result<Box<dyn FrameSource>> {
+        open(Path::new(p), None, None, YuvRange::Limited)
     }
 
     #[test]
     fn a_missing_device_is_named() {
-        let e = open(Path::new("/dev/video99"), &spec("/dev/video99")).err().unwrap().to_string();
+        let e = open_default("/dev/video99").err().unwrap().to_string();
         assert!(e.starts_with("frame source /dev/video99: no such device"), "{e}");
     }
 
@@ -173,14 +174,14 @@ mod tests {
     #[test]
     fn an_existing_device_says_the_build_has_no_v4l2() {
         // /dev/null stands in for a device node that exists.
-        let e = open(Path::new("/dev/null"), &spec("/dev/null")).err().unwrap().to_string();
+        let e = open_default("/dev/null").err().unwrap().to_string();
         assert!(e.contains("/dev/null") && e.contains("built without V4L2 support") && e.contains("--features v4l"), "{e}");
     }
 
     #[cfg(feature = "v4l")]
     #[test]
     fn a_node_that_is_no_camera_is_refused_with_its_name() {
-        let e = open(Path::new("/dev/null"), &spec("/dev/null")).err().unwrap().to_string();
+        let e = open_default("/dev/null").err().unwrap().to_string();
         assert!(e.contains("/dev/null"), "{e}");
     }
 }

@@ -2,10 +2,30 @@
 //! in I420, NV12 and YUYV layouts, and RGB/BGR. Chroma is upsampled by repetition (each
 //! chroma sample covers its 2×2 or 2×1 block), as ffmpeg's unscaled converters and most
 //! camera pipelines do. Every function writes into a caller's buffer and allocates nothing.
+//! [`StreamFormat`] is a byte stream's encoding: raw frames in one of these formats, or JPEGs.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+
+/// The encoding of a byte stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFormat {
+    /// Fixed-size raw frames.
+    Raw(PixelFormat),
+    /// Concatenated JPEGs.
+    Mjpeg,
+}
+
+impl StreamFormat {
+    /// Parses a pixel format name or `mjpeg` (also `jpeg`, `mjpg`).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "mjpeg" | "mjpg" | "jpeg" => Some(StreamFormat::Mjpeg),
+            other => PixelFormat::parse(other).map(StreamFormat::Raw),
+        }
+    }
+}
 
 /// The byte layout of one raw frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
