@@ -7,7 +7,7 @@ use std::path::Path;
 
 use edgenet::graph::{GraphBuilder, Op};
 use edgenet::onnx::{export, ExportOptions};
-use edgenet::zoo::blocks::{bottleneck, inverted_residual, InvertedResidual, IrNaming};
+use edgenet::zoo::blocks::{bottleneck, inverted_residual, Act, InvertedResidual, IrNaming};
 use edgenet::zoo::{self, Arch, WeightSource, ZooConfig};
 
 /// A widely copied blog version of the bottleneck feeds the block input `x` to all three
@@ -55,12 +55,14 @@ fn inverted_residual_shortcut_only_when_shapes_match() {
         let mut b = GraphBuilder::new();
         let x = b.input(c_in, 16, 16).unwrap();
         let cfg = InvertedResidual {
-            expand_ratio: 6,
+            expanded_channels: 6 * c_in,
             out_channels: c_out,
             kernel: 3,
             stride,
             bn_eps: 1e-5,
             padding: edgenet::graph::Padding::Symmetric(1),
+            act: Act::Relu6,
+            se: None,
             naming: IrNaming::Torchvision,
         };
         let y = inverted_residual(&mut b, x, &cfg).unwrap();
@@ -78,14 +80,32 @@ fn inverted_residual_shortcut_only_when_shapes_match() {
 
 #[test]
 fn naming_table_maps_blocks_to_weight_keys() {
-    assert_eq!(IrNaming::Torchvision.names(true).0, Some(("conv.0.0", "conv.0.1", "conv.0.2")));
-    assert_eq!(IrNaming::Torchvision.names(true).2, ("conv.2", "conv.3", ""));
-    assert_eq!(IrNaming::Torchvision.names(false).0, None);
-    assert_eq!(IrNaming::Torchvision.names(false).1, ("conv.0.0", "conv.0.1", "conv.0.2"));
-    assert_eq!(IrNaming::Torchvision.names(false).2, ("conv.1", "conv.2", ""));
-    assert_eq!(IrNaming::EfficientNet.names(true).0.map(|n| (n.0, n.1)), Some(("_expand_conv", "_bn0")));
-    assert_eq!(IrNaming::EfficientNet.names(false).1 .0, "_depthwise_conv");
-    assert_eq!(IrNaming::EfficientNet.names(false).2, ("_project_conv", "_bn2", ""));
+    let names = |n: IrNaming, expand: bool, se: bool| n.names(expand, se).unwrap();
+    assert_eq!(names(IrNaming::Torchvision, true, false).expand, Some(("conv.0.0", "conv.0.1", "conv.0.2")));
+    assert_eq!(names(IrNaming::Torchvision, true, false).project, ("conv.2", "conv.3", ""));
+    assert_eq!(names(IrNaming::Torchvision, false, false).expand, None);
+    assert_eq!(names(IrNaming::Torchvision, false, false).depthwise, ("conv.0.0", "conv.0.1", "conv.0.2"));
+    assert_eq!(names(IrNaming::Torchvision, false, false).project, ("conv.1", "conv.2", ""));
+    assert_eq!(names(IrNaming::EfficientNet, true, false).expand.map(|n| (n.0, n.1)), Some(("_expand_conv", "_bn0")));
+    assert_eq!(names(IrNaming::EfficientNet, false, false).depthwise.0, "_depthwise_conv");
+    assert_eq!(names(IrNaming::EfficientNet, false, false).project, ("_project_conv", "_bn2", ""));
+    // MobileNetV3: the entries of `block`, numbered in order, the squeeze-excitation one of them.
+    let v3 = names(IrNaming::TorchvisionV3, true, true);
+    assert_eq!(v3.expand, Some(("block.0.0", "block.0.1", "block.0.2")));
+    assert_eq!(v3.depthwise, ("block.1.0", "block.1.1", "block.1.2"));
+    assert_eq!(v3.se, Some("block.2"));
+    assert_eq!(v3.project, ("block.3.0", "block.3.1", ""));
+    let v3 = names(IrNaming::TorchvisionV3, false, true);
+    assert_eq!((v3.expand, v3.depthwise.0, v3.se, v3.project.0), (None, "block.0.0", Some("block.1"), "block.2.0"));
+    let v3 = names(IrNaming::TorchvisionV3, true, false);
+    assert_eq!((v3.depthwise.0, v3.se, v3.project.0), ("block.1.0", None, "block.2.0"));
+    let v3 = names(IrNaming::TorchvisionV3, false, false);
+    assert_eq!((v3.depthwise.0, v3.se, v3.project.1), ("block.0.0", None, "block.1.1"));
+    // Naming schemes without a squeeze-excitation refuse one instead of inventing names.
+    for n in [IrNaming::Torchvision, IrNaming::EfficientNet] {
+        let e = n.names(true, true).unwrap_err().to_string();
+        assert!(e.contains("squeeze-excitation"), "{e}");
+    }
     // And the zoo produces exactly the keys of the real weight files.
     let g = zoo::graph(Arch::MobileNetV2, &ZooConfig::default()).unwrap();
     let keys: Vec<String> = g.param_specs().into_iter().map(|p| p.key).collect();
@@ -141,4 +161,139 @@ fn golden_dump_mobilenet_v2() {
 #[test]
 fn golden_dump_efficientnet_lite0() {
     golden(Arch::EfficientNetLite0);
+}
+
+#[test]
+fn golden_dump_mobilenet_v3_small() {
+    golden(Arch::MobileNetV3Small);
+}
+
+#[test]
+fn golden_dump_mobilenet_v3_large() {
+    golden(Arch::MobileNetV3Large);
+}
+
+/// The names and shapes torchvision's `mobilenet_v3_small()` / `mobilenet_v3_large()` state
+/// dicts hold (tests/data/golden/*.torchvision_keys.txt, written by
+/// make_mobilenet_v3_fixtures.py from torchvision 0.29.2) are exactly the parameters our graphs
+/// ask for, `num_batches_tracked` aside; and the parameter count torchvision gives.
+#[test]
+fn mobilenet_v3_parameters_are_torchvisions_state_dict() {
+    for arch in [Arch::MobileNetV3Small, Arch::MobileNetV3Large] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/golden/{arch}.torchvision_keys.txt"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut want = Vec::new();
+        let mut params = None;
+        for line in text.lines() {
+            let (key, rest) = line.split_once(' ').unwrap();
+            if key == "params" {
+                params = Some(rest.parse::<u64>().unwrap());
+            } else if !key.ends_with(".num_batches_tracked") {
+                let shape: Vec<usize> = rest.trim_matches(['[', ']']).split(", ").map(|d| d.parse().unwrap()).collect();
+                want.push((key.to_string(), shape));
+            }
+        }
+        let g = zoo::graph(arch, &ZooConfig::default()).unwrap();
+        let got: Vec<(String, Vec<usize>)> = g.param_specs().into_iter().map(|p| (p.key, p.shape)).collect();
+        // Same order too: torchvision registers modules in forward order, as the builder adds nodes.
+        assert_eq!(got.len(), want.len(), "{arch}");
+        for (g, w) in got.iter().zip(&want) {
+            assert_eq!(g, w, "{arch}");
+        }
+        assert_eq!(Some(g.param_count()), params, "{arch}");
+    }
+}
+
+/// MobileNetV3's block: expand → act → depthwise → act → squeeze-excitation (pool, fc1, ReLU,
+/// fc2, hard sigmoid, scale) → projection; hard swish where the table says "HS"; the expand
+/// conv only when the expanded width differs from the input's.
+#[test]
+fn mobilenet_v3_block_structure() {
+    let g = zoo::graph(Arch::MobileNetV3Large, &ZooConfig::default()).unwrap();
+    let node = |n: &str| g.nodes().iter().find(|node| node.name == n).unwrap_or_else(|| panic!("no node {n}"));
+    let block: Vec<(&str, &str)> = g.nodes().iter().filter(|n| n.name.starts_with("features.13.")).map(|n| (n.name.as_str(), n.op.kind())).collect();
+    assert_eq!(
+        block,
+        [
+            ("features.13.block.0.0", "Conv2d"),
+            ("features.13.block.0.1", "BatchNorm"),
+            ("features.13.block.0.2", "HardSwish"),
+            ("features.13.block.1.0", "Conv2d"),
+            ("features.13.block.1.1", "BatchNorm"),
+            ("features.13.block.1.2", "HardSwish"),
+            ("features.13.block.2.avgpool", "GlobalAvgPool"),
+            ("features.13.block.2.fc1", "Conv2d"),
+            ("features.13.block.2.activation", "Relu"),
+            ("features.13.block.2.fc2", "Conv2d"),
+            ("features.13.block.2.scale_activation", "HardSigmoid"),
+            ("features.13.block.2.mul", "Mul"),
+            ("features.13.block.3.0", "Conv2d"),
+            ("features.13.block.3.1", "BatchNorm"),
+        ]
+    );
+    let Op::Conv2d(dw) = &node("features.13.block.1.0").op else { panic!() };
+    assert_eq!((dw.kernel, dw.stride, dw.pads, dw.groups), ([5, 5], [2, 2], [2; 4], 672));
+    let Op::Conv2d(fc1) = &node("features.13.block.2.fc1").op else { panic!() };
+    assert_eq!((fc1.in_channels, fc1.out_channels, fc1.bias), (672, 168, true));
+    assert_eq!(node("features.13.block.2.scale_activation").op, Op::HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5 });
+    let mul = node("features.13.block.2.mul");
+    let mul_inputs: Vec<&str> = mul.inputs.iter().map(|t| g.node(*t).name.as_str()).collect();
+    assert_eq!(mul_inputs, ["features.13.block.1.2", "features.13.block.2.scale_activation"]);
+    assert_eq!(mul.shape, vec![1, 672, 7, 7]);
+    // Stride 2: no residual. Block 14 (stride 1, 160 → 160) has one; block 1 (16 → 16, no
+    // expansion, ReLU) starts with the depthwise conv.
+    assert!(!g.nodes().iter().any(|n| n.name == "features.13.add"));
+    let add = node("features.14.add");
+    let add_inputs: Vec<&str> = add.inputs.iter().map(|t| g.node(*t).name.as_str()).collect();
+    assert_eq!(add_inputs, ["features.14.block.3.1", "features.13.block.3.1"]);
+    assert_eq!(node("features.1.block.0.2").op, Op::Relu);
+    let Op::Conv2d(c) = &node("features.1.block.0.0").op else { panic!() };
+    assert!(c.is_depthwise() && c.in_channels == 16);
+    assert_eq!(node("features.1.block.1.1").op.kind(), "BatchNorm");
+    // Stem and head: hard swish; BN eps 1e-3 throughout.
+    assert_eq!(node("features.0.2").op, Op::HardSwish);
+    assert_eq!(node("features.16.0").shape, vec![1, 960, 7, 7]);
+    assert_eq!(node("classifier.1").op, Op::HardSwish);
+    assert!(g.nodes().iter().all(|n| !matches!(n.op, Op::BatchNorm { eps, .. } if eps != 1e-3)));
+    // MobileNetV3-Small's first block: no expansion, squeeze-excitation, stride 2.
+    let g = zoo::graph(Arch::MobileNetV3Small, &ZooConfig::default()).unwrap();
+    let kinds: Vec<&str> = g.nodes().iter().filter(|n| n.name.starts_with("features.1.")).map(|n| n.op.kind()).collect();
+    assert_eq!(kinds, ["Conv2d", "BatchNorm", "Relu", "GlobalAvgPool", "Conv2d", "Relu", "Conv2d", "HardSigmoid", "Mul", "Conv2d", "BatchNorm"]);
+}
+
+/// Width multipliers follow torchvision: every table entry through `make_divisible(c · w, 8)`,
+/// the expand conv dropped where the rounded widths coincide, the classifier's hidden width
+/// scaled too (unlike MobileNetV2's head, which never shrinks).
+#[test]
+fn mobilenet_v3_width_multiplier() {
+    let g = zoo::graph(Arch::MobileNetV3Small, &ZooConfig { width_mult: 0.5, resolution: 96, num_classes: 10 }).unwrap();
+    let node = |n: &str| g.nodes().iter().find(|node| node.name == n).unwrap_or_else(|| panic!("no node {n}"));
+    assert_eq!(node("features.0.0").shape, vec![1, 8, 48, 48]);
+    assert_eq!(node("features.12.0").shape, vec![1, 288, 3, 3]);
+    assert_eq!(node("classifier.0").shape, vec![1, 512]);
+    assert_eq!(g.output_shape(), &[1, 10]);
+    // Block 1: 16·0.5 → 8 in, 16·0.5 → 8 expanded: no expansion; SE of make_divisible(8/4, 8) = 8.
+    assert_eq!(node("features.1.block.1.fc1").shape, vec![1, 8, 1, 1]);
+    // Parameter counts of torchvision's constructors, `mobilenet_v3_*(width_mult=w,
+    // num_classes=10)` (torchvision 0.29.2), across the supported range.
+    // MobileNetV2 likewise (`mobilenet_v2(width_mult=w, num_classes=10)`, its head never
+    // narrower than 1280).
+    for (width_mult, n) in [(0.1, 98_890), (0.35, 408_938), (0.5, 700_490), (0.75, 1_368_234), (1.3, 3_738_442), (1.4, 4_333_706)] {
+        let g = zoo::graph(Arch::MobileNetV2, &ZooConfig { width_mult, resolution: 64, num_classes: 10 }).unwrap();
+        assert_eq!(g.param_count(), n, "mobilenet_v2 width {width_mult}");
+    }
+    let counts = [
+        (Arch::MobileNetV3Small, [32_722, 201_354, 409_394, 892_610, 2_376_722, 23_336_514]),
+        (Arch::MobileNetV3Large, [57_234, 552_554, 1_099_986, 2_426_186, 6_579_754, 65_780_898]),
+    ];
+    for (arch, want) in counts {
+        for (width_mult, n) in [0.1, 0.35, 0.5, 0.75, 1.25, 4.0].into_iter().zip(want) {
+            let g = zoo::graph(arch, &ZooConfig { width_mult, resolution: 64, num_classes: 10 }).unwrap();
+            assert_eq!(g.param_count(), n, "{arch} width {width_mult}");
+            assert_eq!(g.output_shape(), &[1, 10], "{arch} {width_mult}");
+        }
+    }
+    let g = zoo::graph(Arch::MobileNetV3Large, &ZooConfig { width_mult: 0.1, resolution: 64, num_classes: 10 }).unwrap();
+    // 16·0.1 → 8 in, 64·0.1 → 8 expanded: block 2 loses its expand conv at this width.
+    assert!(g.nodes().iter().any(|n| n.name == "features.2.block.0.0") && !g.nodes().iter().any(|n| n.name == "features.2.block.2.0"));
 }

@@ -31,19 +31,23 @@ pub fn efficientnet_lite0(cfg: &ZooConfig) -> Result<Graph> {
     let stem = ConvSpec::new(32, 3).stride(2).padding(Padding::Same);
     let mut x = conv_bn_act(&mut b, x, ("_conv_stem", "_bn0", "_stem_act"), stem, BN_EPS, Act::Relu6)?;
     let mut index = 0;
+    let mut c_in = b.shape(x)[1];
     for &(t, c, n, s, k) in &LITE0_STAGES {
         for i in 0..n {
             let cfg = InvertedResidual {
-                expand_ratio: t,
+                expanded_channels: c_in * t,
                 out_channels: c,
                 kernel: k,
                 stride: if i == 0 { s } else { 1 },
                 bn_eps: BN_EPS,
                 padding: Padding::Same,
+                act: Act::Relu6,
+                se: None,
                 naming: IrNaming::EfficientNet,
             };
             x = b.scoped(format!("_blocks.{index}"), |b| inverted_residual(b, x, &cfg))?;
             index += 1;
+            c_in = c;
         }
     }
     let head = ConvSpec::new(1280, 1).padding(Padding::Symmetric(0));

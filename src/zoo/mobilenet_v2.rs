@@ -20,27 +20,31 @@ pub const SETTINGS: [(usize, usize, usize, usize); 7] =
 /// # Errors
 /// An input too small for the network.
 pub fn mobilenet_v2(cfg: &ZooConfig) -> Result<Graph> {
-    let wm = cfg.width_mult as f64;
+    let wm = cfg.width_mult_f64();
     let mut b = GraphBuilder::new();
     let x = b.input(3, cfg.resolution, cfg.resolution)?;
     let stem = make_divisible(32.0 * wm, 8);
     let last = make_divisible(1280.0 * wm.max(1.0), 8);
     let mut x = b.scoped("features.0", |b| conv_bn_act(b, x, ("0", "1", "2"), ConvSpec::new(stem, 3).stride(2), TORCH_BN_EPS, Act::Relu6))?;
     let mut index = 1;
+    let mut c_in = stem;
     for &(t, c, n, s) in &SETTINGS {
         let out = make_divisible(c as f64 * wm, 8);
         for i in 0..n {
             let cfg = InvertedResidual {
-                expand_ratio: t,
+                expanded_channels: c_in * t,
                 out_channels: out,
                 kernel: 3,
                 stride: if i == 0 { s } else { 1 },
                 bn_eps: TORCH_BN_EPS,
                 padding: Padding::Symmetric(1),
+                act: Act::Relu6,
+                se: None,
                 naming: IrNaming::Torchvision,
             };
             x = b.scoped(format!("features.{index}"), |b| inverted_residual(b, x, &cfg))?;
             index += 1;
+            c_in = out;
         }
     }
     let spec = ConvSpec::new(last, 1).padding(Padding::Symmetric(0));

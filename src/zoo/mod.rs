@@ -1,9 +1,10 @@
-//! The model zoo: ResNet-18/34/50/101/152, MobileNetV2 and EfficientNet-Lite0, written with the
-//! graph builder from the blocks in [`blocks`].
+//! The model zoo: ResNet-18/34/50/101/152, MobileNetV2, MobileNetV3-Small/Large and
+//! EfficientNet-Lite0, written with the graph builder from the blocks in [`blocks`].
 
 pub mod blocks;
 pub mod efficientnet_lite;
 pub mod mobilenet_v2;
+pub mod mobilenet_v3;
 pub mod resnet;
 
 use std::fmt;
@@ -30,13 +31,27 @@ pub enum Arch {
     ResNet152,
     /// MobileNetV2 (any width multiplier).
     MobileNetV2,
+    /// MobileNetV3-Small (any width multiplier).
+    MobileNetV3Small,
+    /// MobileNetV3-Large (any width multiplier).
+    MobileNetV3Large,
     /// EfficientNet-Lite0.
     EfficientNetLite0,
 }
 
 impl Arch {
     /// Every architecture, in a stable order.
-    pub const ALL: [Arch; 7] = [Arch::ResNet18, Arch::ResNet34, Arch::ResNet50, Arch::ResNet101, Arch::ResNet152, Arch::MobileNetV2, Arch::EfficientNetLite0];
+    pub const ALL: [Arch; 9] = [
+        Arch::ResNet18,
+        Arch::ResNet34,
+        Arch::ResNet50,
+        Arch::ResNet101,
+        Arch::ResNet152,
+        Arch::MobileNetV2,
+        Arch::MobileNetV3Small,
+        Arch::MobileNetV3Large,
+        Arch::EfficientNetLite0,
+    ];
 
     /// The name used on the command line and in model metadata.
     pub fn name(self) -> &'static str {
@@ -47,8 +62,16 @@ impl Arch {
             Arch::ResNet101 => "resnet101",
             Arch::ResNet152 => "resnet152",
             Arch::MobileNetV2 => "mobilenet_v2",
+            Arch::MobileNetV3Small => "mobilenet_v3_small",
+            Arch::MobileNetV3Large => "mobilenet_v3_large",
             Arch::EfficientNetLite0 => "efficientnet_lite0",
         }
+    }
+
+    /// Whether the architecture takes a channel width multiplier (the MobileNets); the others
+    /// have a fixed width.
+    pub fn has_width_mult(self) -> bool {
+        matches!(self, Arch::MobileNetV2 | Arch::MobileNetV3Small | Arch::MobileNetV3Large)
     }
 
     /// The resolution the published weights were trained at.
@@ -85,7 +108,7 @@ impl FromStr for Arch {
 /// The knobs of a zoo model.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZooConfig {
-    /// Channel width multiplier (MobileNetV2 only; 1.0 elsewhere).
+    /// Channel width multiplier (the MobileNets, [`Arch::has_width_mult`]; 1.0 elsewhere).
     pub width_mult: f32,
     /// Square input resolution in pixels.
     pub resolution: usize,
@@ -105,6 +128,14 @@ pub const MIN_RESOLUTION: usize = 32;
 pub const MAX_RESOLUTION: usize = 2048;
 
 impl ZooConfig {
+    /// The width multiplier as the decimal number it was written as: `0.35`, not the f32's
+    /// 0.3499999940…. torchvision computes channel counts from a Python float, and
+    /// `make_divisible` rounds 240 · 0.35 = 84 up to 88 channels but 240 · 0.3499999940 down
+    /// to 80.
+    pub fn width_mult_f64(&self) -> f64 {
+        self.width_mult.to_string().parse().unwrap_or(self.width_mult as f64)
+    }
+
     /// Checks that `self` makes sense for `arch`.
     ///
     /// # Errors
@@ -116,11 +147,12 @@ impl ZooConfig {
         if !(wm.is_finite() && wm > 0.0) {
             return Err(Error::Config(format!("--width-mult must be a positive number, got {wm}")));
         }
-        if arch == Arch::MobileNetV2 && !(0.1..=4.0).contains(&wm) {
+        if arch.has_width_mult() && !(0.1..=4.0).contains(&wm) {
             return Err(Error::Config(format!("--width-mult {wm} is outside the supported range 0.1..=4.0")));
         }
-        if arch != Arch::MobileNetV2 && wm != 1.0 {
-            return Err(Error::Config(format!("--width-mult applies to mobilenet_v2 only; {arch} has a fixed width")));
+        if !arch.has_width_mult() && wm != 1.0 {
+            let mobilenets: Vec<&str> = Arch::ALL.iter().filter(|a| a.has_width_mult()).map(|a| a.name()).collect();
+            return Err(Error::Config(format!("--width-mult applies to {} only; {arch} has a fixed width", mobilenets.join(", "))));
         }
         if !(MIN_RESOLUTION..=MAX_RESOLUTION).contains(&self.resolution) {
             return Err(Error::Config(format!("--resolution {} is not supported: {arch} needs {MIN_RESOLUTION}..={MAX_RESOLUTION} pixels", self.resolution)));
@@ -145,6 +177,8 @@ pub fn graph(arch: Arch, cfg: &ZooConfig) -> Result<Graph> {
         Arch::ResNet101 => resnet::resnet(101, cfg),
         Arch::ResNet152 => resnet::resnet(152, cfg),
         Arch::MobileNetV2 => mobilenet_v2::mobilenet_v2(cfg),
+        Arch::MobileNetV3Small => mobilenet_v3::mobilenet_v3(mobilenet_v3::Variant::Small, cfg),
+        Arch::MobileNetV3Large => mobilenet_v3::mobilenet_v3(mobilenet_v3::Variant::Large, cfg),
         Arch::EfficientNetLite0 => efficientnet_lite::efficientnet_lite0(cfg),
     }
 }
