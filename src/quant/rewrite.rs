@@ -60,6 +60,9 @@ pub fn float_reason(op: &Op) -> &'static str {
     }
 }
 
+/// The reason recorded for a residual sum whose output is quantized.
+const QADD_REASON: &str = "sum of two int8 tensors with different scales: f32 in the file, one int8 pass in edgenet's engine";
+
 /// The reason recorded for an element-wise function of one int8 tensor.
 const LUT_REASON: &str = "function of one int8 tensor: f32 in the file, one int8 lookup table in edgenet's engine";
 
@@ -360,6 +363,11 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                     let qt = e.quant_of(i);
                     e.f[i] = None;
                     e.q[i] = Some(qt);
+                }
+                if e.q[i].is_some() {
+                    if let Some(l) = e.float_layers.iter_mut().rev().find(|l| l.node == name) {
+                        l.reason = QADD_REASON;
+                    }
                 }
             }
             Op::MaxPool(p) => {
