@@ -95,6 +95,10 @@ macro_rules! with_avx2 {
         fn $name($($a: $t),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                /// `$body` compiled with AVX2 enabled.
+                ///
+                /// # Safety
+                /// The CPU has AVX2 (checked just below, before the only call).
                 #[target_feature(enable = "avx2")]
                 unsafe fn avx2($($a: $t),*) {
                     $body($($a),*)
@@ -497,7 +501,8 @@ impl DenseQConv {
                 let work = &mut *w.borrow_mut();
                 match self.set {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the set is only chosen when AVX2 is present (`dense_set`).
+                    // SAFETY: the set is only chosen when AVX2 is present (`dense_set`); this task
+                    // alone writes columns c0..c0 + ncols.
                     KernelSet::Avx2 => unsafe { self.block_avx2(x, pointwise, n, c0, ncols, work, out) },
                     #[cfg(target_arch = "aarch64")]
                     KernelSet::Neon | KernelSet::Dotprod => self.block_arm(x, pointwise, n, c0, ncols, work, out),
@@ -852,7 +857,8 @@ impl DepthwiseQConv {
                 let w = &mut *w.borrow_mut();
                 match self.set {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the set is only kept when AVX2 is present (`with_kernels`).
+                    // SAFETY: the set is only kept when AVX2 is present (`with_kernels`); this
+                    // task alone writes the planes of `channels`.
                     KernelSet::Avx2 => unsafe { self.run_avx2(x, out, channels, w) },
                     #[cfg(target_arch = "aarch64")]
                     KernelSet::Dotprod => self.run_dot(x, out, channels, w),
@@ -862,6 +868,11 @@ impl DepthwiseQConv {
         });
     }
 
+    /// [`run_body`](Self::run_body) compiled with AVX2 enabled.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 (the `Avx2` set is only kept when it does, see `with_kernels`), and no
+    /// other task writes the output planes of `channels` meanwhile.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn run_avx2(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
@@ -1013,7 +1024,7 @@ impl DepthwiseQConv {
 fn stride2_phases<T>(planes: &mut [T], hp: usize, pw: usize, py: usize, pl: usize) -> (&mut [T], &mut [T]) {
     let (lower, upper) = planes.split_at_mut((hp + py) * pw);
     let (p0, p1) = (&mut lower[py * pw..(py + 1) * pw], &mut upper[..pw]);
-    if pl % 2 == 0 {
+    if pl.is_multiple_of(2) {
         (&mut p0[pl / 2..], &mut p1[pl / 2..])
     } else {
         (&mut p1[pl / 2..], &mut p0[pl.div_ceil(2)..])

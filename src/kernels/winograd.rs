@@ -156,6 +156,8 @@ impl WinogradQConv {
         self.run_with(x, y, par, rows.min(self.th), self.set == KernelSet::Avx2)
     }
 
+    /// [`run_par`](Self::run_par) with `rows` tile rows per task; `avx2` only when the CPU has
+    /// AVX2 (the `Avx2` set, which `with_kernels` keeps only then).
     fn run_with(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel, rows: usize, avx2: bool) {
         let blocks = self.th.div_ceil(rows);
         let out = Out::new(y);
@@ -167,7 +169,8 @@ impl WinogradQConv {
                 let work = &mut *w.borrow_mut();
                 if avx2 {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: AVX2 is present.
+                    // SAFETY: AVX2 is present when `avx2` is set (see above); this task alone
+                    // writes output rows 2·ty0..2·ty1.
                     unsafe {
                         self.block_avx2(x, ty0, ty1, work, out)
                     };
@@ -178,12 +181,19 @@ impl WinogradQConv {
         });
     }
 
+    /// [`block`](Self::block) with the AVX2 pieces, compiled with AVX2 enabled.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, and no other task writes output rows `2·ty0..2·ty1` meanwhile.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn block_avx2(&self, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out) {
         self.block(x, ty0, ty1, work, out, true)
     }
 
+    /// Tile rows `ty0..ty1` of every output channel. `avx2` is true only when called from
+    /// [`block_avx2`](Self::block_avx2), that is when the CPU has AVX2: the unsafe blocks of the
+    /// AVX2 pieces here and in `transform_input` rely on it.
     #[inline(always)]
     fn block(&self, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out, avx2: bool) {
         let nt = (ty1 - ty0) * self.tw;

@@ -79,6 +79,10 @@ macro_rules! sdot {
 
 /// The 8×8 register tile over `kb` groups of 4 `k`, starting from `init` (the biases of the 8
 /// rows, as two quads): `acc[2·c + h]` holds rows `4h..4h + 4` of column `c`.
+///
+/// # Safety
+/// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes and `b` for
+/// `kb · NR · KC` (`kb` groups of a packed weight block and of a packed column panel).
 #[inline]
 #[target_feature(enable = "dotprod")]
 unsafe fn tile(a: *const i8, b: *const i8, kb: usize, init: [int32x4_t; 2]) -> [int32x4_t; 16] {
@@ -320,6 +324,7 @@ impl Depthwise {
         let (kh, groups) = (self.kh, self.groups);
         let w = &self.wdot[c * kh * groups * 16..(c + 1) * kh * groups * 16];
         let mut idx = [[vdupq_n_u8(255); 4]; 2];
+        #[allow(clippy::needless_range_loop)] // `g` and `q` index two arrays of different shapes
         for g in 0..groups {
             for q in 0..4 {
                 idx[g][q] = vld1q_u8(self.idx[g * 4 + q].as_ptr());

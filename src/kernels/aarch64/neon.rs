@@ -65,6 +65,9 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
 }
 
 /// A 16×16 byte transpose: `out[j][i] = r[i][j]`.
+///
+/// # Safety
+/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
 #[inline(always)]
 unsafe fn transpose16(r: [int8x16_t; 16]) -> [int8x16_t; 16] {
     let mut a = [vdupq_n_s8(0); 16];
@@ -104,6 +107,9 @@ unsafe fn transpose16(r: [int8x16_t; 16]) -> [int8x16_t; 16] {
 /// bounds are integers, so clamping before or after rounding gives the same integer, and
 /// `sat_i8(sat_i16(r) + zp) = clamp(r, −128 − zp, 127 − zp) + zp`. Returns the rounded i32;
 /// [`narrow_zp`] adds the zero point and saturates.
+///
+/// # Safety
+/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
 #[inline(always)]
 pub(crate) unsafe fn requant4(acc: int32x4_t, bias: i32, scale: f32) -> int32x4_t {
     let f = vmulq_n_f32(vcvtq_f32_s32(vaddq_s32(acc, vdupq_n_s32(bias))), scale);
@@ -112,12 +118,19 @@ pub(crate) unsafe fn requant4(acc: int32x4_t, bias: i32, scale: f32) -> int32x4_
 
 /// Two requantised rows (`lo`, `hi`, rounded i32) plus the zero point, saturated to int8: the
 /// bytes 0..4 are `lo`, 4..8 `hi`.
+///
+/// # Safety
+/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
 #[inline(always)]
 pub(crate) unsafe fn narrow_zp(lo: int32x4_t, hi: int32x4_t, zp: int16x8_t) -> int8x8_t {
     vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp))
 }
 
 /// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb` groups of 16.
+///
+/// # Safety
+/// `a` is readable for `kb · MR · KC` bytes and `b` for `kb · NR · KC` (`kb` groups of a
+/// packed weight block and of a packed column panel). NEON is part of every aarch64 CPU.
 #[inline(always)]
 unsafe fn tile(a: *const i8, b: *const i8, kb: usize) -> [int32x4_t; 16] {
     let mut acc = [vdupq_n_s32(0); 16];
@@ -193,6 +206,9 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
 }
 
 /// 16 outputs of one tap: two 8-lane loads at `p`, four `smlal`/`smlal2` by lane `L` of `w`.
+///
+/// # Safety
+/// `p` is readable for 16 `i16`. NEON is part of every aarch64 CPU.
 #[inline(always)]
 unsafe fn tap16<const L: i32>(acc: &mut [int32x4_t; 4], p: *const i16, w: int16x8_t) {
     let (lo, hi) = (vld1q_s16(p), vld1q_s16(p.add(8)));
@@ -210,6 +226,9 @@ macro_rules! taps {
 }
 
 /// 16 requantised accumulators (bias included) → 16 int8, as [`requant4`] + [`narrow_zp`].
+///
+/// # Safety
+/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
 #[inline(always)]
 pub(crate) unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t) -> int8x16_t {
     let q = |a: int32x4_t| vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(a), scale));
@@ -437,6 +456,9 @@ pub(crate) fn widen_row_deal(src: &[i8], zp: i8, even: &mut [i16], odd: &mut [i1
 /// `clamp(v, lo, hi)` rounded to nearest even, plus `zp`, saturated to int8, for 16 lanes: as
 /// the portable `(v).max(lo).min(hi)` then round: `fmaxnm`/`fminnm` return the number when the
 /// other operand is NaN, like Rust's `f32::max`/`min`, so NaN becomes `lo`.
+///
+/// # Safety
+/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
 #[inline(always)]
 unsafe fn clamp_round16(v: [float32x4_t; 4], lo: float32x4_t, hi: float32x4_t, zp16: int16x8_t) -> int8x16_t {
     let r = |f: float32x4_t| vcvtnq_s32_f32(vminnmq_f32(vmaxnmq_f32(f, lo), hi));

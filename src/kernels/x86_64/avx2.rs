@@ -9,6 +9,12 @@
 use super::{im2col, pack_b, DenseQConv, Out, Work, MR, NR};
 
 impl DenseQConv {
+    /// `DenseQConv::block` with the AVX2 kernels: columns `c0..c0 + ncols` packed (from `x`
+    /// directly when `pointwise`, else through im2col), then [`gemm_avx2`](Self::gemm_avx2).
+    ///
+    /// # Safety
+    /// The CPU has AVX2, and no other task accesses columns `c0..c0 + ncols` of the rows of
+    /// `out` meanwhile (`run_par` gives each task its own columns).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
@@ -18,17 +24,24 @@ impl DenseQConv {
         if packed.len() < ncols.div_ceil(NR) * panel_len {
             packed.resize(ncols.div_ceil(NR) * panel_len, 0);
         }
-        // SAFETY (both calls): AVX2 is present (this function's contract).
         if pointwise {
+            // SAFETY: AVX2 is present (this function's contract).
             unsafe { pack_b_avx2(x, self.k, n, self.kp, c0, ncols, packed) };
         } else {
             im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
+            // SAFETY: AVX2 is present (this function's contract).
             unsafe { pack_b_avx2(cols, self.k, ncols, self.kp, 0, ncols, packed) };
         }
-        // SAFETY: AVX2 is present (this function's contract).
+        // SAFETY: AVX2 is present and this task owns columns c0.. (this function's contract).
         unsafe { self.gemm_avx2(packed, wide, c0, ncols, n, out) };
     }
 
+    /// The GEMM of every row block by the packed columns `col0..col0 + ncols`, requantised into
+    /// `y` (rows of `n`).
+    ///
+    /// # Safety
+    /// The CPU has AVX2, and no other task accesses columns `col0..col0 + ncols` of the rows of
+    /// `y` meanwhile.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn gemm_avx2(&self, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
@@ -78,6 +91,12 @@ impl DenseQConv {
     /// [`Requant::one`] on 16 accumulators of `row` in registers, stored as 16 int8: the same
     /// operations in the same order (i32 add, f32 convert, multiply, clamp, round half to even
     /// by `cvtps2dq` in the default rounding mode), so bit-identical to the scalar path.
+    ///
+    /// # Safety
+    /// The CPU has AVX2.
+    ///
+    /// # Panics
+    /// If `out` holds fewer than 16 bytes.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
@@ -140,6 +159,9 @@ pub(crate) unsafe fn micro_4x16<const TWO: bool>(a: *const u32, b0: *const u32, 
 }
 
 /// [`pack_b`] with AVX2: two rows of 8 columns interleaved and sign-extended in registers.
+///
+/// # Safety
+/// The CPU has AVX2. (Lengths are checked: out-of-range slices panic.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn pack_b_avx2(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, packed: &mut [i16]) {

@@ -9,6 +9,9 @@ use super::{MR, NR, TILES};
 /// `V = Bᵀ d B` of the `tw` tiles of one tile row, 16 tiles at a time: `rows` holds the four
 /// padded input rows (stride `rs`, column `2t + j` of tile `t`'s `j`), `v[e · vs + base + t]`
 /// gets position `e` of tile `t`. Whole groups of 16 are written, up to 15 past `base + tw`.
+///
+/// # Safety
+/// The CPU has AVX2. (The lengths of `rows` and `v` are asserted.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn transform_tile_row_avx2(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs: usize, base: usize) {
@@ -54,6 +57,9 @@ pub(super) unsafe fn transform_tile_row_avx2(rows: &[i8], rs: usize, tw: usize, 
 
 /// Channel `c`'s values `a` and channel `c + 1`'s `b` (lengths a multiple of 16) as words
 /// into `dst`: panel `p` (columns `8p..8p + 8`) at `p · pw + cc · NR`.
+///
+/// # Safety
+/// The CPU has AVX2. (The lengths are asserted.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn interleave_avx2(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) {
@@ -77,6 +83,11 @@ pub(super) unsafe fn interleave_avx2(a: &[i16], b: &[i16], dst: &mut [u32], pw: 
     }
 }
 
+/// The 4×16 register tile of one position's GEMM: `acc` gets `a` (`kh · MR` words) times one
+/// panel of `b` (two when `two`), as the portable `tile_portable`.
+///
+/// # Safety
+/// The CPU has AVX2. (The lengths are asserted.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 pub(super) unsafe fn tile_avx2(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
