@@ -1,5 +1,8 @@
 //! int8 quantization: the int8 files run in tract and onnxruntime and agree; EfficientNet-Lite0
 //! keeps its accuracy on real photos; size; foreign models; bad input.
+//!
+//! Needs the judge (onnxruntime, through tests/common): every test here but
+//! `quantize_command_writes_model_and_report_and_rejects_bad_input` runs it.
 
 #![allow(clippy::type_complexity)]
 

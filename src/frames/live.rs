@@ -138,9 +138,32 @@ mod tests {
     use crate::frames::synthetic::SyntheticSource;
     use std::time::Duration;
 
+    /// Waits until the reader has read its source to the end (polling: an event, not a time).
+    fn wait_for_the_end(live: &Latest) {
+        while !lock(&live.shared.slot).end {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     #[test]
     fn a_slow_consumer_gets_the_newest_frame_and_counts_the_rest() {
-        // 200 frames at 1000 fps; the consumer takes 20 ms per frame.
+        // The slowest consumer: it takes nothing until the reader has read all 200 frames.
+        let mut live = Latest::spawn(Box::new(SyntheticSource::new(16, 8, Some(200)))).unwrap();
+        wait_for_the_end(&live);
+        let mut buf = RgbBuf::new();
+        let info = live.next_frame(&mut buf).unwrap().expect("the newest frame");
+        assert_eq!((info.index, info.dropped), (199, 199), "the newest frame, and the 199 it replaced");
+        let mut want = vec![0; 16 * 8 * 3];
+        SyntheticSource::draw(16, 8, 199, &mut want);
+        assert_eq!(buf.data, want, "the buffer holds frame 199");
+        assert!(live.next_frame(&mut buf).unwrap().is_none());
+        assert_eq!(live.dropped(), 199);
+    }
+
+    #[test]
+    fn frames_taken_while_the_reader_runs_are_all_accounted_for() {
+        // 200 frames at 1000 fps; the consumer takes 20 ms per frame. How many it gets depends
+        // on scheduling; what must hold whatever the timing is checked.
         let src = SyntheticSource::new(16, 8, Some(200)).paced(1000.0);
         let mut live = Latest::spawn(Box::new(src)).unwrap();
         let mut buf = RgbBuf::new();
@@ -162,7 +185,6 @@ mod tests {
         }
         assert_eq!(seen + dropped, 200);
         assert_eq!(dropped, live.dropped());
-        assert!(dropped > 100, "a 20 ms consumer of a 1 ms source drops most frames: {seen} seen, {dropped} dropped");
         assert_eq!(last, Some(199), "the last frame is always delivered");
     }
 
