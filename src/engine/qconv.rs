@@ -15,8 +15,8 @@
 //! [`super::reuse`] (which borrows [`replace_nodes`] from here).
 //!
 //! The ONNX file is untouched. A node the kernels do not cover (non-zero weight zero point,
-//! uint8, grouped but not depthwise, `auto_pad`, weights that are not constants) is logged and
-//! left to tract.
+//! uint8, grouped but not depthwise, `auto_pad`, weights that are not constants, constants
+//! whose data disagree with their dims) is logged and left to tract.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,25 +96,46 @@ fn initializer<'a>(inits: &HashMap<&str, &'a pb::TensorProto>, name: &str) -> Op
     inits.get(name).copied()
 }
 
-fn read_i8(t: &pb::TensorProto) -> Option<Vec<i8>> {
-    if t.data_type != pb::tensor_proto::DataType::Int8 as i32 {
+/// The number of values `t`'s dims give (1 for a scalar), if no dim is negative and the product
+/// does not overflow.
+fn element_count(t: &pb::TensorProto) -> Option<usize> {
+    t.dims.iter().try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?))
+}
+
+/// `t`'s values, if it is of type `data_type` and holds exactly as many as its dims give:
+/// `raw_data` (little-endian, `size` bytes each, decoded by `raw`) when it has any, else the
+/// `typed` field (decoded by `value`). A tensor that fails is left to tract (the caller says
+/// why). The engine validates every initializer this way before (`onnx::validate`), so this
+/// only keeps the readers correct on their own.
+fn read<T, U: Copy>(
+    t: &pb::TensorProto,
+    data_type: pb::tensor_proto::DataType,
+    size: usize,
+    raw: impl Fn(&[u8]) -> T,
+    typed: &[U],
+    value: impl Fn(U) -> T,
+) -> Option<Vec<T>> {
+    if t.data_type != data_type as i32 {
         return None;
     }
-    Some(if t.raw_data.is_empty() { t.int32_data.iter().map(|&v| v as i8).collect() } else { t.raw_data.iter().map(|&b| b as i8).collect() })
+    let n = element_count(t)?;
+    if t.raw_data.is_empty() {
+        (typed.len() == n).then(|| typed.iter().map(|&v| value(v)).collect())
+    } else {
+        (t.raw_data.len() == n.checked_mul(size)?).then(|| t.raw_data.chunks_exact(size).map(raw).collect())
+    }
+}
+
+fn read_i8(t: &pb::TensorProto) -> Option<Vec<i8>> {
+    read(t, pb::tensor_proto::DataType::Int8, 1, |b| b[0] as i8, &t.int32_data, |v| v as i8)
 }
 
 fn read_i32(t: &pb::TensorProto) -> Option<Vec<i32>> {
-    if t.data_type != pb::tensor_proto::DataType::Int32 as i32 {
-        return None;
-    }
-    Some(if t.raw_data.is_empty() { t.int32_data.clone() } else { t.raw_data.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() })
+    read(t, pb::tensor_proto::DataType::Int32, 4, |c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]), &t.int32_data, |v| v)
 }
 
 fn read_f32(t: &pb::TensorProto) -> Option<Vec<f32>> {
-    if t.data_type != pb::tensor_proto::DataType::Float as i32 {
-        return None;
-    }
-    Some(if t.raw_data.is_empty() { t.float_data.clone() } else { t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() })
+    read(t, pb::tensor_proto::DataType::Float, 4, |c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]), &t.float_data, |v| v)
 }
 
 fn scalar<T: Copy>(v: Option<Vec<T>>) -> Option<T> {
@@ -884,4 +905,39 @@ pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>
         skipped.insert(label.to_string());
         Ok(None)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::tensor_proto::DataType;
+
+    fn tensor(data_type: DataType, dims: &[i64], raw: &[u8]) -> pb::TensorProto {
+        pb::TensorProto { data_type: data_type as i32, dims: dims.to_vec(), raw_data: raw.to_vec(), ..Default::default() }
+    }
+
+    /// The readers return values only when the data holds exactly what the dims say, so that a
+    /// malformed constant leaves its node to tract instead of feeding the kernels a wrong count.
+    #[test]
+    fn readers_check_the_data_against_the_dims() {
+        let f = |v: f32| v.to_le_bytes();
+        let two: Vec<u8> = [f(0.5), f(2.0)].concat();
+        assert_eq!(read_f32(&tensor(DataType::Float, &[2], &two)), Some(vec![0.5, 2.0]));
+        assert_eq!(scalar(read_f32(&tensor(DataType::Float, &[], &two[..4]))), Some(0.5), "no dims: a scalar");
+        assert_eq!(read_f32(&tensor(DataType::Float, &[3], &two)), None, "8 bytes for 3 values");
+        assert_eq!(read_f32(&tensor(DataType::Float, &[2], &two[..7])), None, "not a multiple of 4");
+        assert_eq!(read_f32(&tensor(DataType::Float, &[-2], &two)), None, "a negative dim");
+        assert_eq!(read_f32(&tensor(DataType::Int32, &[2], &two)), None, "another type");
+        assert_eq!(read_i32(&tensor(DataType::Int32, &[1], &[1, 0, 0, 0, 2])), None);
+        assert_eq!(read_i32(&tensor(DataType::Int32, &[2], &[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff])), Some(vec![1, -1]));
+        assert_eq!(read_i8(&tensor(DataType::Int8, &[3], &[1, 0xff, 7])), Some(vec![1, -1, 7]));
+        assert_eq!(read_i8(&tensor(DataType::Int8, &[2, 2], &[1, 2, 3])), None);
+        // Typed fields (no raw data) are counted the same way.
+        let typed = pb::TensorProto { data_type: DataType::Int8 as i32, dims: vec![2], int32_data: vec![3, -4], ..Default::default() };
+        assert_eq!(read_i8(&typed), Some(vec![3, -4]));
+        assert_eq!(read_i8(&pb::TensorProto { dims: vec![3], ..typed.clone() }), None);
+        let floats = pb::TensorProto { data_type: DataType::Float as i32, dims: vec![1], float_data: vec![0.25], ..Default::default() };
+        assert_eq!(scalar(read_f32(&floats)), Some(0.25));
+        assert_eq!(read_f32(&pb::TensorProto { float_data: vec![0.25, 1.0], ..floats }), None);
+    }
 }
