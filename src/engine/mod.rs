@@ -56,7 +56,7 @@ pub struct EngineOptions {
     /// gives the same results; forcing one is for tests and A/B measurements.
     pub kernels: Option<KernelSet>,
     /// The memory budget, in bytes: a model whose weights, input or any one activation tensor
-    /// would need more is refused before it is allocated (see [`crate::onnx::validate`]).
+    /// would need more is refused before it is allocated (see [`crate::onnx::validate()`]).
     pub memory_limit: u64,
 }
 
@@ -202,7 +202,7 @@ impl Engine {
         Self::build_proto(proto, origin, opts, outputs, on_phase)
     }
 
-    /// Validates the model (see [`crate::onnx::validate`]), then prepares the plan. A panic
+    /// Validates the model (see [`crate::onnx::validate()`]), then prepares the plan. A panic
     /// inside tract while it translates or optimizes the model (a defect validation missed)
     /// becomes an [`Error::Onnx`] naming the model, not a dead process.
     fn build_proto(

@@ -88,7 +88,7 @@ impl DenseQConv {
         }
     }
 
-    /// [`Requant::one`] on 16 accumulators of `row` in registers, stored as 16 int8: the same
+    /// [`Requant::one`](super::Requant::one) on 16 accumulators of `row` in registers, stored as 16 int8: the same
     /// operations in the same order (i32 add, f32 convert, multiply, clamp, round half to even
     /// by `cvtps2dq` in the default rounding mode), so bit-identical to the scalar path.
     ///
