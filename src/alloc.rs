@@ -99,6 +99,7 @@ impl Default for CountingAlloc {
 // SAFETY: every call is forwarded unchanged to `System`; the counters are only bookkeeping.
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's contract for `alloc` (a non-zero-size layout) is passed on as is.
         let p = unsafe { System.alloc(layout) };
         if !p.is_null() {
             self.grew(layout.size());
@@ -107,6 +108,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as for `alloc`.
         let p = unsafe { System.alloc_zeroed(layout) };
         if !p.is_null() {
             self.grew(layout.size());
@@ -115,11 +117,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` through this allocator with `layout` (the caller's
+        // contract), so `System` may free it.
         unsafe { System.dealloc(ptr, layout) };
         self.live.fetch_sub(layout.size(), Relaxed);
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as for `dealloc`, and the caller guarantees a valid `new_size`.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
         if !p.is_null() {
             self.live.fetch_sub(layout.size(), Relaxed);
@@ -171,6 +176,7 @@ mod tests {
         let a = CountingAlloc::new();
         assert!(!a.installed());
         let layout = Layout::from_size_align(100, 8).unwrap();
+        // SAFETY: a non-zero layout, and every pointer is freed with the layout it has.
         unsafe {
             let p = a.alloc(layout);
             assert!(!p.is_null());

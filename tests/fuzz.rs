@@ -13,7 +13,7 @@
 //! `target/fuzz-failures/`, and the test fails naming it. An abort (an allocation the system
 //! refuses) ends the process and a hang never ends: either way the test fails, and
 //! `target/fuzz-failures/TARGET-current.bin` holds the input that was being tried. Each target runs for
-//! `EDGENET_FUZZ_SECS` seconds (default 2; CI gives each 30), from seed `EDGENET_FUZZ_SEED`
+//! `EDGENET_FUZZ_SECS` seconds (default 2; CI gives each 20), from seed `EDGENET_FUZZ_SEED`
 //! (default 1). Crashes it finds become regression tests named after what they fix
 //! (`tests/bad_input.rs`).
 

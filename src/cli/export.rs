@@ -10,10 +10,10 @@ use edgenet::zoo::{self, Arch, WeightSource, ZooConfig};
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Architecture: resnet18, resnet34, resnet50, resnet101, resnet152, mobilenet_v2, efficientnet_lite0.
+    /// Architecture: resnet18, resnet34, resnet50, resnet101, resnet152, mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large, efficientnet_lite0.
     #[arg(value_parser = parse_arch)]
     pub arch: Arch,
-    /// Channel width multiplier (mobilenet_v2).
+    /// Channel width multiplier (mobilenet_v2, mobilenet_v3_small, mobilenet_v3_large).
     #[arg(long, default_value_t = 1.0)]
     pub width_mult: f32,
     /// Square input resolution.
