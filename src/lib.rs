@@ -33,6 +33,7 @@ pub mod graph;
 pub mod kernels;
 pub mod model;
 pub mod onnx;
+pub mod preprocess;
 #[cfg(feature = "tools")]
 pub mod quant;
 pub mod runner;

@@ -1,8 +1,8 @@
 //! [`Model`]: a graph, its weights and what a runner needs to know about it.
 
 use crate::error::Result;
-use crate::frames::preprocess::Preprocess;
 use crate::graph::{fold_batch_norms, Graph, Weights};
+use crate::preprocess::Preprocess;
 
 /// What a runner needs to know about a model besides its graph: stored in the exported
 /// ONNX file's `metadata_props`.

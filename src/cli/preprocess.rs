@@ -3,7 +3,7 @@
 //! the user's own classifier) or to override it.
 
 use clap::ValueEnum;
-use edgenet::frames::preprocess::{ChannelOrder, Preprocess, PreprocessOptions, PreprocessSource, Preset, Resolved, ValueRange};
+use edgenet::preprocess::{ChannelOrder, Preprocess, PreprocessOptions, PreprocessSource, Preset, Resolved, ValueRange};
 use edgenet::onnx::meta;
 
 /// A usage error found after parsing (an option that does not fit the model): exit code 2.

@@ -9,8 +9,8 @@ use tract_onnx::pb;
 
 use super::meta;
 use crate::error::{Error, Result};
-use crate::frames::preprocess::Preprocess;
 use crate::graph::{ConvSpec, GraphBuilder, Padding, Pool2d, Tensor, TensorId, Weights};
+use crate::preprocess::Preprocess;
 
 /// The ONNX ops the importer takes, for error messages.
 pub const SUPPORTED: &str = "Conv, BatchNormalization, Relu, Clip (as ReLU or ReLU6), Sigmoid, HardSigmoid, HardSwish, Add, Mul, MaxPool, AveragePool, \

@@ -32,7 +32,7 @@ pub const INPUT_NAME: &str = "input";
 pub mod meta {
     /// Architecture name.
     pub const ARCH: &str = "edgenet.architecture";
-    /// Preprocessing, as JSON ([`crate::frames::preprocess::Preprocess`]).
+    /// Preprocessing, as JSON ([`crate::preprocess::Preprocess`]).
     pub const PREPROCESS: &str = "edgenet.preprocess";
     /// Label set.
     pub const LABELS: &str = "edgenet.labels";

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::frames::preprocess::Preprocess;
 use crate::graph::{Graph, Weights};
 use crate::model::{Model, ModelInfo};
+use crate::preprocess::Preprocess;
 
 /// The architectures edgenet can build.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
