@@ -30,6 +30,7 @@ MODELS = {
     "resnet18": ("ResNet-18", ["resnet18"]),
     "resnet50": ("ResNet-50", ["resnet50"]),
     "efficientnet_lite0": ("EfficientNet-Lite0", ["efficientnet_lite0", "--weights", "models/efficientnet_lite0.safetensors"]),
+    "mobilenet_v3_large": ("MobileNetV3-Large", ["mobilenet_v3_large"]),
 }
 # CPU model → (qemu architecture, cross target, what it stands for)
 CPUS = {

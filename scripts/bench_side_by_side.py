@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """edgenet (tract) and onnxruntime side by side on the same ONNX files, in one run.
 
-For each network (MobileNetV2-1.0, ResNet-50, EfficientNet-Lite0 at 224²) and each file
+For each network (MobileNetV2-1.0, ResNet-50, EfficientNet-Lite0, MobileNetV3-Large at 224²) and each file
 (f32 with BatchNorm folded; int8 from `edgenet quantize`; and int8 from onnxruntime's own
 quantizer, `quantize_static` in its recommended form: QDQ, QUInt8 activations, QInt8 weights
 per channel, calibrated on the same photos with the model's own preprocessing, so that
@@ -31,7 +31,7 @@ BENCHMARKS.md, between the markers
 on pixel values for these networks.
 
 usage:
-  scripts/bench_side_by_side.py [--quick] [--models mobilenet_v2,resnet50,efficientnet_lite0]
+  scripts/bench_side_by_side.py [--quick] [--models mobilenet_v2,resnet50,efficientnet_lite0,mobilenet_v3_large]
                                 [--warmup W] [--runs R] [--run-frames N] [--edgenet BIN]
                                 [--workdir DIR] [--rebuild] [--output BENCHMARKS.md] [--print-only]
                                 [--note TEXT]
@@ -60,6 +60,7 @@ MODELS = {
     "mobilenet_v2": ("MobileNetV2-1.0 224²", []),
     "resnet50": ("ResNet-50 224²", []),
     "efficientnet_lite0": ("EfficientNet-Lite0 224²", ["--weights", os.path.join(ROOT, "models", "efficientnet_lite0.safetensors")]),
+    "mobilenet_v3_large": ("MobileNetV3-Large 224²", []),
 }
 BEGIN, END = "<!-- side-by-side:begin -->", "<!-- side-by-side:end -->"
 # The file made by onnxruntime's own quantizer, as its row is labelled.
