@@ -138,7 +138,7 @@ pub fn run(graph: &Graph, weights: &Weights, input: &[f32]) -> Result<Vec<f32>> 
                 let count: usize = axes.iter().map(|&a| s[a]).product();
                 let mut y = vec![0.0; n];
                 for (i, v) in inp(0).iter().enumerate() {
-                    y[broadcast_index_from(i, s, &kept)] += v;
+                    y[broadcast_index(i, s, &kept)] += v;
                 }
                 y.iter().map(|v| v / count as f64).collect()
             }
@@ -246,22 +246,6 @@ fn broadcast_index(i: usize, out: &[usize], from: &[usize]) -> usize {
         rem %= inner;
         if d >= lead && from[d - lead] != 1 {
             idx += c * st[d - lead];
-        }
-    }
-    idx
-}
-
-/// Flat index in `kept` (same rank as `s`, reduced axes 1) of element `i` of `s`.
-fn broadcast_index_from(i: usize, s: &[usize], kept: &[usize]) -> usize {
-    let st = strides_of(kept);
-    let mut rem = i;
-    let mut idx = 0;
-    for d in 0..s.len() {
-        let inner: usize = s[d + 1..].iter().product();
-        let c = rem / inner;
-        rem %= inner;
-        if kept[d] != 1 {
-            idx += c * st[d];
         }
     }
     idx
