@@ -3,8 +3,8 @@
 //! the user's own classifier) or to override it.
 
 use clap::ValueEnum;
-use edgenet::preprocess::{ChannelOrder, Preprocess, PreprocessOptions, PreprocessSource, Preset, Resolved, ValueRange};
 use edgenet::onnx::meta;
+use edgenet::preprocess::{ChannelOrder, Preprocess, PreprocessOptions, PreprocessSource, Preset, Resolved, ValueRange};
 
 /// A usage error found after parsing (an option that does not fit the model): exit code 2.
 #[derive(Debug)]
