@@ -51,7 +51,6 @@ pub fn float_reason(op: &Op) -> &'static str {
         Op::Mul => "product of two activations",
         Op::GlobalAvgPool | Op::ReduceMean { .. } | Op::AvgPool(_) => "an average rounded to int8 would not be exact",
         Op::Sigmoid | Op::HardSigmoid { .. } | Op::HardSwish => "non-linear activation, not an int8 output range",
-
         Op::Relu | Op::Relu6 => "activation not after a conv it could be folded into (or its input has other readers)",
         Op::BatchNorm { .. } => "BatchNorm not after a conv, so not folded into weights",
         Op::Softmax => "probabilities at the output",
