@@ -324,7 +324,7 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
             "HardSigmoid" => b.hard_sigmoid(&name, tensor(0)?, a.float("alpha", 0.2), a.float("beta", 0.5))?,
             "HardSwish" => b.hard_swish(&name, tensor(0)?)?,
             "Add" | "Mul" => {
-                let (x0, x1) = (tensors.get(&node.input[0]).copied(), node.input.get(1).and_then(|n| tensors.get(n)).copied());
+                let (x0, x1) = (node.input.first().and_then(|n| tensors.get(n)).copied(), node.input.get(1).and_then(|n| tensors.get(n)).copied());
                 match (op, x0, x1) {
                     ("Add", Some(x), Some(y)) => b.add(&name, x, y)?,
                     ("Mul", Some(x), Some(y)) => b.mul(&name, x, y)?,
