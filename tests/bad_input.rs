@@ -264,10 +264,12 @@ fn models_over_the_memory_limit_are_refused_before_allocating() {
     // The weights: the small model's f32 weights take over 1 MiB.
     let e = Engine::from_bytes(&bytes, "w.onnx", &EngineOptions { memory_limit: 1 << 20, ..Default::default() }).unwrap_err().to_string();
     assert!(e.contains("w.onnx") && e.contains("the weights would need") && e.contains("memory limit of 1.0 MiB"), "{e}");
-    // An activation: pads of 60 000 on the first convolution (within the pad bound) make an
-    // output of 1 × 16 × 120 062² f32, about 860 GiB: refused, naming the node.
+    // An activation: pads of 60 000 on the first convolution, dilated by 30 000 so that the
+    // window is as wide as the pads (both within the bounds validation sets), make an output of
+    // about 16 × 60 000² f32, over 200 GiB: refused, naming the node.
     let mut p = edgenet::onnx::decode(&bytes, "m").unwrap();
     set_ints(first_conv(&mut p), "pads", &[60_000, 60_000, 60_000, 60_000]);
+    set_ints(first_conv(&mut p), "dilations", &[30_000, 30_000]);
     let e = Engine::from_bytes(&p.encode_to_vec(), "act.onnx", &EngineOptions::default()).unwrap_err().to_string();
     assert!(e.contains("act.onnx") && e.contains("its output") && e.contains("memory limit"), "{e}");
     // Raising the limit admits the model.
@@ -306,4 +308,26 @@ fn a_stride_past_the_input_runs_without_sizing_buffers_by_it() {
     let engine = Engine::from_bytes(&p.encode_to_vec(), "stride.onnx", &EngineOptions::default()).unwrap();
     let y = engine.run(&vec![0.25; engine.input_len()]).unwrap();
     assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
+}
+
+/// Found by fuzzing: a depthwise conv of the int8 fixture padded by 2¹⁶ on top made its output
+/// 65,583 rows high, and tract's shape inference never finished on the residual Add that
+/// followed. A pad wider than the window it pads is now refused before tract sees the file.
+#[test]
+fn a_pad_wider_than_its_window_is_refused_before_tract_runs_away() {
+    use prost::Message;
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/int8/mobilenet_v2_035_48.int8.onnx")).unwrap();
+    let mut proto = edgenet::onnx::decode(&bytes, "m").unwrap();
+    let g = proto.graph.as_mut().unwrap();
+    let n = g.node.iter_mut().find(|n| n.name == "features.3.conv.1.0").unwrap();
+    let pads = n.attribute.iter_mut().find(|a| a.name == "pads").unwrap();
+    pads.ints = vec![65536, 1, 1, 1];
+    let bytes = proto.encode_to_vec();
+    let start = std::time::Instant::now();
+    let e = Engine::from_bytes(&bytes, "pad.onnx", &EngineOptions::default()).err().expect("refused").to_string();
+    assert!(e.contains("features.3.conv.1.0") && e.contains("pads") && e.contains("65536"), "{e}");
+    // Refused, not computed: well under the minutes tract spent on it.
+    assert!(start.elapsed() < std::time::Duration::from_secs(60), "took {:?}", start.elapsed());
+    let e = edgenet::onnx::import(&bytes, "pad.onnx").unwrap_err().to_string();
+    assert!(e.contains("pads"), "{e}");
 }

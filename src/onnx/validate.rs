@@ -257,6 +257,25 @@ fn check_attributes(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto
             }
         }
     }
+    // A pad wider than the window it pads only adds outputs made of padding. No network does
+    // that, and tract's shape inference can run away on the mismatched shapes it leads to (a
+    // residual Add of a 65,583-high map with a 12-high one never finished).
+    if op != "ConvTranspose" && op != "MaxUnpool" {
+        let w = if conv { node.input.get(if op == "QLinearConv" { 3 } else { 1 }).and_then(|n| inits.get(n.as_str())) } else { None };
+        let kernel: Option<Vec<i64>> =
+            ints(node, "kernel_shape").map(<[i64]>::to_vec).or_else(|| w.filter(|w| w.dims.len() >= 3).map(|w| w.dims[2..].to_vec()));
+        if let (Some(k), Some(p)) = (kernel, ints(node, "pads")) {
+            let d = ints(node, "dilations").map(<[i64]>::to_vec).unwrap_or_default();
+            for (i, &pad) in p.iter().enumerate() {
+                let Some(&ki) = k.get(i % k.len().max(1)) else { continue };
+                let di = d.get(i % k.len().max(1)).copied().unwrap_or(1);
+                let extent = di.saturating_mul(ki.saturating_sub(1)).saturating_add(1);
+                if pad > extent {
+                    return Err(bad("pads", format!("is {p:?}: a pad of {pad} is wider than the window it pads ({extent})")));
+                }
+            }
+        }
+    }
     Ok(())
 }
 
