@@ -192,7 +192,17 @@ fn seed_models() -> Vec<Vec<u8>> {
     let cfg = ZooConfig { width_mult: 0.35, resolution: 32, num_classes: 10 };
     let m = zoo::build(Arch::MobileNetV2, &cfg, WeightSource::Seeded(1)).unwrap();
     let f32 = edgenet::onnx::export(&m, &edgenet::onnx::ExportOptions { fold_bn: true }).unwrap();
-    vec![int8, f32]
+    // torchvision exports with the ops foreign models bring: squeeze-excitation and hard swish,
+    // ceil-mode pooling and Concat, pre-activation BatchNorm and AveragePool; and one of them
+    // in int8, with its lookup-table regions.
+    let tv = |f: &str| std::fs::read(format!("{}/tests/data/torchvision/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let v3 = tv("mobilenet_v3_small.onnx");
+    let m3 = edgenet::onnx::import(&v3, "mobilenet_v3_small").unwrap();
+    let cal: Vec<Vec<f32>> = (0..2u32)
+        .map(|k| (0..3 * 112 * 112u32).map(|i| ((i.wrapping_mul(2_654_435_761).wrapping_add(k) >> 16) % 400) as f32 / 100.0 - 2.0).collect())
+        .collect();
+    let v3_int8 = edgenet::quant::quantize(&m3, &cal, &Default::default(), &mut |_, _| {}).unwrap().bytes;
+    vec![int8, f32, v3, v3_int8, tv("googlenet_small.onnx"), tv("densenet.onnx")]
 }
 
 fn load_model(bytes: &[u8]) {
