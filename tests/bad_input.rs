@@ -323,11 +323,8 @@ fn a_pad_wider_than_its_window_is_refused_before_tract_runs_away() {
     let pads = n.attribute.iter_mut().find(|a| a.name == "pads").unwrap();
     pads.ints = vec![65536, 1, 1, 1];
     let bytes = proto.encode_to_vec();
-    let start = std::time::Instant::now();
     let e = Engine::from_bytes(&bytes, "pad.onnx", &EngineOptions::default()).unwrap_err().to_string();
     assert!(e.contains("features.3.conv.1.0") && e.contains("pads") && e.contains("65536"), "{e}");
-    // Refused, not computed: well under the minutes tract spent on it.
-    assert!(start.elapsed() < std::time::Duration::from_secs(60), "took {:?}", start.elapsed());
     let e = edgenet::onnx::import(&bytes, "pad.onnx").unwrap_err().to_string();
     assert!(e.contains("pads"), "{e}");
 }

@@ -182,6 +182,21 @@ impl Emitter<'_> {
         self.float_layers.push(FloatLayer { node: n.name.clone(), op: n.op.kind(), reason: float_reason(&n.op) });
     }
 
+    /// Writes node `i`'s op (one ONNX node, see [`simple_node`]) on `ins` to `out`, with the
+    /// int64 constants it takes as initializers.
+    fn push_simple(&mut self, i: usize, mut ins: Vec<String>, out: &str) -> Result<()> {
+        let nd = &self.model.graph.nodes()[i];
+        let (op_type, attrs, consts) =
+            simple_node(&nd.op, &nd.shape).ok_or_else(|| Error::Config(format!("{}: {} cannot be quantized", nd.name, nd.op.kind())))?;
+        for (suffix, values) in consts {
+            let key = format!("{}.{suffix}", nd.name);
+            self.inits.push(tensor_proto_i64(&key, &values));
+            ins.push(key);
+        }
+        self.nodes.push(node(op_type, &nd.name, ins, out, attrs));
+        Ok(())
+    }
+
     /// `node`'s op in f32 on the f32 forms of its inputs.
     fn float_op(&mut self, i: usize) -> Result<()> {
         let nd = &self.model.graph.nodes()[i];
@@ -192,15 +207,7 @@ impl Emitter<'_> {
         if nd.op == Op::HardSwish {
             self.nodes.extend(hard_swish_nodes(&name, &ins[0], &out));
         } else {
-            let (op_type, attrs, consts) =
-                simple_node(&nd.op, &nd.shape).ok_or_else(|| Error::Config(format!("{name}: {} cannot be quantized", nd.op.kind())))?;
-            let mut ins = ins;
-            for (suffix, values) in consts {
-                let key = format!("{name}.{suffix}");
-                self.inits.push(tensor_proto_i64(&key, &values));
-                ins.push(key);
-            }
-            self.nodes.push(node(op_type, &name, ins, &out, attrs));
+            self.push_simple(i, ins, &out)?;
         }
         self.f[i] = Some(out);
         self.float_layer(i);
@@ -380,15 +387,8 @@ pub fn emit(model: &Model, params: &[QParams], input_means: &[Option<Vec<f32>>],
                 let x = inp(0);
                 match e.q[x].clone() {
                     Some(qx) => {
-                        let (op_type, attrs, consts) = simple_node(&nd.op, &nd.shape).ok_or_else(|| Error::Config(format!("{name}: no ONNX form")))?;
-                        let mut ins = vec![qx.name];
-                        for (suffix, values) in consts {
-                            let key = format!("{name}.{suffix}");
-                            e.inits.push(tensor_proto_i64(&key, &values));
-                            ins.push(key);
-                        }
                         let out = format!("{name}_q");
-                        e.nodes.push(node(op_type, &name, ins, &out, attrs));
+                        e.push_simple(i, vec![qx.name], &out)?;
                         e.q[i] = Some(QT { name: out, p: qx.p });
                     }
                     None => e.float_op(i)?,
