@@ -740,15 +740,15 @@ pub struct DepthwiseQConv {
     geo: Geometry,
     oh: usize,
     ow: usize,
-    /// `[c][kh·kw]`, widened to i32 (what the portable and AVX2 loops multiply; NEON narrows
-    /// a channel's to i16 for `smlal` by element).
+    /// `[c][kh·kw]`, widened to i32 (what the portable and AVX2 loops multiply; empty when an
+    /// ARM form holds the weights instead).
     weights: Vec<i32>,
     bias: Vec<i32>,
     x_zp: i8,
     requant: Requant,
-    /// The `sdot` form, when `set` is the dot product.
+    /// The ARM form (`sdot` or NEON), when `set` is one of those.
     #[cfg(target_arch = "aarch64")]
-    dot: Option<super::aarch64::dotprod::Depthwise>,
+    arm: Option<super::aarch64::Depthwise>,
 }
 
 impl DepthwiseQConv {
@@ -784,24 +784,36 @@ impl DepthwiseQConv {
             KernelSet::Neon | KernelSet::Dotprod if !requant.scale.iter().all(|s| s.is_finite()) => KernelSet::Portable,
             set => set,
         };
+        // The dot-product form covers strides 1 and 2 without dilation and `kw ≤ 8`; NEON's
+        // every geometry, for weights in −127..=127; the portable code the rest.
         #[cfg(target_arch = "aarch64")]
-        let dot = match set {
-            KernelSet::Dotprod => super::aarch64::dotprod::Depthwise::new(geo.kh, geo.kw, geo.stride, geo.dilation, weights, bias, x_zp),
-            _ => None,
+        let (set, arm) = {
+            use super::aarch64::{dotprod, neon, Depthwise};
+            let dot = || dotprod::Depthwise::new(geo.kh, geo.kw, geo.stride, geo.dilation, weights, bias, x_zp).map(Depthwise::Dot);
+            let neon = || neon::Depthwise::new(geo.kh * geo.kw, weights, bias, x_zp).map(Depthwise::Neon);
+            match set {
+                KernelSet::Dotprod => match dot() {
+                    Some(d) => (set, Some(d)),
+                    None => neon().map_or((KernelSet::Portable, None), |d| (KernelSet::Neon, Some(d))),
+                },
+                KernelSet::Neon => neon().map_or((KernelSet::Portable, None), |d| (KernelSet::Neon, Some(d))),
+                _ => (set, None),
+            }
         };
-        // The dot-product form covers strides 1 and 2 without dilation; NEON's kernel the rest.
-        #[cfg(target_arch = "aarch64")]
-        let set = if set == KernelSet::Dotprod && dot.is_none() { KernelSet::Neon } else { set };
         #[cfg(not(target_arch = "aarch64"))]
-        let set = if set == KernelSet::Dotprod { KernelSet::Portable } else { set };
+        let set = if set == KernelSet::Dotprod || set == KernelSet::Neon { KernelSet::Portable } else { set };
+        #[cfg(target_arch = "aarch64")]
+        let portable_weights = arm.is_none();
+        #[cfg(not(target_arch = "aarch64"))]
+        let portable_weights = true;
         Ok(DepthwiseQConv {
             #[cfg(target_arch = "aarch64")]
-            dot,
+            arm,
             set,
             geo,
             oh,
             ow,
-            weights: weights.iter().map(|&v| i32::from(v)).collect(),
+            weights: if portable_weights { weights.iter().map(|&v| i32::from(v)).collect() } else { Vec::new() },
             bias: bias.to_vec(),
             x_zp,
             requant,
@@ -816,7 +828,7 @@ impl DepthwiseQConv {
     /// Bytes this kernel holds: weights (widened to i32), biases, scales.
     pub fn held_bytes(&self) -> usize {
         #[cfg(target_arch = "aarch64")]
-        let dot = self.dot.as_ref().map_or(0, |d| d.held_bytes());
+        let dot = self.arm.as_ref().map_or(0, |d| d.held_bytes());
         #[cfg(not(target_arch = "aarch64"))]
         let dot = 0;
         4 * (self.weights.len() + self.bias.len() + self.requant.scale.len()) + dot
@@ -861,7 +873,7 @@ impl DepthwiseQConv {
                     // task alone writes the planes of `channels`.
                     KernelSet::Avx2 => unsafe { self.run_avx2(x, out, channels, w) },
                     #[cfg(target_arch = "aarch64")]
-                    KernelSet::Dotprod => self.run_dot(x, out, channels, w),
+                    KernelSet::Dotprod | KernelSet::Neon => self.run_arm(x, out, channels, w),
                     _ => self.run_body(x, out, channels, w),
                 }
             })
@@ -879,37 +891,70 @@ impl DepthwiseQConv {
         self.run_body(x, y, channels, work)
     }
 
-    /// The channels with the `sdot` kernel: int8 planes padded with the input zero point
-    /// (column phases for stride 2), rows copied or dealt with NEON.
+    /// The channels with an ARM form: each channel's raw int8 plane padded with the input zero
+    /// point (split into column phases for strides above 1), rows copied or dealt with NEON; a
+    /// stride-1 layer whose rows are narrow runs "flat" (see [`flat_pays`]) into a scratch run
+    /// copied back to rows.
+    ///
+    /// [`flat_pays`]: super::aarch64::flat_pays
     #[cfg(target_arch = "aarch64")]
-    fn run_dot(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
-        use super::aarch64::{dotprod, neon};
-        let Some(dot) = &self.dot else { return self.run_body(x, y, channels, work) };
+    fn run_arm(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
+        use super::aarch64::{dotprod, flat_pays, neon, Depthwise};
+        let Some(arm) = &self.arm else { return self.run_body(x, y, channels, work) };
         let g = &self.geo;
         let (hp, wp) = (g.h + g.pads[0] + g.pads[2], g.w + g.pads[1] + g.pads[3]);
         let (sh, sw) = g.stride;
+        let (dh, dw) = g.dilation;
         let (oh, ow) = (self.oh, self.ow);
+        if oh == 0 || ow == 0 {
+            return;
+        }
         let pw = wp.div_ceil(sw);
-        let planes = &mut work.packed8;
+        let flat = sh == 1 && sw == 1 && flat_pays(oh, ow, pw);
+        let Work { packed8: planes, cols: scratch, offsets, .. } = work;
         planes.clear();
         planes.resize(sw * hp * pw + dotprod::Depthwise::SLACK, self.x_zp);
-        let pl = g.pads[1];
+        if flat && scratch.len() < (oh - 1) * pw + ow {
+            scratch.resize((oh - 1) * pw + ow, 0);
+        }
+        // Start offset of each tap in the phase planes, relative to output row 0, column 0.
+        offsets.clear();
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let px = kx * dw;
+                offsets.push(((px % sw) * hp + ky * dh) * pw + px / sw);
+            }
+        }
+        let (pt, pl) = (g.pads[0], g.pads[1]);
+        let zp = self.requant.zero_point;
         for c in channels {
             let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-            for (iy, srow) in src.chunks_exact(g.w.max(1)).enumerate().take(g.h) {
-                let py = iy + g.pads[0];
-                if sw == 1 {
-                    planes[py * pw + pl..][..g.w].copy_from_slice(srow);
-                } else {
-                    let (even, odd) = stride2_phases(planes, hp, pw, py, pl);
-                    neon::deal_row(srow, even, odd);
+            match sw {
+                1 => neon::copy_rows(src, g.w, &mut planes[pt * pw + pl..], pw, g.w, g.h),
+                2 => {
+                    for (iy, srow) in src.chunks_exact(g.w.max(1)).enumerate().take(g.h) {
+                        let (even, odd) = stride2_phases(planes, hp, pw, iy + pt, pl);
+                        neon::deal_row(srow, even, odd);
+                    }
+                }
+                _ => {
+                    for (i, &v) in src.iter().enumerate() {
+                        let (py, px) = (i / g.w + pt, i % g.w + pl);
+                        planes[((px % sw) * hp + py) * pw + px / sw] = v;
+                    }
                 }
             }
-            // SAFETY: channel c belongs to this task only (see `run_par`); the set is Dotprod
-            // only when the CPU has the dot product (`with_kernels`).
-            unsafe {
-                let out = y.slice(c * oh * ow, oh * ow);
-                dot.channel(c, planes, pw, hp * pw, sh * pw, self.requant.scale[c], self.requant.zero_point, oh, ow, out);
+            let scale = self.requant.scale[c];
+            // SAFETY: channel c belongs to this task only (see `run_par`).
+            let out = unsafe { y.slice(c * oh * ow, oh * ow) };
+            let (rows, cols, dst) = if flat { (1, (oh - 1) * pw + ow, &mut scratch[..(oh - 1) * pw + ow]) } else { (oh, ow, &mut *out) };
+            match arm {
+                // SAFETY: the dot-product form exists only when the CPU has it (`with_kernels`).
+                Depthwise::Dot(d) => unsafe { d.channel(c, planes, pw, hp * pw, sh * pw, scale, zp, rows, cols, dst) },
+                Depthwise::Neon(d) => d.channel(c, planes, offsets, sh * pw, scale, zp, rows, cols, dst),
+            }
+            if flat {
+                neon::copy_rows(scratch, pw, out, ow, ow, oh);
             }
         }
     }
@@ -934,17 +979,6 @@ impl DepthwiseQConv {
             for iy in 0..g.h {
                 let srow = &src[iy * g.w..(iy + 1) * g.w];
                 let py = iy + g.pads[0];
-                #[cfg(target_arch = "aarch64")]
-                if self.set == KernelSet::Neon && sw <= 2 {
-                    use super::aarch64::neon;
-                    if sw == 1 {
-                        neon::widen_row(srow, self.x_zp, &mut planes[py * pw + g.pads[1]..][..g.w]);
-                    } else {
-                        let (even, odd) = stride2_phases(planes, hp, pw, py, g.pads[1]);
-                        neon::widen_row_deal(srow, self.x_zp, even, odd);
-                    }
-                    continue;
-                }
                 if sw == 1 {
                     let dst = &mut planes[py * pw + g.pads[1]..][..g.w];
                     for (d, &s) in dst.iter_mut().zip(srow) {
@@ -983,13 +1017,6 @@ impl DepthwiseQConv {
                     let px = kx * dw;
                     offsets.push(((px % sw) * hp + ky * dh) * pw + px / sw);
                 }
-            }
-            #[cfg(target_arch = "aarch64")]
-            if self.set == KernelSet::Neon {
-                // SAFETY: channel c belongs to this task only (see `run_par`).
-                let out = unsafe { y.slice(c * oh * ow, oh * ow) };
-                super::aarch64::neon::depthwise_channel(planes, offsets, w, self.bias[c], scale, self.requant.zero_point, oh, ow, sh * pw, out);
-                continue;
             }
             for oy in 0..oh {
                 let row0 = oy * sh * pw;
@@ -1306,13 +1333,19 @@ pub(crate) mod tests {
         .enumerate()
         {
             let c = g.cin;
-            let w = data(10 + i as u64, c * g.kh * g.kw);
+            // Weights in −127..=127 (NEON's form needs it) and then with a −128 (the sets fall
+            // back where they must, with the same results).
+            let mut w: Vec<i8> = data(10 + i as u64, c * g.kh * g.kw).into_iter().map(|v| v.max(-127)).collect();
             let x = data(20 + i as u64, c * g.h * g.w);
             let bias: Vec<i32> = (0..c as i32).map(|i| 100 - 41 * i).collect();
             let rq = Requant::new((0..c).map(|i| 0.002 + 0.0005 * i as f32).collect(), 3);
             let want = reference(&g, c, &w, &bias, -11, &rq, &x);
             for set in sets() {
                 let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, -11, rq.clone()).unwrap();
+                // Every set has a depthwise kernel of its own for these layers (the dot product
+                // none with dilation: NEON's then).
+                let used = if set == KernelSet::Dotprod && g.dilation != (1, 1) { KernelSet::Neon } else { set };
+                assert_eq!(conv.kernel_set(), used, "{g:?}");
                 let (oh, ow) = conv.output_hw();
                 let mut y = vec![0i8; c * oh * ow];
                 conv.run(&x, &mut y);
@@ -1320,6 +1353,14 @@ pub(crate) mod tests {
                 let mut y2 = vec![0i8; y.len()];
                 conv.run_par(&x, &mut y2, &Reverse(2));
                 assert_eq!(y2, want, "{set} {g:?} split into tasks");
+            }
+            w[i] = -128;
+            let want = reference(&g, c, &w, &bias, -11, &rq, &x);
+            for set in sets() {
+                let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, -11, rq.clone()).unwrap();
+                let mut y = vec![0i8; want.len()];
+                conv.run(&x, &mut y);
+                assert_eq!(y, want, "{set} {g:?} with a weight of −128");
             }
         }
     }
@@ -1376,7 +1417,8 @@ pub(crate) mod tests {
             x_zp in any::<i8>(), y_zp in any::<i8>(),
         ) {
             let g = Geometry { cin: c, h: h + k * d, w: w + k * d, kh: k, kw: k, stride: (s, s), dilation: (d, d), pads };
-            let wts = data(seed, c * k * k);
+            // Mostly weights in −127..=127 (NEON's form needs it), sometimes the full range.
+            let wts: Vec<i8> = data(seed, c * k * k).into_iter().map(|v| if seed % 4 == 0 { v } else { v.max(-127) }).collect();
             let x = data(seed + 1, c * g.h * g.w);
             let bias: Vec<i32> = (0..c as i32).map(|i| 300 - 97 * i).collect();
             let rq = Requant::new((0..c).map(|i| 0.001 + 0.003 * i as f32).collect(), y_zp);

@@ -277,9 +277,7 @@ impl Depthwise {
                 }
             }
         }
-        let zx = i32::from(x_zp);
-        let bias = bias.iter().zip(weights.chunks_exact(taps)).map(|(&b, w)| b - zx * w.iter().map(|&v| i32::from(v)).sum::<i32>()).collect();
-        Some(Depthwise { kh, stride: s, groups, wdot, idx, bias })
+        Some(Depthwise { kh, stride: s, groups, wdot, idx, bias: super::fold_zero_point(weights, bias, taps, x_zp) })
     }
 
     /// Bytes held: replicated weights, indices, biases.
@@ -321,32 +319,50 @@ impl Depthwise {
         let last_tile = (ow - 1) / 16 * 16;
         let extra = if self.stride == 2 { phase } else { 0 };
         assert!((oh - 1) * row_step + (self.kh - 1) * pw + last_tile + extra + 32 <= planes.len(), "depthwise tile past the plane");
-        let (kh, groups) = (self.kh, self.groups);
-        let w = &self.wdot[c * kh * groups * 16..(c + 1) * kh * groups * 16];
-        let mut idx = [[vdupq_n_u8(255); 4]; 2];
-        #[allow(clippy::needless_range_loop)] // `g` and `q` index two arrays of different shapes
-        for g in 0..groups {
-            for q in 0..4 {
-                idx[g][q] = vld1q_u8(self.idx[g * 4 + q].as_ptr());
-            }
+        let a = Tiles { c, planes: planes.as_ptr(), pw, phase, row_step, scale, zp, oh, ow, out: out.as_mut_ptr() };
+        // The usual sizes unrolled, their weights in registers: 3×3 and 5×5 at strides 1 and 2.
+        match (self.stride == 2, self.kh, self.groups) {
+            (false, 3, 1) => self.tiles::<false, 3, 1>(a),
+            (true, 3, 1) => self.tiles::<true, 3, 1>(a),
+            (false, 5, 2) => self.tiles::<false, 5, 2>(a),
+            (true, 5, 2) => self.tiles::<true, 5, 2>(a),
+            (false, _, _) => self.tiles::<false, 0, 0>(a),
+            (true, _, _) => self.tiles::<true, 0, 0>(a),
         }
+    }
+
+    /// [`channel`](Self::channel)'s loops for stride 2 or 1 (`S2`), with `KH` kernel rows of
+    /// `G` groups unrolled (`KH = 0`: the layer's, each weight loaded where it is used).
+    ///
+    /// # Safety
+    /// As checked by `channel`; the CPU has the dot product.
+    #[target_feature(enable = "dotprod")]
+    unsafe fn tiles<const S2: bool, const KH: usize, const G: usize>(&self, a: Tiles) {
+        let Tiles { c, planes, pw, phase, row_step, scale, zp, oh, ow, out } = a;
+        let (kh, groups) = if KH > 0 { (KH, G) } else { (self.kh, self.groups) };
+        let w = self.wdot.as_ptr().add(c * kh * groups * 16);
+        // Kernel row ky, group g: the row's 4 weights (of the group) for each of 4 outputs.
+        let wreg: [[int8x16_t; 2]; 5] =
+            std::array::from_fn(|ky| std::array::from_fn(|g| if ky < KH && g < G { vld1q_s8(w.add((ky * G + g) * 16)) } else { vdupq_n_s8(0) }));
+        let weights = |ky: usize, g: usize| if KH > 0 { wreg[ky][g] } else { vld1q_s8(w.add((ky * groups + g) * 16)) };
+        let idx: [[uint8x16_t; 4]; 2] =
+            std::array::from_fn(|g| std::array::from_fn(|q| if g < groups { vld1q_u8(self.idx[g * 4 + q].as_ptr()) } else { vdupq_n_u8(255) }));
         let b = vdupq_n_s32(self.bias[c]);
         let zp16 = vdupq_n_s16(zp as i16);
-        let stride2 = self.stride == 2;
         for oy in 0..oh {
-            let row = planes.as_ptr().add(oy * row_step);
-            let dst = out.as_mut_ptr().add(oy * ow);
+            let row = planes.add(oy * row_step);
+            let dst = out.add(oy * ow);
             let mut ox = 0;
             while ox < ow {
                 let mut acc = [b, b, b, b];
                 for ky in 0..kh {
                     let p = row.add(ky * pw + ox);
                     let (t0, t1) = (vld1q_s8(p), vld1q_s8(p.add(16)));
-                    let table = if stride2 { int8x16x4_t(t0, t1, vld1q_s8(p.add(phase)), vld1q_s8(p.add(phase + 16))) } else { int8x16x4_t(t0, t1, t0, t1) };
+                    let table = if S2 { int8x16x4_t(t0, t1, vld1q_s8(p.add(phase)), vld1q_s8(p.add(phase + 16))) } else { int8x16x4_t(t0, t1, t0, t1) };
                     for (g, ig) in idx.iter().enumerate().take(groups) {
-                        let wv = vld1q_s8(w.as_ptr().add((ky * groups + g) * 16));
+                        let wv = weights(ky, g);
                         for (a, &ix) in acc.iter_mut().zip(ig) {
-                            let taps = if stride2 { vqtbl4q_s8(table, ix) } else { vqtbl2q_s8(int8x16x2_t(table.0, table.1), ix) };
+                            let taps = if S2 { vqtbl4q_s8(table, ix) } else { vqtbl2q_s8(int8x16x2_t(table.0, table.1), ix) };
                             asm!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b", acc = inout(vreg) *a, a = in(vreg) taps, b = in(vreg) wv,
                                  options(pure, nomem, nostack, preserves_flags));
                         }
@@ -363,4 +379,19 @@ impl Depthwise {
             }
         }
     }
+}
+
+/// What [`Depthwise::tiles`] works on: one channel's planes and output (see `channel`).
+#[derive(Clone, Copy)]
+struct Tiles {
+    c: usize,
+    planes: *const i8,
+    pw: usize,
+    phase: usize,
+    row_step: usize,
+    scale: f32,
+    zp: i32,
+    oh: usize,
+    ow: usize,
+    out: *mut i8,
 }

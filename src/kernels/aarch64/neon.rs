@@ -205,26 +205,6 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
     }
 }
 
-/// 16 outputs of one tap: two 8-lane loads at `p`, four `smlal`/`smlal2` by lane `L` of `w`.
-///
-/// # Safety
-/// `p` is readable for 16 `i16`. NEON is part of every aarch64 CPU.
-#[inline(always)]
-unsafe fn tap16<const L: i32>(acc: &mut [int32x4_t; 4], p: *const i16, w: int16x8_t) {
-    let (lo, hi) = (vld1q_s16(p), vld1q_s16(p.add(8)));
-    acc[0] = vmlal_laneq_s16::<L>(acc[0], vget_low_s16(lo), w);
-    acc[1] = vmlal_high_laneq_s16::<L>(acc[1], lo, w);
-    acc[2] = vmlal_laneq_s16::<L>(acc[2], vget_low_s16(hi), w);
-    acc[3] = vmlal_high_laneq_s16::<L>(acc[3], hi, w);
-}
-
-/// `tap16` for each listed `(tap, weight register, lane)`, reading tap `t` at `rows[t] + ox`.
-macro_rules! taps {
-    ($acc:ident, $rows:ident, $ox:ident, $w:ident; $(($t:literal, $r:literal, $l:literal)),* $(,)?) => {
-        $( tap16::<$l>(&mut $acc, $rows[$t].add($ox), $w[$r]); )*
-    };
-}
-
 /// 16 requantised accumulators (bias included) → 16 int8, as [`requant4`] + [`narrow_zp`].
 ///
 /// # Safety
@@ -237,95 +217,151 @@ pub(crate) unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t)
     vqmovn_high_s16(vqmovn_s16(lo), hi)
 }
 
-/// One channel of a depthwise convolution: `out[oy][ox]` for the `oh × ow` outputs, from the
-/// zero-point-subtracted i16 plane(s) `planes` (see `DepthwiseQConv`), where output `(oy, ox)`
-/// reads tap `t` at `planes[oy · row_step + offsets[t] + ox]`. 16 outputs at a time, the
-/// accumulators starting at the bias: per tap two 8-lane loads and four `smlal`/`smlal2` by a
-/// lane of the weights, which stay in registers (3×3 and 5×5 unrolled; other sizes load each
-/// weight). The epilogue is [`requant4`]'s, bit-identical to the portable one.
+/// The NEON form of a depthwise convolution (any kernel size, stride and dilation), on raw int8
+/// planes padded with the input zero point, whose products the folded bias cancels
+/// (`bias − z_x · Σ w`), so nothing is widened. Taps go in pairs: per 16 outputs, two 16-byte
+/// loads, `smull`/`smlal` and `smull2`/`smlal2` (two taps' products summed in i16) and four
+/// `saddw` into the i32 accumulators: 10 instructions for 32 multiply-adds. Two products fit i16
+/// only while the weights avoid −128 (`|w| ≤ 127`, `|x| ≤ 128`: 2 · 16256 < 2¹⁵); a layer with a
+/// −128 weight gets no NEON form ([`Depthwise::new`] returns `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Depthwise {
+    taps: usize,
+    /// `[c][taps]`, as given.
+    w: Vec<i8>,
+    /// Bias with the input zero point folded in.
+    bias: Vec<i32>,
+}
+
+impl Depthwise {
+    /// The NEON form of `[c][taps]` weights, or `None` if a weight is −128.
+    pub(crate) fn new(taps: usize, weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
+        if taps == 0 || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
+            return None;
+        }
+        Some(Depthwise { taps, w: weights.to_vec(), bias: super::fold_zero_point(weights, bias, taps, x_zp) })
+    }
+
+    /// Bytes held: weights and biases.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.w.len() + 4 * self.bias.len()
+    }
+
+    /// One channel: `out[oy][ox]` for the `oh × ow` outputs, where output `(oy, ox)` reads tap
+    /// `t` at `planes[oy · row_step + offsets[t] + ox]`; 16 outputs at a time.
+    ///
+    /// # Panics
+    /// If a tile would read past `planes` (the caller leaves 16 bytes of slack after the last
+    /// row), `offsets` does not have one entry per tap, or `out` is not `oh · ow` long.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn channel(&self, c: usize, planes: &[i8], offsets: &[usize], row_step: usize, scale: f32, zp: i32, oh: usize, ow: usize, out: &mut [i8]) {
+        assert_eq!(out.len(), oh * ow);
+        assert_eq!(offsets.len(), self.taps);
+        if oh == 0 || ow == 0 {
+            return;
+        }
+        let max_off = offsets.iter().copied().max().unwrap_or(0);
+        let last_tile = (ow - 1) / 16 * 16;
+        assert!((oh - 1) * row_step + max_off + last_tile + 16 <= planes.len(), "depthwise tile past the plane");
+        let w = &self.w[c * self.taps..(c + 1) * self.taps];
+        let b = self.bias[c];
+        // SAFETY: every load is within `planes` (asserted above for the last row, the largest
+        // offset and the last tile); `out` holds `oh · ow` bytes.
+        unsafe {
+            let (p, o) = (planes.as_ptr(), out.as_mut_ptr());
+            match self.taps {
+                9 => tiles::<9>(p, offsets, w, b, scale, zp, oh, ow, row_step, o),
+                25 => tiles::<25>(p, offsets, w, b, scale, zp, oh, ow, row_step, o),
+                _ => tiles::<0>(p, offsets, w, b, scale, zp, oh, ow, row_step, o),
+            }
+        }
+    }
+}
+
+/// Two taps of 16 outputs: `acc += wa · x[pa..] + wb · x[pb..]`, the pair summed in i16.
 ///
-/// # Panics
-/// If a tile would read past `planes` (the caller leaves 16 values of slack after the last
-/// row) or `out` is not `oh · ow` long.
+/// # Safety
+/// `pa` and `pb` are readable for 16 bytes.
+#[inline(always)]
+unsafe fn tap_pair(acc: &mut [int32x4_t; 4], pa: *const i8, wa: int8x16_t, pb: *const i8, wb: int8x16_t) {
+    let (a, b) = (vld1q_s8(pa), vld1q_s8(pb));
+    let lo = vmlal_s8(vmull_s8(vget_low_s8(a), vget_low_s8(wa)), vget_low_s8(b), vget_low_s8(wb));
+    let hi = vmlal_high_s8(vmull_high_s8(a, wa), b, wb);
+    widen_add(acc, lo, hi);
+}
+
+/// One tap of 16 outputs: `acc += w · x[p..]`.
+///
+/// # Safety
+/// `p` is readable for 16 bytes.
+#[inline(always)]
+unsafe fn tap_one(acc: &mut [int32x4_t; 4], p: *const i8, w: int8x16_t) {
+    let a = vld1q_s8(p);
+    widen_add(acc, vmull_s8(vget_low_s8(a), vget_low_s8(w)), vmull_high_s8(a, w));
+}
+
+/// `acc += [lo, hi]` widened from 16 i16 lanes.
+///
+/// # Safety
+/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
+#[inline(always)]
+unsafe fn widen_add(acc: &mut [int32x4_t; 4], lo: int16x8_t, hi: int16x8_t) {
+    acc[0] = vaddw_s16(acc[0], vget_low_s16(lo));
+    acc[1] = vaddw_high_s16(acc[1], lo);
+    acc[2] = vaddw_s16(acc[2], vget_low_s16(hi));
+    acc[3] = vaddw_high_s16(acc[3], hi);
+}
+
+/// [`Depthwise::channel`]'s loops, with `T` taps unrolled and their weights in registers
+/// (`T = 0`: any number, each weight loaded where it is used).
+///
+/// # Safety
+/// As checked by [`Depthwise::channel`]: every tile's loads lie within the planes and `out`
+/// holds `oh · ow` bytes; `w` and `offsets` have one entry per tap.
 #[allow(clippy::too_many_arguments)]
-#[inline(never)]
-pub(crate) fn depthwise_channel(
-    planes: &[i16],
+#[inline(always)]
+unsafe fn tiles<const T: usize>(
+    planes: *const i8,
     offsets: &[usize],
-    w: &[i32],
+    w: &[i8],
     bias: i32,
     scale: f32,
     zp: i32,
     oh: usize,
     ow: usize,
     row_step: usize,
-    out: &mut [i8],
+    out: *mut i8,
 ) {
-    assert_eq!(out.len(), oh * ow);
-    assert_eq!(offsets.len(), w.len());
-    if oh == 0 || ow == 0 {
-        return;
-    }
-    let max_off = offsets.iter().copied().max().unwrap_or(0);
-    let last_tile = (ow - 1) / 16 * 16;
-    assert!((oh - 1) * row_step + max_off + last_tile + 16 <= planes.len(), "depthwise tile past the plane");
-    // The weights are int8 values: exact in i16.
-    let mut wpad = [0i16; 32];
-    let taps = w.len();
-    for (d, &v) in wpad.iter_mut().zip(w) {
-        *d = v as i16;
-    }
-    // SAFETY: every load is within `planes` (asserted above for the largest row, tap and
-    // tile); stores are within `out` (full tiles write 16 of the row's `ow`, the last one
-    // goes through a stack buffer).
-    unsafe {
-        let zp16 = vdupq_n_s16(zp as i16);
-        let b = vdupq_n_s32(bias);
-        let wv = [vld1q_s16(wpad.as_ptr()), vld1q_s16(wpad.as_ptr().add(8)), vld1q_s16(wpad.as_ptr().add(16)), vld1q_s16(wpad.as_ptr().add(24))];
-        let mut rows = [std::ptr::null::<i16>(); 32];
-        for oy in 0..oh {
-            let row = planes.as_ptr().add(oy * row_step);
-            if taps <= 32 {
-                for (r, &off) in rows.iter_mut().zip(offsets) {
-                    *r = row.add(off);
-                }
+    let taps = if T > 0 { T } else { offsets.len() };
+    let wreg: [int8x16_t; T] = std::array::from_fn(|t| vdupq_n_s8(w[t]));
+    let off: [usize; T] = std::array::from_fn(|t| offsets[t]);
+    let weight = |t: usize| if T > 0 { wreg[t] } else { vld1q_dup_s8(w.as_ptr().add(t)) };
+    let offset = |t: usize| if T > 0 { off[t] } else { *offsets.get_unchecked(t) };
+    let b = vdupq_n_s32(bias);
+    let zp16 = vdupq_n_s16(zp as i16);
+    for oy in 0..oh {
+        let row = planes.add(oy * row_step);
+        let dst = out.add(oy * ow);
+        let mut ox = 0;
+        while ox < ow {
+            let p = row.add(ox);
+            let mut acc = [b; 4];
+            let mut t = 0;
+            while t + 1 < taps {
+                tap_pair(&mut acc, p.add(offset(t)), weight(t), p.add(offset(t + 1)), weight(t + 1));
+                t += 2;
             }
-            let dst = out.as_mut_ptr().add(oy * ow);
-            let mut ox = 0;
-            while ox < ow {
-                let mut acc = [b, b, b, b];
-                match taps {
-                    9 => {
-                        taps!(acc, rows, ox, wv; (0, 0, 0), (1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 0, 4), (5, 0, 5), (6, 0, 6), (7, 0, 7), (8, 1, 0));
-                    }
-                    25 => {
-                        taps!(acc, rows, ox, wv;
-                            (0, 0, 0), (1, 0, 1), (2, 0, 2), (3, 0, 3), (4, 0, 4), (5, 0, 5), (6, 0, 6), (7, 0, 7),
-                            (8, 1, 0), (9, 1, 1), (10, 1, 2), (11, 1, 3), (12, 1, 4), (13, 1, 5), (14, 1, 6), (15, 1, 7),
-                            (16, 2, 0), (17, 2, 1), (18, 2, 2), (19, 2, 3), (20, 2, 4), (21, 2, 5), (22, 2, 6), (23, 2, 7),
-                            (24, 3, 0));
-                    }
-                    _ => {
-                        for (&wt, &off) in w.iter().zip(offsets) {
-                            let wt = wt as i16;
-                            let p = row.add(off + ox);
-                            let (lo, hi) = (vld1q_s16(p), vld1q_s16(p.add(8)));
-                            acc[0] = vmlal_n_s16(acc[0], vget_low_s16(lo), wt);
-                            acc[1] = vmlal_high_n_s16(acc[1], lo, wt);
-                            acc[2] = vmlal_n_s16(acc[2], vget_low_s16(hi), wt);
-                            acc[3] = vmlal_high_n_s16(acc[3], hi, wt);
-                        }
-                    }
-                }
-                let bytes = requant16(acc, scale, zp16);
-                let n = (ow - ox).min(16);
-                if n == 16 {
-                    vst1q_s8(dst.add(ox), bytes);
-                } else {
-                    store_first(dst.add(ox), bytes, n);
-                }
-                ox += 16;
+            if t < taps {
+                tap_one(&mut acc, p.add(offset(t)), weight(t));
             }
+            let bytes = requant16(acc, scale, zp16);
+            let n = (ow - ox).min(16);
+            if n == 16 {
+                vst1q_s8(dst.add(ox), bytes);
+            } else {
+                store_first(dst.add(ox), bytes, n);
+            }
+            ox += 16;
         }
     }
 }
@@ -360,94 +396,42 @@ pub(crate) unsafe fn store_first(dst: *mut i8, v: int8x16_t, n: usize) {
     }
 }
 
-/// `dst[i] = src[i] − zp` widened to i16 (a depthwise input row into its padded plane):
-/// `ssubl`/`ssubl2` on 16 bytes at a time; a row that is not a multiple of 16 ends with one
-/// chunk overlapping the previous one (the same values written twice), so only rows shorter
-/// than 8 go element by element.
+/// Copies `rows` runs of `width` bytes from `src` (one every `src_pitch`) to `dst` (one every
+/// `dst_pitch`): a depthwise input row into its padded plane, or flat depthwise outputs back to
+/// rows. 16 bytes at a time, the last chunk of a run overlapping the previous one (the same bytes
+/// written twice), 8 or 4 likewise for short runs: no call to `memcpy` per row.
 ///
 /// # Panics
-/// If `dst` is shorter than `src`.
-pub(crate) fn widen_row(src: &[i8], zp: i8, dst: &mut [i16]) {
-    let len = src.len();
-    assert!(dst.len() >= len);
-    // SAFETY: every chunk read or written lies within `0..len` of both slices.
-    unsafe {
-        let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
-        let z = vdupq_n_s8(zp);
-        let chunk16 = |i: usize| {
-            let v = vld1q_s8(s.add(i));
-            vst1q_s16(d.add(i), vsubl_s8(vget_low_s8(v), vget_low_s8(z)));
-            vst1q_s16(d.add(i + 8), vsubl_high_s8(v, z));
-        };
-        if len >= 16 {
-            let mut i = 0;
-            while i + 16 <= len {
-                chunk16(i);
-                i += 16;
-            }
-            if i < len {
-                chunk16(len - 16);
-            }
-        } else if len >= 8 {
-            for i in [0, len - 8] {
-                vst1q_s16(d.add(i), vsubl_s8(vld1_s8(s.add(i)), vget_low_s8(z)));
-            }
-        } else {
-            for i in 0..len {
-                *d.add(i) = i16::from(*s.add(i)) - i16::from(zp);
-            }
-        }
+/// If a run lies past `src` or `dst`.
+pub(crate) fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch: usize, width: usize, rows: usize) {
+    if rows == 0 || width == 0 {
+        return;
     }
-}
-
-/// [`widen_row`] dealing the even elements to `even` and the odd ones to `odd` (the two column
-/// phases of a stride-2 depthwise plane), 32 bytes at a time with `ld2` (16 with the 8-byte
-/// form), the last chunk overlapping the previous one at an even offset.
-///
-/// # Panics
-/// If `even` or `odd` is too short for its half of `src`.
-pub(crate) fn widen_row_deal(src: &[i8], zp: i8, even: &mut [i16], odd: &mut [i16]) {
-    let len = src.len();
-    assert!(even.len() >= len.div_ceil(2) && odd.len() >= len / 2);
-    // SAFETY: every chunk starts at an even offset `i` with `i + 32` (or `i + 16`) ≤ len, so it
-    // reads within `src` and writes indices < len / 2 of `even` and `odd`.
+    assert!((rows - 1) * src_pitch + width <= src.len() && (rows - 1) * dst_pitch + width <= dst.len(), "row copy past a buffer");
+    // SAFETY: every chunk lies within `0..width` of a run, and the runs within the buffers
+    // (asserted above); `src` and `dst` are distinct borrows, so they do not overlap.
     unsafe {
-        let (s, e, o) = (src.as_ptr(), even.as_mut_ptr(), odd.as_mut_ptr());
-        let z = vdupq_n_s8(zp);
-        let chunk32 = |i: usize| {
-            let v = vld2q_s8(s.add(i));
-            let h = i / 2;
-            vst1q_s16(e.add(h), vsubl_s8(vget_low_s8(v.0), vget_low_s8(z)));
-            vst1q_s16(e.add(h + 8), vsubl_high_s8(v.0, z));
-            vst1q_s16(o.add(h), vsubl_s8(vget_low_s8(v.1), vget_low_s8(z)));
-            vst1q_s16(o.add(h + 8), vsubl_high_s8(v.1, z));
-        };
-        let chunk16 = |i: usize| {
-            let v = vld2_s8(s.add(i));
-            vst1q_s16(e.add(i / 2), vsubl_s8(v.0, vget_low_s8(z)));
-            vst1q_s16(o.add(i / 2), vsubl_s8(v.1, vget_low_s8(z)));
-        };
-        let mut done = 0;
-        if len >= 32 {
-            while done + 32 <= len {
-                chunk32(done);
-                done += 32;
-            }
-            if done + 1 < len {
-                chunk32((len - 32) & !1);
-                done = ((len - 32) & !1) + 32;
-            }
-        } else if len >= 16 {
-            chunk16(0);
-            chunk16((len - 16) & !1);
-            done = ((len - 16) & !1) + 16;
-        }
-        for j in done..len {
-            let v = i16::from(*s.add(j)) - i16::from(zp);
-            if j % 2 == 0 {
-                *e.add(j / 2) = v;
+        for r in 0..rows {
+            let (s, d) = (src.as_ptr().add(r * src_pitch), dst.as_mut_ptr().add(r * dst_pitch));
+            if width >= 16 {
+                let mut i = 0;
+                while i + 16 <= width {
+                    vst1q_s8(d.add(i), vld1q_s8(s.add(i)));
+                    i += 16;
+                }
+                if i < width {
+                    vst1q_s8(d.add(width - 16), vld1q_s8(s.add(width - 16)));
+                }
+            } else if width >= 8 {
+                vst1_s8(d, vld1_s8(s));
+                vst1_s8(d.add(width - 8), vld1_s8(s.add(width - 8)));
+            } else if width >= 4 {
+                std::ptr::write_unaligned(d as *mut u32, std::ptr::read_unaligned(s as *const u32));
+                std::ptr::write_unaligned(d.add(width - 4) as *mut u32, std::ptr::read_unaligned(s.add(width - 4) as *const u32));
             } else {
-                *o.add(j / 2) = v;
+                for i in 0..width {
+                    *d.add(i) = *s.add(i);
+                }
             }
         }
     }
@@ -545,7 +529,8 @@ pub(crate) fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy
 }
 
 /// Deals the even bytes of `src` to `even` and the odd ones to `odd` (the two column phases of
-/// a stride-2 depthwise plane, int8), 32 bytes at a time with `ld2`.
+/// a stride-2 depthwise plane, int8), 32 bytes at a time with `ld2` (16 with its 8-byte form),
+/// the last chunk overlapping the previous one at an even offset.
 ///
 /// # Panics
 /// If `even` or `odd` is too short for its half of `src`.
@@ -553,8 +538,8 @@ pub(crate) fn deal_row(src: &[i8], even: &mut [i8], odd: &mut [i8]) {
     let len = src.len();
     assert!(even.len() >= len.div_ceil(2) && odd.len() >= len / 2);
     let mut done = 0;
-    // SAFETY: every chunk starts at an even offset `i` with `i + 32 ≤ len`: it reads within
-    // `src` and writes indices < len / 2 of `even` and `odd`.
+    // SAFETY: every chunk starts at an even offset `i` with `i + 32 ≤ len` (`i + 16` for the
+    // 8-byte form): it reads within `src` and writes indices < len / 2 of `even` and `odd`.
     unsafe {
         let (e, o) = (even.as_mut_ptr(), odd.as_mut_ptr());
         let chunk = |i: usize| {
@@ -571,6 +556,16 @@ pub(crate) fn deal_row(src: &[i8], even: &mut [i8], odd: &mut [i8]) {
                 chunk((len - 32) & !1);
                 done = ((len - 32) & !1) + 32;
             }
+        } else if len >= 16 {
+            // The 8-byte form, twice, the second overlapping the first at an even offset.
+            let chunk8 = |i: usize| {
+                let v = vld2_s8(src.as_ptr().add(i));
+                vst1_s8(e.add(i / 2), v.0);
+                vst1_s8(o.add(i / 2), v.1);
+            };
+            chunk8(0);
+            chunk8((len - 16) & !1);
+            done = ((len - 16) & !1) + 16;
         }
     }
     for (j, &v) in src.iter().enumerate().skip(done) {
