@@ -270,6 +270,9 @@ impl Geometry {
 struct Work {
     cols: Vec<i8>,
     segs: Vec<[usize; 4]>,
+    /// The panels of an ARM in-place convolution: `[input offset, output column, columns]`.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    panels: Vec<[usize; 3]>,
     packed: Vec<i16>,
     /// Packed columns of the ARM kernels (int8, in the layout of the kernel set).
     #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
@@ -359,6 +362,17 @@ pub struct DenseQConv {
     bias: Vec<i32>,
     x_zp: i8,
     requant: Requant,
+    /// The in-place form of a stride-1 convolution on ARM (`a` then holds the weights in its
+    /// `k` order).
+    #[cfg(target_arch = "aarch64")]
+    direct: Option<super::aarch64::DirectConv>,
+}
+
+#[cfg(target_arch = "aarch64")]
+thread_local! {
+    /// The channel-interleaved input of an ARM in-place convolution, written by the calling
+    /// thread before the tasks run and read by all of them.
+    static INTERLEAVED: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The set a dense layer runs: `set` if the CPU has it and the layer suits it, else portable
@@ -416,11 +430,28 @@ impl DenseQConv {
         }
         let kp = k + (k & 1);
         let set = dense_set(set, weights, &requant);
+        // ARM: stride-1 convolutions other than the plain 1×1 read their input in place.
+        #[cfg(target_arch = "aarch64")]
+        let direct = {
+            use super::aarch64::{dotprod, neon, DirectConv};
+            match set {
+                KernelSet::Neon if !geo.is_pointwise() => DirectConv::new(&geo, neon::KC, neon::NR),
+                KernelSet::Dotprod if !geo.is_pointwise() => DirectConv::new(&geo, dotprod::KC, dotprod::NR),
+                _ => None,
+            }
+        };
+        #[cfg(target_arch = "aarch64")]
+        let reordered = direct.as_ref().map(|d| d.reorder(weights, m, geo.kh * geo.kw));
+        #[cfg(target_arch = "aarch64")]
+        let (wa, ka) = match (&reordered, &direct) {
+            (Some(r), Some(d)) => (&r[..], d.k_len()),
+            _ => (weights, k),
+        };
         let a = match set {
             #[cfg(target_arch = "aarch64")]
-            KernelSet::Neon => super::aarch64::neon::pack_a(weights, m, k),
+            KernelSet::Neon => super::aarch64::neon::pack_a(wa, m, ka),
             #[cfg(target_arch = "aarch64")]
-            KernelSet::Dotprod => super::aarch64::dotprod::pack_a(weights, m, k),
+            KernelSet::Dotprod => super::aarch64::dotprod::pack_a(wa, m, ka),
             _ => {
                 let blocks = m.div_ceil(MR);
                 let mut a = vec![0i8; blocks * kp * MR];
@@ -437,7 +468,21 @@ impl DenseQConv {
             }
         };
         let bias = fold_zero_point(bias, weights, k, x_zp);
-        Ok(DenseQConv { set, geo, oh, ow, m, k, kp, a, bias, x_zp, requant })
+        Ok(DenseQConv {
+            set,
+            geo,
+            oh,
+            ow,
+            m,
+            k,
+            kp,
+            a,
+            bias,
+            x_zp,
+            requant,
+            #[cfg(target_arch = "aarch64")]
+            direct,
+        })
     }
 
     /// The kernel set it runs.
@@ -494,31 +539,64 @@ impl DenseQConv {
         let blocks = n.div_ceil(nb);
         let out = Out::new(y);
         // Each task writes columns c0..c0 + ncols of every output row: disjoint between tasks.
-        par.run(blocks, &|b| {
-            let c0 = b * nb;
-            let ncols = (n - c0).min(nb);
-            WORK.with(|w| {
-                let work = &mut *w.borrow_mut();
-                match self.set {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: the set is only chosen when AVX2 is present (`dense_set`); this task
-                    // alone writes columns c0..c0 + ncols.
-                    KernelSet::Avx2 => unsafe { self.block_avx2(x, pointwise, n, c0, ncols, work, out) },
-                    #[cfg(target_arch = "aarch64")]
-                    KernelSet::Neon | KernelSet::Dotprod => self.block_arm(x, pointwise, n, c0, ncols, work, out),
-                    _ => self.block(x, pointwise, n, c0, ncols, work, out),
-                }
+        let run = |interleaved: &[i8]| {
+            #[cfg(not(target_arch = "aarch64"))]
+            let _ = interleaved;
+            par.run(blocks, &|b| {
+                let c0 = b * nb;
+                let ncols = (n - c0).min(nb);
+                WORK.with(|w| {
+                    let work = &mut *w.borrow_mut();
+                    match self.set {
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: the set is only chosen when AVX2 is present (`dense_set`); this
+                        // task alone writes columns c0..c0 + ncols.
+                        KernelSet::Avx2 => unsafe { self.block_avx2(x, pointwise, n, c0, ncols, work, out) },
+                        #[cfg(target_arch = "aarch64")]
+                        KernelSet::Neon | KernelSet::Dotprod => self.block_arm(x, interleaved, pointwise, n, c0, ncols, work, out),
+                        _ => self.block(x, pointwise, n, c0, ncols, work, out),
+                    }
+                })
             })
-        });
+        };
+        #[cfg(target_arch = "aarch64")]
+        if let Some(d) = &self.direct {
+            // Interleaved once by this thread, then read by every task.
+            return INTERLEAVED.with(|b| {
+                let buf = &mut *b.borrow_mut();
+                d.interleave(x, self.x_zp, buf);
+                run(buf)
+            });
+        }
+        run(&[])
     }
 
-    /// [`block`](Self::block) with the ARM kernels: columns packed as int8 in the set's layout.
+    /// [`block`](Self::block) with the ARM kernels: columns packed as int8 in the set's layout,
+    /// or read in place from `interleaved` (the in-place form's input, see `DirectConv`).
     #[cfg(target_arch = "aarch64")]
     #[allow(clippy::too_many_arguments)]
-    fn block_arm(&self, x: &[i8], pointwise: bool, n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
-        use super::aarch64::{dotprod, neon};
-        let Work { packed8, cols, segs, .. } = work;
+    fn block_arm(&self, x: &[i8], interleaved: &[i8], pointwise: bool, n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        use super::aarch64::{dotprod, neon, PackedPanels};
+        let Work { packed8, cols, segs, panels, .. } = work;
         let dot = self.set == KernelSet::Dotprod;
+        let rq = &self.requant;
+        if let Some(d) = &self.direct {
+            let nr = if dot { dotprod::NR } else { neon::NR };
+            d.panels(self.ow, c0, ncols, nr, panels);
+            let p = d.direct_panels(interleaved, panels, nr);
+            let kb = d.k_groups();
+            // SAFETY: the panels read within `interleaved` (checked by `direct_panels`) and write
+            // this task's columns c0..c0 + ncols (see `run_par`); `set` is Dotprod only when the
+            // CPU has the dot product (`dense_set`).
+            unsafe {
+                if dot {
+                    dotprod::gemm(&self.a, kb, self.m, &p, &self.bias, &rq.scale, rq.zero_point, out, n);
+                } else {
+                    neon::gemm(&self.a, kb, self.m, &p, &self.bias, &rq.scale, rq.zero_point, out, n);
+                }
+            }
+            return;
+        }
         let len = if dot { dotprod::packed_len(self.k, ncols) } else { neon::packed_len(self.k, ncols) };
         // Only grown: packing writes every element that the GEMM's stored columns read.
         if packed8.len() < len {
@@ -530,17 +608,25 @@ impl DenseQConv {
             im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
             (cols, ncols, 0)
         };
-        let rq = &self.requant;
         // SAFETY: `src` holds k rows of `stride` bytes covering the columns, `packed8` the packed
         // length; this task owns columns c0..c0 + ncols (see `run_par`); `set` is Dotprod only
         // when the CPU has the dot product (`dense_set`).
         unsafe {
             if dot {
+                let kb = self.k.div_ceil(dotprod::KC);
                 dotprod::pack_b(src, self.k, stride, start, ncols, packed8);
-                dotprod::gemm(&self.a, packed8, self.m, self.k, ncols, &self.bias, &rq.scale, rq.zero_point, out, n, c0);
+                let p = PackedPanels::<{ dotprod::NR * dotprod::KC }, { dotprod::NR }> {
+                    packed: packed8.as_ptr(),
+                    panel: kb * dotprod::NR * dotprod::KC,
+                    ncols,
+                    col0: c0,
+                };
+                dotprod::gemm(&self.a, kb, self.m, &p, &self.bias, &rq.scale, rq.zero_point, out, n);
             } else {
+                let kb = self.k.div_ceil(neon::KC);
                 neon::pack_b(src, self.k, stride, start, ncols, packed8);
-                neon::gemm(&self.a, packed8, self.m, self.k, ncols, &self.bias, &rq.scale, rq.zero_point, out, n, c0);
+                let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }> { packed: packed8.as_ptr(), panel: kb * neon::NR * neon::KC, ncols, col0: c0 };
+                neon::gemm(&self.a, kb, self.m, &p, &self.bias, &rq.scale, rq.zero_point, out, n);
             }
         }
     }
@@ -1314,6 +1400,42 @@ pub(crate) mod tests {
         // Full 16-column blocks with row, column and k tails for the ARM packings.
         check_dense(geo(40, 8, 33, 1, 1, [0; 4], 1), 21, 8);
         check_dense(geo(32, 16, 16, 1, 1, [0; 4], 1), 16, 9);
+    }
+
+    /// ARM's in-place form of stride-1 convolutions: taken where it should be, and exact for
+    /// rows narrower and wider than 16, channel counts that are not a multiple of the group,
+    /// dilation, asymmetric padding, a padded 1×1, and output rows that are not a multiple of
+    /// the panel width (checked by `check_dense_zp` for every set, split into tasks too).
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn arm_stride_one_convolutions_read_their_input_in_place() {
+        for (i, (g, m)) in [
+            (geo(32, 9, 13, 3, 1, [1, 1, 1, 1], 1), 12),
+            (geo(64, 7, 7, 3, 1, [1, 1, 1, 1], 1), 9),
+            (geo(28, 6, 21, 3, 1, [0, 2, 1, 0], 2), 5),
+            (geo(48, 5, 35, 1, 1, [1, 0, 0, 1], 1), 17),
+            (geo(16, 18, 19, 5, 1, [2, 2, 2, 2], 1), 8),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for set in sets().into_iter().filter(|s| matches!(s, KernelSet::Neon | KernelSet::Dotprod)) {
+                let w = vec![1i8; m * g.cin * g.kh * g.kw];
+                let conv = DenseQConv::with_kernels(set, g, &w, &vec![0; m], 0, Requant::new(vec![0.01; m], 0)).unwrap();
+                assert!(conv.direct.is_some(), "{set} {g:?}: not in place");
+            }
+            check_dense_zp(g, m, 70 + i as u64, -3, 9);
+        }
+        // 12 channels: three groups of 4 for the dot product, in place; a third of a group of 16
+        // wasted for NEON, which keeps im2col. 3 channels: both keep im2col.
+        for (cin, dot, neon) in [(12, true, false), (3, false, false)] {
+            let g = geo(cin, 9, 9, 3, 1, [1, 1, 1, 1], 1);
+            for set in sets().into_iter().filter(|s| matches!(s, KernelSet::Neon | KernelSet::Dotprod)) {
+                let conv = DenseQConv::with_kernels(set, g, &vec![1; 9 * cin], &[0], 0, Requant::new(vec![0.01], 0)).unwrap();
+                assert_eq!(conv.direct.is_some(), if set == KernelSet::Dotprod { dot } else { neon }, "{set} {cin} channels");
+            }
+            check_dense_zp(g, 7, 90 + cin as u64, 4, -2);
+        }
     }
 
     #[test]

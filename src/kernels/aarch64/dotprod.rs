@@ -81,11 +81,11 @@ macro_rules! sdot {
 /// rows, as two quads): `acc[2·c + h]` holds rows `4h..4h + 4` of column `c`.
 ///
 /// # Safety
-/// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes and `b` for
-/// `kb · NR · KC` (`kb` groups of a packed weight block and of a packed column panel).
+/// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes and each of `b`'s `kb`
+/// groups for `NR · KC` (a packed weight block and a column panel).
 #[inline]
 #[target_feature(enable = "dotprod")]
-unsafe fn tile(a: *const i8, b: *const i8, kb: usize, init: [int32x4_t; 2]) -> [int32x4_t; 16] {
+unsafe fn tile<C: super::Cols>(a: *const i8, b: C, kb: usize, init: [int32x4_t; 2]) -> [int32x4_t; 16] {
     let mut acc =
         [init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1]];
     // kb ≥ 1 (k ≥ 1). An odd group first, then pairs of groups per iteration (fewer loop
@@ -112,43 +112,38 @@ unsafe fn tile(a: *const i8, b: *const i8, kb: usize, init: [int32x4_t; 2]) -> [
             sdot!(acc[15], a1, b1, "3");
         }};
     }
-    let (mut a, mut b) = (a, b);
-    let mut left = kb;
-    if left % 2 == 1 {
-        step!(a, b);
+    let mut a = a;
+    let mut g = 0;
+    if kb % 2 == 1 {
+        step!(a, b.group(0));
         a = a.add(MR * KC);
-        b = b.add(NR * KC);
-        left -= 1;
+        g = 1;
     }
-    while left > 0 {
-        step!(a, b);
-        step!(a.add(MR * KC), b.add(NR * KC));
+    while g < kb {
+        step!(a, b.group(g));
+        step!(a.add(MR * KC), b.group(g + 1));
         a = a.add(2 * MR * KC);
-        b = b.add(2 * NR * KC);
-        left -= 2;
+        g += 2;
     }
     acc
 }
 
-/// The GEMM of a block of columns with the requantisation: `y[row][col0 + c]` for every row
-/// `< m` and `c < ncols`, from weights packed by [`pack_a`] and columns packed by [`pack_b`].
-/// The requantisation is [`Requant::one`](crate::kernels::int8::Requant)'s, exactly (see
-/// [`super::neon::requant4`]), with per-row bias and scale in the lanes.
+/// The GEMM of some column panels with the requantisation: `y[row][col + c]` for every row
+/// `< m` and each panel's real columns, from weights packed by [`pack_a`] (`kb` groups of 4 per
+/// row) and columns packed by [`pack_b`] or read in place. The requantisation is
+/// [`Requant::one`](crate::kernels::int8::Requant)'s, exactly (see [`super::neon::requant4`]),
+/// with per-row bias and scale in the lanes.
 ///
 /// # Safety
-/// The CPU has the dot product; `a` and `packed` are as packed for `m`, `k` and `ncols`;
-/// `bias`/`scale` hold `m` values; the caller owns columns `col0..col0 + ncols` of the `m` rows
-/// of `y` (row length `n`).
+/// The CPU has the dot product; `a` is as packed for `m` and `kb`, each panel's groups
+/// readable; `bias`/`scale` hold `m` values; the caller owns the panels' output columns of the
+/// `m` rows of `y` (row length `n`).
 #[target_feature(enable = "dotprod")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: usize, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize, col0: usize) {
-    let kb = k.div_ceil(KC);
+pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panels: &P, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize) {
     assert!(kb > 0, "k = 0");
-    let panels = ncols.div_ceil(NR);
     let zp16 = vdupq_n_s16(zp as i16);
     let (y, len) = y.raw();
-    assert!(m == 0 || ncols == 0 || (m - 1) * n + col0 + ncols <= len, "GEMM block past the output");
-    let base = y.add(col0);
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
@@ -158,8 +153,10 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
         ss[..rows].copy_from_slice(&scale[blk * MR..blk * MR + rows]);
         let init = [vld1q_s32(bs.as_ptr()), vld1q_s32(bs.as_ptr().add(4))];
         let sc = [vld1q_f32(ss.as_ptr()), vld1q_f32(ss.as_ptr().add(4))];
-        for p in 0..panels {
-            let acc = tile(ab, packed.as_ptr().add(p * kb * NR * KC), kb, init);
+        for p in 0..panels.count() {
+            let (cols_at, col0, cols) = panels.panel(p);
+            assert!(rows == 0 || cols == 0 || (blk * MR + rows - 1) * n + col0 + cols <= len, "GEMM panel past the output");
+            let acc = tile(ab, cols_at, kb, init);
             // Column c's 8 rows: requantised, plus zp, saturated to i8 (as neon::requant4).
             let col = |c: usize| {
                 let q0 = vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[2 * c]), sc[0]));
@@ -192,9 +189,7 @@ pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: us
                 vget_low_s8(rows67),
                 vget_high_s8(rows67),
             ];
-            let c = p * NR;
-            let cols = (ncols - c).min(NR);
-            let dst = base.add(blk * MR * n + c);
+            let dst = y.add(blk * MR * n + col0);
             if rows == MR && cols == NR {
                 let mut d = dst;
                 for v in by_row {

@@ -3,6 +3,94 @@
 pub(crate) mod dotprod;
 pub(crate) mod neon;
 
+use crate::kernels::int8::Geometry;
+
+/// Where the `k` groups of one column panel lie: packed one after the other ([`Packed`]), or in
+/// a channel-interleaved input at a table of offsets ([`Direct`], see [`DirectConv`]).
+pub(crate) trait Cols: Copy {
+    /// The first byte of group `g`.
+    ///
+    /// # Safety
+    /// `g` is one of the panel's groups.
+    unsafe fn group(self, g: usize) -> *const i8;
+}
+
+/// A packed panel: group `g` at `STEP · g` bytes.
+#[derive(Clone, Copy)]
+pub(crate) struct Packed<const STEP: usize>(pub(crate) *const i8);
+
+impl<const STEP: usize> Cols for Packed<STEP> {
+    #[inline(always)]
+    unsafe fn group(self, g: usize) -> *const i8 {
+        self.0.add(g * STEP)
+    }
+}
+
+/// A panel read in place: group `g` at `base + koff[g]`.
+#[derive(Clone, Copy)]
+pub(crate) struct Direct {
+    base: *const i8,
+    koff: *const usize,
+}
+
+impl Cols for Direct {
+    #[inline(always)]
+    unsafe fn group(self, g: usize) -> *const i8 {
+        self.base.add(*self.koff.add(g))
+    }
+}
+
+/// The column panels a GEMM call computes: each with its groups, the output column of its first
+/// column and how many of its columns are real (the rest are computed and not stored).
+pub(crate) trait Panels {
+    type C: Cols;
+    fn count(&self) -> usize;
+    /// # Safety
+    /// `p < count()`.
+    unsafe fn panel(&self, p: usize) -> (Self::C, usize, usize);
+}
+
+/// Panels packed one after the other (`pack_b`), for output columns `col0..col0 + ncols`.
+pub(crate) struct PackedPanels<const STEP: usize, const NR: usize> {
+    pub(crate) packed: *const i8,
+    /// Bytes per panel.
+    pub(crate) panel: usize,
+    pub(crate) ncols: usize,
+    pub(crate) col0: usize,
+}
+
+impl<const STEP: usize, const NR: usize> Panels for PackedPanels<STEP, NR> {
+    type C = Packed<STEP>;
+    #[inline(always)]
+    fn count(&self) -> usize {
+        self.ncols.div_ceil(NR)
+    }
+    #[inline(always)]
+    unsafe fn panel(&self, p: usize) -> (Packed<STEP>, usize, usize) {
+        (Packed(self.packed.add(p * self.panel)), self.col0 + p * NR, (self.ncols - p * NR).min(NR))
+    }
+}
+
+/// Panels read in place from a channel-interleaved input: `[offset, output column, columns]`.
+pub(crate) struct DirectPanels<'a> {
+    pub(crate) base: *const i8,
+    pub(crate) koff: &'a [usize],
+    pub(crate) list: &'a [[usize; 3]],
+}
+
+impl Panels for DirectPanels<'_> {
+    type C = Direct;
+    #[inline(always)]
+    fn count(&self) -> usize {
+        self.list.len()
+    }
+    #[inline(always)]
+    unsafe fn panel(&self, p: usize) -> (Direct, usize, usize) {
+        let [off, col, cols] = *self.list.get_unchecked(p);
+        (Direct { base: self.base.add(off), koff: self.koff.as_ptr() }, col, cols)
+    }
+}
+
 /// A depthwise convolution's ARM form, chosen at load: the `sdot` kernel (dot product; strides
 /// 1 and 2, no dilation, `kw ≤ 8`) or NEON's (any geometry, weights in −127..=127). Both read
 /// raw int8 planes padded with the input zero point.
@@ -82,5 +170,139 @@ pub(crate) unsafe fn pack_columns_tail(
         for i in 0..kc {
             *d.add(i) = if i < rows { *src.add(i * stride + c) } else { 0 };
         }
+    }
+}
+
+/// A stride-1 convolution computed in place ("implicit GEMM"): the input is interleaved once
+/// per run into `[cin / kc][hp][wp][kc]` (padded with the input zero point, `kc` channels of a
+/// position together: the kernel's `k` group), so that the `NR` columns of a panel — consecutive
+/// output positions of one row — are `NR · kc` contiguous bytes for every (channel group,
+/// kernel row, kernel column), at offsets known at load. No im2col and no packing per run; the
+/// weights are reordered to that `k` order once. Output rows are split into panels, so a row
+/// whose width is not a multiple of `NR` computes a few columns it does not store.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DirectConv {
+    kc: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    pads: (usize, usize),
+    hp: usize,
+    wp: usize,
+    /// Byte offset of each `k` group `(channel group, ky, kx)` from a panel's first position.
+    koff: Vec<usize>,
+    /// Bytes of the interleaved input, slack included.
+    len: usize,
+}
+
+impl DirectConv {
+    /// The in-place form of a convolution for a kernel with `kc` channels per group and panels
+    /// of `nr` columns, where it applies: stride 1, and no more than an eighth more
+    /// multiply-adds from rounding the channels up to `kc` than im2col's rounding of `k`.
+    pub(crate) fn new(geo: &Geometry, kc: usize, nr: usize) -> Option<Self> {
+        let k = geo.cin * geo.kh * geo.kw;
+        let groups = geo.cin.div_ceil(kc);
+        if geo.stride != (1, 1) || k == 0 || 8 * groups * kc * geo.kh * geo.kw > 9 * k.div_ceil(kc) * kc {
+            return None;
+        }
+        let (hp, wp) = (geo.h + geo.pads[0] + geo.pads[2], geo.w + geo.pads[1] + geo.pads[3]);
+        let mut koff = Vec::with_capacity(groups * geo.kh * geo.kw);
+        for g in 0..groups {
+            for ky in 0..geo.kh {
+                for kx in 0..geo.kw {
+                    koff.push(((g * hp + ky * geo.dilation.0) * wp + kx * geo.dilation.1) * kc);
+                }
+            }
+        }
+        // A row's last panel reads up to `nr − 1` positions past the row: into the next row, or
+        // past the last one into this slack.
+        let len = groups * hp * wp * kc + nr * kc;
+        Some(DirectConv { kc, cin: geo.cin, h: geo.h, w: geo.w, pads: (geo.pads[0], geo.pads[1]), hp, wp, koff, len })
+    }
+
+    /// The `k` groups per output: channel groups × kernel taps.
+    pub(crate) fn k_groups(&self) -> usize {
+        self.koff.len()
+    }
+
+    /// `k` per output in this form's order: `k` groups × `kc`.
+    pub(crate) fn k_len(&self) -> usize {
+        self.koff.len() * self.kc
+    }
+
+    /// `[m][cin][kh][kw]` weights in this form's `k` order: `[m][k group][kc]`, zero for the
+    /// channels past `cin`.
+    pub(crate) fn reorder(&self, weights: &[i8], m: usize, taps: usize) -> Vec<i8> {
+        let kg = self.koff.len();
+        let mut out = vec![0i8; m * kg * self.kc];
+        for (r, wr) in weights.chunks_exact(self.cin * taps).enumerate().take(m) {
+            for c in 0..self.cin {
+                let (g, j) = (c / self.kc, c % self.kc);
+                for t in 0..taps {
+                    out[(r * kg + g * taps + t) * self.kc + j] = wr[c * taps + t];
+                }
+            }
+        }
+        out
+    }
+
+    /// Interleaves `x` (`[cin][h][w]`) into `buf`, padded with `zp`.
+    ///
+    /// # Panics
+    /// If `x` is not `cin · h · w` long.
+    pub(crate) fn interleave(&self, x: &[i8], zp: i8, buf: &mut Vec<i8>) {
+        let (h, w, kc) = (self.h, self.w, self.kc);
+        assert_eq!(x.len(), self.cin * h * w);
+        buf.clear();
+        buf.resize(self.len, zp);
+        for g in 0..self.cin.div_ceil(kc) {
+            let c0 = g * kc;
+            let nch = (self.cin - c0).min(kc);
+            for iy in 0..h {
+                let at = ((g * self.hp + iy + self.pads.0) * self.wp + self.pads.1) * kc;
+                let dst = &mut buf[at..at + w * kc];
+                let src = |c: usize| &x[((c0 + c) * h + iy) * w..][..w];
+                match (kc, nch) {
+                    (4, 4) => neon::interleave4([src(0), src(1), src(2), src(3)], dst),
+                    (16, 16) => neon::interleave16(std::array::from_fn(src), dst),
+                    _ => {
+                        for c in 0..nch {
+                            for (d, &v) in dst[c..].iter_mut().step_by(kc).zip(src(c)) {
+                                *d = v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The panels of output columns `c0..c0 + ncols` (flat `oy · ow + ox`), `nr` positions each
+    /// within one output row, as `[input offset, output column, columns]`.
+    pub(crate) fn panels(&self, ow: usize, c0: usize, ncols: usize, nr: usize, list: &mut Vec<[usize; 3]>) {
+        list.clear();
+        let end = c0 + ncols;
+        let mut p = c0;
+        while p < end {
+            let (oy, xa) = (p / ow, p % ow);
+            let xb = ow.min(xa + end - p);
+            let mut ox = xa;
+            while ox < xb {
+                list.push([(oy * self.wp + ox) * self.kc, p + ox - xa, (xb - ox).min(nr)]);
+                ox += nr;
+            }
+            p += xb - xa;
+        }
+    }
+
+    /// Panels over `buf` (interleaved by [`interleave`](Self::interleave)).
+    ///
+    /// # Panics
+    /// If `buf` is not this form's interleaved input, or a panel would read past it.
+    pub(crate) fn direct_panels<'a>(&'a self, buf: &'a [i8], list: &'a [[usize; 3]], nr: usize) -> DirectPanels<'a> {
+        assert_eq!(buf.len(), self.len);
+        let last = self.koff.iter().copied().max().unwrap_or(0);
+        assert!(list.iter().all(|&[off, _, _]| off + last + nr * self.kc <= buf.len()), "panel past the interleaved input");
+        DirectPanels { base: buf.as_ptr(), koff: &self.koff, list }
     }
 }

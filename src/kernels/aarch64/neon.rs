@@ -69,7 +69,7 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
 /// # Safety
 /// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
 #[inline(always)]
-unsafe fn transpose16(r: [int8x16_t; 16]) -> [int8x16_t; 16] {
+pub(crate) unsafe fn transpose16(r: [int8x16_t; 16]) -> [int8x16_t; 16] {
     let mut a = [vdupq_n_s8(0); 16];
     for i in (0..16).step_by(2) {
         a[i] = vtrn1q_s8(r[i], r[i + 1]);
@@ -126,79 +126,92 @@ pub(crate) unsafe fn narrow_zp(lo: int32x4_t, hi: int32x4_t, zp: int16x8_t) -> i
     vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp))
 }
 
-/// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb` groups of 16.
+/// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb ≥ 1` groups of 16.
+/// `acc[4r + c]` holds 4 partial sums of row `r`, column `c`; the first group starts them with
+/// `saddlp` (no zeroing).
 ///
 /// # Safety
-/// `a` is readable for `kb · MR · KC` bytes and `b` for `kb · NR · KC` (`kb` groups of a
-/// packed weight block and of a packed column panel). NEON is part of every aarch64 CPU.
+/// `a` is readable for `kb · MR · KC` bytes and each of `b`'s `kb` groups for `NR · KC` (a
+/// packed weight block and a column panel). NEON is part of every aarch64 CPU.
 #[inline(always)]
-unsafe fn tile(a: *const i8, b: *const i8, kb: usize) -> [int32x4_t; 16] {
-    let mut acc = [vdupq_n_s32(0); 16];
-    for g in 0..kb {
-        let a = a.add(g * MR * KC);
-        let b = b.add(g * NR * KC);
+unsafe fn tile<C: super::Cols>(a: *const i8, b: C, kb: usize) -> [int32x4_t; 16] {
+    let load = |g: usize| {
+        let (a, b) = (a.add(g * MR * KC), b.group(g));
         let av = [vld1q_s8(a), vld1q_s8(a.add(16)), vld1q_s8(a.add(32)), vld1q_s8(a.add(48))];
         let bv = [vld1q_s8(b), vld1q_s8(b.add(16)), vld1q_s8(b.add(32)), vld1q_s8(b.add(48))];
+        (av, bv)
+    };
+    let product = |a: int8x16_t, b: int8x16_t| vmlal_high_s8(vmull_s8(vget_low_s8(a), vget_low_s8(b)), a, b);
+    let (av, bv) = load(0);
+    let mut acc: [int32x4_t; 16] = std::array::from_fn(|i| vpaddlq_s16(product(av[i / NR], bv[i % NR])));
+    for g in 1..kb {
+        let (av, bv) = load(g);
         for r in 0..MR {
             for c in 0..NR {
-                let p = vmull_s8(vget_low_s8(av[r]), vget_low_s8(bv[c]));
-                let p = vmlal_high_s8(p, av[r], bv[c]);
-                acc[r * NR + c] = vpadalq_s16(acc[r * NR + c], p);
+                acc[r * NR + c] = vpadalq_s16(acc[r * NR + c], product(av[r], bv[c]));
             }
         }
     }
     acc
 }
 
-/// The GEMM of a block of columns with the requantisation: `y[row][col0 + c]` for every row
-/// `< m` and `c < ncols`, from weights packed by [`pack_a`] and columns packed by [`pack_b`].
+/// `addp`: pairwise sums of `a` then `b`. Written with `asm!` because LLVM turns the reduction
+/// tree of `vpaddq_s32` into twice as many `uzp`/`add` instructions.
 ///
 /// # Safety
-/// `a` and `packed` are as packed for `m`, `k` and `ncols`; `bias`/`scale` hold `m` values;
-/// the caller owns columns `col0..col0 + ncols` of the `m` rows of `y` (row length `n`).
+/// None beyond NEON, which every aarch64 CPU has.
+#[inline(always)]
+unsafe fn addp(a: int32x4_t, b: int32x4_t) -> int32x4_t {
+    let r: int32x4_t;
+    std::arch::asm!("addp {r:v}.4s, {a:v}.4s, {b:v}.4s", r = out(vreg) r, a = in(vreg) a, b = in(vreg) b, options(pure, nomem, nostack, preserves_flags));
+    r
+}
+
+/// The GEMM of some column panels with the requantisation: `y[row][col + c]` for every row
+/// `< m` and each panel's real columns, from weights packed by [`pack_a`] (`kb` groups of 16 per
+/// row) and columns packed by [`pack_b`] or read in place.
+///
+/// # Safety
+/// `a` is as packed for `m` and `kb`, each panel's groups readable; `bias`/`scale` hold `m`
+/// values; the caller owns the panels' output columns of the `m` rows of `y` (row length `n`).
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm(a: &[i8], packed: &[i8], m: usize, k: usize, ncols: usize, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize, col0: usize) {
-    let kb = k.div_ceil(KC);
+pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panels: &P, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize) {
     assert!(kb > 0, "k = 0");
-    let panels = ncols.div_ceil(NR);
     let zp16 = vdupq_n_s16(zp as i16);
     let (y, len) = y.raw();
-    assert!(m == 0 || ncols == 0 || (m - 1) * n + col0 + ncols <= len, "GEMM block past the output");
-    let base = y.add(col0);
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
         let mut bs = [0i32; MR];
         let mut ss = [0f32; MR];
-        for r in 0..rows {
-            bs[r] = bias[blk * MR + r];
-            ss[r] = scale[blk * MR + r];
-        }
-        for p in 0..panels {
-            let acc = tile(ab, packed.as_ptr().add(p * kb * NR * KC), kb);
-            let mut q = [vdupq_n_s32(0); MR];
-            for r in 0..MR {
-                // The row's 4 partial sums per column, reduced pairwise: lanes = columns 0..4.
-                let s01 = vpaddq_s32(acc[r * NR], acc[r * NR + 1]);
-                let s23 = vpaddq_s32(acc[r * NR + 2], acc[r * NR + 3]);
-                q[r] = requant4(vpaddq_s32(s01, s23), bs[r], ss[r]);
+        bs[..rows].copy_from_slice(&bias[blk * MR..blk * MR + rows]);
+        ss[..rows].copy_from_slice(&scale[blk * MR..blk * MR + rows]);
+        let (bv, sv) = (vld1q_s32(bs.as_ptr()), vld1q_f32(ss.as_ptr()));
+        for p in 0..panels.count() {
+            let (cols_at, col, cols) = panels.panel(p);
+            assert!(rows == 0 || cols == 0 || (blk * MR + rows - 1) * n + col + cols <= len, "GEMM panel past the output");
+            let acc = tile(ab, cols_at, kb);
+            // Row r's 4 partial sums per column, reduced pairwise: lanes = columns 0..4.
+            let row = |r: usize| addp(addp(acc[r * NR], acc[r * NR + 1]), addp(acc[r * NR + 2], acc[r * NR + 3]));
+            let q0 = requant4(row(0), vgetq_lane_s32::<0>(bv), vgetq_lane_f32::<0>(sv));
+            let q1 = requant4(row(1), vgetq_lane_s32::<1>(bv), vgetq_lane_f32::<1>(sv));
+            let q2 = requant4(row(2), vgetq_lane_s32::<2>(bv), vgetq_lane_f32::<2>(sv));
+            let q3 = requant4(row(3), vgetq_lane_s32::<3>(bv), vgetq_lane_f32::<3>(sv));
+            let bytes = vcombine_s8(narrow_zp(q0, q1, zp16), narrow_zp(q2, q3, zp16));
+            let dst = y.add(blk * MR * n + col);
+            if rows == MR && cols == NR {
+                let w = vreinterpretq_u32_s8(bytes);
+                std::ptr::write_unaligned(dst as *mut u32, vgetq_lane_u32::<0>(w));
+                std::ptr::write_unaligned(dst.add(n) as *mut u32, vgetq_lane_u32::<1>(w));
+                std::ptr::write_unaligned(dst.add(2 * n) as *mut u32, vgetq_lane_u32::<2>(w));
+                std::ptr::write_unaligned(dst.add(3 * n) as *mut u32, vgetq_lane_u32::<3>(w));
+                continue;
             }
-            let b01 = narrow_zp(q[0], q[1], zp16);
-            let b23 = narrow_zp(q[2], q[3], zp16);
-            let c = p * NR;
-            let cols = (ncols - c).min(NR);
-            let words = [
-                vget_lane_u32::<0>(vreinterpret_u32_s8(b01)),
-                vget_lane_u32::<1>(vreinterpret_u32_s8(b01)),
-                vget_lane_u32::<0>(vreinterpret_u32_s8(b23)),
-                vget_lane_u32::<1>(vreinterpret_u32_s8(b23)),
-            ];
-            let dst = base.add(blk * MR * n + c);
-            for (r, w) in words.iter().enumerate().take(rows) {
-                if cols == NR {
-                    std::ptr::write_unaligned(dst.add(r * n) as *mut u32, *w);
-                } else {
-                    std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr() as *const i8, dst.add(r * n), cols);
+            let mut tmp = [0i8; MR * NR];
+            vst1q_s8(tmp.as_mut_ptr(), bytes);
+            for r in 0..rows {
+                for c in 0..cols {
+                    *dst.add(r * n + c) = tmp[r * NR + c];
                 }
             }
         }
@@ -393,6 +406,83 @@ pub(crate) unsafe fn store_first(dst: *mut i8, v: int8x16_t, n: usize) {
     }
     if n == 1 {
         *d = vgetq_lane_s8::<0>(v);
+    }
+}
+
+/// `dst[4i + c] = rows[c][i]`: four channel rows interleaved position by position (`st4`),
+/// 16 positions at a time, the last chunk overlapping the previous one; rows shorter than 16 go
+/// element by element.
+///
+/// # Panics
+/// If the rows differ in length or `dst` is not 4 times as long.
+pub(crate) fn interleave4(rows: [&[i8]; 4], dst: &mut [i8]) {
+    let w = rows[0].len();
+    assert!(rows.iter().all(|r| r.len() == w) && dst.len() == 4 * w);
+    if w < 16 {
+        for (i, d) in dst.chunks_exact_mut(4).enumerate() {
+            for (c, v) in d.iter_mut().enumerate() {
+                *v = rows[c][i];
+            }
+        }
+        return;
+    }
+    // SAFETY: every chunk starts at `i ≤ w − 16`: it reads 16 bytes of each row and writes 64
+    // bytes at `4i` of `dst`, within `4w`.
+    unsafe {
+        let mut chunk = |i: usize| {
+            let v = int8x16x4_t(
+                vld1q_s8(rows[0].as_ptr().add(i)),
+                vld1q_s8(rows[1].as_ptr().add(i)),
+                vld1q_s8(rows[2].as_ptr().add(i)),
+                vld1q_s8(rows[3].as_ptr().add(i)),
+            );
+            vst4q_s8(dst.as_mut_ptr().add(4 * i), v);
+        };
+        let mut i = 0;
+        while i + 16 <= w {
+            chunk(i);
+            i += 16;
+        }
+        if i < w {
+            chunk(w - 16);
+        }
+    }
+}
+
+/// `dst[16i + c] = rows[c][i]`: sixteen channel rows interleaved position by position, by 16×16
+/// byte transposes, the last chunk overlapping the previous one; rows shorter than 16 go element
+/// by element.
+///
+/// # Panics
+/// If the rows differ in length or `dst` is not 16 times as long.
+pub(crate) fn interleave16(rows: [&[i8]; 16], dst: &mut [i8]) {
+    let w = rows[0].len();
+    assert!(rows.iter().all(|r| r.len() == w) && dst.len() == 16 * w);
+    if w < 16 {
+        for (i, d) in dst.chunks_exact_mut(16).enumerate() {
+            for (c, v) in d.iter_mut().enumerate() {
+                *v = rows[c][i];
+            }
+        }
+        return;
+    }
+    // SAFETY: every chunk starts at `i ≤ w − 16`: it reads 16 bytes of each row and writes 256
+    // bytes at `16i` of `dst`, within `16w`.
+    unsafe {
+        let mut chunk = |i: usize| {
+            let cols = transpose16(std::array::from_fn(|c| vld1q_s8(rows[c].as_ptr().add(i))));
+            for (j, v) in cols.into_iter().enumerate() {
+                vst1q_s8(dst.as_mut_ptr().add(16 * (i + j)), v);
+            }
+        };
+        let mut i = 0;
+        while i + 16 <= w {
+            chunk(i);
+            i += 16;
+        }
+        if i < w {
+            chunk(w - 16);
+        }
     }
 }
 
