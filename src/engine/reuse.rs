@@ -240,7 +240,7 @@ impl WriteOutput for EdgeMaxPool {
 
     /// Separable: for each output row, the maximum over the window's input rows, column by
     /// column (a vectorisable pass), into a scratch row padded with `i8::MIN` on both sides;
-    /// then the maximum over the window's columns of that row. A maximum is exact and
+    /// then the maximum over the window's columns of that row, one pass per kernel column. A maximum is exact and
     /// `i8::MIN` is neutral for it, so this is what tract's window-by-window maximum gives.
     fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
         let x = i8_values(&inputs[0])?;
@@ -256,8 +256,9 @@ impl WriteOutput for EdgeMaxPool {
         let [sh, sw] = self.strides;
         let [dh, dw] = self.dilations;
         let [ph, pw] = self.pads;
-        // Scratch row: `pw` padding, the `w` columns, padding up to the last window's end.
-        let len = (w + pw).max(ow.saturating_sub(1) * sw + kw.saturating_sub(1) * dw + 1);
+        // Scratch row: `pw` padding, the `w` columns, padding up to the last window's end and
+        // one stride more (so that the stride-2 pass below reads whole pairs).
+        let len = (w + pw).max(ow * sw + kw.saturating_sub(1) * dw + 1);
         MAX_POOL_ROW.with(|row| {
             let mut row = row.borrow_mut();
             row.clear();
@@ -272,8 +273,15 @@ impl WriteOutput for EdgeMaxPool {
                             *m = (*m).max(v);
                         }
                     }
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        *o = (0..kw).map(|kx| row[ox * sw + kx * dw]).fold(i8::MIN, i8::max);
+                    // One pass per kernel column, each vectorisable (strides 1 and 2).
+                    out.fill(i8::MIN);
+                    for kx in 0..kw {
+                        let r = &row[kx * dw..];
+                        match sw {
+                            1 => out.iter_mut().zip(r).for_each(|(o, &v)| *o = (*o).max(v)),
+                            2 => out.iter_mut().zip(r.chunks_exact(2)).for_each(|(o, p)| *o = (*o).max(p[0])),
+                            _ => out.iter_mut().enumerate().for_each(|(ox, o)| *o = (*o).max(r[ox * sw])),
+                        }
                     }
                 }
             }

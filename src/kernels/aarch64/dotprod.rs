@@ -144,6 +144,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     assert!(kb > 0, "k = 0");
     let zp16 = vdupq_n_s16(zp as i16);
     let (y, len) = y.raw();
+    assert!(m == 0 || panels.count() == 0 || (panels.within(n) && m * n <= len), "GEMM panels past the output");
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
@@ -155,7 +156,6 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         let sc = [vld1q_f32(ss.as_ptr()), vld1q_f32(ss.as_ptr().add(4))];
         for p in 0..panels.count() {
             let (cols_at, col0, cols) = panels.panel(p);
-            assert!(rows == 0 || cols == 0 || (blk * MR + rows - 1) * n + col0 + cols <= len, "GEMM panel past the output");
             let acc = tile(ab, cols_at, kb, init);
             // Column c's 8 rows: requantised, plus zp, saturated to i8 (as neon::requant4).
             let col = |c: usize| {

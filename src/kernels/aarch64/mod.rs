@@ -45,9 +45,19 @@ impl Cols for Direct {
 pub(crate) trait Panels {
     type C: Cols;
     fn count(&self) -> usize;
+    /// Whether every panel's real columns lie within `0..n` (output rows of length `n`).
+    fn within(&self, n: usize) -> bool;
     /// # Safety
     /// `p < count()`.
     unsafe fn panel(&self, p: usize) -> (Self::C, usize, usize);
+    /// NEON's register tile of a panel `c` against the weight block `a` (`kb` groups).
+    ///
+    /// # Safety
+    /// As [`neon::tile`]'s.
+    #[inline(always)]
+    unsafe fn neon_tile(&self, c: Self::C, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16] {
+        neon::tile(a, c, kb)
+    }
 }
 
 /// Panels packed one after the other (`pack_b`), for output columns `col0..col0 + ncols`.
@@ -65,6 +75,9 @@ impl<const STEP: usize, const NR: usize> Panels for PackedPanels<STEP, NR> {
     fn count(&self) -> usize {
         self.ncols.div_ceil(NR)
     }
+    fn within(&self, n: usize) -> bool {
+        self.col0 + self.ncols <= n
+    }
     #[inline(always)]
     unsafe fn panel(&self, p: usize) -> (Packed<STEP>, usize, usize) {
         (Packed(self.packed.add(p * self.panel)), self.col0 + p * NR, (self.ncols - p * NR).min(NR))
@@ -76,6 +89,9 @@ pub(crate) struct DirectPanels<'a> {
     pub(crate) base: *const i8,
     pub(crate) koff: &'a [usize],
     pub(crate) list: &'a [[usize; 3]],
+    /// NEON: the offsets of the runs of `run` consecutive kernel columns (3 or 5; 0: none).
+    runs: &'a [usize],
+    run: usize,
 }
 
 impl Panels for DirectPanels<'_> {
@@ -84,10 +100,21 @@ impl Panels for DirectPanels<'_> {
     fn count(&self) -> usize {
         self.list.len()
     }
+    fn within(&self, n: usize) -> bool {
+        self.list.iter().all(|&[_, col, cols]| col + cols <= n)
+    }
     #[inline(always)]
     unsafe fn panel(&self, p: usize) -> (Direct, usize, usize) {
         let [off, col, cols] = *self.list.get_unchecked(p);
         (Direct { base: self.base.add(off), koff: self.koff.as_ptr() }, col, cols)
+    }
+    #[inline(always)]
+    unsafe fn neon_tile(&self, c: Direct, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16] {
+        match self.run {
+            3 => neon::tile_runs::<3>(a, c.base, self.runs),
+            5 => neon::tile_runs::<5>(a, c.base, self.runs),
+            _ => neon::tile(a, c, kb),
+        }
     }
 }
 
@@ -191,6 +218,10 @@ pub(crate) struct DirectConv {
     wp: usize,
     /// Byte offset of each `k` group `(channel group, ky, kx)` from a panel's first position.
     koff: Vec<usize>,
+    /// With 16 channels per group, dilation 1 along the width and 3 or 5 kernel columns: the
+    /// offset of each run of `kw` groups (`koff` of its first), which NEON's tile reads once.
+    runs: Vec<usize>,
+    run: usize,
     /// Bytes of the interleaved input, slack included.
     len: usize,
 }
@@ -217,7 +248,9 @@ impl DirectConv {
         // A row's last panel reads up to `nr − 1` positions past the row: into the next row, or
         // past the last one into this slack.
         let len = groups * hp * wp * kc + nr * kc;
-        Some(DirectConv { kc, cin: geo.cin, h: geo.h, w: geo.w, pads: (geo.pads[0], geo.pads[1]), hp, wp, koff, len })
+        let run = if kc == neon::KC && nr == neon::NR && geo.dilation.1 == 1 && matches!(geo.kw, 3 | 5) { geo.kw } else { 0 };
+        let runs = if run > 0 { koff.iter().step_by(run).copied().collect() } else { Vec::new() };
+        Some(DirectConv { kc, cin: geo.cin, h: geo.h, w: geo.w, pads: (geo.pads[0], geo.pads[1]), hp, wp, koff, runs, run, len })
     }
 
     /// The `k` groups per output: channel groups × kernel taps.
@@ -303,6 +336,6 @@ impl DirectConv {
         assert_eq!(buf.len(), self.len);
         let last = self.koff.iter().copied().max().unwrap_or(0);
         assert!(list.iter().all(|&[off, _, _]| off + last + nr * self.kc <= buf.len()), "panel past the interleaved input");
-        DirectPanels { base: buf.as_ptr(), koff: &self.koff, list }
+        DirectPanels { base: buf.as_ptr(), koff: &self.koff, list, runs: &self.runs, run: self.run }
     }
 }

@@ -134,7 +134,7 @@ pub(crate) unsafe fn narrow_zp(lo: int32x4_t, hi: int32x4_t, zp: int16x8_t) -> i
 /// `a` is readable for `kb · MR · KC` bytes and each of `b`'s `kb` groups for `NR · KC` (a
 /// packed weight block and a column panel). NEON is part of every aarch64 CPU.
 #[inline(always)]
-unsafe fn tile<C: super::Cols>(a: *const i8, b: C, kb: usize) -> [int32x4_t; 16] {
+pub(crate) unsafe fn tile<C: super::Cols>(a: *const i8, b: C, kb: usize) -> [int32x4_t; 16] {
     let load = |g: usize| {
         let (a, b) = (a.add(g * MR * KC), b.group(g));
         let av = [vld1q_s8(a), vld1q_s8(a.add(16)), vld1q_s8(a.add(32)), vld1q_s8(a.add(48))];
@@ -153,6 +153,56 @@ unsafe fn tile<C: super::Cols>(a: *const i8, b: C, kb: usize) -> [int32x4_t; 16]
         }
     }
     acc
+}
+
+/// [`tile`] for a panel read in place from a 16-channel-interleaved input whose `k` groups come
+/// in runs of `KW` kernel columns (dilation 1): the run's groups are the panel's 4 positions
+/// shifted by 0..KW, so its `4 + KW − 1` position vectors are loaded once for the run (3×3: 6
+/// loads instead of 12). `runs` holds each run's offset from `base`; `a` has `KW` groups per run.
+///
+/// # Safety
+/// `a` is readable for `runs.len() · KW · MR · KC` bytes and `base + runs[r]` for
+/// `(NR + KW − 1) · KC` bytes for every run `r`; at least one run. NEON is part of every
+/// aarch64 CPU.
+#[inline(always)]
+pub(crate) unsafe fn tile_runs<const KW: usize>(a: *const i8, base: *const i8, runs: &[usize]) -> [int32x4_t; 16] {
+    let mut acc = [vdupq_n_s32(0); 16];
+    let mut a = a;
+    for &off in runs {
+        let b = base.add(off);
+        let bv: [int8x16_t; 8] = std::array::from_fn(|j| if j < NR + KW - 1 { vld1q_s8(b.add(16 * j)) } else { vdupq_n_s8(0) });
+        run_step::<0>(&mut acc, a, &bv);
+        run_step::<1>(&mut acc, a.add(MR * KC), &bv);
+        run_step::<2>(&mut acc, a.add(2 * MR * KC), &bv);
+        if KW == 5 {
+            run_step::<3>(&mut acc, a.add(3 * MR * KC), &bv);
+            run_step::<4>(&mut acc, a.add(4 * MR * KC), &bv);
+        }
+        a = a.add(KW * MR * KC);
+    }
+    acc
+}
+
+/// One group of a run: kernel column `KX`, the panel's positions `KX..KX + 4` of `bv`.
+///
+/// # Safety
+/// `a` is readable for `MR · KC` bytes. NEON is part of every aarch64 CPU.
+#[inline(always)]
+unsafe fn run_step<const KX: usize>(acc: &mut [int32x4_t; 16], a: *const i8, bv: &[int8x16_t; 8]) {
+    let av = [vld1q_s8(a), vld1q_s8(a.add(16)), vld1q_s8(a.add(32)), vld1q_s8(a.add(48))];
+    for r in 0..MR {
+        for c in 0..NR {
+            let p: int16x8_t;
+            // In `asm!`: LLVM otherwise splits some of these into `ext` + `smull` pairs.
+            std::arch::asm!(
+                "smull {p:v}.8h, {a:v}.8b, {b:v}.8b",
+                "smlal2 {p:v}.8h, {a:v}.16b, {b:v}.16b",
+                p = out(vreg) p, a = in(vreg) av[r], b = in(vreg) bv[KX + c],
+                options(pure, nomem, nostack, preserves_flags),
+            );
+            acc[r * NR + c] = vpadalq_s16(acc[r * NR + c], p);
+        }
+    }
 }
 
 /// `addp`: pairwise sums of `a` then `b`. Written with `asm!` because LLVM turns the reduction
@@ -179,6 +229,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     assert!(kb > 0, "k = 0");
     let zp16 = vdupq_n_s16(zp as i16);
     let (y, len) = y.raw();
+    assert!(m == 0 || panels.count() == 0 || (panels.within(n) && m * n <= len), "GEMM panels past the output");
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
@@ -189,8 +240,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         let (bv, sv) = (vld1q_s32(bs.as_ptr()), vld1q_f32(ss.as_ptr()));
         for p in 0..panels.count() {
             let (cols_at, col, cols) = panels.panel(p);
-            assert!(rows == 0 || cols == 0 || (blk * MR + rows - 1) * n + col + cols <= len, "GEMM panel past the output");
-            let acc = tile(ab, cols_at, kb);
+            let acc = panels.neon_tile(cols_at, ab, kb);
             // Row r's 4 partial sums per column, reduced pairwise: lanes = columns 0..4.
             let row = |r: usize| addp(addp(acc[r * NR], acc[r * NR + 1]), addp(acc[r * NR + 2], acc[r * NR + 3]));
             let q0 = requant4(row(0), vgetq_lane_s32::<0>(bv), vgetq_lane_f32::<0>(sv));
@@ -298,8 +348,16 @@ impl Depthwise {
 #[inline(always)]
 unsafe fn tap_pair(acc: &mut [int32x4_t; 4], pa: *const i8, wa: int8x16_t, pb: *const i8, wb: int8x16_t) {
     let (a, b) = (vld1q_s8(pa), vld1q_s8(pb));
-    let lo = vmlal_s8(vmull_s8(vget_low_s8(a), vget_low_s8(wa)), vget_low_s8(b), vget_low_s8(wb));
-    let hi = vmlal_high_s8(vmull_high_s8(a, wa), b, wb);
+    let (lo, hi): (int16x8_t, int16x8_t);
+    // In `asm!`: with the weights broadcast, LLVM rewrites `smull2` as `ext` + `smull`.
+    std::arch::asm!(
+        "smull {lo:v}.8h, {a:v}.8b, {wa:v}.8b",
+        "smull2 {hi:v}.8h, {a:v}.16b, {wa:v}.16b",
+        "smlal {lo:v}.8h, {b:v}.8b, {wb:v}.8b",
+        "smlal2 {hi:v}.8h, {b:v}.16b, {wb:v}.16b",
+        lo = out(vreg) lo, hi = out(vreg) hi, a = in(vreg) a, b = in(vreg) b, wa = in(vreg) wa, wb = in(vreg) wb,
+        options(pure, nomem, nostack, preserves_flags),
+    );
     widen_add(acc, lo, hi);
 }
 
@@ -310,7 +368,14 @@ unsafe fn tap_pair(acc: &mut [int32x4_t; 4], pa: *const i8, wa: int8x16_t, pb: *
 #[inline(always)]
 unsafe fn tap_one(acc: &mut [int32x4_t; 4], p: *const i8, w: int8x16_t) {
     let a = vld1q_s8(p);
-    widen_add(acc, vmull_s8(vget_low_s8(a), vget_low_s8(w)), vmull_high_s8(a, w));
+    let (lo, hi): (int16x8_t, int16x8_t);
+    std::arch::asm!(
+        "smull {lo:v}.8h, {a:v}.8b, {w:v}.8b",
+        "smull2 {hi:v}.8h, {a:v}.16b, {w:v}.16b",
+        lo = out(vreg) lo, hi = out(vreg) hi, a = in(vreg) a, w = in(vreg) w,
+        options(pure, nomem, nostack, preserves_flags),
+    );
+    widen_add(acc, lo, hi);
 }
 
 /// `acc += [lo, hi]` widened from 16 i16 lanes.
