@@ -362,8 +362,7 @@ pub struct DenseQConv {
     bias: Vec<i32>,
     x_zp: i8,
     requant: Requant,
-    /// The in-place form of a stride-1 convolution on ARM (`a` then holds the weights in its
-    /// `k` order).
+    /// The in-place form of a convolution on ARM (`a` then holds the weights in its `k` order).
     #[cfg(target_arch = "aarch64")]
     direct: Option<super::aarch64::DirectConv>,
 }
@@ -418,6 +417,14 @@ impl DenseQConv {
     /// # Errors
     /// Inconsistent sizes.
     pub fn with_kernels(set: KernelSet, geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
+        Self::build(set, geo, weights, bias, x_zp, requant, false)
+    }
+
+    /// [`with_kernels`](Self::with_kernels); `any_direct`: on ARM, the in-place form wherever it
+    /// applies, paying or not (for tests).
+    fn build(set: KernelSet, geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant, any_direct: bool) -> Result<Self, Unsupported> {
+        #[cfg(not(target_arch = "aarch64"))]
+        let _ = any_direct;
         let geo = geo.with_strides_clamped();
         let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
         let k = geo.cin * geo.kh * geo.kw;
@@ -430,13 +437,13 @@ impl DenseQConv {
         }
         let kp = k + (k & 1);
         let set = dense_set(set, weights, &requant);
-        // ARM: stride-1 convolutions other than the plain 1×1 read their input in place.
+        // ARM: convolutions other than the plain 1×1 read their input in place.
         #[cfg(target_arch = "aarch64")]
         let direct = {
             use super::aarch64::{dotprod, neon, DirectConv};
             match set {
-                KernelSet::Neon if !geo.is_pointwise() => DirectConv::new(&geo, neon::KC, neon::NR),
-                KernelSet::Dotprod if !geo.is_pointwise() => DirectConv::new(&geo, dotprod::KC, dotprod::NR),
+                KernelSet::Neon if !geo.is_pointwise() => DirectConv::new(&geo, neon::KC, neon::NR).filter(|d| any_direct || d.pays(false)),
+                KernelSet::Dotprod if !geo.is_pointwise() => DirectConv::new(&geo, dotprod::KC, dotprod::NR).filter(|d| any_direct || d.pays(true)),
                 _ => None,
             }
         };
@@ -1402,27 +1409,47 @@ pub(crate) mod tests {
         check_dense(geo(32, 16, 16, 1, 1, [0; 4], 1), 16, 9);
     }
 
-    /// ARM's in-place form of stride-1 convolutions: taken where it should be, and exact for
-    /// rows narrower and wider than 16, channel counts that are not a multiple of the group,
-    /// dilation, asymmetric padding, a padded 1×1, and output rows that are not a multiple of
-    /// the panel width (checked by `check_dense_zp` for every set, split into tasks too).
+    /// ARM's in-place form of convolutions: taken where it should be, and exact for rows
+    /// narrower and wider than 16, channel counts that are not a multiple of the group,
+    /// dilation, asymmetric padding, a padded 1×1, strides 2 and 3 (column phases), and output
+    /// rows that are not a multiple of the panel width (checked by `check_dense_zp` for every
+    /// set, split into tasks too).
     #[cfg(target_arch = "aarch64")]
     #[test]
-    fn arm_stride_one_convolutions_read_their_input_in_place() {
+    fn arm_convolutions_read_their_input_in_place() {
+        let x_for = |g: &Geometry, i: usize| data(80 + i as u64, g.cin * g.h * g.w);
+        let strided = |mut g: Geometry, s: (usize, usize)| {
+            g.stride = s;
+            g
+        };
         for (i, (g, m)) in [
             (geo(32, 9, 13, 3, 1, [1, 1, 1, 1], 1), 12),
             (geo(64, 7, 7, 3, 1, [1, 1, 1, 1], 1), 9),
             (geo(28, 6, 21, 3, 1, [0, 2, 1, 0], 2), 5),
             (geo(48, 5, 35, 1, 1, [1, 0, 0, 1], 1), 17),
             (geo(16, 18, 19, 5, 1, [2, 2, 2, 2], 1), 8),
+            (geo(32, 14, 14, 3, 2, [1, 1, 1, 1], 1), 10),
+            (geo(64, 9, 37, 1, 2, [0; 4], 1), 7),
+            (strided(geo(16, 13, 29, 3, 1, [1, 0, 2, 1], 2), (2, 3)), 6),
+            (geo(32, 11, 10, 5, 2, [2, 2, 1, 1], 1), 5),
         ]
         .into_iter()
         .enumerate()
         {
             for set in sets().into_iter().filter(|s| matches!(s, KernelSet::Neon | KernelSet::Dotprod)) {
-                let w = vec![1i8; m * g.cin * g.kh * g.kw];
-                let conv = DenseQConv::with_kernels(set, g, &w, &vec![0; m], 0, Requant::new(vec![0.01; m], 0)).unwrap();
-                assert!(conv.direct.is_some(), "{set} {g:?}: not in place");
+                let w: Vec<i8> = data(60 + i as u64, m * g.cin * g.kh * g.kw).into_iter().map(|v| v.max(-127)).collect();
+                let bias: Vec<i32> = (0..m as i32).map(|i| 50 - 29 * i).collect();
+                let rq = Requant::new((0..m).map(|i| 0.0005 + 0.0002 * (i % 3) as f32).collect(), 6);
+                let conv = DenseQConv::with_kernels(set, g, &w, &bias, -3, rq.clone()).unwrap();
+                // The dot product keeps im2col for strided layers (see `DirectConv::pays`).
+                assert_eq!(conv.direct.is_some(), set == KernelSet::Neon || g.stride == (1, 1), "{set} {g:?}");
+                // Where the in-place form does not pay, it is still exact.
+                let forced = DenseQConv::build(set, g, &w, &bias, -3, rq.clone(), true).unwrap();
+                assert!(forced.direct.is_some());
+                let want = reference(&g, 1, &w, &bias, -3, &rq, &x_for(&g, i));
+                let mut y = vec![0i8; want.len()];
+                forced.run_par(&x_for(&g, i), &mut y, &Reverse(3));
+                assert_eq!(y, want, "{set} {g:?} in place");
             }
             check_dense_zp(g, m, 70 + i as u64, -3, 9);
         }
