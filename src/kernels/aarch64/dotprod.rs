@@ -342,37 +342,21 @@ impl Depthwise {
         let weights = |ky: usize, g: usize| if KH > 0 { wreg[ky][g] } else { vld1q_s8(w.add((ky * groups + g) * 16)) };
         let idx: [[uint8x16_t; 4]; 2] =
             std::array::from_fn(|g| std::array::from_fn(|q| if g < groups { vld1q_u8(self.idx[g * 4 + q].as_ptr()) } else { vdupq_n_u8(255) }));
-        let b = vdupq_n_s32(self.bias[c]);
-        let zp16 = vdupq_n_s16(zp as i16);
-        for oy in 0..oh {
-            let row = planes.add(oy * row_step);
-            let dst = out.add(oy * ow);
-            let mut ox = 0;
-            while ox < ow {
-                let mut acc = [b, b, b, b];
-                for ky in 0..kh {
-                    let p = row.add(ky * pw + ox);
-                    let (t0, t1) = (vld1q_s8(p), vld1q_s8(p.add(16)));
-                    let table = if S2 { int8x16x4_t(t0, t1, vld1q_s8(p.add(phase)), vld1q_s8(p.add(phase + 16))) } else { int8x16x4_t(t0, t1, t0, t1) };
-                    for (g, ig) in idx.iter().enumerate().take(groups) {
-                        let wv = weights(ky, g);
-                        for (a, &ix) in acc.iter_mut().zip(ig) {
-                            let taps = if S2 { vqtbl4q_s8(table, ix) } else { vqtbl2q_s8(int8x16x2_t(table.0, table.1), ix) };
-                            asm!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b", acc = inout(vreg) *a, a = in(vreg) taps, b = in(vreg) wv,
-                                 options(pure, nomem, nostack, preserves_flags));
-                        }
+        super::neon::dw_tiles(planes, row_step, oh, ow, out, self.bias[c], scale, zp, |p, acc| {
+            for ky in 0..kh {
+                let p = p.add(ky * pw);
+                let (t0, t1) = (vld1q_s8(p), vld1q_s8(p.add(16)));
+                let table = if S2 { int8x16x4_t(t0, t1, vld1q_s8(p.add(phase)), vld1q_s8(p.add(phase + 16))) } else { int8x16x4_t(t0, t1, t0, t1) };
+                for (g, ig) in idx.iter().enumerate().take(groups) {
+                    let wv = weights(ky, g);
+                    for (a, &ix) in acc.iter_mut().zip(ig) {
+                        let taps = if S2 { vqtbl4q_s8(table, ix) } else { vqtbl2q_s8(int8x16x2_t(table.0, table.1), ix) };
+                        asm!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b", acc = inout(vreg) *a, a = in(vreg) taps, b = in(vreg) wv,
+                             options(pure, nomem, nostack, preserves_flags));
                     }
                 }
-                let bytes = super::neon::requant16(acc, scale, zp16);
-                let n = (ow - ox).min(16);
-                if n == 16 {
-                    vst1q_s8(dst.add(ox), bytes);
-                } else {
-                    super::neon::store_first(dst.add(ox), bytes, n);
-                }
-                ox += 16;
             }
-        }
+        });
     }
 }
 

@@ -415,6 +415,38 @@ unsafe fn tiles<const T: usize>(
     let off: [usize; T] = std::array::from_fn(|t| offsets[t]);
     let weight = |t: usize| if T > 0 { wreg[t] } else { vld1q_dup_s8(w.as_ptr().add(t)) };
     let offset = |t: usize| if T > 0 { off[t] } else { *offsets.get_unchecked(t) };
+    dw_tiles(planes, row_step, oh, ow, out, bias, scale, zp, |p, acc| {
+        let mut t = 0;
+        while t + 1 < taps {
+            tap_pair(acc, p.add(offset(t)), weight(t), p.add(offset(t + 1)), weight(t + 1));
+            t += 2;
+        }
+        if t < taps {
+            tap_one(acc, p.add(offset(t)), weight(t));
+        }
+    });
+}
+
+/// The tile loop of both depthwise forms (this one and the dot product's): for each output row
+/// `oy` and each 16 outputs from `ox`, `tile(planes + oy · row_step + ox, acc)` adds the taps to
+/// accumulators that start at `bias`; they are requantised ([`requant16`]) and stored to
+/// `out[oy · ow + ox..]`, the row's last tile only in part.
+///
+/// # Safety
+/// `tile` reads within the planes for every tile; `out` holds `oh · ow` bytes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn dw_tiles(
+    planes: *const i8,
+    row_step: usize,
+    oh: usize,
+    ow: usize,
+    out: *mut i8,
+    bias: i32,
+    scale: f32,
+    zp: i32,
+    mut tile: impl FnMut(*const i8, &mut [int32x4_t; 4]),
+) {
     let b = vdupq_n_s32(bias);
     let zp16 = vdupq_n_s16(zp as i16);
     for oy in 0..oh {
@@ -422,16 +454,8 @@ unsafe fn tiles<const T: usize>(
         let dst = out.add(oy * ow);
         let mut ox = 0;
         while ox < ow {
-            let p = row.add(ox);
             let mut acc = [b; 4];
-            let mut t = 0;
-            while t + 1 < taps {
-                tap_pair(&mut acc, p.add(offset(t)), weight(t), p.add(offset(t + 1)), weight(t + 1));
-                t += 2;
-            }
-            if t < taps {
-                tap_one(&mut acc, p.add(offset(t)), weight(t));
-            }
+            tile(row.add(ox), &mut acc);
             let bytes = requant16(acc, scale, zp16);
             let n = (ow - ox).min(16);
             if n == 16 {
@@ -484,32 +508,41 @@ pub(crate) fn interleave4(rows: [&[i8]; 4], dst: &mut [i8]) {
     let w = rows[0].len();
     assert!(rows.iter().all(|r| r.len() == w) && dst.len() == 4 * w);
     if w < 16 {
-        for (i, d) in dst.chunks_exact_mut(4).enumerate() {
-            for (c, v) in d.iter_mut().enumerate() {
-                *v = rows[c][i];
-            }
-        }
-        return;
+        return interleave_scalar(rows, dst);
     }
     // SAFETY: every chunk starts at `i ≤ w − 16`: it reads 16 bytes of each row and writes 64
     // bytes at `4i` of `dst`, within `4w`.
-    unsafe {
-        let mut chunk = |i: usize| {
-            let v = int8x16x4_t(
-                vld1q_s8(rows[0].as_ptr().add(i)),
-                vld1q_s8(rows[1].as_ptr().add(i)),
-                vld1q_s8(rows[2].as_ptr().add(i)),
-                vld1q_s8(rows[3].as_ptr().add(i)),
-            );
-            vst4q_s8(dst.as_mut_ptr().add(4 * i), v);
-        };
-        let mut i = 0;
-        while i + 16 <= w {
-            chunk(i);
-            i += 16;
-        }
-        if i < w {
-            chunk(w - 16);
+    chunks16(w, |i| unsafe {
+        let v = int8x16x4_t(
+            vld1q_s8(rows[0].as_ptr().add(i)),
+            vld1q_s8(rows[1].as_ptr().add(i)),
+            vld1q_s8(rows[2].as_ptr().add(i)),
+            vld1q_s8(rows[3].as_ptr().add(i)),
+        );
+        vst4q_s8(dst.as_mut_ptr().add(4 * i), v);
+    });
+}
+
+/// `chunk(i)` for `i = 0, 16, 32, …` while `i + 16 ≤ w`, then once at `w − 16` if values are
+/// left (overlapping the previous chunk). `w ≥ 16`.
+#[inline(always)]
+fn chunks16(w: usize, mut chunk: impl FnMut(usize)) {
+    debug_assert!(w >= 16);
+    let mut i = 0;
+    while i + 16 <= w {
+        chunk(i);
+        i += 16;
+    }
+    if i < w {
+        chunk(w - 16);
+    }
+}
+
+/// `dst[C · i + c] = rows[c][i]`, one value at a time (rows shorter than a vector chunk).
+fn interleave_scalar<const C: usize>(rows: [&[i8]; C], dst: &mut [i8]) {
+    for (i, d) in dst.chunks_exact_mut(C).enumerate() {
+        for (c, v) in d.iter_mut().enumerate() {
+            *v = rows[c][i];
         }
     }
 }
@@ -524,31 +557,16 @@ pub(crate) fn interleave16(rows: [&[i8]; 16], dst: &mut [i8]) {
     let w = rows[0].len();
     assert!(rows.iter().all(|r| r.len() == w) && dst.len() == 16 * w);
     if w < 16 {
-        for (i, d) in dst.chunks_exact_mut(16).enumerate() {
-            for (c, v) in d.iter_mut().enumerate() {
-                *v = rows[c][i];
-            }
-        }
-        return;
+        return interleave_scalar(rows, dst);
     }
     // SAFETY: every chunk starts at `i ≤ w − 16`: it reads 16 bytes of each row and writes 256
     // bytes at `16i` of `dst`, within `16w`.
-    unsafe {
-        let mut chunk = |i: usize| {
-            let cols = transpose16(std::array::from_fn(|c| vld1q_s8(rows[c].as_ptr().add(i))));
-            for (j, v) in cols.into_iter().enumerate() {
-                vst1q_s8(dst.as_mut_ptr().add(16 * (i + j)), v);
-            }
-        };
-        let mut i = 0;
-        while i + 16 <= w {
-            chunk(i);
-            i += 16;
+    chunks16(w, |i| unsafe {
+        let cols = transpose16(std::array::from_fn(|c| vld1q_s8(rows[c].as_ptr().add(i))));
+        for (j, v) in cols.into_iter().enumerate() {
+            vst1q_s8(dst.as_mut_ptr().add(16 * (i + j)), v);
         }
-        if i < w {
-            chunk(w - 16);
-        }
-    }
+    });
 }
 
 /// Copies `rows` runs of `width` bytes from `src` (one every `src_pitch`) to `dst` (one every
