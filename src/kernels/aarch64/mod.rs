@@ -84,11 +84,12 @@ impl<const STEP: usize, const NR: usize> Panels for PackedPanels<STEP, NR> {
     }
 }
 
-/// Panels read in place from a channel-interleaved input: `[offset, output column, columns]`.
+/// Panels read in place from a channel-interleaved input: `[offset, output column, columns]`
+/// (made by [`DirectConv::direct_panels`], which checks that they read within the input).
 pub(crate) struct DirectPanels<'a> {
-    pub(crate) base: *const i8,
-    pub(crate) koff: &'a [usize],
-    pub(crate) list: &'a [[usize; 3]],
+    base: *const i8,
+    koff: &'a [usize],
+    list: &'a [[usize; 3]],
     /// NEON: the offsets of the runs of `run` consecutive kernel columns (3 or 5; 0: none).
     runs: &'a [usize],
     run: usize,
