@@ -722,9 +722,9 @@ enum Kernel {
 /// `examples/kernels.rs`: 1.1× at 64→64, 1.8× at 512→512).
 fn winograd_pays(geo: &Geometry, m: usize, set: KernelSet) -> bool {
     // Winograd's GEMM multiplies i16 values (the transforms widen them). On ARM its portable
-    // code executes ≈ 3× the instructions of the dense NEON kernel for the same layer
-    // (examples/kernels.rs under qemu: 1.1–1.2 equivalent MACs per instruction against 3.6–3.9
-    // for NEON and 8–8.5 for `sdot`), so it runs only with AVX2 and the portable set.
+    // code executes ≈ 4× the instructions of the dense NEON kernel for the same layer
+    // (examples/kernels.rs under qemu: 1.1–1.2 equivalent MACs per instruction against 4.2–4.7
+    // for NEON and 8.5–10.9 for `sdot`), so it runs only with AVX2 and the portable set.
     matches!(set, KernelSet::Avx2 | KernelSet::Portable) && (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1)) && geo.cin >= 32 && m >= 32
 }
 
