@@ -1043,7 +1043,9 @@ impl DepthwiseQConv {
             let (rows, cols, dst) = if flat { (1, (oh - 1) * pw + ow, &mut scratch[..(oh - 1) * pw + ow]) } else { (oh, ow, &mut *out) };
             match arm {
                 // SAFETY: the dot-product form exists only when the CPU has it (`with_kernels`).
-                Depthwise::Dot(d) => unsafe { d.channel(c, planes, pw, hp * pw, sh * pw, scale, zp, rows, cols, dst) },
+                Depthwise::Dot(d) => unsafe {
+                    d.channel(dotprod::Channel { c, planes, pw, phase: hp * pw, row_step: sh * pw, scale, zp, oh: rows, ow: cols, out: dst })
+                },
                 Depthwise::Neon(d) => d.channel(c, planes, offsets, sh * pw, scale, zp, rows, cols, dst),
             }
             if flat {

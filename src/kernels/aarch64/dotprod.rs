@@ -283,9 +283,7 @@ impl Depthwise {
     /// Bytes a tile may read past the last row's start of its last output: the caller's slack.
     pub(crate) const SLACK: usize = 64;
 
-    /// One channel: `out[oy][ox]` from the int8 plane(s) `planes` (row length `pw`; stride 2:
-    /// the odd phase `phase` bytes after the even one), output row `oy` starting at
-    /// `oy · row_step`.
+    /// One channel (see [`Channel`]).
     ///
     /// # Safety
     /// The CPU has the dot product.
@@ -293,20 +291,8 @@ impl Depthwise {
     /// # Panics
     /// If a tile would read past `planes` or `out` is not `oh · ow` long.
     #[target_feature(enable = "dotprod")]
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn channel(
-        &self,
-        c: usize,
-        planes: &[i8],
-        pw: usize,
-        phase: usize,
-        row_step: usize,
-        scale: f32,
-        zp: i32,
-        oh: usize,
-        ow: usize,
-        out: &mut [i8],
-    ) {
+    pub(crate) unsafe fn channel(&self, a: Channel) {
+        let Channel { planes, pw, phase, row_step, oh, ow, ref out, .. } = a;
         assert_eq!(out.len(), oh * ow);
         if oh == 0 || ow == 0 {
             return;
@@ -314,7 +300,6 @@ impl Depthwise {
         let last_tile = (ow - 1) / 16 * 16;
         let extra = if self.stride == 2 { phase } else { 0 };
         assert!((oh - 1) * row_step + (self.kh - 1) * pw + last_tile + extra + 32 <= planes.len(), "depthwise tile past the plane");
-        let a = Tiles { c, planes: planes.as_ptr(), pw, phase, row_step, scale, zp, oh, ow, out: out.as_mut_ptr() };
         // The usual sizes unrolled, their weights in registers: 3×3 and 5×5 at strides 1 and 2.
         match (self.stride == 2, self.kh, self.groups) {
             (false, 3, 1) => self.tiles::<false, 3, 1>(a),
@@ -332,8 +317,9 @@ impl Depthwise {
     /// # Safety
     /// As checked by `channel`; the CPU has the dot product.
     #[target_feature(enable = "dotprod")]
-    unsafe fn tiles<const S2: bool, const KH: usize, const G: usize>(&self, a: Tiles) {
-        let Tiles { c, planes, pw, phase, row_step, scale, zp, oh, ow, out } = a;
+    unsafe fn tiles<const S2: bool, const KH: usize, const G: usize>(&self, a: Channel) {
+        let Channel { c, planes, pw, phase, row_step, scale, zp, oh, ow, out } = a;
+        let (planes, out) = (planes.as_ptr(), out.as_mut_ptr());
         let (kh, groups) = if KH > 0 { (KH, G) } else { (self.kh, self.groups) };
         let w = self.wdot.as_ptr().add(c * kh * groups * 16);
         // Kernel row ky, group g: the row's 4 weights (of the group) for each of 4 outputs.
@@ -360,17 +346,18 @@ impl Depthwise {
     }
 }
 
-/// What [`Depthwise::tiles`] works on: one channel's planes and output (see `channel`).
-#[derive(Clone, Copy)]
-struct Tiles {
-    c: usize,
-    planes: *const i8,
-    pw: usize,
-    phase: usize,
-    row_step: usize,
-    scale: f32,
-    zp: i32,
-    oh: usize,
-    ow: usize,
-    out: *mut i8,
+/// One channel of a depthwise convolution for [`Depthwise::channel`]: `out[oy][ox]` (`oh × ow`)
+/// from the int8 plane(s) `planes` (row length `pw`; stride 2: the odd phase `phase` bytes after
+/// the even one), output row `oy` starting at `oy · row_step`.
+pub(crate) struct Channel<'a> {
+    pub(crate) c: usize,
+    pub(crate) planes: &'a [i8],
+    pub(crate) pw: usize,
+    pub(crate) phase: usize,
+    pub(crate) row_step: usize,
+    pub(crate) scale: f32,
+    pub(crate) zp: i32,
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+    pub(crate) out: &'a mut [i8],
 }
