@@ -47,7 +47,8 @@ pub struct EngineOptions {
     /// (on by default; off to measure or compare against tract's own path).
     pub int8_kernels: bool,
     /// With `int8_kernels`: run 3×3 stride-1 convolutions with at least 32 input and output
-    /// channels with Winograd F(2×2, 3×3) — bit-identical results, 2.25× fewer multiplies, but
+    /// channels (64 with the NEON set; never with the dot product, whose dense kernel is
+    /// faster) with Winograd F(2×2, 3×3) — bit-identical results, 2.25× fewer multiplies, but
     /// their transformed weights take 3.6× the memory of the int8 ones (16/9 positions, 16 bits
     /// instead of 8). Off trades that speed for the smaller footprint.
     pub winograd: bool,

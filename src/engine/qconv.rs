@@ -719,13 +719,19 @@ enum Kernel {
 
 /// Whether Winograd F(2×2, 3×3) pays for a convolution: 3×3, stride 1, no dilation, and enough
 /// channels that the GEMMs outweigh the input and output transforms (measured with
-/// `examples/kernels.rs`: 1.1× at 64→64, 1.8× at 512→512).
+/// `examples/kernels.rs`: 1.1× at 64→64, 1.8× at 512→512 with AVX2).
 fn winograd_pays(geo: &Geometry, m: usize, set: KernelSet) -> bool {
-    // Winograd's GEMM multiplies i16 values (the transforms widen them). On ARM its portable
-    // code executes ≈ 4× the instructions of the dense NEON kernel for the same layer
-    // (examples/kernels.rs under qemu: 1.1–1.2 equivalent MACs per instruction against 4.2–4.7
-    // for NEON and 8.5–10.9 for `sdot`), so it runs only with AVX2 and the portable set.
-    matches!(set, KernelSet::Avx2 | KernelSet::Portable) && (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1)) && geo.cin >= 32 && m >= 32
+    // Winograd's GEMM multiplies i16 values (the transforms widen them): 4 multiply-adds per
+    // NEON instruction on 2.25× fewer products. On the Cortex-A72 that beats the dense NEON
+    // kernel (16 int8 multiply-adds per 3 instructions) by 22–31% in instructions from 64→64
+    // at 56² to 256→256 at 14² (examples/kernels.rs under qemu, emulated), so NEON takes it
+    // from 64 channels; with `sdot` (16 per instruction) the dense kernel executes fewer.
+    let channels = match set {
+        KernelSet::Avx2 | KernelSet::Portable => 32,
+        KernelSet::Neon => 64,
+        KernelSet::Dotprod => return false,
+    };
+    (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1)) && geo.cin >= channels && m >= channels
 }
 
 /// The tract op running one of edgenet's int8 convolutions on a `[1, C, H, W]` int8 input.

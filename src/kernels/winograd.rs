@@ -17,6 +17,9 @@ use super::int8::{fold_zero_point, Geometry, Out, Parallel, Requant, Unsupported
 use super::KernelSet;
 #[cfg(target_arch = "x86_64")]
 use avx2::{interleave_avx2, tile_avx2, transform_tile_row_avx2};
+#[cfg(target_arch = "aarch64")]
+#[path = "aarch64/winograd_neon.rs"]
+mod neon;
 
 /// Tiles (2×2 output blocks) per register tile of the GEMM.
 const TILES: usize = 2 * NR;
@@ -28,8 +31,8 @@ const MAX_CIN: usize = 3640;
 /// A 3×3 stride-1 dense int8 convolution computed with Winograd F(2×2, 3×3).
 #[derive(Debug, Clone, PartialEq)]
 pub struct WinogradQConv {
-    /// AVX2 when the set is AVX2; the portable code otherwise (on ARM the compiler vectorises
-    /// it with NEON).
+    /// AVX2 when the set is AVX2, NEON when it is NEON or the dot product (whose dense kernel
+    /// beats this one: the engine does not choose Winograd there), the portable code otherwise.
     set: KernelSet,
     geo: Geometry,
     oh: usize,
@@ -78,7 +81,8 @@ impl WinogradQConv {
         Self::with_kernels(KernelSet::detect(), geo, weights, bias, x_zp, requant)
     }
 
-    /// [`new`](Self::new) for the kernel set `set` (AVX2 or the portable code; same results).
+    /// [`new`](Self::new) for the kernel set `set` (AVX2, NEON or the portable code; same
+    /// results).
     ///
     /// # Errors
     /// As [`new`](Self::new).
@@ -114,7 +118,11 @@ impl WinogradQConv {
         }
         let u = u16s.chunks_exact(2).map(|p| (p[0] as u16 as u32) | ((p[1] as u16 as u32) << 16)).collect();
         let bias = fold_zero_point(bias, weights, k, x_zp);
-        let set = if set == KernelSet::Avx2 && set.available() { set } else { KernelSet::Portable };
+        let set = match set {
+            KernelSet::Avx2 if set.available() => set,
+            KernelSet::Neon | KernelSet::Dotprod if cfg!(target_arch = "aarch64") => KernelSet::Neon,
+            _ => KernelSet::Portable,
+        };
         Ok(WinogradQConv { set, geo, oh, ow, th: oh.div_ceil(2), tw: ow.div_ceil(2), m, cp, u, bias, x_zp, requant })
     }
 
@@ -153,12 +161,15 @@ impl WinogradQConv {
         if threads > 1 {
             rows = rows.min(self.th.div_ceil(2 * threads)).max(1);
         }
-        self.run_with(x, y, par, rows.min(self.th), self.set == KernelSet::Avx2)
+        self.run_with(x, y, par, rows.min(self.th), self.set != KernelSet::Portable)
     }
 
-    /// [`run_par`](Self::run_par) with `rows` tile rows per task; `avx2` only when the CPU has
-    /// AVX2 (the `Avx2` set, which `with_kernels` keeps only then).
-    fn run_with(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel, rows: usize, avx2: bool) {
+    /// [`run_par`](Self::run_par) with `rows` tile rows per task; `simd` runs the pieces of the
+    /// set (AVX2 or NEON), false the portable code. `simd` is true only for the `Avx2` set when
+    /// the CPU has AVX2 (`with_kernels` keeps it only then) or for `Neon` on aarch64.
+    fn run_with(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel, rows: usize, simd: bool) {
+        let avx2 = simd && self.set == KernelSet::Avx2;
+        let neon = simd && self.set == KernelSet::Neon;
         let blocks = self.th.div_ceil(rows);
         let out = Out::new(y);
         // Each task writes output rows 2·ty0 .. 2·ty1 of every channel: disjoint between tasks.
@@ -175,7 +186,7 @@ impl WinogradQConv {
                         self.block_avx2(x, ty0, ty1, work, out)
                     };
                 } else {
-                    self.block(x, ty0, ty1, work, out, false);
+                    self.block(x, ty0, ty1, work, out, false, neon);
                 }
             })
         });
@@ -188,14 +199,17 @@ impl WinogradQConv {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn block_avx2(&self, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out) {
-        self.block(x, ty0, ty1, work, out, true)
+        self.block(x, ty0, ty1, work, out, true, false)
     }
 
     /// Tile rows `ty0..ty1` of every output channel. `avx2` is true only when called from
     /// [`block_avx2`](Self::block_avx2), that is when the CPU has AVX2: the unsafe blocks of the
-    /// AVX2 pieces here and in `transform_input` rely on it.
+    /// AVX2 pieces here and in `transform_input` rely on it. `neon` runs the NEON pieces (only
+    /// on aarch64, where every CPU has NEON).
     #[inline(always)]
-    fn block(&self, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out, avx2: bool) {
+    #[allow(clippy::too_many_arguments)]
+    #[cfg_attr(not(target_arch = "aarch64"), allow(unused_variables))]
+    fn block(&self, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out, avx2: bool, neon: bool) {
         let nt = (ty1 - ty0) * self.tw;
         let kh = self.cp / 2;
         let plen = kh * NR;
@@ -206,7 +220,7 @@ impl WinogradQConv {
         if work.packed.len() < 16 * elen {
             work.packed.resize(16 * elen, 0);
         }
-        self.transform_input(x, ty0, ty1, &mut work.packed, elen, &mut work.rows, &mut work.rows8, avx2);
+        self.transform_input(x, ty0, ty1, &mut work.packed, elen, &mut work.rows, &mut work.rows8, avx2, neon);
         work.tile_y.clear();
         work.tile_x.clear();
         for ty in ty0..ty1 {
@@ -234,12 +248,22 @@ impl WinogradQConv {
                         unsafe {
                             tile_avx2(a, b, kh, two, acc)
                         };
+                    } else if neon {
+                        #[cfg(target_arch = "aarch64")]
+                        neon::tile_neon(a, b, kh, two, acc);
                     } else {
                         tile_portable(a, b, kh, two, acc);
                     }
                 }
                 let t0 = pp * TILES;
-                self.output(&work.acc, blk * MR, &work.tile_y, &work.tile_x, t0, (nt - t0).min(TILES), out);
+                let n = (nt - t0).min(TILES);
+                #[cfg(target_arch = "aarch64")]
+                if neon {
+                    // Infallible: `acc` is exactly 16 · MR · TILES long.
+                    self.output_neon((&work.acc[..]).try_into().unwrap(), blk * MR, &work.tile_y, &work.tile_x, t0, n, out);
+                    continue;
+                }
+                self.output(&work.acc, blk * MR, &work.tile_y, &work.tile_x, t0, n, out);
             }
         }
     }
@@ -249,8 +273,18 @@ impl WinogradQConv {
     /// position `e`, columns past the last tile zero).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-    fn transform_input(&self, x: &[i8], ty0: usize, ty1: usize, packed: &mut [u32], elen: usize, rows: &mut Vec<i16>, rows8: &mut Vec<i8>, avx2: bool) {
+    fn transform_input(
+        &self,
+        x: &[i8],
+        ty0: usize,
+        ty1: usize,
+        packed: &mut [u32],
+        elen: usize,
+        rows: &mut Vec<i16>,
+        rows8: &mut Vec<i8>,
+        avx2: bool,
+        neon: bool,
+    ) {
         let g = &self.geo;
         let tw = self.tw;
         let q = tw + 1;
@@ -259,12 +293,12 @@ impl WinogradQConv {
         let ntp = nt.div_ceil(TILES) * TILES;
         // The padded input row (2q), the even and odd columns of 4 rows (8q), then V of both
         // channels of the pair for the whole block (2 · 16 rows of vs, zero from nt to ntp; the
-        // AVX2 path writes whole groups of 16 tiles, hence the slack).
+        // AVX2 and NEON paths write whole groups of 16 tiles, hence the slack).
         let vs = ntp + TILES;
         rows.clear();
         rows.resize(10 * q + 2 * 16 * vs, 0);
         let (prow, rest) = rows.split_at_mut(2 * q);
-        // The AVX2 path's four padded int8 input rows: reads reach column 2·(tw − 1) + 33.
+        // The SIMD paths' four padded int8 input rows: reads reach column 2·(tw − 1) + 33.
         let rs = 2 * tw + 2 * TILES + 2;
         rows8.clear();
         rows8.resize(4 * rs, 0);
@@ -280,8 +314,7 @@ impl WinogradQConv {
                     continue;
                 }
                 let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-                #[cfg(target_arch = "x86_64")]
-                if avx2 {
+                if avx2 || neon {
                     for ty in ty0..ty1 {
                         // Four input rows, padded with the zero point: column j is input
                         // column j − pl; long enough for the last group's loads.
@@ -295,8 +328,13 @@ impl WinogradQConv {
                                 row[pl..pl + n].copy_from_slice(&src[..n]);
                             }
                         }
-                        // SAFETY: AVX2 is present when `avx2` is set.
-                        unsafe { transform_tile_row_avx2(rows8, rs, tw, v, vs, (ty - ty0) * tw) };
+                        #[cfg(target_arch = "x86_64")]
+                        if avx2 {
+                            // SAFETY: AVX2 is present when `avx2` is set.
+                            unsafe { transform_tile_row_avx2(rows8, rs, tw, v, vs, (ty - ty0) * tw) };
+                        }
+                        #[cfg(target_arch = "aarch64")]
+                        neon::transform_tile_row_neon(rows8, rs, tw, v, vs, (ty - ty0) * tw);
                     }
                     for e in 0..16 {
                         v[e * vs + nt..e * vs + ntp].fill(0);
@@ -372,6 +410,11 @@ impl WinogradQConv {
                 if avx2 {
                     // SAFETY: AVX2 is present when `avx2` is set.
                     unsafe { interleave_avx2(s0, s1, dst, pw, cc) };
+                    continue;
+                }
+                #[cfg(target_arch = "aarch64")]
+                if neon {
+                    neon::interleave_neon(s0, s1, dst, pw, cc);
                     continue;
                 }
                 for (p, (a, b)) in s0.chunks_exact(NR).zip(s1.chunks_exact(NR)).enumerate() {
@@ -508,12 +551,16 @@ mod tests {
         let rq = Requant::new((0..m).map(|i| scale * (1.0 + i as f32 / 7.0)).collect(), -5);
         let want = reference(&g, 1, &wts, &bias, 3, &rq, &x);
         let conv = WinogradQConv::new(g, &wts, &bias, 3, rq).unwrap();
+        // On aarch64 the NEON pieces run (for the dot-product set too), unless forced portable.
+        if cfg!(target_arch = "aarch64") && KernelSet::detect() != KernelSet::Portable {
+            assert_eq!(conv.kernel_set(), KernelSet::Neon);
+        }
         for par in [&Sequential as &dyn Parallel, &Two] {
             let mut y = vec![0i8; want.len()];
             conv.run_par(&x, &mut y, par);
             assert_eq!(y, want, "cin {cin} {h}×{w} pads {pads:?} m {m}");
         }
-        // The portable path too (what aarch64 and armv7 run), one tile row per block.
+        // The portable path too (what armv7 runs), one tile row per block.
         let mut y = vec![0i8; want.len()];
         conv.run_with(&x, &mut y, &Two, 1, false);
         assert_eq!(y, want, "portable: cin {cin} {h}×{w} pads {pads:?} m {m}");
