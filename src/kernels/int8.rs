@@ -1253,6 +1253,27 @@ pub(crate) mod tests {
                 }
             }
         }
+        // Quantized add with scales that make infinities and NaN (0/0, ∞ − ∞, ∞/∞), ties, and
+        // outputs far past the int8 range, where a NEON path leaves the clamp to saturation.
+        let (a, b) = (data(43, 67), data(44, 67));
+        let scales = [
+            ((0.5, 0), (0.5, 0), (1.0, 0)),
+            ((0.02, -3), (0.03, 5), (1e-30, 7)),
+            ((0.02, 0), (0.03, 0), (0.0, 0)),
+            ((3e38, 1), (3e38, -1), (0.5, 0)),
+            ((f32::INFINITY, 0), (0.5, 0), (f32::INFINITY, 0)),
+            ((1e37, 2), (1e-3, 0), (1e30, -128)),
+            ((0.25, -128), (0.25, 127), (0.125, 127)),
+        ];
+        for (qa, qb, qy) in scales {
+            let mut want = vec![0i8; a.len()];
+            quantized_add_body(&a, qa, &b, qb, qy, &mut want);
+            for set in sets() {
+                let mut got = vec![0i8; a.len()];
+                quantized_add_with(set, &a, qa, &b, qb, qy, &mut got);
+                assert_eq!(got, want, "{set} quantized add {qa:?} {qb:?} {qy:?}");
+            }
+        }
     }
 
     #[test]

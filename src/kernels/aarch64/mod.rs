@@ -82,6 +82,14 @@ impl<const STEP: usize, const NR: usize> Panels for PackedPanels<STEP, NR> {
     unsafe fn panel(&self, p: usize) -> (Packed<STEP>, usize, usize) {
         (Packed(self.packed.add(p * self.panel)), self.col0 + p * NR, (self.ncols - p * NR).min(NR))
     }
+    #[inline(always)]
+    unsafe fn neon_tile(&self, c: Packed<STEP>, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16] {
+        if STEP == neon::NR * neon::KC {
+            neon::tile_asm(a, c.0, std::ptr::null(), kb)
+        } else {
+            neon::tile(a, c, kb)
+        }
+    }
 }
 
 /// Panels read in place from a channel-interleaved input: `[offset, output column, columns]`
@@ -114,7 +122,7 @@ impl Panels for DirectPanels<'_> {
         match self.run {
             3 => neon::tile_runs::<3>(a, c.base, self.runs),
             5 => neon::tile_runs::<5>(a, c.base, self.runs),
-            _ => neon::tile(a, c, kb),
+            _ => neon::tile_asm(a, c.base, c.koff, kb),
         }
     }
 }
