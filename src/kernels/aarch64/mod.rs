@@ -13,6 +13,9 @@ pub(crate) trait Cols: Copy {
     /// # Safety
     /// `g` is one of the panel's groups.
     unsafe fn group(self, g: usize) -> *const i8;
+    /// For the `asm!` tiles: the start, the offset table (null when packed) and the bytes
+    /// between packed groups (0 when read in place).
+    fn parts(self) -> (*const i8, *const usize, usize);
 }
 
 /// A packed panel: group `g` at `STEP · g` bytes.
@@ -23,6 +26,10 @@ impl<const STEP: usize> Cols for Packed<STEP> {
     #[inline(always)]
     unsafe fn group(self, g: usize) -> *const i8 {
         self.0.add(g * STEP)
+    }
+    #[inline(always)]
+    fn parts(self) -> (*const i8, *const usize, usize) {
+        (self.0, std::ptr::null(), STEP)
     }
 }
 
@@ -37,6 +44,10 @@ impl Cols for Direct {
     #[inline(always)]
     unsafe fn group(self, g: usize) -> *const i8 {
         self.base.add(*self.koff.add(g))
+    }
+    #[inline(always)]
+    fn parts(self) -> (*const i8, *const usize, usize) {
+        (self.base, self.koff, 0)
     }
 }
 
