@@ -139,7 +139,8 @@ def main():
                 n, _ = per_inference(args.insns, arch, cpu, binary, int8, k)
                 extra.append(f"{k} {fmt(n)} ({n / f:.2f}×)")
             rows.append((title, f"`{cpu}` ({board})", fmt(f), fmt(q), used, f"{q / f:.2f}×", "; ".join(extra)))
-            print(f"{title} {cpu}: f32 {fmt(f)}, int8 {fmt(q)} [{used}] = {q / f:.2f}× {' '.join(extra)}", file=sys.stderr)
+            # The exact counts too: a ratio printed as 0.60× may be either side of 0.6.
+            print(f"{title} {cpu}: f32 {fmt(f)} ({f:.0f}), int8 {fmt(q)} ({q:.0f}) [{used}] = {q / f:.4f}× {' '.join(extra)}", file=sys.stderr)
     print(f"| network ({args.resolution}²) | CPU model (emulated) | tract f32 | edgenet int8 | int8 kernels | int8 / f32 | other int8 kernel sets |")
     print("|---|---|---:|---:|---|---:|---|")
     for r in rows:

@@ -725,7 +725,10 @@ fn winograd_pays(geo: &Geometry, m: usize, set: KernelSet) -> bool {
     // NEON instruction on 2.25× fewer products. On the Cortex-A72 that beats the dense NEON
     // kernel (16 int8 multiply-adds per 3 instructions) by 22–31% in instructions from 64→64
     // at 56² to 256→256 at 14² (examples/kernels.rs under qemu, emulated), so NEON takes it
-    // from 64 channels; with `sdot` (16 per instruction) the dense kernel executes fewer.
+    // from 64 channels (32 was not measured). In cycles the gain should be small: the A72
+    // issues `smull` (8 byte lanes) and `smlal` (4 halfword lanes) at the same rate, so 8
+    // against 9 equivalent multiply-adds per multiply cycle. With `sdot` (16 per instruction)
+    // the dense kernel executes fewer instructions.
     let channels = match set {
         KernelSet::Avx2 | KernelSet::Portable => 32,
         KernelSet::Neon => 64,
