@@ -35,6 +35,31 @@ pub(super) fn tile_neon(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i
     }
 }
 
+/// The `asm!` text of one channel's multiply-adds in the pair loop of [`tile_neon`]: the 8 tiles
+/// of panel 0 in `v$p0` and of panel 1 in `v$p1` times row r's weight in `v$u` (lane `$r0`,
+/// `$r1`, `$r2`, `$r3` for rows 0..4), into accumulators `v16 + 4r` (panel 0, tiles 0..4),
+/// `v17 + 4r` (4..8), `v18 + 4r` and `v19 + 4r` (panel 1).
+macro_rules! smlal_products {
+    ($u:literal, $p0:literal, $p1:literal, $r0:literal, $r1:literal, $r2:literal, $r3:literal) => {
+        concat!(
+            smlal_row!("16", "17", "18", "19", $u, $p0, $p1, $r0),
+            smlal_row!("20", "21", "22", "23", $u, $p0, $p1, $r1),
+            smlal_row!("24", "25", "26", "27", $u, $p0, $p1, $r2),
+            smlal_row!("28", "29", "30", "31", $u, $p0, $p1, $r3),
+        )
+    };
+}
+
+/// One row's four multiply-adds of [`smlal_products`].
+macro_rules! smlal_row {
+    ($c0:literal, $c1:literal, $c2:literal, $c3:literal, $u:literal, $p0:literal, $p1:literal, $l:literal) => {
+        concat!(
+            "smlal v", $c0, ".4s, v", $p0, ".4h, v", $u, ".h[", $l, "]\n", "smlal2 v", $c1, ".4s, v", $p0, ".8h, v", $u, ".h[", $l, "]\n", "smlal v", $c2,
+            ".4s, v", $p1, ".4h, v", $u, ".h[", $l, "]\n", "smlal2 v", $c3, ".4s, v", $p1, ".8h, v", $u, ".h[", $l, "]\n",
+        )
+    };
+}
+
 /// [`tile_neon`] for `two == TWO`.
 #[inline(always)]
 fn tile<const TWO: bool>(a: &[u32], b: &[u32], kh: usize, acc: &mut [i32; MR * TILES]) {
@@ -74,92 +99,22 @@ fn tile<const TWO: bool>(a: &[u32], b: &[u32], kh: usize, acc: &mut [i32; MR * T
                 "ldr q5, [{a}], #16",
                 "ld2 {{v6.8h, v7.8h}}, [{b0}], #32",
                 "ld2 {{v8.8h, v9.8h}}, [{b1}], #32",
-                "smlal v16.4s, v1.4h, v0.h[0]",
-                "smlal2 v17.4s, v1.8h, v0.h[0]",
-                "smlal v18.4s, v3.4h, v0.h[0]",
-                "smlal2 v19.4s, v3.8h, v0.h[0]",
-                "smlal v20.4s, v1.4h, v0.h[2]",
-                "smlal2 v21.4s, v1.8h, v0.h[2]",
-                "smlal v22.4s, v3.4h, v0.h[2]",
-                "smlal2 v23.4s, v3.8h, v0.h[2]",
-                "smlal v24.4s, v1.4h, v0.h[4]",
-                "smlal2 v25.4s, v1.8h, v0.h[4]",
-                "smlal v26.4s, v3.4h, v0.h[4]",
-                "smlal2 v27.4s, v3.8h, v0.h[4]",
-                "smlal v28.4s, v1.4h, v0.h[6]",
-                "smlal2 v29.4s, v1.8h, v0.h[6]",
-                "smlal v30.4s, v3.4h, v0.h[6]",
-                "smlal2 v31.4s, v3.8h, v0.h[6]",
-                "smlal v16.4s, v2.4h, v0.h[1]",
-                "smlal2 v17.4s, v2.8h, v0.h[1]",
-                "smlal v18.4s, v4.4h, v0.h[1]",
-                "smlal2 v19.4s, v4.8h, v0.h[1]",
-                "smlal v20.4s, v2.4h, v0.h[3]",
-                "smlal2 v21.4s, v2.8h, v0.h[3]",
-                "smlal v22.4s, v4.4h, v0.h[3]",
-                "smlal2 v23.4s, v4.8h, v0.h[3]",
-                "smlal v24.4s, v2.4h, v0.h[5]",
-                "smlal2 v25.4s, v2.8h, v0.h[5]",
-                "smlal v26.4s, v4.4h, v0.h[5]",
-                "smlal2 v27.4s, v4.8h, v0.h[5]",
-                "smlal v28.4s, v2.4h, v0.h[7]",
-                "smlal2 v29.4s, v2.8h, v0.h[7]",
-                "smlal v30.4s, v4.4h, v0.h[7]",
-                "smlal2 v31.4s, v4.8h, v0.h[7]",
-                "smlal v16.4s, v6.4h, v5.h[0]",
-                "smlal2 v17.4s, v6.8h, v5.h[0]",
-                "smlal v18.4s, v8.4h, v5.h[0]",
-                "smlal2 v19.4s, v8.8h, v5.h[0]",
-                "smlal v20.4s, v6.4h, v5.h[2]",
-                "smlal2 v21.4s, v6.8h, v5.h[2]",
-                "smlal v22.4s, v8.4h, v5.h[2]",
-                "smlal2 v23.4s, v8.8h, v5.h[2]",
-                "smlal v24.4s, v6.4h, v5.h[4]",
-                "smlal2 v25.4s, v6.8h, v5.h[4]",
-                "smlal v26.4s, v8.4h, v5.h[4]",
-                "smlal2 v27.4s, v8.8h, v5.h[4]",
-                "smlal v28.4s, v6.4h, v5.h[6]",
-                "smlal2 v29.4s, v6.8h, v5.h[6]",
-                "smlal v30.4s, v8.4h, v5.h[6]",
-                "smlal2 v31.4s, v8.8h, v5.h[6]",
-                "smlal v16.4s, v7.4h, v5.h[1]",
-                "smlal2 v17.4s, v7.8h, v5.h[1]",
-                "smlal v18.4s, v9.4h, v5.h[1]",
-                "smlal2 v19.4s, v9.8h, v5.h[1]",
-                "smlal v20.4s, v7.4h, v5.h[3]",
-                "smlal2 v21.4s, v7.8h, v5.h[3]",
-                "smlal v22.4s, v9.4h, v5.h[3]",
-                "smlal2 v23.4s, v9.8h, v5.h[3]",
-                "smlal v24.4s, v7.4h, v5.h[5]",
-                "smlal2 v25.4s, v7.8h, v5.h[5]",
-                "smlal v26.4s, v9.4h, v5.h[5]",
-                "smlal2 v27.4s, v9.8h, v5.h[5]",
-                "smlal v28.4s, v7.4h, v5.h[7]",
-                "smlal2 v29.4s, v7.8h, v5.h[7]",
-                "smlal v30.4s, v9.4h, v5.h[7]",
-                "smlal2 v31.4s, v9.8h, v5.h[7]",
+                // k: weights v0, even channel v1 (panel 0) and v3 (panel 1), odd v2 and v4.
+                smlal_products!("0", "1", "3", "0", "2", "4", "6"),
+                smlal_products!("0", "2", "4", "1", "3", "5", "7"),
+                // k + 1: weights v5, even v6 and v8, odd v7 and v9.
+                smlal_products!("5", "6", "8", "0", "2", "4", "6"),
+                smlal_products!("5", "7", "9", "1", "3", "5", "7"),
                 "subs {n}, {n}, #1",
                 "b.ne 2b",
                 a = inout(reg) pa => _,
                 b0 = inout(reg) pb => _,
                 b1 = inout(reg) pb.add(2 * plen) => _,
                 n = inout(reg) kh / 2 => _,
-                inout("v16") c[0],
-                inout("v17") c[1],
-                inout("v18") c[2],
-                inout("v19") c[3],
-                inout("v20") c[4],
-                inout("v21") c[5],
-                inout("v22") c[6],
-                inout("v23") c[7],
-                inout("v24") c[8],
-                inout("v25") c[9],
-                inout("v26") c[10],
-                inout("v27") c[11],
-                inout("v28") c[12],
-                inout("v29") c[13],
-                inout("v30") c[14],
-                inout("v31") c[15],
+                inout("v16") c[0], inout("v17") c[1], inout("v18") c[2], inout("v19") c[3],
+                inout("v20") c[4], inout("v21") c[5], inout("v22") c[6], inout("v23") c[7],
+                inout("v24") c[8], inout("v25") c[9], inout("v26") c[10], inout("v27") c[11],
+                inout("v28") c[12], inout("v29") c[13], inout("v30") c[14], inout("v31") c[15],
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _,
                 out("v5") _, out("v6") _, out("v7") _, out("v8") _, out("v9") _,
                 options(nostack, readonly),
