@@ -350,6 +350,8 @@ pub(crate) struct EdgeLut {
     out_dt: DatumType,
     /// What the table stands for, for the plan report.
     what: String,
+    /// The kernel set that applies it.
+    set: KernelSet,
 }
 
 impl Op for EdgeLut {
@@ -374,10 +376,7 @@ impl WriteOutput for EdgeLut {
         let xs = i8_values(&inputs[0])?;
         let ys = i8_values_mut(y)?;
         ensure!(xs.len() == ys.len());
-        let t = &*self.table;
-        for (y, &x) in ys.iter_mut().zip(xs) {
-            *y = t[x as u8 as usize];
-        }
+        crate::kernels::int8::lookup_with(self.set, &self.table, xs, ys);
         Ok(())
     }
 }
@@ -448,7 +447,7 @@ pub(crate) fn fuse_lut(model: &mut TypedModel) -> TractResult<usize> {
         let order: Vec<usize> = model.eval_order()?.into_iter().filter(|id| region.contains(id)).collect();
         let table = lut_table(model, d, &order, q)?;
         let what = format!("{} → int8 table", order.iter().map(|&id| model.node(id).op.name().to_string()).collect::<Vec<_>>().join(" · "));
-        let op = EdgeLut { table: Arc::new(table), out_dt: quant.out_dt, what };
+        let op = EdgeLut { table: Arc::new(table), out_dt: quant.out_dt, what, set: quant.set };
         Ok(Some(Replacement { node: q.id, inputs: tvec![model.node(d).inputs[0]], op: Box::new(op), suffix: "edgenet_lut" }))
     })
 }

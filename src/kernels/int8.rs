@@ -168,6 +168,24 @@ pub fn quantized_add_with(set: KernelSet, a: &[i8], qa: (f32, i8), b: &[i8], qb:
     }
 }
 
+/// `y[i] = table[x[i] as u8]`: an int8 → int8 function as a 256-entry table (a fused
+/// element-wise chain), with the kernel set `set`: on aarch64 (`neon`, `dotprod`) 16 values per
+/// four `tbl`/`tbx` lookups in the table held in 16 registers; portable code otherwise.
+pub fn lookup_with(set: KernelSet, table: &[i8; 256], x: &[i8], y: &mut [i8]) {
+    match set {
+        #[cfg(target_arch = "aarch64")]
+        KernelSet::Neon | KernelSet::Dotprod => super::aarch64::neon::lookup(table, x, y),
+        _ => lookup_body(table, x, y),
+    }
+}
+
+#[inline(always)]
+pub(crate) fn lookup_body(table: &[i8; 256], x: &[i8], y: &mut [i8]) {
+    for (o, &v) in y.iter_mut().zip(x) {
+        *o = table[v as u8 as usize];
+    }
+}
+
 #[inline(always)]
 pub(crate) fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
     let z = i32::from(zp);
@@ -1272,6 +1290,21 @@ pub(crate) mod tests {
                 let mut got = vec![0i8; a.len()];
                 quantized_add_with(set, &a, qa, &b, qb, qy, &mut got);
                 assert_eq!(got, want, "{set} quantized add {qa:?} {qb:?} {qy:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn table_lookup_agrees_for_every_set() {
+        // Every index, in lengths around the 16-value vectors.
+        let table: [i8; 256] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11) as i8);
+        let x: Vec<i8> = (0..600).map(|i| (i * 7 + i / 256) as u8 as i8).collect();
+        for n in [0, 1, 15, 16, 17, 255, 256, 600] {
+            let want: Vec<i8> = x[..n].iter().map(|&v| table[v as u8 as usize]).collect();
+            for set in sets() {
+                let mut got = vec![0i8; n];
+                lookup_with(set, &table, &x[..n], &mut got);
+                assert_eq!(got, want, "{set} lookup n={n}");
             }
         }
     }

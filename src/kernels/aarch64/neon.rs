@@ -876,6 +876,32 @@ pub(crate) fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy
     crate::kernels::int8::quantized_add_body(&a[full..n], qa, &b[full..n], qb, qy, &mut y[full..n]);
 }
 
+/// `y[i] = table[x[i] as u8]` as the portable [`lookup_with`](crate::kernels::int8::lookup_with),
+/// 16 values at a time: the table sits in 16 registers as four 64-byte quarters; `tbl` looks
+/// up the first quarter (indices past 63 give 0) and `tbx` each following one with the index
+/// less 64, 128, 192 (indices outside 0..64 then leave the byte as it is).
+pub(crate) fn lookup(table: &[i8; 256], x: &[i8], y: &mut [i8]) {
+    let n = x.len().min(y.len());
+    let full = n / 16 * 16;
+    // SAFETY: the table loads read its 256 bytes; 16-value chunks below `full` are within both
+    // slices. NEON is part of every aarch64 CPU.
+    unsafe {
+        let t = table.as_ptr();
+        let q = |i: usize| vld1q_s8_x4(t.add(64 * i));
+        let (t0, t1, t2, t3) = (q(0), q(1), q(2), q(3));
+        let (k64, k128, k192) = (vdupq_n_u8(64), vdupq_n_u8(128), vdupq_n_u8(192));
+        for i in (0..full).step_by(16) {
+            let idx = vreinterpretq_u8_s8(vld1q_s8(x.as_ptr().add(i)));
+            let r = vqtbl4q_s8(t0, idx);
+            let r = vqtbx4q_s8(r, t1, vsubq_u8(idx, k64));
+            let r = vqtbx4q_s8(r, t2, vsubq_u8(idx, k128));
+            let r = vqtbx4q_s8(r, t3, vsubq_u8(idx, k192));
+            vst1q_s8(y.as_mut_ptr().add(i), r);
+        }
+    }
+    crate::kernels::int8::lookup_body(table, &x[full..n], &mut y[full..n]);
+}
+
 /// Deals the even bytes of `src` to `even` and the odd ones to `odd` (the two column phases of
 /// a stride-2 depthwise plane, int8), 32 bytes at a time with `ld2` (16 with its 8-byte form),
 /// the last chunk overlapping the previous one at an even offset.
