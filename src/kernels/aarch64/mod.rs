@@ -290,7 +290,8 @@ impl DirectConv {
     /// strided layers on im2col); with the dot product at stride 1 only (207 M against 210 M:
     /// its panels of 8 leave more columns unused at the end of the 28-, 14- and 7-wide rows of
     /// the strided layers, and its tile looks up each group's offset, while im2col of a strided
-    /// layer copies little).
+    /// layer copies little). Re-measured with the `asm!` tiles: 194 M against 196 M, and
+    /// ResNet-50 415 M against 427 M.
     pub(crate) fn pays(&self, dot: bool) -> bool {
         !dot || self.stride == (1, 1)
     }
