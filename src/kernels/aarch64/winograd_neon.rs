@@ -7,7 +7,9 @@
 //! multiply-adds per 3 instructions (`smull`, `smlal2`, `sadalp`), while here a widening i16
 //! multiply-add does 4 per instruction on 2.25× fewer products, ≈ 8 multiply-adds of the direct
 //! convolution per instruction in the loop. With `sdot` (16 per instruction) the dense kernel
-//! stays ahead, so only the NEON set runs this.
+//! stays ahead, so only the NEON set runs this. That is a count of instructions: in multiply
+//! cycles the Cortex-A72 issues `smull` (8 lanes) and `smlal` (4 lanes) alike, so there the gain
+//! is 9 equivalent multiply-adds per cycle against 8, before the transforms.
 
 use std::arch::aarch64::*;
 
@@ -17,11 +19,10 @@ use crate::kernels::int8::{Out, MR, NR};
 
 /// `acc[r][t] = Σ_k a[k][r] · b[k][t]` over `kh` channel pairs for the `MR` rows of a weight
 /// block and the two panels of `NR` tiles that follow each other in `b` (`kh · NR` words each;
-/// only the first when `!two`, the second half of `acc` then zero), as the portable tile. A
-/// word holds two i16, channels
-/// `2k` (low half) and `2k + 1`: `ld2` splits a panel's words into the two channels' vectors of
-/// 8 tiles, and one load of `a` gives the 8 weights (4 rows × 2 channels) that the
-/// multiply-adds take by element.
+/// only the first when `!two`, the second half of `acc` then zero), as the portable tile. A word
+/// holds two i16, channels `2k` (low half) and `2k + 1`: `ld2` splits a panel's words into the
+/// two channels' vectors of 8 tiles, and one load of `a` gives the 8 weights (4 rows × 2
+/// channels) that the multiply-adds take by element.
 ///
 /// # Panics
 /// If `a` holds fewer than `kh · MR` words or `b` fewer than `2 · kh · NR` (`kh · NR` when
@@ -51,11 +52,14 @@ macro_rules! smlal_products {
 }
 
 /// One row's four multiply-adds of [`smlal_products`].
+#[rustfmt::skip]
 macro_rules! smlal_row {
     ($c0:literal, $c1:literal, $c2:literal, $c3:literal, $u:literal, $p0:literal, $p1:literal, $l:literal) => {
         concat!(
-            "smlal v", $c0, ".4s, v", $p0, ".4h, v", $u, ".h[", $l, "]\n", "smlal2 v", $c1, ".4s, v", $p0, ".8h, v", $u, ".h[", $l, "]\n", "smlal v", $c2,
-            ".4s, v", $p1, ".4h, v", $u, ".h[", $l, "]\n", "smlal2 v", $c3, ".4s, v", $p1, ".8h, v", $u, ".h[", $l, "]\n",
+            "smlal v", $c0, ".4s, v", $p0, ".4h, v", $u, ".h[", $l, "]\n",
+            "smlal2 v", $c1, ".4s, v", $p0, ".8h, v", $u, ".h[", $l, "]\n",
+            "smlal v", $c2, ".4s, v", $p1, ".4h, v", $u, ".h[", $l, "]\n",
+            "smlal2 v", $c3, ".4s, v", $p1, ".8h, v", $u, ".h[", $l, "]\n",
         )
     };
 }
