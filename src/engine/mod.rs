@@ -485,6 +485,9 @@ mod tests {
         let theirs_opts = EngineOptions { int8_kernels: false, ..Default::default() };
         let theirs = Engine::with_outputs(&q.bytes, "tract", &theirs_opts, &names).unwrap();
         assert!(ours.describe_plan().contains("EdgeQConv") && !theirs.describe_plan().contains("EdgeQConv"));
+        if matches!(arch, Arch::MobileNetV3Small | Arch::MobileNetV3Large) {
+            assert!(ours.describe_plan().contains("EdgeLut"), "{arch}: hard-swish should run as an int8 table");
+        }
         let x = input(n);
         let (a, b) = (ours.run_all(&x).unwrap(), theirs.run_all(&x).unwrap());
         // tract requantizes with fixed-point multipliers and its own rounding, so the two may
@@ -576,6 +579,9 @@ mod tests {
         int8_kernels_agree_with_tract(Arch::MobileNetV2, &ZooConfig { width_mult: 0.35, resolution: 40, num_classes: 10 });
         int8_kernels_agree_with_tract(Arch::ResNet18, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
         int8_kernels_agree_with_tract(Arch::EfficientNetLite0, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
+        // Hard-swish and squeeze-excitation: edgenet's int8 tables (`EdgeLut`) against tract's
+        // f32 ops between its quantizers.
+        int8_kernels_agree_with_tract(Arch::MobileNetV3Small, &ZooConfig { width_mult: 1.0, resolution: 40, num_classes: 10 });
     }
 
     #[test]
