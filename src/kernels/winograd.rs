@@ -208,7 +208,6 @@ impl WinogradQConv {
     /// on aarch64, where every CPU has NEON).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    #[cfg_attr(not(target_arch = "aarch64"), allow(unused_variables))]
     fn block(&self, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out, avx2: bool, neon: bool) {
         let nt = (ty1 - ty0) * self.tw;
         let kh = self.cp / 2;
@@ -259,8 +258,7 @@ impl WinogradQConv {
                 let n = (nt - t0).min(TILES);
                 #[cfg(target_arch = "aarch64")]
                 if neon {
-                    // Infallible: `acc` is exactly 16 · MR · TILES long.
-                    self.output_neon((&work.acc[..]).try_into().unwrap(), blk * MR, &work.tile_y, &work.tile_x, t0, n, out);
+                    self.output_neon(&work.acc, blk * MR, &work.tile_y, &work.tile_x, t0, n, out);
                     continue;
                 }
                 self.output(&work.acc, blk * MR, &work.tile_y, &work.tile_x, t0, n, out);

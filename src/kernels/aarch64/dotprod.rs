@@ -68,66 +68,6 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
     }
 }
 
-/// `acc += a (4 rows × 4 k) · b[lane] (one column's 4 k)`, lane by lane.
-macro_rules! sdot {
-    ($acc:expr, $a:expr, $b:expr, $lane:literal) => {
-        asm!(concat!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.4b[", $lane, "]"),
-             acc = inout(vreg) $acc, a = in(vreg) $a, b = in(vreg) $b,
-             options(pure, nomem, nostack, preserves_flags))
-    };
-}
-
-/// The 8×8 register tile over `kb` groups of 4 `k`, starting from `init` (the biases of the 8
-/// rows, as two quads): `acc[2·c + h]` holds rows `4h..4h + 4` of column `c`.
-///
-/// # Safety
-/// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes and each of `b`'s `kb`
-/// groups for `NR · KC` (a packed weight block and a column panel).
-#[inline]
-#[target_feature(enable = "dotprod")]
-unsafe fn tile<C: super::Cols>(a: *const i8, b: C, kb: usize, init: [int32x4_t; 2]) -> [int32x4_t; 16] {
-    let mut acc =
-        [init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1]];
-    // kb ≥ 1 (k ≥ 1). An odd group first, then pairs of groups per iteration (fewer loop
-    // instructions per `sdot`).
-    macro_rules! step {
-        ($a:expr, $b:expr) => {{
-            let (a0, a1) = (vld1q_s8($a), vld1q_s8($a.add(16)));
-            let (b0, b1) = (vld1q_s8($b), vld1q_s8($b.add(16)));
-            sdot!(acc[0], a0, b0, "0");
-            sdot!(acc[1], a1, b0, "0");
-            sdot!(acc[2], a0, b0, "1");
-            sdot!(acc[3], a1, b0, "1");
-            sdot!(acc[4], a0, b0, "2");
-            sdot!(acc[5], a1, b0, "2");
-            sdot!(acc[6], a0, b0, "3");
-            sdot!(acc[7], a1, b0, "3");
-            sdot!(acc[8], a0, b1, "0");
-            sdot!(acc[9], a1, b1, "0");
-            sdot!(acc[10], a0, b1, "1");
-            sdot!(acc[11], a1, b1, "1");
-            sdot!(acc[12], a0, b1, "2");
-            sdot!(acc[13], a1, b1, "2");
-            sdot!(acc[14], a0, b1, "3");
-            sdot!(acc[15], a1, b1, "3");
-        }};
-    }
-    let mut a = a;
-    let mut g = 0;
-    if kb % 2 == 1 {
-        step!(a, b.group(0));
-        a = a.add(MR * KC);
-        g = 1;
-    }
-    while g < kb {
-        step!(a, b.group(g));
-        step!(a.add(MR * KC), b.group(g + 1));
-        a = a.add(2 * MR * KC);
-        g += 2;
-    }
-    acc
-}
-
 /// The `asm!` text of one group of 4 `k` in [`tile_asm`]: rows 0..4 and 4..8 of the weights in
 /// registers `v$a0` and `v$a1`, columns 0..4 and 4..8 in `v$b0` and `v$b1`; column `c`'s rows go
 /// to accumulators `v16 + 2c` and `v17 + 2c`.
@@ -209,12 +149,13 @@ macro_rules! sdot_tile {
     };
 }
 
-/// [`tile`] in `asm!`, for a packed panel (groups of `NR · KC` bytes one after the other,
-/// `koff` null) or one read in place (group `g` at `b + koff[g]`): `ld1` of two or four
-/// registers with post-increment loads the weights of one or two groups in one instruction,
-/// and the loop takes two groups per iteration, so two packed groups cost 36 instructions (32
-/// `sdot`), against about 44 in LLVM's loop of [`tile`] (8 loads, address arithmetic). Same
-/// products in the same order: the same sums.
+/// The 8×8 register tile over `kb` groups of 4 `k`, starting from `init` (the biases of the 8
+/// rows, as two quads): `acc[2·c + h]` holds rows `4h..4h + 4` of column `c`. For a packed panel
+/// (groups of `NR · KC` bytes one after the other, `koff` null) or one read in place (group `g`
+/// at `b + koff[g]`). In `asm!`: `ld1` of two or four registers with post-increment loads the
+/// weights of one or two groups in one instruction, and the loop takes two groups per
+/// iteration, so two packed groups cost 36 instructions (32 `sdot`), against about 44 in the
+/// loop of intrinsics it replaced (8 loads, address arithmetic).
 ///
 /// # Safety
 /// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes; `b` for
@@ -263,10 +204,11 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         let sc = [vld1q_f32(ss.as_ptr()), vld1q_f32(ss.as_ptr().add(4))];
         for p in 0..panels.count() {
             let (cols_at, col0, cols) = panels.panel(p);
-            let acc = match super::Cols::parts(cols_at) {
-                (b, koff, step) if !koff.is_null() || step == NR * KC => tile_asm(ab, b, koff, kb, init),
-                _ => tile(ab, cols_at, kb, init),
-            };
+            let (b, koff, step) = super::Cols::parts(cols_at);
+            // Packed panels of this kernel's layout or panels read in place (both known when
+            // this is compiled for a panel type, so the check costs nothing).
+            assert!(!koff.is_null() || step == NR * KC, "panels packed for another kernel");
+            let acc = tile_asm(ab, b, koff, kb, init);
             // Column c's 8 rows: requantised, plus zp, saturated to i8 (as neon::requant4).
             let col = |c: usize| {
                 let q0 = vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[2 * c]), sc[0]));

@@ -8,11 +8,6 @@ use crate::kernels::int8::Geometry;
 /// Where the `k` groups of one column panel lie: packed one after the other ([`Packed`]), or in
 /// a channel-interleaved input at a table of offsets ([`Direct`], see [`DirectConv`]).
 pub(crate) trait Cols: Copy {
-    /// The first byte of group `g`.
-    ///
-    /// # Safety
-    /// `g` is one of the panel's groups.
-    unsafe fn group(self, g: usize) -> *const i8;
     /// For the `asm!` tiles: the start, the offset table (null when packed) and the bytes
     /// between packed groups (0 when read in place).
     fn parts(self) -> (*const i8, *const usize, usize);
@@ -23,10 +18,6 @@ pub(crate) trait Cols: Copy {
 pub(crate) struct Packed<const STEP: usize>(pub(crate) *const i8);
 
 impl<const STEP: usize> Cols for Packed<STEP> {
-    #[inline(always)]
-    unsafe fn group(self, g: usize) -> *const i8 {
-        self.0.add(g * STEP)
-    }
     #[inline(always)]
     fn parts(self) -> (*const i8, *const usize, usize) {
         (self.0, std::ptr::null(), STEP)
@@ -41,10 +32,6 @@ pub(crate) struct Direct {
 }
 
 impl Cols for Direct {
-    #[inline(always)]
-    unsafe fn group(self, g: usize) -> *const i8 {
-        self.base.add(*self.koff.add(g))
-    }
     #[inline(always)]
     fn parts(self) -> (*const i8, *const usize, usize) {
         (self.base, self.koff, 0)
@@ -64,11 +51,8 @@ pub(crate) trait Panels {
     /// NEON's register tile of a panel `c` against the weight block `a` (`kb` groups).
     ///
     /// # Safety
-    /// As [`neon::tile`]'s.
-    #[inline(always)]
-    unsafe fn neon_tile(&self, c: Self::C, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16] {
-        neon::tile(a, c, kb)
-    }
+    /// As [`neon::tile_asm`]'s.
+    unsafe fn neon_tile(&self, c: Self::C, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16];
 }
 
 /// Panels packed one after the other (`pack_b`), for output columns `col0..col0 + ncols`.
@@ -95,11 +79,9 @@ impl<const STEP: usize, const NR: usize> Panels for PackedPanels<STEP, NR> {
     }
     #[inline(always)]
     unsafe fn neon_tile(&self, c: Packed<STEP>, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16] {
-        if STEP == neon::NR * neon::KC {
-            neon::tile_asm(a, c.0, std::ptr::null(), kb)
-        } else {
-            neon::tile(a, c, kb)
-        }
+        // Only NEON's GEMM calls this, on panels it packed.
+        const { assert!(STEP == neon::NR * neon::KC) };
+        neon::tile_asm(a, c.0, std::ptr::null(), kb)
     }
 }
 

@@ -126,45 +126,6 @@ pub(crate) unsafe fn narrow_zp(lo: int32x4_t, hi: int32x4_t, zp: int16x8_t) -> i
     vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp))
 }
 
-/// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb ≥ 1` groups of 16.
-/// `acc[4r + c]` holds 4 partial sums of row `r`, column `c`; the first group starts them with
-/// `saddlp` (no zeroing).
-///
-/// # Safety
-/// `a` is readable for `kb · MR · KC` bytes and each of `b`'s `kb` groups for `NR · KC` (a
-/// packed weight block and a column panel). NEON is part of every aarch64 CPU.
-#[inline(always)]
-pub(crate) unsafe fn tile<C: super::Cols>(a: *const i8, b: C, kb: usize) -> [int32x4_t; 16] {
-    let load = |g: usize| {
-        let (a, b) = (a.add(g * MR * KC), b.group(g));
-        let av = [vld1q_s8(a), vld1q_s8(a.add(16)), vld1q_s8(a.add(32)), vld1q_s8(a.add(48))];
-        let bv = [vld1q_s8(b), vld1q_s8(b.add(16)), vld1q_s8(b.add(32)), vld1q_s8(b.add(48))];
-        (av, bv)
-    };
-    let product = |a: int8x16_t, b: int8x16_t| vmlal_high_s8(vmull_s8(vget_low_s8(a), vget_low_s8(b)), a, b);
-    let (av, bv) = load(0);
-    let mut acc: [int32x4_t; 16] = std::array::from_fn(|i| vpaddlq_s16(product(av[i / NR], bv[i % NR])));
-    let mut step = |g: usize| {
-        let (av, bv) = load(g);
-        for r in 0..MR {
-            for c in 0..NR {
-                acc[r * NR + c] = vpadalq_s16(acc[r * NR + c], product(av[r], bv[c]));
-            }
-        }
-    };
-    // Two groups per iteration (half the loop overhead), then the odd one.
-    let mut g = 1;
-    while g + 1 < kb {
-        step(g);
-        step(g + 1);
-        g += 2;
-    }
-    if g < kb {
-        step(g);
-    }
-    acc
-}
-
 /// The `asm!` text of one group of 16 `k` in [`tile_asm`]: rows `v0`–`v3` times columns
 /// `v4`–`v7`, each (row, column) pair's 16 products summed pairwise in i16 (`smull`, `smlal2`,
 /// through `v8`–`v15`), then into its accumulator `v16 + 4·row + column` by `$op`: `saddlp` for
@@ -270,13 +231,14 @@ macro_rules! c16_tile {
     };
 }
 
-/// [`tile`] in `asm!`, for a packed panel (groups of `NR · KC` bytes one after the other,
-/// `koff` null) or one read in place (group `g` at `b + koff[g]`): `ld1` of four registers
-/// with post-increment loads a group's weights and (packed) columns in two instructions, and
-/// the loop takes two groups per iteration, so a packed group costs 50 instructions (48
-/// multiply-adds and pairwise adds), an in-place one 52, against the 55–56 of LLVM's loop of
-/// [`tile`], which recomputes addresses and counters. Same products in the same order: the
-/// same sums.
+/// The register tile: rows `4·blk..` × the 4 columns of one panel, over `kb ≥ 1` groups of 16.
+/// `acc[4r + c]` holds 4 partial sums of row `r`, column `c`; the first group starts them with
+/// `saddlp` (no zeroing). For a packed panel (groups of `NR · KC` bytes one after the other,
+/// `koff` null) or one read in place (group `g` at `b + koff[g]`). In `asm!`: `ld1` of four
+/// registers with post-increment loads a group's weights and (packed) columns in two
+/// instructions, and the loop takes two groups per iteration, so a packed group costs 50
+/// instructions (48 multiply-adds and pairwise adds), an in-place one 52, against the 55–56 of
+/// the loop of intrinsics it replaced, where LLVM recomputed addresses and counters.
 ///
 /// # Safety
 /// `a` is readable for `kb · MR · KC` bytes; `b` for `kb · NR · KC` when `koff` is null, else
@@ -295,7 +257,7 @@ pub(crate) unsafe fn tile_asm(a: *const i8, b: *const i8, koff: *const usize, kb
     acc
 }
 
-/// [`tile`] for a panel read in place from a 16-channel-interleaved input whose `k` groups come
+/// [`tile_asm`] for a panel read in place from a 16-channel-interleaved input whose `k` groups come
 /// in runs of `KW` kernel columns (dilation 1): the run's groups are the panel's 4 positions
 /// shifted by 0..KW, so its `4 + KW − 1` position vectors are loaded once for the run (3×3: 6
 /// loads instead of 12). `runs` holds each run's offset from `base`; `a` has `KW` groups per run.

@@ -149,9 +149,9 @@ impl WinogradQConv {
     /// one per output row.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn output_neon(&self, acc: &[i32; 16 * MR * TILES], row0: usize, tile_y: &[u32], tile_x: &[u32], t0: usize, n: usize, out: Out) {
+    pub(super) fn output_neon(&self, acc: &[i32], row0: usize, tile_y: &[u32], tile_x: &[u32], t0: usize, n: usize, out: Out) {
         let (oh, ow) = (self.oh, self.ow);
-        assert!(n <= TILES && t0 + n <= tile_y.len() && t0 + n <= tile_x.len());
+        assert!(acc.len() >= 16 * MR * TILES && n <= TILES && t0 + n <= tile_y.len() && t0 + n <= tile_x.len());
         for r in 0..MR {
             let row = row0 + r;
             if row >= self.m {
@@ -160,8 +160,8 @@ impl WinogradQConv {
             let (bias, scale) = (self.bias[row], self.requant.scale[row]);
             // Two output rows of the 16 tiles, each tile's pair of columns side by side.
             let mut z = [[0i8; 2 * TILES]; 2];
-            // SAFETY: the loads read acc[(e·MR + r)·TILES + 4g..][..4], e < 16, g < 4: inside
-            // the array. NEON is part of every aarch64 CPU.
+            // SAFETY: the loads read acc[(e·MR + r)·TILES + 4g..][..4], e < 16, g < 4: below
+            // 16 · MR · TILES (asserted). NEON is part of every aarch64 CPU.
             unsafe {
                 let zp = vdupq_n_s16(self.requant.zero_point as i16);
                 // y[g][k]: output k (row-major in the 2×2 block) of tiles 4g..4g + 4, rounded.
