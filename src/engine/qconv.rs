@@ -730,8 +730,9 @@ fn winograd_pays(geo: &Geometry, m: usize, set: KernelSet) -> bool {
     // the dense kernel executes fewer instructions.
     let channels = match set {
         KernelSet::Avx2 | KernelSet::Portable => 32,
-        KernelSet::Neon => 64,
-        KernelSet::Dotprod => return false,
+        KernelSet::Neon if cfg!(target_arch = "aarch64") => 64,
+        // armv7: Winograd has only its portable form there, slower than the dense NEON kernel.
+        KernelSet::Neon | KernelSet::Dotprod => return false,
     };
     (geo.kh, geo.kw, geo.stride, geo.dilation) == (3, 3, (1, 1), (1, 1)) && geo.cin >= channels && m >= channels
 }

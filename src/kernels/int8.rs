@@ -29,6 +29,18 @@ use super::KernelSet;
 /// integer, ties to even, in the default rounding mode (what `cvtps2dq` and `vcvtnq` do).
 const ROUND_MAGIC: f32 = 12_582_912.0;
 
+/// `v.max(lo).min(hi)` for every `v` (NaN gives `lo`) when `lo ≤ hi`, written as comparisons:
+/// armv7's VFP has no float max or min instruction, and `f32::max` there is a call to `fmaxf`.
+#[inline(always)]
+fn clamp(v: f32, lo: f32, hi: f32) -> f32 {
+    let v = if v > lo { v } else { lo };
+    if v < hi {
+        v
+    } else {
+        hi
+    }
+}
+
 /// Output columns per depthwise register tile.
 const DW_TILE: usize = 16;
 
@@ -75,7 +87,7 @@ impl Requant {
 
     #[inline(always)]
     pub(super) fn one(&self, acc: i32, scale: f32) -> i8 {
-        let v = (acc as f32 * scale).max(self.lo).min(self.hi);
+        let v = clamp(acc as f32 * scale, self.lo, self.hi);
         (round_small(v) + self.zero_point) as i8
     }
 
@@ -191,7 +203,7 @@ pub(crate) fn quantize_body(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) {
     let z = i32::from(zp);
     let (lo, hi) = ((-128 - z) as f32, (127 - z) as f32);
     for (o, &v) in y.iter_mut().zip(x) {
-        let v = (v / scale).max(lo).min(hi);
+        let v = clamp(v / scale, lo, hi);
         *o = (round_small(v) + z) as i8;
     }
 }
@@ -220,7 +232,7 @@ pub(crate) fn quantized_add_body(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8
     let (lo, hi) = ((-128 - z) as f32, (127 - z) as f32);
     for ((o, &va), &vb) in y.iter_mut().zip(a).zip(b) {
         let v = (i32::from(va) - za) as f32 * qa.0 + (i32::from(vb) - zb) as f32 * qb.0;
-        let v = (v / qy.0).max(lo).min(hi);
+        let v = clamp(v / qy.0, lo, hi);
         *o = (round_small(v) + z) as i8;
     }
 }
@@ -293,7 +305,7 @@ struct Work {
     panels: Vec<[usize; 3]>,
     packed: Vec<i16>,
     /// Packed columns of the ARM kernels (int8, in the layout of the kernel set).
-    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    #[cfg_attr(not(any(target_arch = "aarch64", target_arch = "arm")), allow(dead_code))]
     packed8: Vec<i8>,
     wide: Vec<u32>,
     offsets: Vec<usize>,
@@ -345,7 +357,7 @@ impl Out {
 
     /// The start of the buffer and its length, for kernels that check a whole range once and
     /// then write with pointers (the same contract as [`slice`](Self::slice)).
-    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    #[cfg_attr(not(any(target_arch = "aarch64", target_arch = "arm")), allow(dead_code))]
     pub(crate) fn raw(&self) -> (*mut i8, usize) {
         (self.ptr, self.len)
     }
@@ -477,6 +489,8 @@ impl DenseQConv {
             KernelSet::Neon => super::aarch64::neon::pack_a(wa, m, ka),
             #[cfg(target_arch = "aarch64")]
             KernelSet::Dotprod => super::aarch64::dotprod::pack_a(wa, m, ka),
+            #[cfg(target_arch = "arm")]
+            KernelSet::Neon => super::arm::neon::pack_a(weights, m, k),
             _ => {
                 let blocks = m.div_ceil(MR);
                 let mut a = vec![0i8; blocks * kp * MR];
@@ -579,6 +593,8 @@ impl DenseQConv {
                         KernelSet::Avx2 => unsafe { self.block_avx2(x, pointwise, n, c0, ncols, work, out) },
                         #[cfg(target_arch = "aarch64")]
                         KernelSet::Neon | KernelSet::Dotprod => self.block_arm(x, interleaved, pointwise, n, c0, ncols, work, out),
+                        #[cfg(target_arch = "arm")]
+                        KernelSet::Neon => self.block_armv7(x, pointwise, n, c0, ncols, work, out),
                         _ => self.block(x, pointwise, n, c0, ncols, work, out),
                     }
                 })
@@ -654,6 +670,31 @@ impl DenseQConv {
                 neon::gemm(&self.a, kb, self.m, &p, &self.bias, &rq.scale, rq.zero_point, out, n);
             }
         }
+    }
+
+    /// [`block`](Self::block) with armv7's NEON kernel (`arm/neon.rs`): columns packed as int8
+    /// in its layout.
+    #[cfg(target_arch = "arm")]
+    #[allow(clippy::too_many_arguments)]
+    fn block_armv7(&self, x: &[i8], pointwise: bool, n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        use super::arm::neon;
+        let Work { packed8, cols, segs, .. } = work;
+        let len = neon::packed_len(self.k, ncols);
+        // Only grown: packing writes every byte of the panels it fills.
+        if packed8.len() < len {
+            packed8.resize(len, 0);
+        }
+        if pointwise {
+            neon::pack_b(x, self.k, n, c0, ncols, packed8);
+        } else {
+            im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
+            neon::pack_b(cols, self.k, ncols, 0, ncols, packed8);
+        }
+        let rq = &self.requant;
+        // SAFETY: the set is Neon only when the CPU has NEON with 32 double registers
+        // (`dense_set`, `KernelSet::available`); this task owns columns c0..c0 + ncols (see
+        // `run_par`).
+        unsafe { neon::gemm(&self.a, self.k.div_ceil(neon::KC), self.m, packed8, ncols, &self.bias, &rq.scale, rq.zero_point, out, n, c0) }
     }
 
     /// Columns `c0..c0 + ncols` packed: straight from `x` for a pointwise convolution, else
@@ -1548,8 +1589,12 @@ pub(crate) mod tests {
             for set in sets() {
                 let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, -11, rq.clone()).unwrap();
                 // Every set has a depthwise kernel of its own for these layers (the dot product
-                // none with dilation: NEON's then).
-                let used = if set == KernelSet::Dotprod && g.dilation != (1, 1) { KernelSet::Neon } else { set };
+                // none with dilation: NEON's then), except armv7's NEON (dense GEMM only).
+                let used = match set {
+                    KernelSet::Dotprod if g.dilation != (1, 1) => KernelSet::Neon,
+                    KernelSet::Neon if cfg!(target_arch = "arm") => KernelSet::Portable,
+                    set => set,
+                };
                 assert_eq!(conv.kernel_set(), used, "{g:?}");
                 let (oh, ow) = conv.output_hw();
                 let mut y = vec![0i8; c * oh * ow];

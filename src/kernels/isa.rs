@@ -12,8 +12,10 @@ pub enum KernelSet {
     Portable,
     /// x86-64 with AVX2 (`vpmaddwd` on i16 pairs).
     Avx2,
-    /// aarch64 NEON, ARMv8.0 (Raspberry Pi 3/4, Cortex-A53/A72): widening multiply-accumulate
-    /// (`smull`/`smlal2` into i16, `sadalp` into i32) on int8 operands.
+    /// NEON: on aarch64 ARMv8.0 (Raspberry Pi 3/4, Cortex-A53/A72), widening multiply-accumulate
+    /// (`smull`/`smlal2` into i16, `sadalp` into i32) on int8 operands; on armv7 (32-bit
+    /// Raspberry Pi OS) the same products in the dense GEMM (`vmull`/`vmlal`/`vpadal`), when the
+    /// CPU has NEON with 32 double registers, the rest portable.
     Neon,
     /// aarch64 with the ARMv8.2 dot product (Raspberry Pi 5, Cortex-A76): `sdot`, 16 int8
     /// multiply-adds per instruction; NEON for what has no dot-product form.
@@ -54,6 +56,8 @@ impl KernelSet {
             KernelSet::Neon => true,
             #[cfg(target_arch = "aarch64")]
             KernelSet::Dotprod => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[cfg(target_arch = "arm")]
+            KernelSet::Neon => armv7_neon(),
             #[allow(unreachable_patterns)]
             _ => false,
         }
@@ -96,6 +100,23 @@ impl KernelSet {
     }
 }
 
+/// Whether this armv7 CPU has NEON and 32 double registers (`arm/neon.rs` uses `d16`–`d31`),
+/// from the kernel's hardware capabilities: `is_arm_feature_detected!` is not stable Rust.
+#[cfg(target_arch = "arm")]
+fn armv7_neon() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // From the kernel's arch/arm/include/uapi/asm/hwcap.h.
+        const HWCAP_NEON: libc::c_ulong = 1 << 12;
+        const HWCAP_VFPD32: libc::c_ulong = 1 << 19;
+        // SAFETY: getauxval reads the process's auxiliary vector; it has no preconditions.
+        let caps = unsafe { libc::getauxval(libc::AT_HWCAP) };
+        caps & HWCAP_NEON != 0 && caps & HWCAP_VFPD32 != 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    false
+}
+
 impl fmt::Display for KernelSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -119,8 +140,8 @@ mod tests {
     }
 
     /// What CI asserts on each emulated CPU: `EDGENET_EXPECT_KERNELS` names the set detection
-    /// must pick there (qemu's `-cpu cortex-a72` → neon, `cortex-a76` → dotprod, armv7 →
-    /// portable), so a run that silently fell back to another set fails instead of proving
+    /// must pick there (qemu's `-cpu cortex-a72` → neon, `cortex-a76` → dotprod, armv7
+    /// `cortex-a7` → neon), so a run that silently fell back to another set fails instead of proving
     /// nothing. Without it, detection must follow the CPU's own feature flags.
     #[test]
     fn detects_the_expected_kernel_set() {
@@ -131,7 +152,9 @@ mod tests {
                 let set = if std::arch::is_x86_feature_detected!("avx2") { "avx2" } else { "portable" };
                 #[cfg(target_arch = "aarch64")]
                 let set = if std::arch::is_aarch64_feature_detected!("dotprod") { "dotprod" } else { "neon" };
-                #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+                #[cfg(target_arch = "arm")]
+                let set = if armv7_neon() { "neon" } else { "portable" };
+                #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm")))]
                 let set = "portable";
                 set.to_string()
             }

@@ -7,6 +7,8 @@
 //! - `aarch64/neon.rs` (ARMv8.0, the Raspberry Pi 4's Cortex-A72) and `aarch64/dotprod.rs`
 //!   (ARMv8.2 `sdot`, the Pi 5's Cortex-A76): the ARM micro-kernels, each checked against the
 //!   portable reference.
+//! - `arm/neon.rs`: the armv7 NEON GEMM (32-bit Raspberry Pi OS), in `asm!` since the armv7
+//!   targets do not assume NEON; detected at run time.
 //!
 //! Which micro-kernels run is a [`KernelSet`], detected once from the CPU ([`KernelSet::detect`])
 //! and chosen when a model is loaded; `EDGENET_KERNELS=portable|avx2|neon|dotprod` (or
@@ -21,5 +23,7 @@ pub mod winograd;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
+#[cfg(target_arch = "arm")]
+mod arm;
 
 pub use isa::KernelSet;
