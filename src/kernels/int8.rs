@@ -884,6 +884,25 @@ fn pack_b(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, p
     }
 }
 
+/// Whether a stride-1 depthwise layer runs faster "flat": its output rows computed as one run
+/// over the padded plane's row pitch `pw` (so a 16-output tile spans rows, and narrow planes
+/// waste no lanes), `pw − ow` wasted outputs per row, then copied back to rows of `ow`. A tile
+/// costs about 64 instructions, copying a row back about 4 plus 2 per 16 bytes.
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+fn flat_pays(oh: usize, ow: usize, pw: usize) -> bool {
+    if oh == 0 || ow == 0 {
+        return false;
+    }
+    let rows = oh * ow.div_ceil(16) * 64;
+    let flat = ((oh - 1) * pw + ow).div_ceil(16) * 64 + oh * (4 + 2 * ow.div_ceil(16));
+    flat < rows
+}
+
+#[cfg(target_arch = "aarch64")]
+use super::aarch64::Depthwise as ArmDepthwise;
+#[cfg(target_arch = "arm")]
+use super::arm::Depthwise as ArmDepthwise;
+
 /// A depthwise (groups = channels, one filter per channel) int8 convolution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DepthwiseQConv {
@@ -899,8 +918,8 @@ pub struct DepthwiseQConv {
     x_zp: i8,
     requant: Requant,
     /// The ARM form (`sdot` or NEON), when `set` is one of those.
-    #[cfg(target_arch = "aarch64")]
-    arm: Option<super::aarch64::Depthwise>,
+    #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+    arm: Option<ArmDepthwise>,
 }
 
 impl DepthwiseQConv {
@@ -952,14 +971,21 @@ impl DepthwiseQConv {
                 _ => (set, None),
             }
         };
-        #[cfg(not(target_arch = "aarch64"))]
+        // armv7: NEON's form (any geometry, weights in −127..=127).
+        #[cfg(target_arch = "arm")]
+        let (set, arm) = match set {
+            KernelSet::Neon => super::arm::neon::Depthwise::new(geo.kh * geo.kw, weights, bias, x_zp)
+                .map_or((KernelSet::Portable, None), |d| (KernelSet::Neon, Some(ArmDepthwise::Neon(d)))),
+            _ => (set, None),
+        };
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
         let set = if set == KernelSet::Dotprod || set == KernelSet::Neon { KernelSet::Portable } else { set };
-        #[cfg(target_arch = "aarch64")]
+        #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
         let portable_weights = arm.is_none();
-        #[cfg(not(target_arch = "aarch64"))]
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
         let portable_weights = true;
         Ok(DepthwiseQConv {
-            #[cfg(target_arch = "aarch64")]
+            #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
             arm,
             set,
             geo,
@@ -979,9 +1005,9 @@ impl DepthwiseQConv {
 
     /// Bytes this kernel holds: weights (widened to i32), biases, scales.
     pub fn held_bytes(&self) -> usize {
-        #[cfg(target_arch = "aarch64")]
+        #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
         let dot = self.arm.as_ref().map_or(0, |d| d.held_bytes());
-        #[cfg(not(target_arch = "aarch64"))]
+        #[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
         let dot = 0;
         4 * (self.weights.len() + self.bias.len() + self.requant.scale.len()) + dot
     }
@@ -1024,7 +1050,7 @@ impl DepthwiseQConv {
                     // SAFETY: the set is only kept when AVX2 is present (`with_kernels`); this
                     // task alone writes the planes of `channels`.
                     KernelSet::Avx2 => unsafe { self.run_avx2(x, out, channels, w) },
-                    #[cfg(target_arch = "aarch64")]
+                    #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
                     KernelSet::Dotprod | KernelSet::Neon => self.run_arm(x, out, channels, w),
                     _ => self.run_body(x, out, channels, w),
                 }
@@ -1049,9 +1075,12 @@ impl DepthwiseQConv {
     /// copied back to rows.
     ///
     /// [`flat_pays`]: super::aarch64::flat_pays
-    #[cfg(target_arch = "aarch64")]
+    #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
     fn run_arm(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
-        use super::aarch64::{dotprod, flat_pays, neon, Depthwise};
+        #[cfg(target_arch = "aarch64")]
+        use super::aarch64::{dotprod, neon, Depthwise};
+        #[cfg(target_arch = "arm")]
+        use super::arm::{neon, Depthwise};
         let Some(arm) = &self.arm else { return self.run_body(x, y, channels, work) };
         let g = &self.geo;
         let (hp, wp) = (g.h + g.pads[0] + g.pads[2], g.w + g.pads[1] + g.pads[3]);
@@ -1065,7 +1094,11 @@ impl DepthwiseQConv {
         let flat = sh == 1 && sw == 1 && flat_pays(oh, ow, pw);
         let Work { packed8: planes, cols: scratch, offsets, .. } = work;
         planes.clear();
-        planes.resize(sw * hp * pw + dotprod::Depthwise::SLACK, self.x_zp);
+        #[cfg(target_arch = "aarch64")]
+        let slack = dotprod::Depthwise::SLACK;
+        #[cfg(target_arch = "arm")]
+        let slack = 16;
+        planes.resize(sw * hp * pw + slack, self.x_zp);
         if flat && scratch.len() < (oh - 1) * pw + ow {
             scratch.resize((oh - 1) * pw + ow, 0);
         }
@@ -1102,10 +1135,16 @@ impl DepthwiseQConv {
             let (rows, cols, dst) = if flat { (1, (oh - 1) * pw + ow, &mut scratch[..(oh - 1) * pw + ow]) } else { (oh, ow, &mut *out) };
             match arm {
                 // SAFETY: the dot-product form exists only when the CPU has it (`with_kernels`).
+                #[cfg(target_arch = "aarch64")]
                 Depthwise::Dot(d) => unsafe {
                     d.channel(dotprod::Channel { c, planes, pw, phase: hp * pw, row_step: sh * pw, scale, zp, oh: rows, ow: cols, out: dst })
                 },
+                #[cfg(target_arch = "aarch64")]
                 Depthwise::Neon(d) => d.channel(c, planes, offsets, sh * pw, scale, zp, rows, cols, dst),
+                // SAFETY: armv7's NEON form exists only when the CPU has NEON with 32 double
+                // registers (`with_kernels`, `KernelSet::available`).
+                #[cfg(target_arch = "arm")]
+                Depthwise::Neon(d) => unsafe { d.channel(c, planes, offsets, sh * pw, scale, zp, rows, cols, dst) },
             }
             if flat {
                 neon::copy_rows(scratch, pw, out, ow, ow, oh);
@@ -1201,7 +1240,7 @@ impl DepthwiseQConv {
 /// column phases (`x % 2`, `[2][hp][pw]`), and column `x = pl + ix` (left padding `pl`) lands
 /// at index `x / 2` of phase `x % 2`. Returns the runs receiving the even `ix` and the odd `ix`,
 /// each starting at the first such column.
-#[cfg(target_arch = "aarch64")]
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
 fn stride2_phases<T>(planes: &mut [T], hp: usize, pw: usize, py: usize, pl: usize) -> (&mut [T], &mut [T]) {
     let (lower, upper) = planes.split_at_mut((hp + py) * pw);
     let (p0, p1) = (&mut lower[py * pw..(py + 1) * pw], &mut upper[..pw]);
@@ -1589,12 +1628,8 @@ pub(crate) mod tests {
             for set in sets() {
                 let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, -11, rq.clone()).unwrap();
                 // Every set has a depthwise kernel of its own for these layers (the dot product
-                // none with dilation: NEON's then), except armv7's NEON (dense GEMM only).
-                let used = match set {
-                    KernelSet::Dotprod if g.dilation != (1, 1) => KernelSet::Neon,
-                    KernelSet::Neon if cfg!(target_arch = "arm") => KernelSet::Portable,
-                    set => set,
-                };
+                // none with dilation: NEON's then).
+                let used = if set == KernelSet::Dotprod && g.dilation != (1, 1) { KernelSet::Neon } else { set };
                 assert_eq!(conv.kernel_set(), used, "{g:?}");
                 let (oh, ow) = conv.output_hw();
                 let mut y = vec![0i8; c * oh * ow];

@@ -147,19 +147,6 @@ pub(crate) fn fold_zero_point(weights: &[i8], bias: &[i32], taps: usize, x_zp: i
     bias.iter().zip(weights.chunks_exact(taps)).map(|(&b, w)| b.wrapping_sub(zx * w.iter().map(|&v| i32::from(v)).sum::<i32>())).collect()
 }
 
-/// Whether a stride-1 depthwise layer runs faster "flat": its output rows computed as one run
-/// over the padded plane's row pitch `pw` (so a 16-output tile spans rows, and narrow planes
-/// waste no lanes), `pw − ow` wasted outputs per row, then copied back to rows of `ow`. A tile
-/// costs about 64 instructions, copying a row back about 4 plus 2 per 16 bytes.
-pub(crate) fn flat_pays(oh: usize, ow: usize, pw: usize) -> bool {
-    if oh == 0 || ow == 0 {
-        return false;
-    }
-    let rows = oh * ow.div_ceil(16) * 64;
-    let flat = ((oh - 1) * pw + ow).div_ceil(16) * 64 + oh * (4 + 2 * ow.div_ceil(16));
-    flat < rows
-}
-
 /// Packs `[m][k]` weights into `[m / mr][k / kc][mr][kc]`: blocks of `mr` rows with `kc`
 /// consecutive `k` of each row together, zero-padded rows and `k` (NEON: 4 × 16, dot product:
 /// 8 × 4). Done once, when a model is loaded.

@@ -170,10 +170,10 @@ unsafe fn tile(a: *const i8, b: *const i8, kb: usize, params: &Params, out: *mut
             "vadd.f32 q12, q12, q6",
             "vsub.i32 q8, q8, q7",
             "vsub.i32 q12, q12, q7",
-            "vmovn.i32 d16, q8",
-            "vmovn.i32 d17, q12",
-            "vmovn.i16 d16, q8",
-            "vst1.8 {{d16}}, [{out}]",
+            "vmovn.i32 d0, q8",
+            "vmovn.i32 d1, q12",
+            "vmovn.i16 d2, q0",
+            "vst1.8 {{d2}}, [{out}]",
             a = inout(reg) a => _,
             b = inout(reg) b => _,
             kb = inout(reg) kb => _,
@@ -244,5 +244,238 @@ pub(crate) unsafe fn gemm(a: &[i8], kb: usize, m: usize, packed: &[i8], ncols: u
                 }
             }
         }
+    }
+}
+
+/// The NEON form of a depthwise convolution (any kernel size, stride and dilation) on raw int8
+/// planes padded with the input zero point, whose products the folded bias cancels
+/// (`bias − z_x · Σ w`), as aarch64's: taps in pairs, per 16 outputs two loads, `vmull.s8` and
+/// `vmlal.s8` of each half (two taps' products summed in i16, exact for weights in
+/// −127..=127) and four `vaddw.s16` into the i32 accumulators. A layer with a −128 weight gets
+/// no NEON form ([`Depthwise::new`] returns `None`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Depthwise {
+    taps: usize,
+    /// `[c][taps]`, as given.
+    w: Vec<i8>,
+    /// Bias with the input zero point folded in.
+    bias: Vec<i32>,
+}
+
+/// What [`dw_tile`]'s epilogue loads, in order, for one channel.
+#[repr(C, align(16))]
+struct DwParams {
+    bias: [i32; 4],
+    scale: [f32; 4],
+    lo: [f32; 4],
+    hi: [f32; 4],
+    magic: [f32; 4],
+    unmagic: [i32; 4],
+}
+
+impl Depthwise {
+    /// The NEON form of `[c][taps]` weights, or `None` if a weight is −128.
+    pub(crate) fn new(taps: usize, weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
+        if taps == 0 || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
+            return None;
+        }
+        let zx = i32::from(x_zp);
+        let folded = bias.iter().zip(weights.chunks_exact(taps)).map(|(&b, w)| b.wrapping_sub(zx * w.iter().map(|&v| i32::from(v)).sum::<i32>())).collect();
+        Some(Depthwise { taps, w: weights.to_vec(), bias: folded })
+    }
+
+    /// Bytes held: weights and biases.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.w.len() + 4 * self.bias.len()
+    }
+
+    /// One channel: `out[oy][ox]` for the `oh × ow` outputs, where output `(oy, ox)` reads tap
+    /// `t` at `planes[oy · row_step + offsets[t] + ox]`; 16 outputs at a time, a row's last
+    /// tile through a scratch tile.
+    ///
+    /// # Safety
+    /// The CPU has NEON with 32 double registers.
+    ///
+    /// # Panics
+    /// If a tile would read past `planes` (the caller leaves 16 bytes of slack after the last
+    /// row), `offsets` does not have one entry per tap, or `out` is not `oh · ow` long.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn channel(
+        &self,
+        c: usize,
+        planes: &[i8],
+        offsets: &[usize],
+        row_step: usize,
+        scale: f32,
+        zp: i32,
+        oh: usize,
+        ow: usize,
+        out: &mut [i8],
+    ) {
+        assert_eq!(out.len(), oh * ow);
+        assert_eq!(offsets.len(), self.taps);
+        if oh == 0 || ow == 0 {
+            return;
+        }
+        let max_off = offsets.iter().copied().max().unwrap_or(0);
+        let last_tile = (ow - 1) / 16 * 16;
+        assert!((oh - 1) * row_step + max_off + last_tile + 16 <= planes.len(), "depthwise tile past the plane");
+        let params = DwParams {
+            bias: [self.bias[c]; 4],
+            scale: [scale; 4],
+            lo: [(-128 - zp) as f32; 4],
+            hi: [(127 - zp) as f32; 4],
+            magic: [MAGIC; 4],
+            unmagic: [MAGIC.to_bits() as i32 - zp; 4],
+        };
+        let w = self.w[c * self.taps..(c + 1) * self.taps].as_ptr();
+        let mut tail = [0i8; 16];
+        for oy in 0..oh {
+            let row = &mut out[oy * ow..(oy + 1) * ow];
+            let mut ox = 0;
+            while ox < ow {
+                // SAFETY: the tile's loads lie within `planes` (asserted above for the last row,
+                // the largest offset and the last tile); it writes 16 bytes of `row` or `tail`.
+                unsafe {
+                    let p = planes.as_ptr().add(oy * row_step + ox);
+                    if ox + 16 <= ow {
+                        dw_tile(p, offsets.as_ptr(), w, self.taps, &params, row.as_mut_ptr().add(ox));
+                    } else {
+                        dw_tile(p, offsets.as_ptr(), w, self.taps, &params, tail.as_mut_ptr());
+                        row[ox..].copy_from_slice(&tail[..ow - ox]);
+                    }
+                }
+                ox += 16;
+            }
+        }
+    }
+}
+
+/// 16 outputs of one depthwise channel: `out[i] = requant(bias + Σ_t w[t] · p[offs[t] + i])`.
+///
+/// # Safety
+/// The CPU has NEON with 32 double registers; `offs` and `w` hold `taps ≥ 1` entries, each
+/// `p + offs[t]` is readable for 16 bytes, `out` writable for 16.
+#[inline]
+unsafe fn dw_tile(p: *const i8, offs: *const usize, w: *const i8, taps: usize, params: &DwParams, out: *mut i8) {
+    // SAFETY: the caller's contract; the asm reads `params` whole.
+    unsafe {
+        std::arch::asm!(
+            ".fpu neon",
+            "vld1.32 {{d0-d1}}, [{prm}]!",
+            "vmov q1, q0",
+            "vmov q2, q0",
+            "vmov q3, q0",
+            "cmp {n}, #2",
+            "blt 3f",
+            // Two taps: their products summed in i16 (|w| ≤ 127), then widened into q0–q3.
+            "1:",
+            "ldr {t0}, [{offs}], #4",
+            "ldr {t1}, [{offs}], #4",
+            "add {t0}, {p}, {t0}",
+            "add {t1}, {p}, {t1}",
+            "vld1.8 {{d8-d9}}, [{t0}]",
+            "vld1.8 {{d10-d11}}, [{t1}]",
+            "vld1.8 {{d12[]}}, [{w}]!",
+            "vld1.8 {{d13[]}}, [{w}]!",
+            "vmull.s8 q7, d8, d12",
+            "vmull.s8 q8, d9, d12",
+            "vmlal.s8 q7, d10, d13",
+            "vmlal.s8 q8, d11, d13",
+            "vaddw.s16 q0, q0, d14",
+            "vaddw.s16 q1, q1, d15",
+            "vaddw.s16 q2, q2, d16",
+            "vaddw.s16 q3, q3, d17",
+            "sub {n}, {n}, #2",
+            "cmp {n}, #2",
+            "bge 1b",
+            "3:",
+            "cmp {n}, #1",
+            "bne 4f",
+            "ldr {t0}, [{offs}]",
+            "add {t0}, {p}, {t0}",
+            "vld1.8 {{d8-d9}}, [{t0}]",
+            "vld1.8 {{d12[]}}, [{w}]",
+            "vmull.s8 q7, d8, d12",
+            "vmull.s8 q8, d9, d12",
+            "vaddw.s16 q0, q0, d14",
+            "vaddw.s16 q1, q1, d15",
+            "vaddw.s16 q2, q2, d16",
+            "vaddw.s16 q3, q3, d17",
+            "4:",
+            // Requantised as `tile`'s epilogue: scale, clamp, magic rounding, zero point.
+            "vld1.32 {{d8-d11}}, [{prm}]!",
+            "vld1.32 {{d12-d15}}, [{prm}]!",
+            "vld1.32 {{d16-d17}}, [{prm}]",
+            "vcvt.f32.s32 q0, q0",
+            "vcvt.f32.s32 q1, q1",
+            "vcvt.f32.s32 q2, q2",
+            "vcvt.f32.s32 q3, q3",
+            "vmul.f32 q0, q0, q4",
+            "vmul.f32 q1, q1, q4",
+            "vmul.f32 q2, q2, q4",
+            "vmul.f32 q3, q3, q4",
+            "vmax.f32 q0, q0, q5",
+            "vmax.f32 q1, q1, q5",
+            "vmax.f32 q2, q2, q5",
+            "vmax.f32 q3, q3, q5",
+            "vmin.f32 q0, q0, q6",
+            "vmin.f32 q1, q1, q6",
+            "vmin.f32 q2, q2, q6",
+            "vmin.f32 q3, q3, q6",
+            "vadd.f32 q0, q0, q7",
+            "vadd.f32 q1, q1, q7",
+            "vadd.f32 q2, q2, q7",
+            "vadd.f32 q3, q3, q7",
+            "vsub.i32 q0, q0, q8",
+            "vsub.i32 q1, q1, q8",
+            "vsub.i32 q2, q2, q8",
+            "vsub.i32 q3, q3, q8",
+            "vmovn.i32 d8, q0",
+            "vmovn.i32 d9, q1",
+            "vmovn.i32 d10, q2",
+            "vmovn.i32 d11, q3",
+            "vmovn.i16 d12, q4",
+            "vmovn.i16 d13, q5",
+            "vst1.8 {{d12-d13}}, [{out}]",
+            p = in(reg) p,
+            offs = inout(reg) offs => _,
+            w = inout(reg) w => _,
+            n = inout(reg) taps => _,
+            prm = inout(reg) params as *const DwParams => _,
+            out = in(reg) out,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+            out("d8") _, out("d9") _, out("d10") _, out("d11") _, out("d12") _, out("d13") _, out("d14") _, out("d15") _,
+            options(nostack),
+        );
+    }
+}
+
+/// Copies `rows` runs of `width` bytes from `src` (row pitch `src_pitch`) to `dst` (pitch
+/// `dst_pitch`).
+///
+/// # Panics
+/// If a run lies past either buffer.
+pub(crate) fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch: usize, width: usize, rows: usize) {
+    for r in 0..rows {
+        dst[r * dst_pitch..r * dst_pitch + width].copy_from_slice(&src[r * src_pitch..r * src_pitch + width]);
+    }
+}
+
+/// `even[j] = src[2j]`, `odd[j] = src[2j + 1]`: one input row split into the column phases of a
+/// stride-2 layer.
+///
+/// # Panics
+/// If `even` or `odd` is too short.
+pub(crate) fn deal_row(src: &[i8], even: &mut [i8], odd: &mut [i8]) {
+    let pairs = src.len() / 2;
+    for ((e, o), p) in even[..pairs].iter_mut().zip(&mut odd[..pairs]).zip(src.chunks_exact(2)) {
+        *e = p[0];
+        *o = p[1];
+    }
+    if src.len() % 2 == 1 {
+        even[pairs] = src[src.len() - 1];
     }
 }
