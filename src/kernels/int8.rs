@@ -684,17 +684,19 @@ impl DenseQConv {
         if packed8.len() < len {
             packed8.resize(len, 0);
         }
-        if pointwise {
-            neon::pack_b(x, self.k, n, c0, ncols, packed8);
-        } else {
-            im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
-            neon::pack_b(cols, self.k, ncols, 0, ncols, packed8);
-        }
         let rq = &self.requant;
         // SAFETY: the set is Neon only when the CPU has NEON with 32 double registers
         // (`dense_set`, `KernelSet::available`); this task owns columns c0..c0 + ncols (see
         // `run_par`).
-        unsafe { neon::gemm(&self.a, self.k.div_ceil(neon::KC), self.m, packed8, ncols, &self.bias, &rq.scale, rq.zero_point, out, n, c0) }
+        unsafe {
+            if pointwise {
+                neon::pack_b(x, self.k, n, c0, ncols, packed8);
+            } else {
+                im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
+                neon::pack_b(cols, self.k, ncols, 0, ncols, packed8);
+            }
+            neon::gemm(&self.a, self.k.div_ceil(neon::KC), self.m, packed8, ncols, &self.bias, &rq.scale, rq.zero_point, out, n, c0)
+        }
     }
 
     /// Columns `c0..c0 + ncols` packed: straight from `x` for a pointwise convolution, else

@@ -106,12 +106,15 @@ impl KernelSet {
 fn armv7_neon() -> bool {
     #[cfg(target_os = "linux")]
     {
-        // From the kernel's arch/arm/include/uapi/asm/hwcap.h.
-        const HWCAP_NEON: libc::c_ulong = 1 << 12;
-        const HWCAP_VFPD32: libc::c_ulong = 1 << 19;
-        // SAFETY: getauxval reads the process's auxiliary vector; it has no preconditions.
-        let caps = unsafe { libc::getauxval(libc::AT_HWCAP) };
-        caps & HWCAP_NEON != 0 && caps & HWCAP_VFPD32 != 0
+        static NEON: OnceLock<bool> = OnceLock::new();
+        *NEON.get_or_init(|| {
+            // From the kernel's arch/arm/include/uapi/asm/hwcap.h.
+            const HWCAP_NEON: libc::c_ulong = 1 << 12;
+            const HWCAP_VFPD32: libc::c_ulong = 1 << 19;
+            // SAFETY: getauxval reads the process's auxiliary vector; no preconditions.
+            let caps = unsafe { libc::getauxval(libc::AT_HWCAP) };
+            caps & HWCAP_NEON != 0 && caps & HWCAP_VFPD32 != 0
+        })
     }
     #[cfg(not(target_os = "linux"))]
     false

@@ -50,17 +50,46 @@ pub(crate) fn packed_len(k: usize, ncols: usize) -> usize {
 }
 
 /// Packs columns `c0..c0 + ncols` of the `[k][stride]` int8 matrix `src` into panels
-/// `[ncols / 2][k / 16][2][16]`, zero beyond `k` and `ncols`.
+/// `[ncols / 2][k / 16][2][16]`, zero beyond `k` and `ncols`. Blocks of 16 columns × 16 `k` are
+/// transposed in registers ([`transpose16`]; a group short of 16 `k` through a zero-padded copy),
+/// the columns past the last such block one byte at a time.
+///
+/// # Safety
+/// The CPU has NEON with 32 double registers.
 ///
 /// # Panics
 /// If `src` is too short for `k` rows of those columns or `packed` shorter than
 /// [`packed_len`]`(k, ncols)`.
-pub(crate) fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncols: usize, packed: &mut [i8]) {
+pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncols: usize, packed: &mut [i8]) {
     let kb = k.div_ceil(KC);
     let panel = kb * NR * KC;
     let packed = &mut packed[..packed_len(k, ncols)];
     assert!(k == 0 || ncols == 0 || src.len() >= (k - 1) * stride + c0 + ncols, "pack_b past its source");
-    for (p, dst) in packed.chunks_exact_mut(panel).enumerate() {
+    let blocks = ncols / 16;
+    let mut short = [0i8; 16 * 16];
+    for g in 0..kb {
+        let rows = (k - g * KC).min(KC);
+        for j in 0..blocks {
+            let at = g * KC * stride + c0 + 16 * j;
+            // 8 panels from panel 8j, group g of each: `panel` bytes apart.
+            let dst = packed[8 * j * panel + g * NR * KC..].as_mut_ptr();
+            // SAFETY: 16 rows of 16 bytes from `at` (a full group) or from `short` are read,
+            // within `src` by the assert above; 8 runs of 32 bytes written, `panel` apart, all
+            // within `packed` (panels 8j..8j + 8 exist: 16 (j + 1) ≤ ncols).
+            unsafe {
+                if rows == KC {
+                    transpose16(src.as_ptr().add(at), stride, dst, panel);
+                } else {
+                    for r in 0..rows {
+                        short[16 * r..16 * r + 16].copy_from_slice(&src[at + r * stride..at + r * stride + 16]);
+                    }
+                    short[16 * rows..].fill(0);
+                    transpose16(short.as_ptr(), 16, dst, panel);
+                }
+            }
+        }
+    }
+    for (p, dst) in packed.chunks_exact_mut(panel).enumerate().skip(8 * blocks) {
         let col = c0 + p * NR;
         let two = p * NR + 1 < ncols;
         for (g, group) in dst.chunks_exact_mut(NR * KC).enumerate() {
@@ -74,6 +103,86 @@ pub(crate) fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncols: usiz
             first[rows..].fill(0);
             second[rows..].fill(0);
         }
+    }
+}
+
+/// 16 rows of 16 bytes from `src` (`stride` apart) transposed: column `c`'s 16 bytes go to
+/// `dst + (c / 2) · dst_stride + (c % 2) · 16`, so each pair of columns is one group of a panel.
+/// Byte, halfword and word `vtrn`s, then doubleword swaps: 48 instructions for 256 bytes.
+///
+/// # Safety
+/// The CPU has NEON with 32 double registers; the 16 rows are readable, the 8 runs of 32
+/// bytes writable.
+#[inline]
+unsafe fn transpose16(src: *const i8, stride: usize, dst: *mut i8, dst_stride: usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        std::arch::asm!(
+            ".fpu neon",
+            "vld1.8 {{d0-d1}}, [{s}], {ss}",
+            "vld1.8 {{d2-d3}}, [{s}], {ss}",
+            "vld1.8 {{d4-d5}}, [{s}], {ss}",
+            "vld1.8 {{d6-d7}}, [{s}], {ss}",
+            "vld1.8 {{d8-d9}}, [{s}], {ss}",
+            "vld1.8 {{d10-d11}}, [{s}], {ss}",
+            "vld1.8 {{d12-d13}}, [{s}], {ss}",
+            "vld1.8 {{d14-d15}}, [{s}], {ss}",
+            "vld1.8 {{d16-d17}}, [{s}], {ss}",
+            "vld1.8 {{d18-d19}}, [{s}], {ss}",
+            "vld1.8 {{d20-d21}}, [{s}], {ss}",
+            "vld1.8 {{d22-d23}}, [{s}], {ss}",
+            "vld1.8 {{d24-d25}}, [{s}], {ss}",
+            "vld1.8 {{d26-d27}}, [{s}], {ss}",
+            "vld1.8 {{d28-d29}}, [{s}], {ss}",
+            "vld1.8 {{d30-d31}}, [{s}]",
+            "vtrn.8 q0, q1",
+            "vtrn.8 q2, q3",
+            "vtrn.8 q4, q5",
+            "vtrn.8 q6, q7",
+            "vtrn.8 q8, q9",
+            "vtrn.8 q10, q11",
+            "vtrn.8 q12, q13",
+            "vtrn.8 q14, q15",
+            "vtrn.16 q0, q2",
+            "vtrn.16 q1, q3",
+            "vtrn.16 q4, q6",
+            "vtrn.16 q5, q7",
+            "vtrn.16 q8, q10",
+            "vtrn.16 q9, q11",
+            "vtrn.16 q12, q14",
+            "vtrn.16 q13, q15",
+            "vtrn.32 q0, q4",
+            "vtrn.32 q1, q5",
+            "vtrn.32 q2, q6",
+            "vtrn.32 q3, q7",
+            "vtrn.32 q8, q12",
+            "vtrn.32 q9, q13",
+            "vtrn.32 q10, q14",
+            "vtrn.32 q11, q15",
+            "vswp d1, d16",
+            "vswp d3, d18",
+            "vswp d5, d20",
+            "vswp d7, d22",
+            "vswp d9, d24",
+            "vswp d11, d26",
+            "vswp d13, d28",
+            "vswp d15, d30",
+            "vst1.8 {{d0-d3}}, [{d}], {ds}",
+            "vst1.8 {{d4-d7}}, [{d}], {ds}",
+            "vst1.8 {{d8-d11}}, [{d}], {ds}",
+            "vst1.8 {{d12-d15}}, [{d}], {ds}",
+            "vst1.8 {{d16-d19}}, [{d}], {ds}",
+            "vst1.8 {{d20-d23}}, [{d}], {ds}",
+            "vst1.8 {{d24-d27}}, [{d}], {ds}",
+            "vst1.8 {{d28-d31}}, [{d}]",
+            s = inout(reg) src => _,
+            ss = in(reg) stride,
+            d = inout(reg) dst => _,
+            ds = in(reg) dst_stride,
+            out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _, out("d6") _, out("d7") _,
+            out("d8") _, out("d9") _, out("d10") _, out("d11") _, out("d12") _, out("d13") _, out("d14") _, out("d15") _,
+            options(nostack),
+        );
     }
 }
 
@@ -110,15 +219,16 @@ macro_rules! c16_pairs {
     };
 }
 
-/// One 4 × 2 tile over `kb ≥ 1` groups: the 8 outputs, requantised, to `out` as
-/// `[r0c0, r0c1, r1c0, r1c1, r2c0, r2c1, r3c0, r3c1]`. 29 instructions per group (24 for the
-/// products, 3 loads, the loop's 2), 38 for the epilogue.
+/// One 4 × 2 tile over `kb ≥ 1` groups, its 8 outputs requantised: row `r`'s two at
+/// `out + r · pitch` when `pitch > 0`, else to `out` as `[r0c0, r0c1, r1c0, r1c1, …, r3c1]`.
+/// 29 instructions per group (24 for the products, 3 loads, the loop's 2), about 40 for the
+/// epilogue.
 ///
 /// # Safety
 /// The CPU has NEON with 32 double registers; `a` is readable for `kb · 64` bytes, `b` for
-/// `kb · 32`, `out` writable for 8.
+/// `kb · 32`; `out` writable for 2 bytes at each of the 4 rows (`pitch > 0`) or for 8.
 #[inline]
-unsafe fn tile(a: *const i8, b: *const i8, kb: usize, params: &Params, out: *mut i8) {
+unsafe fn tile(a: *const i8, b: *const i8, kb: usize, params: &Params, out: *mut i8, pitch: usize) {
     debug_assert!(kb >= 1);
     // SAFETY: the caller's contract; the asm reads `params` whole and writes `out[..8]`.
     unsafe {
@@ -173,12 +283,23 @@ unsafe fn tile(a: *const i8, b: *const i8, kb: usize, params: &Params, out: *mut
             "vmovn.i32 d0, q8",
             "vmovn.i32 d1, q12",
             "vmovn.i16 d2, q0",
+            // A whole tile straight to the 4 output rows, two bytes each; else the 8 bytes.
+            "cmp {pitch}, #0",
+            "beq 5f",
+            "vst1.16 {{d2[0]}}, [{out}], {pitch}",
+            "vst1.16 {{d2[1]}}, [{out}], {pitch}",
+            "vst1.16 {{d2[2]}}, [{out}], {pitch}",
+            "vst1.16 {{d2[3]}}, [{out}]",
+            "b 6f",
+            "5:",
             "vst1.8 {{d2}}, [{out}]",
+            "6:",
             a = inout(reg) a => _,
             b = inout(reg) b => _,
             kb = inout(reg) kb => _,
             p = inout(reg) params as *const Params => _,
-            out = in(reg) out,
+            out = inout(reg) out => _,
+            pitch = in(reg) pitch,
             out("d0") _, out("d1") _, out("d2") _, out("d3") _, out("d4") _, out("d5") _, out("d6") _, out("d7") _,
             out("d8") _, out("d9") _, out("d10") _, out("d11") _, out("d12") _, out("d13") _, out("d14") _, out("d15") _,
             options(nostack),
@@ -230,16 +351,17 @@ pub(crate) unsafe fn gemm(a: &[i8], kb: usize, m: usize, packed: &[i8], ncols: u
             let ab = a.as_ptr().add(blk * kb * MR * KC);
             let dst = y.add(blk * MR * n + col0);
             for p in 0..panels {
-                tile(ab, packed.as_ptr().add(p * kb * NR * KC), kb, &params, t.as_mut_ptr());
+                let b = packed.as_ptr().add(p * kb * NR * KC);
                 let cols = (ncols - p * NR).min(NR);
                 let d = dst.add(p * NR);
-                if cols == NR {
-                    for r in 0..rows {
-                        std::ptr::write_unaligned(d.add(r * n) as *mut [i8; 2], [t[2 * r], t[2 * r + 1]]);
-                    }
-                } else {
-                    for r in 0..rows {
-                        *d.add(r * n) = t[2 * r];
+                if rows == MR && cols == NR {
+                    tile(ab, b, kb, &params, d, n);
+                    continue;
+                }
+                tile(ab, b, kb, &params, t.as_mut_ptr(), 0);
+                for r in 0..rows {
+                    for c in 0..cols {
+                        *d.add(r * n + c) = t[NR * r + c];
                     }
                 }
             }
@@ -471,7 +593,33 @@ pub(crate) fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch:
 /// If `even` or `odd` is too short.
 pub(crate) fn deal_row(src: &[i8], even: &mut [i8], odd: &mut [i8]) {
     let pairs = src.len() / 2;
-    for ((e, o), p) in even[..pairs].iter_mut().zip(&mut odd[..pairs]).zip(src.chunks_exact(2)) {
+    assert!(even.len() >= src.len().div_ceil(2) && odd.len() >= pairs, "deal_row past a phase");
+    // 16 bytes at a time with `vld2.8` when the CPU has NEON (this runs for NEON's form only,
+    // but the function is safe, so it checks), the rest pair by pair.
+    let chunks = if crate::kernels::KernelSet::Neon.available() { pairs / 8 } else { 0 };
+    if chunks > 0 {
+        // SAFETY: NEON is present (checked); `chunks` runs of 16 bytes of `src` are read and 8
+        // bytes of `even` and `odd` written per run, within their lengths (asserted).
+        unsafe {
+            std::arch::asm!(
+                ".fpu neon",
+                "1:",
+                "vld2.8 {{d0-d1}}, [{s}]!",
+                "vst1.8 {{d0}}, [{e}]!",
+                "vst1.8 {{d1}}, [{o}]!",
+                "subs {n}, {n}, #1",
+                "bne 1b",
+                s = inout(reg) src.as_ptr() => _,
+                e = inout(reg) even.as_mut_ptr() => _,
+                o = inout(reg) odd.as_mut_ptr() => _,
+                n = inout(reg) chunks => _,
+                out("d0") _, out("d1") _,
+                options(nostack),
+            );
+        }
+    }
+    let done = 8 * chunks;
+    for ((e, o), p) in even[done..pairs].iter_mut().zip(&mut odd[done..pairs]).zip(src[2 * done..].chunks_exact(2)) {
         *e = p[0];
         *o = p[1];
     }
