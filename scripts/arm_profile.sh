@@ -7,16 +7,21 @@
 #   scripts/arm_profile.sh cortex-a72 target/arm-insns/mobilenet_v2_224.int8.onnx [TOP]
 #
 # Needs the aarch64 release build (unstripped: cargo build --release --target
-# aarch64-unknown-linux-gnu), qemu-user, gcc and the aarch64 cross libc (see .ci/run).
+# aarch64-unknown-linux-gnu), qemu-user, gcc and the aarch64 cross libc (see .ci/run). The 32-bit
+# cores (cortex-a7, -a9, -a15) run the armv7 release build under qemu-arm instead.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 [ $# -ge 2 ] || { echo "usage: arm_profile.sh CPU MODEL [TOP]" >&2; exit 2; }
 cpu=$1; model=$2; top=${3:-14}
-bin=$root/target/aarch64-unknown-linux-gnu/release/edgenet
+case $cpu in
+  cortex-a7|cortex-a9|cortex-a15) qemu=qemu-arm; sysroot=/usr/arm-linux-gnueabihf; target=armv7-unknown-linux-gnueabihf ;;
+  *) qemu=qemu-aarch64; sysroot=/usr/aarch64-linux-gnu; target=aarch64-unknown-linux-gnu ;;
+esac
+bin=$root/target/$target/release/edgenet
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 gcc -O2 -shared -fPIC -o "$work/libtbprof.so" "$root/scripts/qemu/tbprof.c"
 for r in 1 5; do
-  TBPROF_OUT=$work/runs$r.txt qemu-aarch64 -cpu "$cpu" -L /usr/aarch64-linux-gnu -plugin "$work/libtbprof.so,top=1" \
+  TBPROF_OUT=$work/runs$r.txt $qemu -cpu "$cpu" -L "$sysroot" -plugin "$work/libtbprof.so,top=1" \
     "$bin" bench "$model" --warmup 0 --runs $r >/dev/null 2>&1
 done
 python3 - "$work" "$top" <<'PY'
