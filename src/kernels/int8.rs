@@ -421,9 +421,46 @@ fn dense_set(set: KernelSet, weights: &[i8], requant: &Requant) -> KernelSet {
 
 /// The biases with the input zero point folded in: `bias[row] − z_x · Σ_k w[row][k]`, so that
 /// the kernels can multiply the raw int8 input (`k` weights per row).
+/// Modulo 2³², like the accumulation itself.
 pub(super) fn fold_zero_point(bias: &[i32], weights: &[i8], k: usize, x_zp: i8) -> Vec<i32> {
     let zx = i32::from(x_zp);
-    bias.iter().zip(weights.chunks_exact(k)).map(|(&b, w)| b - zx * w.iter().map(|&v| i32::from(v)).sum::<i32>()).collect()
+    bias.iter().zip(weights.chunks_exact(k)).map(|(&b, w)| b.wrapping_sub(zx.wrapping_mul(w.iter().map(|&v| i32::from(v)).sum::<i32>()))).collect()
+}
+
+/// Packs `[m][k]` weights into `[m / mr][k / kc][mr][kc]`: blocks of `mr` rows with `kc`
+/// consecutive `k` of each row together, zero-padded rows and `k` (aarch64 NEON: 4 × 16, dot product: 8 × 4, armv7 NEON: 4 × 16). Done once, when a model is loaded.
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+pub(super) fn pack_blocks(weights: &[i8], m: usize, k: usize, mr: usize, kc: usize) -> Vec<i8> {
+    let kb = k.div_ceil(kc);
+    let mut a = vec![0i8; m.div_ceil(mr) * kb * mr * kc];
+    for (row, w) in weights.chunks_exact(k).enumerate().take(m) {
+        let (blk, r) = (row / mr, row % mr);
+        for (g, chunk) in w.chunks(kc).enumerate() {
+            let at = ((blk * kb + g) * mr + r) * kc;
+            a[at..at + chunk.len()].copy_from_slice(chunk);
+        }
+    }
+    a
+}
+
+/// The checks of an ARM depthwise kernel's channel, whose output `(oy, ox)` reads tap `t` at
+/// `oy · row_step + offsets[t] + ox` in 16-output tiles: `out_len` is `oh · ow`, one offset per
+/// tap, and the last row's last tile at the largest offset lies within `planes_len` (the caller
+/// leaves 16 bytes of slack after the last row). Returns whether there is anything to compute.
+///
+/// # Panics
+/// If a check fails.
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+pub(super) fn dw_channel_fits(planes_len: usize, offsets: &[usize], taps: usize, row_step: usize, oh: usize, ow: usize, out_len: usize) -> bool {
+    assert_eq!(out_len, oh * ow);
+    assert_eq!(offsets.len(), taps);
+    if oh == 0 || ow == 0 {
+        return false;
+    }
+    let max_off = offsets.iter().copied().max().unwrap_or(0);
+    let last_tile = (ow - 1) / 16 * 16;
+    assert!((oh - 1) * row_step + max_off + last_tile + 16 <= planes_len, "depthwise tile past the plane");
+    true
 }
 
 /// Why a convolution cannot use these kernels.

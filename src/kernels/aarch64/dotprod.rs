@@ -22,9 +22,9 @@ pub(crate) const NR: usize = 8;
 /// `k` per packed group.
 pub(crate) const KC: usize = 4;
 
-/// Packs `[m][k]` weights in this kernel's layout (see [`super::pack_a`]).
+/// Packs `[m][k]` weights in this kernel's layout (see [`pack_blocks`](crate::kernels::int8::pack_blocks)).
 pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize) -> Vec<i8> {
-    super::pack_a(weights, m, k, MR, KC)
+    crate::kernels::int8::pack_blocks(weights, m, k, MR, KC)
 }
 
 /// Bytes of packed columns for `ncols` columns of `k` values.
@@ -324,7 +324,7 @@ impl Depthwise {
                 }
             }
         }
-        Some(Depthwise { kh, stride: s, groups, wdot, idx, bias: super::fold_zero_point(weights, bias, taps, x_zp) })
+        Some(Depthwise { kh, stride: s, groups, wdot, idx, bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
     }
 
     /// Bytes held: replicated weights, indices, biases.

@@ -139,30 +139,6 @@ impl Depthwise {
     }
 }
 
-/// `bias[c] − z_x · Σ w[c]`: the bias of a convolution over raw int8 inputs whose padding holds
-/// the input zero point `z_x`, equal to `bias + Σ w · (x − z_x)` over the same taps (modulo 2³²,
-/// like the accumulation itself).
-pub(crate) fn fold_zero_point(weights: &[i8], bias: &[i32], taps: usize, x_zp: i8) -> Vec<i32> {
-    let zx = i32::from(x_zp);
-    bias.iter().zip(weights.chunks_exact(taps)).map(|(&b, w)| b.wrapping_sub(zx * w.iter().map(|&v| i32::from(v)).sum::<i32>())).collect()
-}
-
-/// Packs `[m][k]` weights into `[m / mr][k / kc][mr][kc]`: blocks of `mr` rows with `kc`
-/// consecutive `k` of each row together, zero-padded rows and `k` (NEON: 4 × 16, dot product:
-/// 8 × 4). Done once, when a model is loaded.
-pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize, mr: usize, kc: usize) -> Vec<i8> {
-    let kb = k.div_ceil(kc);
-    let mut a = vec![0i8; m.div_ceil(mr) * kb * mr * kc];
-    for (row, w) in weights.chunks_exact(k).enumerate().take(m) {
-        let (blk, r) = (row / mr, row % mr);
-        for (g, chunk) in w.chunks(kc).enumerate() {
-            let at = ((blk * kb + g) * mr + r) * kc;
-            a[at..at + chunk.len()].copy_from_slice(chunk);
-        }
-    }
-    a
-}
-
 /// The columns of a `pack_b` group that the 16-column vector code does not cover, one byte at a
 /// time: column `c`'s `rows` values from `src` (row stride `stride`) to its `kc` bytes at
 /// `dst + (c / nr) · panel + (c % nr) · kc`, zero past `rows`.

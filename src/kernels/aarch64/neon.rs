@@ -22,9 +22,9 @@ pub(crate) const NR: usize = 4;
 /// `k` per packed group.
 pub(crate) const KC: usize = 16;
 
-/// Packs `[m][k]` weights in this kernel's layout (see [`super::pack_a`]).
+/// Packs `[m][k]` weights in this kernel's layout (see [`pack_blocks`](crate::kernels::int8::pack_blocks)).
 pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize) -> Vec<i8> {
-    super::pack_a(weights, m, k, MR, KC)
+    crate::kernels::int8::pack_blocks(weights, m, k, MR, KC)
 }
 
 /// Bytes of packed columns for `ncols` columns of `k` values.
@@ -404,7 +404,7 @@ impl Depthwise {
         if taps == 0 || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
             return None;
         }
-        Some(Depthwise { taps, w: weights.to_vec(), bias: super::fold_zero_point(weights, bias, taps, x_zp) })
+        Some(Depthwise { taps, w: weights.to_vec(), bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
     }
 
     /// Bytes held: weights and biases.
@@ -420,14 +420,9 @@ impl Depthwise {
     /// row), `offsets` does not have one entry per tap, or `out` is not `oh · ow` long.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn channel(&self, c: usize, planes: &[i8], offsets: &[usize], row_step: usize, scale: f32, zp: i32, oh: usize, ow: usize, out: &mut [i8]) {
-        assert_eq!(out.len(), oh * ow);
-        assert_eq!(offsets.len(), self.taps);
-        if oh == 0 || ow == 0 {
+        if !crate::kernels::int8::dw_channel_fits(planes.len(), offsets, self.taps, row_step, oh, ow, out.len()) {
             return;
         }
-        let max_off = offsets.iter().copied().max().unwrap_or(0);
-        let last_tile = (ow - 1) / 16 * 16;
-        assert!((oh - 1) * row_step + max_off + last_tile + 16 <= planes.len(), "depthwise tile past the plane");
         let w = &self.w[c * self.taps..(c + 1) * self.taps];
         let b = self.bias[c];
         // SAFETY: every load is within `planes` (asserted above for the last row, the largest

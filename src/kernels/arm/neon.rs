@@ -32,16 +32,7 @@ const MAGIC: f32 = 12_582_912.0;
 
 /// Packs `[m][k]` weights as `[m / 4][k / 16][4][16]`, zero beyond `k` and `m`.
 pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize) -> Vec<i8> {
-    let kb = k.div_ceil(KC);
-    let mut a = vec![0i8; m.div_ceil(MR) * kb * MR * KC];
-    for (row, w) in weights.chunks_exact(k).enumerate().take(m) {
-        let (blk, r) = (row / MR, row % MR);
-        for (g, chunk) in w.chunks(KC).enumerate() {
-            let at = ((blk * kb + g) * MR + r) * KC;
-            a[at..at + chunk.len()].copy_from_slice(chunk);
-        }
-    }
-    a
+    crate::kernels::int8::pack_blocks(weights, m, k, MR, KC)
 }
 
 /// Bytes of packed columns for `ncols` columns of `k` values.
@@ -401,9 +392,7 @@ impl Depthwise {
         if taps == 0 || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
             return None;
         }
-        let zx = i32::from(x_zp);
-        let folded = bias.iter().zip(weights.chunks_exact(taps)).map(|(&b, w)| b.wrapping_sub(zx * w.iter().map(|&v| i32::from(v)).sum::<i32>())).collect();
-        Some(Depthwise { taps, w: weights.to_vec(), bias: folded })
+        Some(Depthwise { taps, w: weights.to_vec(), bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
     }
 
     /// Bytes held: weights and biases.
@@ -434,14 +423,9 @@ impl Depthwise {
         ow: usize,
         out: &mut [i8],
     ) {
-        assert_eq!(out.len(), oh * ow);
-        assert_eq!(offsets.len(), self.taps);
-        if oh == 0 || ow == 0 {
+        if !crate::kernels::int8::dw_channel_fits(planes.len(), offsets, self.taps, row_step, oh, ow, out.len()) {
             return;
         }
-        let max_off = offsets.iter().copied().max().unwrap_or(0);
-        let last_tile = (ow - 1) / 16 * 16;
-        assert!((oh - 1) * row_step + max_off + last_tile + 16 <= planes.len(), "depthwise tile past the plane");
         let params = DwParams {
             bias: [self.bias[c]; 4],
             scale: [scale; 4],
