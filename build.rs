@@ -1,10 +1,15 @@
 //! Build script: embeds a model in the binary when `EDGENET_EMBED_MODEL` names an ONNX file at
 //! build time, so that an appliance is one file (`edgenet run --source -` then needs no model
 //! argument). Without the variable nothing is embedded and nothing changes.
+//!
+//! For the `device` profile on x86-64 Linux it also hands the linker the order of the functions a
+//! device run executes (`scripts/symbol-order/`, written by `scripts/symbol_order.py`), so that
+//! they sit together and the rest of the code stays on disk: see `symbol_order`.
 
 use std::path::PathBuf;
 
 fn main() {
+    symbol_order();
     println!("cargo::rustc-check-cfg=cfg(edgenet_embedded_model)");
     println!("cargo::rerun-if-env-changed=EDGENET_EMBED_MODEL");
     let Some(path) = std::env::var_os("EDGENET_EMBED_MODEL").filter(|p| !p.is_empty()) else {
@@ -41,4 +46,39 @@ fn main() {
     println!("cargo::rustc-env=EDGENET_EMBEDDED_MODEL_PATH={utf8}");
     println!("cargo::rustc-env=EDGENET_EMBEDDED_MODEL_NAME={name}");
     println!("cargo::warning=embedding {utf8} ({} bytes) as the default model", meta.len());
+}
+
+/// The `device` profile on `x86_64-unknown-linux-gnu`: `-Wl,--symbol-ordering-file` with the list
+/// in `scripts/symbol-order/` (if there is one for the target), for the `edgenet` binary. The
+/// kernel maps code 64 KiB around each page a process faults on, so executed functions scattered
+/// over the binary make most of its code resident; listed first, they take about 1.5 MiB. That
+/// target links with lld (Rust's default there), which takes the option; names the list has and
+/// the binary lacks are skipped silently. `EDGENET_NO_SYMBOL_ORDER=1` turns it off (another
+/// linker, or to measure without it). The same build also packs its relative relocations (RELR).
+fn symbol_order() {
+    println!("cargo::rerun-if-env-changed=EDGENET_NO_SYMBOL_ORDER");
+    // `scripts/symbol_order.py` reads the link map of the device build it lists the functions of.
+    println!("cargo::rerun-if-env-changed=EDGENET_SYMBOL_MAP");
+    if let Some(map) = std::env::var_os("EDGENET_SYMBOL_MAP").filter(|m| !m.is_empty()).and_then(|m| m.into_string().ok()) {
+        println!("cargo::rustc-link-arg-bins=-Wl,-Map={map}");
+    }
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if std::env::var_os("EDGENET_NO_SYMBOL_ORDER").is_some_and(|v| !v.is_empty()) || target != "x86_64-unknown-linux-gnu" {
+        return;
+    }
+    // OUT_DIR is <target dir>/[<triple>/]<profile>/build/<package>-<hash>/out.
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    if out_dir.ancestors().nth(3).and_then(|p| p.file_name()).is_none_or(|p| p != "device") {
+        return;
+    }
+    let list = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join("scripts/symbol-order").join(format!("{target}.txt"));
+    println!("cargo::rerun-if-changed={}", list.display());
+    let Some(path) = list.to_str().filter(|_| list.is_file()) else {
+        return;
+    };
+    println!("cargo::rustc-link-arg-bins=-Wl,--symbol-ordering-file={path}");
+    println!("cargo::rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    // RELR relative relocations: 8 KiB instead of 0.8 MiB of `.rela.dyn`, which the dynamic
+    // loader reads whole at start-up (glibc 2.36 or later runs such binaries).
+    println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
 }

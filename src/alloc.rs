@@ -155,6 +155,30 @@ pub fn release_free_heap() -> bool {
     }
 }
 
+/// Keeps glibc's mmap threshold at 128 KiB (its initial value) for the whole process, and
+/// returns whether it was set. glibc otherwise raises the threshold to the size of each mmapped
+/// block freed (up to 32 MiB): after loading frees the decoded protobuf, the engine's weights and
+/// buffers would come from the heap instead, among the holes loading left, and stay resident
+/// with them. Blocks of 128 KiB or more are then mapped and unmapped on their own. The engine
+/// allocates nothing per inference, so this costs no speed once a model is loaded. A no-op
+/// returning `false` on other C libraries.
+pub fn keep_mmap_threshold() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        extern "C" {
+            fn mallopt(param: std::os::raw::c_int, value: std::os::raw::c_int) -> std::os::raw::c_int;
+        }
+        const M_MMAP_THRESHOLD: std::os::raw::c_int = -3;
+        // SAFETY: mallopt takes the allocator's own lock; this parameter only steers where
+        // later large blocks come from.
+        unsafe { mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// Peak and current resident set size of this process in bytes (`VmHWM`, `VmRSS` from
 /// `/proc/self/status`); `None` where that file does not exist (not Linux).
 pub fn rss() -> Option<(u64, u64)> {

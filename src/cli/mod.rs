@@ -73,6 +73,7 @@ const TOOL_VERBS: [&str; 3] = ["export", "quantize", "demo"];
 pub fn main() -> i32 {
     // First, while the process has one thread (see `avoid_tract_amx_int8`).
     edgenet::engine::avoid_tract_amx_int8();
+    edgenet::alloc::keep_mmap_threshold();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

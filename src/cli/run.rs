@@ -264,6 +264,9 @@ pub fn run(args: &RunArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let opts = args.engine.options();
     let model = super::ModelSource::from_arg(args.model.as_deref())?;
     let engine = model.load_sized(&opts, &args.preprocess, &mut |_| {})?;
+    // Loading frees more than it keeps (the decoded protobuf, tract's intermediate graphs): give
+    // those pages back before the stream starts, as `bench` and `footprint` do.
+    edgenet::alloc::release_free_heap();
     let preprocess = args.preprocess.resolve_for(&model, &engine)?;
     let (labels, label_err) = super::classify::resolve_labels(args.labels.as_deref(), &engine);
     if let Some(e) = label_err {
