@@ -79,6 +79,14 @@ fn symbol_order() {
     println!("cargo::rustc-link-arg-bins=-Wl,--symbol-ordering-file={path}");
     println!("cargo::rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     // RELR relative relocations: 8 KiB instead of 0.8 MiB of `.rela.dyn`, which the dynamic
-    // loader reads whole at start-up (glibc 2.36 or later runs such binaries).
-    println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    // loader reads whole at start-up. Only against a glibc that has them (2.36 or later): the
+    // linker then marks the binary as needing one, and an older glibc refuses it with a clear
+    // error instead of running it unrelocated.
+    let glibc_has_relr = ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6", "/usr/lib64/libc.so.6"]
+        .iter()
+        .find_map(|p| std::fs::read(p).ok())
+        .is_some_and(|libc| libc.windows(17).any(|w| w == b"GLIBC_ABI_DT_RELR"));
+    if glibc_has_relr {
+        println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
 }
