@@ -14,8 +14,9 @@ pub enum KernelSet {
     Avx2,
     /// NEON: on aarch64 ARMv8.0 (Raspberry Pi 3/4, Cortex-A53/A72), widening multiply-accumulate
     /// (`smull`/`smlal2` into i16, `sadalp` into i32) on int8 operands; on armv7 (32-bit
-    /// Raspberry Pi OS) the same products in the dense GEMM (`vmull`/`vmlal`/`vpadal`), when the
-    /// CPU has NEON with 32 double registers, the rest portable.
+    /// Raspberry Pi OS), when the CPU has NEON with 32 double registers, the same products in
+    /// the dense GEMM (`vmull`/`vmlal`/`vpadal`) and the depthwise convolution, the element-wise
+    /// kernels portable.
     Neon,
     /// aarch64 with the ARMv8.2 dot product (Raspberry Pi 5, Cortex-A76): `sdot`, 16 int8
     /// multiply-adds per instruction; NEON for what has no dot-product form.

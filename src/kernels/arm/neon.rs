@@ -1,8 +1,8 @@
-//! 32-bit ARM (armv7, 32-bit Raspberry Pi OS on a Pi 2, 3 or Zero 2) NEON int8 GEMM.
+//! 32-bit ARM (armv7, 32-bit Raspberry Pi OS on a Pi 2, 3 or Zero 2) NEON int8 kernels: the
+//! dense GEMM, its column packing, and the depthwise convolution ([`Depthwise`]).
 //!
-//! The armv7 targets do not assume NEON (a Cortex-A9 without it is still armv7), and Rust's
-//! NEON intrinsics and `target_feature(enable = "neon")` are not stable for them, so the kernel
-//! is `asm!` behind `.fpu neon`, run only when the kernel reports NEON and 32 double registers
+//! The armv7 targets do not assume NEON (some armv7 cores lack it), and Rust's NEON intrinsics
+//! and `target_feature(enable = "neon")` are not stable for them, so the kernels are `asm!` behind `.fpu neon`, run only when the kernel reports NEON and 32 double registers
 //! (`HWCAP_NEON`, `HWCAP_VFPD32`; see `isa.rs`). It uses `d16`–`d31`, which code built for these
 //! targets never touches (their baseline is VFPv3-D16) and which the calling convention leaves
 //! to the callee anyway; `d0`–`d15` are declared as clobbered.
