@@ -420,15 +420,16 @@ fn dense_set(set: KernelSet, weights: &[i8], requant: &Requant) -> KernelSet {
 }
 
 /// The biases with the input zero point folded in: `bias[row] − z_x · Σ_k w[row][k]`, so that
-/// the kernels can multiply the raw int8 input (`k` weights per row).
-/// Modulo 2³², like the accumulation itself.
+/// the kernels can multiply the raw int8 input (`k` weights per row). Modulo 2³², like the
+/// accumulation itself.
 pub(super) fn fold_zero_point(bias: &[i32], weights: &[i8], k: usize, x_zp: i8) -> Vec<i32> {
     let zx = i32::from(x_zp);
     bias.iter().zip(weights.chunks_exact(k)).map(|(&b, w)| b.wrapping_sub(zx.wrapping_mul(w.iter().map(|&v| i32::from(v)).sum::<i32>()))).collect()
 }
 
 /// Packs `[m][k]` weights into `[m / mr][k / kc][mr][kc]`: blocks of `mr` rows with `kc`
-/// consecutive `k` of each row together, zero-padded rows and `k` (aarch64 NEON: 4 × 16, dot product: 8 × 4, armv7 NEON: 4 × 16). Done once, when a model is loaded.
+/// consecutive `k` of each row together, zero-padded rows and `k` (NEON on aarch64 and armv7:
+/// 4 × 16, dot product: 8 × 4). Done once, when a model is loaded.
 #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
 pub(super) fn pack_blocks(weights: &[i8], m: usize, k: usize, mr: usize, kc: usize) -> Vec<i8> {
     let kb = k.div_ceil(kc);
@@ -441,6 +442,36 @@ pub(super) fn pack_blocks(weights: &[i8], m: usize, k: usize, mr: usize, kc: usi
         }
     }
     a
+}
+
+/// A depthwise layer's weights as the ARM NEON forms read them (aarch64's and armv7's, whose
+/// `channel` methods are in their own files): `[c][taps]` int8, none of them −128, so that two
+/// taps' products fit i16 (`|w| ≤ 127`, `|x| ≤ 128`: 2 · 16256 < 2¹⁵); the bias with the input
+/// zero point folded in.
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TapWeights {
+    pub(super) taps: usize,
+    /// `[c][taps]`, as given.
+    pub(super) w: Vec<i8>,
+    /// Bias with the input zero point folded in.
+    pub(super) bias: Vec<i32>,
+}
+
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+impl TapWeights {
+    /// The NEON form of `[c][taps]` weights, or `None` if a weight is −128.
+    pub(crate) fn new(taps: usize, weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
+        if taps == 0 || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
+            return None;
+        }
+        Some(TapWeights { taps, w: weights.to_vec(), bias: fold_zero_point(bias, weights, taps, x_zp) })
+    }
+
+    /// Bytes held: weights and biases.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.w.len() + 4 * self.bias.len()
+    }
 }
 
 /// The checks of an ARM depthwise kernel's channel, whose output `(oy, ox)` reads tap `t` at
@@ -1113,7 +1144,6 @@ impl DepthwiseQConv {
     /// stride-1 layer whose rows are narrow runs "flat" (see [`flat_pays`]) into a scratch run
     /// copied back to rows.
     ///
-    /// [`flat_pays`]: super::aarch64::flat_pays
     #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
     fn run_arm(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
         #[cfg(target_arch = "aarch64")]

@@ -389,29 +389,11 @@ pub(crate) unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t)
 /// `saddw` into the i32 accumulators: 10 instructions for 32 multiply-adds. Two products fit i16
 /// only while the weights avoid −128 (`|w| ≤ 127`, `|x| ≤ 128`: 2 · 16256 < 2¹⁵); a layer with a
 /// −128 weight gets no NEON form ([`Depthwise::new`] returns `None`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Depthwise {
-    taps: usize,
-    /// `[c][taps]`, as given.
-    w: Vec<i8>,
-    /// Bias with the input zero point folded in.
-    bias: Vec<i32>,
-}
+/// Its weights are [`TapWeights`](crate::kernels::int8::TapWeights) (armv7's NEON form reads
+/// the same).
+pub(crate) use crate::kernels::int8::TapWeights as Depthwise;
 
 impl Depthwise {
-    /// The NEON form of `[c][taps]` weights, or `None` if a weight is −128.
-    pub(crate) fn new(taps: usize, weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
-        if taps == 0 || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
-            return None;
-        }
-        Some(Depthwise { taps, w: weights.to_vec(), bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
-    }
-
-    /// Bytes held: weights and biases.
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.w.len() + 4 * self.bias.len()
-    }
-
     /// One channel: `out[oy][ox]` for the `oh × ow` outputs, where output `(oy, ox)` reads tap
     /// `t` at `planes[oy · row_step + offsets[t] + ox]`; 16 outputs at a time.
     ///

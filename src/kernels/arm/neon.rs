@@ -366,14 +366,7 @@ pub(crate) unsafe fn gemm(a: &[i8], kb: usize, m: usize, packed: &[i8], ncols: u
 /// `vmlal.s8` of each half (two taps' products summed in i16, exact for weights in
 /// −127..=127) and four `vaddw.s16` into the i32 accumulators. A layer with a −128 weight gets
 /// no NEON form ([`Depthwise::new`] returns `None`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Depthwise {
-    taps: usize,
-    /// `[c][taps]`, as given.
-    w: Vec<i8>,
-    /// Bias with the input zero point folded in.
-    bias: Vec<i32>,
-}
+pub(crate) use crate::kernels::int8::TapWeights as Depthwise;
 
 /// What [`dw_tile`]'s epilogue loads, in order, for one channel.
 #[repr(C, align(16))]
@@ -387,19 +380,6 @@ struct DwParams {
 }
 
 impl Depthwise {
-    /// The NEON form of `[c][taps]` weights, or `None` if a weight is −128.
-    pub(crate) fn new(taps: usize, weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
-        if taps == 0 || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
-            return None;
-        }
-        Some(Depthwise { taps, w: weights.to_vec(), bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
-    }
-
-    /// Bytes held: weights and biases.
-    pub(crate) fn held_bytes(&self) -> usize {
-        self.w.len() + 4 * self.bias.len()
-    }
-
     /// One channel: `out[oy][ox]` for the `oh × ow` outputs, where output `(oy, ox)` reads tap
     /// `t` at `planes[oy · row_step + offsets[t] + ox]`; 16 outputs at a time, a row's last
     /// tile through a scratch tile.
