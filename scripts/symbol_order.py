@@ -17,9 +17,16 @@ binary whose code executed (instruction addresses from callgrind, functions from
 the order callgrind first met them, workload by workload. Needs valgrind, ffmpeg and a native
 release build with the tools (to export and quantize the networks: `cargo build --release`).
 
-A stale list is harmless: symbols it names that no longer exist are skipped (the hashes in
-Rust's mangled names change with the code), and the functions it misses stay where the linker
-puts them. Regenerate it after changing the engine or upgrading tract or the compiler:
+A stale list is harmless but loses its gain: symbols it names that no longer exist are skipped,
+and the functions it misses stay where the linker puts them. The hash at the end of a Rust
+symbol comes from cargo's metadata for the crate (profile settings, features, the compiler),
+so a change there renames every function of that crate, whether or not its code changed. On
+2026-12-01 the profile's `strip` setting did that to all of edgenet's functions; `footprint`
+showed it as 5.6–5.8 MiB of file pages instead of 5.1 MiB. Matching the names with their hashes
+wildcarded does not work: the instances of a generic function differ only by that hash, so the
+patterns took in thousands of instances no run executes (a 5.6 MB "hot" section, 7.7 MiB of file
+pages). Regenerate the list after changing the engine, the `device` profile, or upgrading tract
+or the compiler:
 
     python3 scripts/symbol_order.py
 """
