@@ -2,9 +2,10 @@
 //! build time, so that an appliance is one file (`edgenet run --source -` then needs no model
 //! argument). Without the variable nothing is embedded and nothing changes.
 //!
-//! For the `device` profile on x86-64 Linux it also hands the linker the order of the functions a
-//! device run executes (`scripts/symbol-order/`, written by `scripts/symbol_order.py`), so that
-//! they sit together and the rest of the code stays on disk: see `symbol_order`.
+//! For the `device` profile on x86-64 Linux and for the static aarch64 (musl) binary it also hands
+//! the linker the order of the functions a device run executes (`scripts/symbol-order/`, written
+//! by `scripts/symbol_order.py`), so that they sit together and the rest of the code stays on
+//! disk: see `symbol_order`.
 
 use std::path::PathBuf;
 
@@ -48,13 +49,15 @@ fn main() {
     println!("cargo::warning=embedding {utf8} ({} bytes) as the default model", meta.len());
 }
 
-/// The `device` profile on `x86_64-unknown-linux-gnu`: `-Wl,--symbol-ordering-file` with the list
-/// in `scripts/symbol-order/` (if there is one for the target), for the `edgenet` binary. The
-/// kernel maps code 64 KiB around each page a process faults on, so executed functions scattered
-/// over the binary make most of its code resident; listed first, they take about 1.5 MiB. That
-/// target links with lld (Rust's default there), which takes the option; names the list has and
-/// the binary lacks are skipped silently. `EDGENET_NO_SYMBOL_ORDER=1` turns it off (another
-/// linker, or to measure without it). The same build also packs its relative relocations (RELR).
+/// The `device` profile on `x86_64-unknown-linux-gnu` and `aarch64-unknown-linux-musl`:
+/// `-Wl,--symbol-ordering-file` with the list in `scripts/symbol-order/` (if there is one for the
+/// target), for the `edgenet` binary. The kernel maps code 64 KiB around each page a process
+/// faults on, so executed functions scattered over the binary make most of its code resident;
+/// listed first, they take about 1.5 MiB. The x86-64 target links with lld (Rust's default
+/// there), which takes the option; the aarch64 one is switched to the toolchain's lld here
+/// ([`use_rust_lld`]). Names the list has and the binary lacks are skipped silently.
+/// `EDGENET_NO_SYMBOL_ORDER=1` turns the list off (to measure without it). The x86-64 build
+/// also packs its relative relocations (RELR).
 fn symbol_order() {
     println!("cargo::rerun-if-env-changed=EDGENET_NO_SYMBOL_ORDER");
     // `scripts/symbol_order.py` reads the link map of the device build it lists the functions of.
@@ -63,12 +66,22 @@ fn symbol_order() {
         println!("cargo::rustc-link-arg-bins=-Wl,-Map={map}");
     }
     let target = std::env::var("TARGET").unwrap_or_default();
-    if std::env::var_os("EDGENET_NO_SYMBOL_ORDER").is_some_and(|v| !v.is_empty()) || target != "x86_64-unknown-linux-gnu" {
+    if target != "x86_64-unknown-linux-gnu" && target != "aarch64-unknown-linux-musl" {
         return;
     }
     // OUT_DIR is <target dir>/[<triple>/]<profile>/build/<package>-<hash>/out.
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
     if out_dir.ancestors().nth(3).and_then(|p| p.file_name()).is_none_or(|p| p != "device") {
+        return;
+    }
+    // The static aarch64 binary is linked by the GNU cross gcc, whose linker (GNU ld) has no
+    // `--symbol-ordering-file`: the device build links it with the lld that ships with Rust
+    // (`gcc-ld/ld.lld` in the toolchain, which runs `rust-lld`), with or without a list, so that
+    // the build `scripts/symbol_order.py` lists is laid out by the same linker.
+    if target == "aarch64-unknown-linux-musl" && !use_rust_lld() {
+        return;
+    }
+    if std::env::var_os("EDGENET_NO_SYMBOL_ORDER").is_some_and(|v| !v.is_empty()) {
         return;
     }
     let list = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default()).join("scripts/symbol-order").join(format!("{target}.txt"));
@@ -82,6 +95,9 @@ fn symbol_order() {
     // loader reads whole at start-up. Only against a glibc that has them (2.36 or later): the
     // linker then marks the binary as needing one, and an older glibc refuses it with a clear
     // error instead of running it unrelocated.
+    if target != "x86_64-unknown-linux-gnu" {
+        return;
+    }
     let glibc_has_relr = ["/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib64/libc.so.6", "/usr/lib64/libc.so.6"]
         .iter()
         .find_map(|p| std::fs::read(p).ok())
@@ -89,4 +105,25 @@ fn symbol_order() {
     if glibc_has_relr {
         println!("cargo::rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+}
+
+/// Links the binaries with the toolchain's lld through the C compiler driver
+/// (`-fuse-ld=lld -B <sysroot>/lib/rustlib/<host>/bin/gcc-ld`), if the toolchain has it; else
+/// warns and returns false (the build then links with the driver's own linker, unordered).
+fn use_rust_lld() -> bool {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let host = std::env::var("HOST").unwrap_or_default();
+    let sysroot = std::process::Command::new(&rustc).args(["--print", "sysroot"]).output().ok().filter(|o| o.status.success());
+    let Some(sysroot) = sysroot.and_then(|o| String::from_utf8(o.stdout).ok()) else {
+        println!("cargo::warning=`{rustc} --print sysroot` failed: the device binary is linked without its function order");
+        return false;
+    };
+    let gcc_ld = PathBuf::from(sysroot.trim()).join("lib/rustlib").join(host).join("bin/gcc-ld");
+    if !gcc_ld.join("ld.lld").is_file() {
+        println!("cargo::warning={} has no ld.lld: the device binary is linked without its function order", gcc_ld.display());
+        return false;
+    }
+    println!("cargo::rustc-link-arg-bins=-fuse-ld=lld");
+    println!("cargo::rustc-link-arg-bins=-B{}", gcc_ld.display());
+    true
 }

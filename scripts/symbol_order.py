@@ -17,6 +17,12 @@ binary whose code executed (instruction addresses from callgrind, functions from
 the order callgrind first met them, workload by workload. Needs valgrind, ffmpeg and a native
 release build with the tools (to export and quantize the networks: `cargo build --release`).
 
+`python3 scripts/symbol_order.py aarch64-unknown-linux-musl` does the same for the static
+aarch64 binary of the Raspberry Pi, which `build.rs` links with the toolchain's lld: the
+workloads run under `qemu-aarch64 -cpu cortex-a76` and `-cpu cortex-a72` (both kernel sets),
+and the TCG plugin `scripts/qemu/tbprof.c` lists the blocks that ran, in the order qemu
+translated them. Needs qemu-user and gcc instead of valgrind.
+
 A stale list is harmless but loses its gain: symbols it names that no longer exist are skipped,
 and the functions it misses stay where the linker puts them. The hash at the end of a Rust
 symbol comes from cargo's metadata for the crate (profile settings, features, the compiler),
@@ -39,8 +45,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGET = "x86_64-unknown-linux-gnu"
-OUT = ROOT / "scripts" / "symbol-order" / f"{TARGET}.txt"
+TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-musl"]
+# The aarch64 workloads run under qemu user mode on these cores: the Pi 5's (dot-product kernels)
+# and the Pi 4's (NEON kernels), so that both kernel sets are listed.
+ARM_CPUS = ["cortex-a76", "cortex-a72"]
 WORK = ROOT / "target" / "arm-insns"  # where scripts/arm_insns.py exports the same networks
 MODELS = ["mobilenet_v2", "efficientnet_lite0", "resnet18", "resnet50", "mobilenet_v3_large"]
 
@@ -99,15 +107,38 @@ def executed(binary, args, stdin=None):
         return addrs
 
 
+def executed_qemu(binary, args, stdin, cpu, plugin):
+    """As `executed`, for the aarch64 binary under `qemu-aarch64 -cpu CPU`: the first address of
+    each translated block that ran, in the order qemu translated them (scripts/qemu/tbprof.c)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "tb.txt"
+        p = subprocess.run(["qemu-aarch64", "-cpu", cpu, "-plugin", f"{plugin},top=1", binary, *map(str, args)], cwd=ROOT, input=stdin,
+                           capture_output=True, env=dict(os.environ, TBPROF_OUT=str(out)))
+        if p.returncode != 0:
+            sys.exit(f"failed under qemu ({p.returncode}): {args}\n{p.stderr[-3000:].decode(errors='replace')}")
+        return [int(line.split()[0], 16) for line in out.read_text().splitlines() if line.strip()]
+
+
 def main():
+    target = sys.argv[1] if len(sys.argv) > 1 else TARGETS[0]
+    if target not in TARGETS:
+        sys.exit(f"usage: symbol_order.py [{'|'.join(TARGETS)}]")
+    out_list = ROOT / "scripts" / "symbol-order" / f"{target}.txt"
     native = ROOT / "target" / "release" / "edgenet"
     if not native.exists():
         sys.exit("build the native binary first: cargo build --release")
-    mapfile = ROOT / "target" / "symbol-order" / "device.map"
+    mapfile = ROOT / "target" / "symbol-order" / f"device-{target}.map"
     mapfile.parent.mkdir(parents=True, exist_ok=True)
-    sh(["cargo", "build", "--profile", "device", "--no-default-features"],
+    cross = [] if target == TARGETS[0] else ["--target", target]
+    sh(["cargo", "build", "--profile", "device", "--no-default-features", *cross],
        env=dict(os.environ, EDGENET_NO_SYMBOL_ORDER="1", EDGENET_SYMBOL_MAP=str(mapfile)))
-    binary = ROOT / "target" / "device" / "edgenet"
+    binary = ROOT / "target" / (target if cross else "") / "device" / "edgenet"
+    if cross:
+        plugin = mapfile.parent / "libtbprof.so"
+        sh(["gcc", "-O2", "-shared", "-fPIC", "-o", plugin, ROOT / "scripts" / "qemu" / "tbprof.c"])
+        runs = [lambda args, stdin, cpu=cpu: executed_qemu(binary, args, stdin, cpu, plugin) for cpu in ARM_CPUS]
+    else:
+        runs = [lambda args, stdin: executed(binary, args, stdin)]
     # The map's input sections: `.text.<function>` at its address, with its size.
     sections = []
     for line in mapfile.read_text(errors="replace").splitlines():
@@ -130,9 +161,9 @@ def main():
         (["footprint", nets["mobilenet_v2"][1]], None),
     ]
     order, seen = [], set()
-    for args, stdin in workloads:
+    for run, (args, stdin) in ((r, w) for r in runs for w in workloads):
         new = 0
-        for addr in executed(binary, args, stdin):
+        for addr in run(args, stdin):
             i = bisect.bisect_right(starts, addr) - 1
             if i < 0 or addr >= sections[i][0] + sections[i][1]:
                 continue
@@ -143,9 +174,9 @@ def main():
                 new += 1
         print(f"{' '.join(str(a) for a in args[:2])}: {new} new functions", file=sys.stderr)
     size = sum(sz for _, sz, name in sections if name in seen)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("".join(f"{f}\n" for f in order))
-    print(f"{OUT.relative_to(ROOT)}: {len(order)} functions, {size / 2**20:.2f} MiB of code", file=sys.stderr)
+    out_list.parent.mkdir(parents=True, exist_ok=True)
+    out_list.write_text("".join(f"{f}\n" for f in order))
+    print(f"{out_list.relative_to(ROOT)}: {len(order)} functions, {size / 2**20:.2f} MiB of code", file=sys.stderr)
 
 
 if __name__ == "__main__":
