@@ -2,8 +2,8 @@
 //! build time, so that an appliance is one file (`edgenet run --source -` then needs no model
 //! argument). Without the variable nothing is embedded and nothing changes.
 //!
-//! For the `device` profile on x86-64 Linux and for the static aarch64 (musl) binary it also hands
-//! the linker the order of the functions a device run executes (`scripts/symbol-order/`, written
+//! For the `device` profile on x86-64 Linux and for the Raspberry Pi binaries (aarch64 musl, armv7
+//! gnueabihf) it also hands the linker the order of the functions a device run executes (`scripts/symbol-order/`, written
 //! by `scripts/symbol_order.py`), so that they sit together and the rest of the code stays on
 //! disk: see `symbol_order`.
 
@@ -49,12 +49,13 @@ fn main() {
     println!("cargo::warning=embedding {utf8} ({} bytes) as the default model", meta.len());
 }
 
-/// The `device` profile on `x86_64-unknown-linux-gnu` and `aarch64-unknown-linux-musl`:
+/// The `device` profile on `x86_64-unknown-linux-gnu`, `aarch64-unknown-linux-musl` and
+/// `armv7-unknown-linux-gnueabihf`:
 /// `-Wl,--symbol-ordering-file` with the list in `scripts/symbol-order/` (if there is one for the
 /// target), for the `edgenet` binary. The kernel maps code 64 KiB around each page a process
 /// faults on, so executed functions scattered over the binary make most of its code resident;
 /// listed first, they take about 1.5 MiB. The x86-64 target links with lld (Rust's default
-/// there), which takes the option; the aarch64 one is switched to the toolchain's lld here
+/// there), which takes the option; the Pi targets are switched to the toolchain's lld here
 /// ([`use_rust_lld`]). Names the list has and the binary lacks are skipped silently.
 /// `EDGENET_NO_SYMBOL_ORDER=1` turns the list off (to measure without it). The x86-64 build
 /// also packs its relative relocations (RELR).
@@ -66,7 +67,7 @@ fn symbol_order() {
         println!("cargo::rustc-link-arg-bins=-Wl,-Map={map}");
     }
     let target = std::env::var("TARGET").unwrap_or_default();
-    if target != "x86_64-unknown-linux-gnu" && target != "aarch64-unknown-linux-musl" {
+    if !["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-musl", "armv7-unknown-linux-gnueabihf"].contains(&target.as_str()) {
         return;
     }
     // OUT_DIR is <target dir>/[<triple>/]<profile>/build/<package>-<hash>/out.
@@ -74,11 +75,11 @@ fn symbol_order() {
     if out_dir.ancestors().nth(3).and_then(|p| p.file_name()).is_none_or(|p| p != "device") {
         return;
     }
-    // The static aarch64 binary is linked by the GNU cross gcc, whose linker (GNU ld) has no
-    // `--symbol-ordering-file`: the device build links it with the lld that ships with Rust
+    // The Pi binaries are linked by the GNU cross gccs, whose linker (GNU ld) has no
+    // `--symbol-ordering-file`: their device builds link with the lld that ships with Rust
     // (`gcc-ld/ld.lld` in the toolchain, which runs `rust-lld`), with or without a list, so that
     // the build `scripts/symbol_order.py` lists is laid out by the same linker.
-    if target == "aarch64-unknown-linux-musl" && !use_rust_lld() {
+    if target != "x86_64-unknown-linux-gnu" && !use_rust_lld() {
         return;
     }
     if std::env::var_os("EDGENET_NO_SYMBOL_ORDER").is_some_and(|v| !v.is_empty()) {

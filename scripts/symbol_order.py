@@ -17,11 +17,11 @@ binary whose code executed (instruction addresses from callgrind, functions from
 the order callgrind first met them, workload by workload. Needs valgrind, ffmpeg and a native
 release build with the tools (to export and quantize the networks: `cargo build --release`).
 
-`python3 scripts/symbol_order.py aarch64-unknown-linux-musl` does the same for the static
-aarch64 binary of the Raspberry Pi, which `build.rs` links with the toolchain's lld: the
-workloads run under `qemu-aarch64 -cpu cortex-a76` and `-cpu cortex-a72` (both kernel sets),
-and the TCG plugin `scripts/qemu/tbprof.c` lists the blocks that ran, in the order qemu
-translated them. Needs qemu-user and gcc instead of valgrind.
+`python3 scripts/symbol_order.py aarch64-unknown-linux-musl` (or `armv7-unknown-linux-gnueabihf`)
+does the same for a static Raspberry Pi binary, which `build.rs` links with the toolchain's lld:
+the workloads run under `qemu-aarch64 -cpu cortex-a76` and `-cpu cortex-a72` (both kernel
+sets), or `qemu-arm -cpu cortex-a7`, and the TCG plugin `scripts/qemu/tbprof.c` lists the blocks
+that ran, in the order qemu translated them. Needs qemu-user and gcc instead of valgrind.
 
 A stale list is harmless but loses its gain: symbols it names that no longer exist are skipped,
 and the functions it misses stay where the linker puts them. The hash at the end of a Rust
@@ -45,10 +45,12 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-musl"]
-# The aarch64 workloads run under qemu user mode on these cores: the Pi 5's (dot-product kernels)
-# and the Pi 4's (NEON kernels), so that both kernel sets are listed.
-ARM_CPUS = ["cortex-a76", "cortex-a72"]
+TARGETS = ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-musl", "armv7-unknown-linux-gnueabihf"]
+# The ARM workloads run under qemu user mode: the aarch64 binary on the Pi 5's core (dot-product
+# kernels) and the Pi 4's (NEON kernels), so that both kernel sets are listed; the armv7 one (the
+# static device build, glibc linked in) on a Pi 2/3's core.
+QEMU = {"aarch64-unknown-linux-musl": ("qemu-aarch64", ["cortex-a76", "cortex-a72"]),
+        "armv7-unknown-linux-gnueabihf": ("qemu-arm", ["cortex-a7"])}
 WORK = ROOT / "target" / "arm-insns"  # where scripts/arm_insns.py exports the same networks
 MODELS = ["mobilenet_v2", "efficientnet_lite0", "resnet18", "resnet50", "mobilenet_v3_large"]
 
@@ -107,12 +109,12 @@ def executed(binary, args, stdin=None):
         return addrs
 
 
-def executed_qemu(binary, args, stdin, cpu, plugin):
-    """As `executed`, for the aarch64 binary under `qemu-aarch64 -cpu CPU`: the first address of
-    each translated block that ran, in the order qemu translated them (scripts/qemu/tbprof.c)."""
+def executed_qemu(qemu, binary, args, stdin, cpu, plugin):
+    """As `executed`, for an ARM binary under `qemu -cpu CPU`: the first address of each
+    translated block that ran, in the order qemu translated them (scripts/qemu/tbprof.c)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "tb.txt"
-        p = subprocess.run(["qemu-aarch64", "-cpu", cpu, "-plugin", f"{plugin},top=1", binary, *map(str, args)], cwd=ROOT, input=stdin,
+        p = subprocess.run([qemu, "-cpu", cpu, "-plugin", f"{plugin},top=1", binary, *map(str, args)], cwd=ROOT, input=stdin,
                            capture_output=True, env=dict(os.environ, TBPROF_OUT=str(out)))
         if p.returncode != 0:
             sys.exit(f"failed under qemu ({p.returncode}): {args}\n{p.stderr[-3000:].decode(errors='replace')}")
@@ -130,13 +132,17 @@ def main():
     mapfile = ROOT / "target" / "symbol-order" / f"device-{target}.map"
     mapfile.parent.mkdir(parents=True, exist_ok=True)
     cross = [] if target == TARGETS[0] else ["--target", target]
-    sh(["cargo", "build", "--profile", "device", "--no-default-features", *cross],
-       env=dict(os.environ, EDGENET_NO_SYMBOL_ORDER="1", EDGENET_SYMBOL_MAP=str(mapfile)))
+    env = dict(os.environ, EDGENET_NO_SYMBOL_ORDER="1", EDGENET_SYMBOL_MAP=str(mapfile))
+    if target.startswith("armv7"):
+        # The static armv7 recipe of docs/raspberry-pi.md.
+        env["CARGO_TARGET_ARMV7_UNKNOWN_LINUX_GNUEABIHF_RUSTFLAGS"] = "-C target-feature=+crt-static"
+    sh(["cargo", "build", "--profile", "device", "--no-default-features", *cross], env=env)
     binary = ROOT / "target" / (target if cross else "") / "device" / "edgenet"
     if cross:
         plugin = mapfile.parent / "libtbprof.so"
         sh(["gcc", "-O2", "-shared", "-fPIC", "-o", plugin, ROOT / "scripts" / "qemu" / "tbprof.c"])
-        runs = [lambda args, stdin, cpu=cpu: executed_qemu(binary, args, stdin, cpu, plugin) for cpu in ARM_CPUS]
+        qemu, cpus = QEMU[target]
+        runs = [lambda args, stdin, cpu=cpu: executed_qemu(qemu, binary, args, stdin, cpu, plugin) for cpu in cpus]
     else:
         runs = [lambda args, stdin: executed(binary, args, stdin)]
     # The map's input sections: `.text.<function>` at its address, with its size.
