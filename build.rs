@@ -2,10 +2,10 @@
 //! build time, so that an appliance is one file (`edgenet run --source -` then needs no model
 //! argument). Without the variable nothing is embedded and nothing changes.
 //!
-//! For the `device` profile on x86-64 Linux and for the Raspberry Pi binaries (aarch64 musl, armv7
-//! gnueabihf) it also hands the linker the order of the functions a device run executes (`scripts/symbol-order/`, written
-//! by `scripts/symbol_order.py`), so that they sit together and the rest of the code stays on
-//! disk: see `symbol_order`.
+//! For the `device` profile on x86-64 Linux and for the Raspberry Pi binaries (aarch64 musl,
+//! armv7 gnueabihf) it also hands the linker the order of the functions a device run executes
+//! (`scripts/symbol-order/`, written by `scripts/symbol_order.py`), so that they sit together
+//! and the rest of the code stays on disk: see `symbol_order`.
 
 use std::path::PathBuf;
 
@@ -50,9 +50,8 @@ fn main() {
 }
 
 /// The `device` profile on `x86_64-unknown-linux-gnu`, `aarch64-unknown-linux-musl` and
-/// `armv7-unknown-linux-gnueabihf`:
-/// `-Wl,--symbol-ordering-file` with the list in `scripts/symbol-order/` (if there is one for the
-/// target), for the `edgenet` binary. The kernel maps code 64 KiB around each page a process
+/// `armv7-unknown-linux-gnueabihf`: `-Wl,--symbol-ordering-file` with the list in
+/// `scripts/symbol-order/` (if there is one for the target), for the `edgenet` binary. The kernel maps code 64 KiB around each page a process
 /// faults on, so executed functions scattered over the binary make most of its code resident;
 /// listed first, they take about 1.5 MiB. The x86-64 target links with lld (Rust's default
 /// there), which takes the option; the Pi targets are switched to the toolchain's lld here
