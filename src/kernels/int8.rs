@@ -1143,7 +1143,6 @@ impl DepthwiseQConv {
     /// point (split into column phases for strides above 1), rows copied or dealt with NEON; a
     /// stride-1 layer whose rows are narrow runs "flat" (see [`flat_pays`]) into a scratch run
     /// copied back to rows.
-    ///
     #[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
     fn run_arm(&self, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
         #[cfg(target_arch = "aarch64")]

@@ -2,7 +2,8 @@
 //! dense GEMM, its column packing, and the depthwise convolution ([`Depthwise`]).
 //!
 //! The armv7 targets do not assume NEON (some armv7 cores lack it), and Rust's NEON intrinsics
-//! and `target_feature(enable = "neon")` are not stable for them, so the kernels are `asm!` behind `.fpu neon`, run only when the kernel reports NEON and 32 double registers
+//! and `target_feature(enable = "neon")` are not stable for them, so the kernels are `asm!`
+//! behind `.fpu neon`, run only when the kernel reports NEON and 32 double registers
 //! (`HWCAP_NEON`, `HWCAP_VFPD32`; see `isa.rs`). It uses `d16`–`d31`, which code built for these
 //! targets never touches (their baseline is VFPv3-D16) and which the calling convention leaves
 //! to the callee anyway; `d0`–`d15` are declared as clobbered.
