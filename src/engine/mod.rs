@@ -23,7 +23,7 @@ use tract_onnx::tract_core::plan::SimplePlan;
 use tract_onnx::tract_core::runtime::RunOptions;
 
 use crate::error::{Error, Result};
-use crate::kernels::KernelSet;
+use crate::kernels::{KernelSet, ThreadPool};
 
 mod load;
 mod pool;
@@ -38,8 +38,10 @@ pub use session::{NodeAllocations, RunAllocations, Session};
 /// How to prepare a model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineOptions {
-    /// Intra-op threads. 1 runs everything on the calling thread; `n > 1` gives the plan a
-    /// private pool of `n` threads (tract's `multithread-mm`).
+    /// Intra-op threads. 1 runs everything on the calling thread; `n > 1` gives edgenet's int8
+    /// kernels a private pool of `n` threads (the caller's included), and, with the
+    /// `tract-threads` feature (a default one, not in the runtime build), tract's own layers a
+    /// rayon pool of `n`. Without it, the layers tract runs (an f32 model's) use one thread.
     pub threads: usize,
     /// Input shape `[1, C, H, W]` for models whose input size is not fixed in the file.
     pub input_shape: Option<[usize; 4]>,
@@ -279,7 +281,8 @@ impl Engine {
         let mut typed = model.into_typed().map_err(|e| onnx_err(origin, e))?;
         check_activations(&typed, origin, opts.memory_limit)?;
         if !qconvs.is_empty() {
-            let n = qconv::rewrite(&mut typed, &qconvs, origin, opts.winograd, kernels).map_err(|e| onnx_err(origin, e))?;
+            let n = qconv::rewrite(&mut typed, &qconvs, origin, opts.winograd, kernels, &Arc::new(ThreadPool::new(opts.threads)))
+                .map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());
         }
         if !quantizers.is_empty() {
@@ -314,10 +317,16 @@ impl Engine {
             output_lens.push(n);
         }
         let output_len = output_lens[0];
-        let mut run_opts = RunOptions::default();
-        if opts.threads > 1 {
-            run_opts.executor = Some(tract_linalg::multithread::Executor::multithread(opts.threads));
-        }
+        #[cfg(feature = "tract-threads")]
+        let run_opts =
+            RunOptions { executor: (opts.threads > 1).then(|| tract_linalg::multithread::Executor::multithread(opts.threads)), ..RunOptions::default() };
+        #[cfg(not(feature = "tract-threads"))]
+        let run_opts = {
+            if opts.threads > 1 {
+                log::info!("{origin}: {} threads for edgenet's int8 kernels; tract's layers run on one (a build without `tract-threads`)", opts.threads);
+            }
+            RunOptions::default()
+        };
         let plan = SimplePlan::new_with_options(typed, &run_opts).map_err(|e| onnx_err(origin, e))?;
         on_phase(BuildPhase::Planned);
         log::debug!("{origin}: plan ready in {:.1} ms, input {input_shape:?}, {output_len} outputs", start.elapsed().as_secs_f64() * 1e3);

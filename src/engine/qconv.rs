@@ -28,51 +28,12 @@ use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::pool::{i8_values, i8_values_mut, is, reuse_output_eval, PooledOps, WriteOutput};
-use crate::kernels::int8::{DenseQConv, DepthwiseQConv, Geometry, Parallel, Requant};
+use crate::kernels::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant};
 use crate::kernels::winograd::WinogradQConv;
-use crate::kernels::KernelSet;
+use crate::kernels::{KernelSet, ThreadPool};
 
 /// This module's ops, which all write their output through the pool (see [`super::pool`]).
 pub(crate) const POOLED_OPS: PooledOps = &[is::<EdgeQConv>, is::<EdgeLut>, is::<EdgeQuantize>, is::<EdgeDequantize>, is::<EdgeQAdd>];
-
-/// The kernels' tasks on the thread pool tract runs the plan with (`EngineOptions::threads`),
-/// or on the calling thread when it has none.
-struct TractPool(tract_linalg::multithread::Executor);
-
-impl Parallel for TractPool {
-    fn threads(&self) -> usize {
-        match &self.0 {
-            tract_linalg::multithread::Executor::MultiThread(pool) => pool.current_num_threads(),
-            _ => 1,
-        }
-    }
-
-    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        match &self.0 {
-            tract_linalg::multithread::Executor::MultiThread(pool) if n > 1 => {
-                let join = |a: &(dyn Fn() + Sync), b: &(dyn Fn() + Sync)| {
-                    pool.join(a, b);
-                };
-                split(&join, 0, n, task);
-            }
-            _ => (0..n).for_each(task),
-        }
-    }
-}
-
-/// One `join` of a thread pool: runs both closures, possibly in parallel.
-type Join<'a> = dyn Fn(&(dyn Fn() + Sync), &(dyn Fn() + Sync)) + Sync + 'a;
-
-/// Runs `task(i)` for `i` in `lo..hi`, halving the range with `join` (rayon's, whose jobs live
-/// on the stack, where `scope`'s `spawn` boxes each task: an allocation per task per run).
-fn split(join: &Join<'_>, lo: usize, hi: usize, task: &(dyn Fn(usize) + Sync)) {
-    if hi - lo <= 1 {
-        (lo..hi).for_each(task);
-    } else {
-        let mid = lo + (hi - lo) / 2;
-        join(&|| split(join, lo, mid, task), &|| split(join, mid, hi, task));
-    }
-}
 
 /// A quantized convolution's constants, read from the ONNX file.
 #[derive(Debug, Clone)]
@@ -741,6 +702,8 @@ fn winograd_pays(geo: &Geometry, m: usize, set: KernelSet) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct EdgeQConv {
     kernel: Arc<Kernel>,
+    /// The engine's threads (`EngineOptions::threads`), shared by all its convolutions.
+    pool: Arc<ThreadPool>,
     in_len: usize,
     out_shape: TVec<usize>,
     out_dt: DatumType,
@@ -755,7 +718,15 @@ impl Eq for EdgeQConv {}
 
 impl EdgeQConv {
     /// `weights`: OIHW for a convolution, `[K, N]` for a matmul.
-    fn new(spec: &QConvSpec, weights: &[i8], in_shape: &[usize], out_dt: DatumType, winograd: bool, set: KernelSet) -> Result<Self, String> {
+    fn new(
+        spec: &QConvSpec,
+        weights: &[i8],
+        in_shape: &[usize],
+        out_dt: DatumType,
+        winograd: bool,
+        set: KernelSet,
+        pool: &Arc<ThreadPool>,
+    ) -> Result<Self, String> {
         if weights.len() != spec.w_dims.iter().product::<usize>() {
             return Err(format!("{} weights for dims {:?}", weights.len(), spec.w_dims));
         }
@@ -799,7 +770,7 @@ impl EdgeQConv {
             Kernel::Depthwise(k) => k.output_hw(),
         };
         let out_shape = if spec.matmul { tvec![1, m] } else { tvec![1, m, oh, ow] };
-        Ok(EdgeQConv { kernel: Arc::new(kernel), in_len: c * h * w, out_shape, out_dt })
+        Ok(EdgeQConv { kernel: Arc::new(kernel), pool: Arc::clone(pool), in_len: c * h * w, out_shape, out_dt })
     }
 }
 
@@ -849,11 +820,11 @@ impl WriteOutput for EdgeQConv {
         ensure!(xs.len() == self.in_len, "EdgeQConv: input of {} values, expected {}", xs.len(), self.in_len);
         let ys = i8_values_mut(y)?;
         ensure!(ys.len() == self.out_shape.iter().product::<usize>(), "EdgeQConv: output of {} values", ys.len());
-        let pool = TractPool(tract_linalg::multithread::current_tract_executor());
+        let pool = &*self.pool;
         match &*self.kernel {
-            Kernel::Dense(k) => k.run_par(xs, ys, &pool),
-            Kernel::Winograd(k) => k.run_par(xs, ys, &pool),
-            Kernel::Depthwise(k) => k.run_par(xs, ys, &pool),
+            Kernel::Dense(k) => k.run_par(xs, ys, pool),
+            Kernel::Winograd(k) => k.run_par(xs, ys, pool),
+            Kernel::Depthwise(k) => k.run_par(xs, ys, pool),
         }
         Ok(())
     }
@@ -876,7 +847,14 @@ impl TypedOp for EdgeQConv {
 /// Replaces every quantized convolution of `model` (a typed, not yet optimised tract model)
 /// that has a spec in `specs` by an [`EdgeQConv`]. Returns how many were replaced; the others
 /// are logged and left to tract.
-pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>, origin: &str, winograd: bool, set: KernelSet) -> TractResult<usize> {
+pub(crate) fn rewrite(
+    model: &mut TypedModel,
+    specs: &HashMap<String, QConvSpec>,
+    origin: &str,
+    winograd: bool,
+    set: KernelSet,
+    pool: &Arc<ThreadPool>,
+) -> TractResult<usize> {
     let mut skipped = std::collections::HashSet::new();
     replace_nodes_with(model, true, |model, node| {
         let quantized = node.op_as::<Conv>().is_some_and(|c| c.q_params.is_some()) || node.op_as::<EinSum>().is_some_and(|e| e.q_params.is_some());
@@ -902,7 +880,7 @@ pub(crate) fn rewrite(model: &mut TypedModel, specs: &HashMap<String, QConvSpec>
             Some(_) if out_dt.unquantized() != i8::datum_type() || fact.datum_type.unquantized() != i8::datum_type() => {
                 format!("{:?} → {out_dt:?} is not int8", fact.datum_type)
             }
-            Some(shape) => match EdgeQConv::new(spec, weights.unwrap_or_default(), shape, out_dt, winograd, set) {
+            Some(shape) => match EdgeQConv::new(spec, weights.unwrap_or_default(), shape, out_dt, winograd, set, pool) {
                 Ok(op) if op.out_shape[..] == *node.outputs[0].fact.shape.as_concrete().unwrap_or(&[]) => {
                     return Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(op), suffix: "edgenet" }));
                 }

@@ -25,9 +25,8 @@ fn writes_output(op: &dyn TypedOp) -> bool {
 /// a run allocates nothing; on other plans tract's ops still allocate their outputs on every
 /// run ([`Session::allocations_by_node`] tells which). The pool keeps about the plan's peak of
 /// live intermediate tensors allocated between runs ([`Session::buffer_bytes`]). With several
-/// threads ([`EngineOptions::threads`](super::EngineOptions::threads)), each parallel section of a kernel sends one job into
-/// rayon's pool, whose queue allocates a block of 63 slots every 63 jobs (about one allocation
-/// per run of MobileNetV2).
+/// threads ([`EngineOptions::threads`](super::EngineOptions::threads)), the int8 kernels' pool
+/// ([`crate::kernels::ThreadPool`]) allocates nothing per run either.
 #[derive(Debug)]
 pub struct Session {
     state: tract_onnx::tract_core::model::TypedSimpleState,

@@ -19,6 +19,7 @@
 
 pub mod int8;
 mod isa;
+pub mod threads;
 pub mod winograd;
 
 #[cfg(target_arch = "aarch64")]
@@ -27,3 +28,4 @@ mod aarch64;
 mod arm;
 
 pub use isa::KernelSet;
+pub use threads::ThreadPool;
