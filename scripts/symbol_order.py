@@ -164,6 +164,8 @@ def main():
         (["classify", nets["mobilenet_v3_large"][1], photo], None),
         (["classify", nets["mobilenet_v2"][0], photo], None),
         (["bench", nets["mobilenet_v2"][1], "--warmup", "0", "--runs", "2"], None),
+        # A Pi runs with --threads 3 or 4: the int8 kernels' thread pool.
+        (["bench", nets["mobilenet_v2"][1], "--warmup", "0", "--runs", "2", "--threads", "2"], None),
         (["footprint", nets["mobilenet_v2"][1]], None),
     ]
     order, seen = [], set()
