@@ -1718,6 +1718,21 @@ pub(crate) mod tests {
         }
     }
 
+    /// The stride-2 plane's row dealing, for every row length up to 80 (each of its chunk forms
+    /// and their overlaps): the even and odd bytes exactly, nothing written past either half.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn deal_row_splits_every_length() {
+        for len in 0..80 {
+            let src = data(len as u64, len);
+            let (mut even, mut odd) = (vec![99i8; len.div_ceil(2) + 20], vec![99i8; len / 2 + 20]);
+            crate::kernels::aarch64::neon::deal_row(&src, &mut even, &mut odd);
+            let want_even: Vec<i8> = src.iter().step_by(2).copied().chain([99; 20]).collect();
+            let want_odd: Vec<i8> = src.iter().skip(1).step_by(2).copied().chain([99; 20]).collect();
+            assert_eq!((even, odd), (want_even, want_odd), "len {len}");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(48))]
         #[test]
