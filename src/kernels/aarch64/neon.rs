@@ -371,9 +371,9 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
 /// The epilogue of a full 4×4 tile of [`gemm`], in `asm!`: the pairwise reduction of the 16
 /// accumulators to the 4 rows' sums (lanes = columns), then [`requant4`] and [`narrow_zp`]'s
 /// instructions in the same order (so the same results), then the 4 rows' 4 bytes stored `n`
-/// apart. 43 instructions, against about 70 when LLVM compiled the same steps around the tile's
-/// `asm!` block (which clobbers every vector register, so the bias, scale and row addresses
-/// were spilled and reloaded for every tile). `bq` holds each row's bias repeated over 4 lanes,
+/// apart. 43 instructions (53 with the loop around them), against about 69 when LLVM compiled
+/// the same steps around the tile's `asm!` block (which clobbers every vector register, so the
+/// bias, scale and row addresses were spilled and reloaded for every tile). `bq` holds each row's bias repeated over 4 lanes,
 /// `sq` the rows' scales.
 ///
 /// # Safety
