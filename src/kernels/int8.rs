@@ -1671,6 +1671,12 @@ pub(crate) mod tests {
 
     #[test]
     fn depthwise_matches_reference() {
+        // 3×3 stride 1 on rows wide enough to run by rows, not flat (the dot product's form
+        // takes them two output rows at a time): 9 rows (odd), 8 (even), and a row tail.
+        let by_rows = [geo(5, 9, 32, 3, 1, [1, 1, 1, 1], 1), geo(3, 8, 48, 3, 1, [1, 1, 1, 1], 1), geo(4, 7, 47, 3, 1, [1, 1, 1, 1], 1)];
+        for g in &by_rows {
+            assert!(!flat_pays(g.h, g.w, g.w + 2), "{g:?} runs flat");
+        }
         for (i, g) in [
             geo(8, 9, 11, 3, 1, [1, 1, 1, 1], 1),
             geo(5, 10, 10, 3, 2, [0, 0, 1, 1], 1),
@@ -1683,6 +1689,7 @@ pub(crate) mod tests {
             geo(3, 33, 34, 3, 2, [0, 0, 1, 1], 1),
         ]
         .into_iter()
+        .chain(by_rows)
         .enumerate()
         {
             let c = g.cin;
