@@ -444,11 +444,11 @@ pub(super) fn pack_blocks(weights: &[i8], m: usize, k: usize, mr: usize, kc: usi
     a
 }
 
-/// A depthwise layer's weights as the ARM NEON forms read them (aarch64's and armv7's, whose
-/// `channel` methods are in their own files): `[c][taps]` int8, none of them −128, so that two
-/// taps' products fit i16 (`|w| ≤ 127`, `|x| ≤ 128`: 2 · 16256 < 2¹⁵); the bias with the input
-/// zero point folded in.
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+/// A depthwise layer's weights as armv7's NEON form reads them (its `channel` method is in
+/// `arm/neon.rs`; aarch64's form regroups the taps per channel, see `aarch64/neon.rs`):
+/// `[c][taps]` int8, none of them −128, so that two taps' products fit i16 (`|w| ≤ 127`,
+/// `|x| ≤ 128`: 2 · 16256 < 2¹⁵); the bias with the input zero point folded in.
+#[cfg(target_arch = "arm")]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct TapWeights {
     pub(super) taps: usize,
@@ -458,7 +458,7 @@ pub(crate) struct TapWeights {
     pub(super) bias: Vec<i32>,
 }
 
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+#[cfg(target_arch = "arm")]
 impl TapWeights {
     /// The NEON form of `[c][taps]` weights, or `None` if a weight is −128.
     pub(crate) fn new(taps: usize, weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
@@ -734,8 +734,15 @@ impl DenseQConv {
             } else {
                 let kb = self.k.div_ceil(neon::KC);
                 neon::pack_b(src, self.k, stride, start, ncols, packed8);
-                let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }> { packed: packed8.as_ptr(), panel: kb * neon::NR * neon::KC, ncols, col0: c0 };
-                neon::gemm(&self.a, kb, self.m, &p, &self.bias, &rq.scale, rq.zero_point, out, n);
+                // A last group of at most 8 real `k` after at least one full one: half its products.
+                let (packed, panel) = (packed8.as_ptr(), kb * neon::NR * neon::KC);
+                if kb >= 2 && (1..=neon::KC / 2).contains(&(self.k % neon::KC)) {
+                    let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }, true> { packed, panel, ncols, col0: c0 };
+                    neon::gemm(&self.a, kb, self.m, &p, &self.bias, &rq.scale, rq.zero_point, out, n);
+                } else {
+                    let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }> { packed, panel, ncols, col0: c0 };
+                    neon::gemm(&self.a, kb, self.m, &p, &self.bias, &rq.scale, rq.zero_point, out, n);
+                }
             }
         }
     }
@@ -1611,6 +1618,13 @@ pub(crate) mod tests {
         // Full 16-column blocks with row, column and k tails for the ARM packings.
         check_dense(geo(40, 8, 33, 1, 1, [0; 4], 1), 21, 8);
         check_dense(geo(32, 16, 16, 1, 1, [0; 4], 1), 16, 9);
+        // NEON's half last group (`k % 16` in 1..=8 after full groups): k = 24, 17 and 9 · 2;
+        // k = 8 is a single group (no half form), k = 25 a last group of 9.
+        check_dense(geo(24, 9, 11, 1, 1, [0; 4], 1), 13, 10);
+        check_dense(geo(17, 6, 7, 1, 1, [0; 4], 1), 5, 11);
+        check_dense(geo(2, 7, 8, 3, 1, [1, 1, 1, 1], 1), 6, 12);
+        check_dense(geo(8, 5, 6, 1, 1, [0; 4], 1), 7, 13);
+        check_dense(geo(25, 4, 9, 1, 1, [0; 4], 1), 6, 14);
     }
 
     /// ARM's in-place form of convolutions: taken where it should be, and exact for rows
@@ -1722,6 +1736,41 @@ pub(crate) mod tests {
                 let mut y = vec![0i8; want.len()];
                 conv.run(&x, &mut y);
                 assert_eq!(y, want, "{set} {g:?} with a weight of −128");
+            }
+        }
+    }
+
+    /// aarch64 NEON's depthwise sums groups of taps in i16, sized per channel by its weights
+    /// (`plan_groups`): weights scaled down to reach every group size, and channels at the
+    /// bound of a group of 3 (sums of 255 and 256, which fit, and 257, which must not be
+    /// grouped so), on inputs at both ends of int8 as well as random ones, against the reference.
+    #[test]
+    fn depthwise_groups_of_taps_stay_exact() {
+        let g3 = geo(6, 9, 21, 3, 1, [1, 1, 1, 1], 1);
+        let g5 = geo(5, 12, 19, 5, 2, [2, 2, 1, 2], 1);
+        let at_bound: [[i8; 9]; 6] = [
+            [127, 64, 64, 127, 64, 64, 127, 64, 64],
+            [127, 64, 65, 127, 64, 65, 127, 64, 65],
+            [127, 65, 65, 127, 65, 65, 127, 65, 65],
+            [-127, -64, -64, -127, -64, -64, -127, -64, -64],
+            [-127, -64, -65, -127, -64, -65, -127, -64, -65],
+            [127, -64, 65, -127, 64, -65, 127, -64, 65],
+        ];
+        for (i, (g, div)) in [(g3, 1i8), (g3, 3), (g3, 6), (g3, 14), (g3, 40), (g5, 2), (g5, 6), (g5, 10), (g5, 20), (g5, 60), (g3, 0)].into_iter().enumerate()
+        {
+            let (c, taps) = (g.cin, g.kh * g.kw);
+            let w: Vec<i8> = if div == 0 { at_bound.concat() } else { data(300 + i as u64, c * taps).into_iter().map(|v| v.max(-127) / div).collect() };
+            let bias: Vec<i32> = (0..c as i32).map(|i| 7 - 300 * i).collect();
+            let rq = Requant::new(vec![0.0004; c], -5);
+            for (j, x) in [vec![-128i8; c * g.h * g.w], vec![127; c * g.h * g.w], data(400 + i as u64, c * g.h * g.w)].into_iter().enumerate() {
+                let x_zp = [3i8, -2, 9][j];
+                let want = reference(&g, c, &w, &bias, x_zp, &rq, &x);
+                for set in sets() {
+                    let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, x_zp, rq.clone()).unwrap();
+                    let mut y = vec![0i8; want.len()];
+                    conv.run(&x, &mut y);
+                    assert_eq!(y, want, "{set} {g:?} weights / {div}, input {j}");
+                }
             }
         }
     }

@@ -56,7 +56,10 @@ pub(crate) trait Panels {
 }
 
 /// Panels packed one after the other (`pack_b`), for output columns `col0..col0 + ncols`.
-pub(crate) struct PackedPanels<const STEP: usize, const NR: usize> {
+/// `HALF` (NEON): the last `k` group holds only 8 real `k` (`k % 16` in 1..=8, at least 2
+/// groups), so the tile skips the products of its zero half ([`neon::tile_asm_half`]); a type
+/// parameter, so that the choice is made once per call, not per tile.
+pub(crate) struct PackedPanels<const STEP: usize, const NR: usize, const HALF: bool = false> {
     pub(crate) packed: *const i8,
     /// Bytes per panel.
     pub(crate) panel: usize,
@@ -64,7 +67,7 @@ pub(crate) struct PackedPanels<const STEP: usize, const NR: usize> {
     pub(crate) col0: usize,
 }
 
-impl<const STEP: usize, const NR: usize> Panels for PackedPanels<STEP, NR> {
+impl<const STEP: usize, const NR: usize, const HALF: bool> Panels for PackedPanels<STEP, NR, HALF> {
     type C = Packed<STEP>;
     #[inline(always)]
     fn count(&self) -> usize {
@@ -81,7 +84,11 @@ impl<const STEP: usize, const NR: usize> Panels for PackedPanels<STEP, NR> {
     unsafe fn neon_tile(&self, c: Packed<STEP>, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16] {
         // Only NEON's GEMM calls this, on panels it packed.
         const { assert!(STEP == neon::NR * neon::KC) };
-        neon::tile_asm(a, c.0, std::ptr::null(), kb)
+        if HALF {
+            neon::tile_asm_half(a, c.0, kb)
+        } else {
+            neon::tile_asm(a, c.0, std::ptr::null(), kb)
+        }
     }
 }
 

@@ -186,6 +186,49 @@ macro_rules! c16_products {
     };
 }
 
+/// [`c16_products!`] for a group whose last 8 `k` are zero (the padding of a `k` with
+/// `k % 16` in 1..=8): only the `smull` of the first 8 products of each (row, column) pair, then
+/// `sadalp`: 32 instructions instead of 48.
+#[rustfmt::skip]
+macro_rules! c16_half_products {
+    () => {
+        concat!(
+            "smull v8.8h, v0.8b, v4.8b\n",
+            "smull v9.8h, v0.8b, v5.8b\n",
+            "smull v10.8h, v0.8b, v6.8b\n",
+            "smull v11.8h, v0.8b, v7.8b\n",
+            "smull v12.8h, v1.8b, v4.8b\n",
+            "smull v13.8h, v1.8b, v5.8b\n",
+            "smull v14.8h, v1.8b, v6.8b\n",
+            "smull v15.8h, v1.8b, v7.8b\n",
+            "sadalp v16.4s, v8.8h\n",
+            "sadalp v17.4s, v9.8h\n",
+            "sadalp v18.4s, v10.8h\n",
+            "sadalp v19.4s, v11.8h\n",
+            "sadalp v20.4s, v12.8h\n",
+            "sadalp v21.4s, v13.8h\n",
+            "sadalp v22.4s, v14.8h\n",
+            "sadalp v23.4s, v15.8h\n",
+            "smull v8.8h, v2.8b, v4.8b\n",
+            "smull v9.8h, v2.8b, v5.8b\n",
+            "smull v10.8h, v2.8b, v6.8b\n",
+            "smull v11.8h, v2.8b, v7.8b\n",
+            "smull v12.8h, v3.8b, v4.8b\n",
+            "smull v13.8h, v3.8b, v5.8b\n",
+            "smull v14.8h, v3.8b, v6.8b\n",
+            "smull v15.8h, v3.8b, v7.8b\n",
+            "sadalp v24.4s, v8.8h\n",
+            "sadalp v25.4s, v9.8h\n",
+            "sadalp v26.4s, v10.8h\n",
+            "sadalp v27.4s, v11.8h\n",
+            "sadalp v28.4s, v12.8h\n",
+            "sadalp v29.4s, v13.8h\n",
+            "sadalp v30.4s, v14.8h\n",
+            "sadalp v31.4s, v15.8h\n",
+        )
+    };
+}
+
 /// Loads of one packed group: weights from `{a}`, columns from `{b}`, both advanced.
 macro_rules! c16_load_packed {
     () => {
@@ -205,6 +248,9 @@ macro_rules! c16_load_direct {
 /// starts the accumulators, an odd second one follows, then pairs of groups per iteration.
 macro_rules! c16_tile {
     ($acc:ident, $load:ident, $rem:expr; $($operands:tt)*) => {
+        c16_tile!($acc, $load, $rem, ""; $($operands)*)
+    };
+    ($acc:ident, $load:ident, $rem:expr, $tail:expr; $($operands:tt)*) => {
         std::arch::asm!(
             $load!(), c16_products!("saddlp"),
             "tbz {rem}, #0, 3f",
@@ -218,6 +264,7 @@ macro_rules! c16_tile {
             "subs {rem}, {rem}, #1",
             "b.ne 2b",
             "4:",
+            $tail,
             $($operands)*
             rem = inout(reg) $rem => _,
             out("v16") $acc[0], out("v17") $acc[1], out("v18") $acc[2], out("v19") $acc[3],
@@ -254,6 +301,23 @@ pub(crate) unsafe fn tile_asm(a: *const i8, b: *const i8, koff: *const usize, kb
     } else {
         c16_tile!(acc, c16_load_direct, kb - 1; a = inout(reg) a => _, b = in(reg) b, koff = inout(reg) koff => _, t = out(reg) _,);
     }
+    acc
+}
+
+/// [`tile_asm`] of a packed panel whose last group holds only 8 real `k` (`k % 16` in 1..=8;
+/// the packing zeroes the rest): the `kb − 1` full groups, then that group's first 8 products
+/// per pair only ([`c16_half_products!`]), 34 instructions instead of 50. On MobileNetV2's
+/// `k` = 24 expand layers, a tile costs 137 instead of 153 with its epilogue.
+///
+/// # Safety
+/// `a` is readable for `kb · MR · KC` bytes and `b` for `kb · NR · KC`; `kb ≥ 2`. NEON is part
+/// of every aarch64 CPU.
+#[inline(always)]
+pub(crate) unsafe fn tile_asm_half(a: *const i8, b: *const i8, kb: usize) -> [int32x4_t; 16] {
+    const { assert!(MR == 4 && NR == 4 && KC == 16) };
+    debug_assert!(kb >= 2);
+    let mut acc = [vdupq_n_s32(0); 16];
+    c16_tile!(acc, c16_load_packed, kb - 2, concat!(c16_load_packed!(), c16_half_products!()); a = inout(reg) a => _, b = inout(reg) b => _,);
     acc
 }
 
@@ -451,16 +515,89 @@ pub(crate) unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t)
 
 /// The NEON form of a depthwise convolution (any kernel size, stride and dilation), on raw int8
 /// planes padded with the input zero point, whose products the folded bias cancels
-/// (`bias − z_x · Σ w`), so nothing is widened. Taps go in pairs: per 16 outputs, two 16-byte
-/// loads, `smull`/`smlal` and `smull2`/`smlal2` (two taps' products summed in i16) and four
-/// `saddw` into the i32 accumulators: 10 instructions for 32 multiply-adds. Two products fit i16
-/// only while the weights avoid −128 (`|w| ≤ 127`, `|x| ≤ 128`: 2 · 16256 < 2¹⁵); a layer with a
-/// −128 weight gets no NEON form ([`Depthwise::new`] returns `None`).
-/// Its weights are [`TapWeights`](crate::kernels::int8::TapWeights) (armv7's NEON form reads
-/// the same).
-pub(crate) use crate::kernels::int8::TapWeights as Depthwise;
+/// (`bias − z_x · Σ w`), so nothing is widened. Per 16 outputs and tap: a 16-byte load and
+/// `smull`/`smull2` (a group's first tap) or `smlal`/`smlal2` (the others), summing the
+/// products of a group of taps in i16, then four `saddw` per group into the i32 accumulators.
+///
+/// The groups are chosen per channel at load from its weights: a group's sum fits i16 for every
+/// input when `128 · P + 127 · N ≤ 32768` and `127 · P + 128 · N ≤ 32767` (`P`, `N`: the sums
+/// of its positive weights and of the magnitudes of its negative ones; i16 arithmetic wraps, so
+/// only the final sum matters). Pairs always fit while the weights avoid −128 (a layer with a
+/// −128 weight gets no NEON form: [`Depthwise::new`] returns `None`); larger groups fit the
+/// weights of most channels (3×3: groups of 9, 5 or 3 taps; 5×5: 13, 9, 7, 5 or 3), taps
+/// reordered by magnitude so that the large ones share no group. A 3×3 channel in groups of 3
+/// costs 12 widening adds per 16 outputs instead of 20. The sums are exact integers, so any
+/// grouping and order gives the same results.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Depthwise {
+    taps: usize,
+    /// `[c][taps]`: each channel's weights in its tap order.
+    w: Vec<i8>,
+    /// `[c][taps]`: the tap (index into the layer's offsets) of each of those weights.
+    order: Vec<u16>,
+    /// Taps per i16 group of each channel (the last group may have fewer).
+    group: Vec<u8>,
+    /// Bias with the input zero point folded in.
+    bias: Vec<i32>,
+}
+
+/// Whether an i16 sum of `w · x` fits for every int8 `x` (see [`Depthwise`]).
+fn group_fits(w: &[i8]) -> bool {
+    let p: i64 = w.iter().filter(|&&v| v > 0).map(|&v| i64::from(v)).sum();
+    let n: i64 = w.iter().filter(|&&v| v < 0).map(|&v| -i64::from(v)).sum();
+    128 * p + 127 * n <= 32768 && 127 * p + 128 * n <= 32767
+}
+
+/// The tap order and group size of one channel's weights `w` (−127..=127): the fewest groups
+/// among the sizes the tiles are built for that fit, taps dealt largest first to the group with
+/// the smallest sum of magnitudes so far. Kernels other than 3×3 and 5×5 keep pairs in order.
+pub(crate) fn plan_groups(w: &[i8]) -> (Vec<u16>, u8) {
+    let n = w.len();
+    let sizes: &[usize] = match n {
+        9 => &[9, 5, 3],
+        25 => &[13, 9, 7, 5, 3],
+        _ => &[],
+    };
+    let mut by_size: Vec<usize> = (0..n).collect();
+    by_size.sort_by_key(|&t| std::cmp::Reverse(w[t].unsigned_abs()));
+    for &g in sizes {
+        let ng = n.div_ceil(g);
+        let mut groups: Vec<Vec<usize>> = vec![Vec::with_capacity(g); ng];
+        let cap = |i: usize| if i + 1 < ng { g } else { n - g * (ng - 1) };
+        let load = |grp: &Vec<usize>| grp.iter().map(|&t| u32::from(w[t].unsigned_abs())).sum::<u32>();
+        for &t in &by_size {
+            let i = (0..ng).filter(|&i| groups[i].len() < cap(i)).min_by_key(|&i| load(&groups[i])).expect("room for every tap");
+            groups[i].push(t);
+        }
+        if groups.iter().all(|grp| group_fits(&grp.iter().map(|&t| w[t]).collect::<Vec<_>>())) {
+            return (groups.concat().into_iter().map(|t| t as u16).collect(), g as u8);
+        }
+    }
+    ((0..n as u16).collect(), 2)
+}
 
 impl Depthwise {
+    /// The NEON form of `[c][taps]` weights, or `None` if a weight is −128 (or the sizes
+    /// disagree, or there are more than 65535 taps).
+    pub(crate) fn new(taps: usize, weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
+        if taps == 0 || taps > usize::from(u16::MAX) || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
+            return None;
+        }
+        let (mut w, mut order, mut group) = (Vec::with_capacity(weights.len()), Vec::with_capacity(weights.len()), Vec::with_capacity(bias.len()));
+        for wc in weights.chunks_exact(taps) {
+            let (o, g) = plan_groups(wc);
+            w.extend(o.iter().map(|&t| wc[usize::from(t)]));
+            order.extend(o);
+            group.push(g);
+        }
+        Some(Depthwise { taps, w, order, group, bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
+    }
+
+    /// Bytes held: weights, tap orders, group sizes and biases.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.w.len() + 2 * self.order.len() + self.group.len() + 4 * self.bias.len()
+    }
+
     /// One channel: `out[oy][ox]` for the `oh × ow` outputs, where output `(oy, ox)` reads tap
     /// `t` at `planes[oy · row_step + offsets[t] + ox]`; 16 outputs at a time.
     ///
@@ -472,56 +609,68 @@ impl Depthwise {
         if !crate::kernels::int8::dw_channel_fits(planes.len(), offsets, self.taps, row_step, oh, ow, out.len()) {
             return;
         }
-        let w = &self.w[c * self.taps..(c + 1) * self.taps];
-        let b = self.bias[c];
+        let at = c * self.taps..(c + 1) * self.taps;
+        let (w, order, b) = (&self.w[at.clone()], &self.order[at], self.bias[c]);
         // SAFETY: every load is within `planes` (asserted above for the last row, the largest
-        // offset and the last tile); `out` holds `oh · ow` bytes.
+        // offset and the last tile; `order` is a permutation of the taps); `out` holds
+        // `oh · ow` bytes.
         unsafe {
             let (p, o) = (planes.as_ptr(), out.as_mut_ptr());
-            match self.taps {
-                9 => tiles::<9>(p, offsets, w, b, scale, zp, oh, ow, row_step, o),
-                25 => tiles::<25>(p, offsets, w, b, scale, zp, oh, ow, row_step, o),
-                _ => tiles::<0>(p, offsets, w, b, scale, zp, oh, ow, row_step, o),
+            macro_rules! grouped {
+                ($t:literal, $g:literal) => {{
+                    let off: [usize; $t] = std::array::from_fn(|t| *offsets.get_unchecked(usize::from(*order.get_unchecked(t))));
+                    tiles::<$t, $g>(p, &off, w, b, scale, zp, oh, ow, row_step, o)
+                }};
+            }
+            match (self.taps, self.group[c]) {
+                (9, 9) => grouped!(9, 9),
+                (9, 5) => grouped!(9, 5),
+                (9, 3) => grouped!(9, 3),
+                (9, _) => grouped!(9, 2),
+                (25, 13) => grouped!(25, 13),
+                (25, 9) => grouped!(25, 9),
+                (25, 7) => grouped!(25, 7),
+                (25, 5) => grouped!(25, 5),
+                (25, 3) => grouped!(25, 3),
+                (25, _) => grouped!(25, 2),
+                // Other kernels keep the taps in order, in pairs (`plan_groups`).
+                _ => tiles::<0, 2>(p, offsets, w, b, scale, zp, oh, ow, row_step, o),
             }
         }
     }
 }
 
-/// Two taps of 16 outputs: `acc += wa · x[pa..] + wb · x[pb..]`, the pair summed in i16.
-///
-/// # Safety
-/// `pa` and `pb` are readable for 16 bytes.
-#[inline(always)]
-unsafe fn tap_pair(acc: &mut [int32x4_t; 4], pa: *const i8, wa: int8x16_t, pb: *const i8, wb: int8x16_t) {
-    let (a, b) = (vld1q_s8(pa), vld1q_s8(pb));
-    let (lo, hi): (int16x8_t, int16x8_t);
-    // In `asm!`: with the weights broadcast, LLVM rewrites `smull2` as `ext` + `smull`.
-    std::arch::asm!(
-        "smull {lo:v}.8h, {a:v}.8b, {wa:v}.8b",
-        "smull2 {hi:v}.8h, {a:v}.16b, {wa:v}.16b",
-        "smlal {lo:v}.8h, {b:v}.8b, {wb:v}.8b",
-        "smlal2 {hi:v}.8h, {b:v}.16b, {wb:v}.16b",
-        lo = out(vreg) lo, hi = out(vreg) hi, a = in(vreg) a, b = in(vreg) b, wa = in(vreg) wa, wb = in(vreg) wb,
-        options(pure, nomem, nostack, preserves_flags),
-    );
-    widen_add(acc, lo, hi);
-}
-
-/// One tap of 16 outputs: `acc += w · x[p..]`.
+/// The first tap of a group over 16 outputs: `[lo, hi] = w · x[p..]` in i16.
 ///
 /// # Safety
 /// `p` is readable for 16 bytes.
 #[inline(always)]
-unsafe fn tap_one(acc: &mut [int32x4_t; 4], p: *const i8, w: int8x16_t) {
+unsafe fn tap_first(p: *const i8, w: int8x16_t) -> (int16x8_t, int16x8_t) {
     let a = vld1q_s8(p);
     let (lo, hi): (int16x8_t, int16x8_t);
+    // In `asm!`: with the weights broadcast, LLVM rewrites `smull2` as `ext` + `smull`.
     std::arch::asm!(
         "smull {lo:v}.8h, {a:v}.8b, {w:v}.8b",
         "smull2 {hi:v}.8h, {a:v}.16b, {w:v}.16b",
         lo = out(vreg) lo, hi = out(vreg) hi, a = in(vreg) a, w = in(vreg) w,
         options(pure, nomem, nostack, preserves_flags),
     );
-    widen_add(acc, lo, hi);
+    (lo, hi)
+}
+
+/// Another tap of a group: `[lo, hi] += w · x[p..]` in i16 (wrapping).
+///
+/// # Safety
+/// `p` is readable for 16 bytes.
+#[inline(always)]
+unsafe fn tap_more(lo: &mut int16x8_t, hi: &mut int16x8_t, p: *const i8, w: int8x16_t) {
+    let a = vld1q_s8(p);
+    std::arch::asm!(
+        "smlal {lo:v}.8h, {a:v}.8b, {w:v}.8b",
+        "smlal2 {hi:v}.8h, {a:v}.16b, {w:v}.16b",
+        lo = inout(vreg) *lo, hi = inout(vreg) *hi, a = in(vreg) a, w = in(vreg) w,
+        options(pure, nomem, nostack, preserves_flags),
+    );
 }
 
 /// `acc += [lo, hi]` widened from 16 i16 lanes.
@@ -537,14 +686,15 @@ unsafe fn widen_add(acc: &mut [int32x4_t; 4], lo: int16x8_t, hi: int16x8_t) {
 }
 
 /// [`Depthwise::channel`]'s loops, with `T` taps unrolled and their weights in registers
-/// (`T = 0`: any number, each weight loaded where it is used).
+/// (`T = 0`: any number, each weight loaded where it is used), in groups of `G` taps summed in
+/// i16 (`offsets` and `w` in the channel's tap order).
 ///
 /// # Safety
 /// As checked by [`Depthwise::channel`]: every tile's loads lie within the planes and `out`
-/// holds `oh · ow` bytes; `w` and `offsets` have one entry per tap.
+/// holds `oh · ow` bytes; `w` and `offsets` have one entry per tap; every group of `G` fits i16.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn tiles<const T: usize>(
+unsafe fn tiles<const T: usize, const G: usize>(
     planes: *const i8,
     offsets: &[usize],
     w: &[i8],
@@ -556,6 +706,7 @@ unsafe fn tiles<const T: usize>(
     row_step: usize,
     out: *mut i8,
 ) {
+    const { assert!(G >= 2) };
     let taps = if T > 0 { T } else { offsets.len() };
     let wreg: [int8x16_t; T] = std::array::from_fn(|t| vdupq_n_s8(w[t]));
     let off: [usize; T] = std::array::from_fn(|t| offsets[t]);
@@ -563,12 +714,16 @@ unsafe fn tiles<const T: usize>(
     let offset = |t: usize| if T > 0 { off[t] } else { *offsets.get_unchecked(t) };
     dw_tiles(planes, row_step, oh, ow, out, bias, scale, zp, |p, acc| {
         let mut t = 0;
-        while t + 1 < taps {
-            tap_pair(acc, p.add(offset(t)), weight(t), p.add(offset(t + 1)), weight(t + 1));
-            t += 2;
-        }
-        if t < taps {
-            tap_one(acc, p.add(offset(t)), weight(t));
+        while t < taps {
+            let end = (t + G).min(taps);
+            let (mut lo, mut hi) = tap_first(p.add(offset(t)), weight(t));
+            let mut u = t + 1;
+            while u < end {
+                tap_more(&mut lo, &mut hi, p.add(offset(u)), weight(u));
+                u += 1;
+            }
+            widen_add(acc, lo, hi);
+            t = end;
         }
     });
 }
@@ -595,21 +750,23 @@ pub(crate) unsafe fn dw_tiles(
 ) {
     let b = vdupq_n_s32(bias);
     let zp16 = vdupq_n_s16(zp as i16);
+    // The full tiles of a row in a loop of their own, then its partial tile: no tail test
+    // per tile.
+    let full = ow / 16 * 16;
     for oy in 0..oh {
         let row = planes.add(oy * row_step);
         let dst = out.add(oy * ow);
         let mut ox = 0;
-        while ox < ow {
+        while ox < full {
             let mut acc = [b; 4];
             tile(row.add(ox), &mut acc);
-            let bytes = requant16(acc, scale, zp16);
-            let n = (ow - ox).min(16);
-            if n == 16 {
-                vst1q_s8(dst.add(ox), bytes);
-            } else {
-                store_first(dst.add(ox), bytes, n);
-            }
+            vst1q_s8(dst.add(ox), requant16(acc, scale, zp16));
             ox += 16;
+        }
+        if full < ow {
+            let mut acc = [b; 4];
+            tile(row.add(full), &mut acc);
+            store_first(dst.add(full), requant16(acc, scale, zp16), ow - full);
         }
     }
 }
@@ -952,5 +1109,44 @@ pub(crate) fn deal_row(src: &[i8], even: &mut [i8], odd: &mut [i8]) {
         } else {
             odd[j / 2] = v;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{group_fits, plan_groups};
+
+    /// The plan is a permutation of the taps whose groups all fit i16, with the fewest groups
+    /// among the sizes built for.
+    #[test]
+    fn plan_groups_fits_and_takes_the_fewest_groups() {
+        let check = |w: &[i8], want: u8| {
+            let (order, g) = plan_groups(w);
+            assert_eq!(g, want, "{w:?}");
+            let mut seen = order.clone();
+            seen.sort_unstable();
+            assert_eq!(seen, (0..w.len() as u16).collect::<Vec<_>>(), "a permutation of {w:?}");
+            for grp in order.chunks(usize::from(g)) {
+                assert!(group_fits(&grp.iter().map(|&t| w[usize::from(t)]).collect::<Vec<_>>()), "{w:?} in {order:?}");
+            }
+        };
+        check(&[20; 9], 9);
+        check(&[-28; 9], 9);
+        check(&[29; 9], 5);
+        check(&[127, 64, 64, 127, 64, 64, 127, 64, 64], 3);
+        check(&[127, 64, 65, 127, 64, 65, 127, 64, 65], 3);
+        check(&[127, 65, 65, 127, 65, 65, 127, 65, 65], 2);
+        check(&[127, 65, 66, 127, 65, 66, 127, 65, 66], 2);
+        check(&[127; 9], 2);
+        check(&[10; 25], 13);
+        check(&[50; 25], 5);
+        check(&[127; 25], 2);
+        check(&[1; 4], 2);
+        // The bound itself: a positive sum of 256 reaches −32768 on −128 inputs, which fits;
+        // 257 does not, nor a negative sum of 256 on −128 inputs.
+        assert!(group_fits(&[127, 127, 2]));
+        assert!(!group_fits(&[127, 127, 3]));
+        assert!(group_fits(&[-127, -127, -1]));
+        assert!(!group_fits(&[-127, -127, -2]));
     }
 }
