@@ -53,6 +53,16 @@ pub(crate) trait Panels {
     /// # Safety
     /// As [`neon::tile_asm`]'s.
     unsafe fn neon_tile(&self, c: Self::C, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16];
+    /// NEON: the full tiles of the leading panels that one loop can take ([`neon::packed_tiles`]:
+    /// packed panels, all but a partial last one), requantised and stored to the 4 rows from
+    /// `dst` (row length `n`) at each panel's output column; returns how many panels it took
+    /// (none for panels read in place).
+    ///
+    /// # Safety
+    /// As [`neon::packed_tiles`]'s for the panels taken: the weight block `a` of `kb` groups,
+    /// `bq`/`sq` of a full block, the 4 rows from `dst` writable at those panels' columns.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn neon_full_tiles(&self, a: *const i8, kb: usize, bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize;
 }
 
 /// Panels packed one after the other (`pack_b`), for output columns `col0..col0 + ncols`.
@@ -90,6 +100,17 @@ impl<const STEP: usize, const NR: usize, const HALF: bool> Panels for PackedPane
             neon::tile_asm(a, c.0, std::ptr::null(), kb)
         }
     }
+    #[inline(always)]
+    unsafe fn neon_full_tiles(&self, a: *const i8, kb: usize, bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize {
+        const { assert!(STEP == neon::NR * neon::KC && NR == neon::NR) };
+        // The loop reaches each panel from the previous one's last group.
+        assert_eq!(self.panel, kb * STEP, "packed panels of another k");
+        let full = self.ncols / NR;
+        if full > 0 {
+            neon::packed_tiles::<HALF>(a, self.packed, kb, full, bq, sq, zp, dst.add(self.col0), n);
+        }
+        full
+    }
 }
 
 /// Panels read in place from a channel-interleaved input: `[offset, output column, columns]`
@@ -124,6 +145,9 @@ impl Panels for DirectPanels<'_> {
             5 => neon::tile_runs::<5>(a, c.base, self.runs),
             _ => neon::tile_asm(a, c.base, c.koff, kb),
         }
+    }
+    unsafe fn neon_full_tiles(&self, _: *const i8, _: usize, _: *const i32, _: *const f32, _: i32, _: *mut i8, _: usize) -> usize {
+        0
     }
 }
 

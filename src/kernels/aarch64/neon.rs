@@ -406,7 +406,9 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         let (bv, sv) = (vld1q_s32(bs.as_ptr()), vld1q_f32(ss.as_ptr()));
         // Each row's bias over 4 lanes, for the full tiles' epilogue (one `ld1`).
         let bq: [i32; MR * NR] = std::array::from_fn(|i| bs[i / NR]);
-        for p in 0..panels.count() {
+        // Packed panels' full tiles in one `asm!` loop; the rest tile by tile.
+        let first = if rows == MR { panels.neon_full_tiles(ab, kb, bq.as_ptr(), ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        for p in first..panels.count() {
             let (cols_at, col, cols) = panels.panel(p);
             let acc = panels.neon_tile(cols_at, ab, kb);
             let dst = y.add(blk * MR * n + col);
@@ -432,6 +434,63 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     }
 }
 
+/// The `asm!` text of [`requant_store_tile`]: the 4×4 tile's accumulators (`v16`–`v31`) reduced,
+/// requantised and stored as 4 rows of 4 bytes from `{d}` (advanced by `{n}` after each of the
+/// first 3 rows), with the biases at `{bq}`, the scales at `{sq}` and the zero point `{zp}`;
+/// clobbers `v0`–`v5`.
+#[rustfmt::skip]
+macro_rules! c16_epilogue {
+    () => {
+        concat!(
+            "ld1 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{bq}]\n",
+            "ldr q4, [{sq}]\n",
+            "dup v5.8h, {zp:w}\n",
+            // acc[4r + c] (v16 + 4r + c): 4 partial sums of row r, column c.
+            "addp v16.4s, v16.4s, v17.4s\n",
+            "addp v18.4s, v18.4s, v19.4s\n",
+            "addp v20.4s, v20.4s, v21.4s\n",
+            "addp v22.4s, v22.4s, v23.4s\n",
+            "addp v24.4s, v24.4s, v25.4s\n",
+            "addp v26.4s, v26.4s, v27.4s\n",
+            "addp v28.4s, v28.4s, v29.4s\n",
+            "addp v30.4s, v30.4s, v31.4s\n",
+            // Rows 0..4 in v16, v20, v24, v28, lanes = columns.
+            "addp v16.4s, v16.4s, v18.4s\n",
+            "addp v20.4s, v20.4s, v22.4s\n",
+            "addp v24.4s, v24.4s, v26.4s\n",
+            "addp v28.4s, v28.4s, v30.4s\n",
+            "add v16.4s, v16.4s, v0.4s\n",
+            "add v20.4s, v20.4s, v1.4s\n",
+            "add v24.4s, v24.4s, v2.4s\n",
+            "add v28.4s, v28.4s, v3.4s\n",
+            "scvtf v16.4s, v16.4s\n",
+            "scvtf v20.4s, v20.4s\n",
+            "scvtf v24.4s, v24.4s\n",
+            "scvtf v28.4s, v28.4s\n",
+            "fmul v16.4s, v16.4s, v4.s[0]\n",
+            "fmul v20.4s, v20.4s, v4.s[1]\n",
+            "fmul v24.4s, v24.4s, v4.s[2]\n",
+            "fmul v28.4s, v28.4s, v4.s[3]\n",
+            "fcvtns v16.4s, v16.4s\n",
+            "fcvtns v20.4s, v20.4s\n",
+            "fcvtns v24.4s, v24.4s\n",
+            "fcvtns v28.4s, v28.4s\n",
+            "sqxtn v16.4h, v16.4s\n",
+            "sqxtn2 v16.8h, v20.4s\n",
+            "sqxtn v24.4h, v24.4s\n",
+            "sqxtn2 v24.8h, v28.4s\n",
+            "sqadd v16.8h, v16.8h, v5.8h\n",
+            "sqadd v24.8h, v24.8h, v5.8h\n",
+            "sqxtn v16.8b, v16.8h\n",
+            "sqxtn2 v16.16b, v24.8h\n",
+            "st1 {{v16.s}}[0], [{d}], {n}\n",
+            "st1 {{v16.s}}[1], [{d}], {n}\n",
+            "st1 {{v16.s}}[2], [{d}], {n}\n",
+            "st1 {{v16.s}}[3], [{d}]\n",
+        )
+    };
+}
+
 /// The epilogue of a full 4×4 tile of [`gemm`], in `asm!`: the pairwise reduction of the 16
 /// accumulators to the 4 rows' sums (lanes = columns), then [`requant4`] and [`narrow_zp`]'s
 /// instructions in the same order (so the same results), then the 4 rows' 4 bytes stored `n`
@@ -446,51 +505,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
 #[inline(always)]
 unsafe fn requant_store_tile(acc: [int32x4_t; 16], bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) {
     std::arch::asm!(
-        "ld1 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{bq}]",
-        "ldr q4, [{sq}]",
-        "dup v5.8h, {zp:w}",
-        // acc[4r + c] (v16 + 4r + c): 4 partial sums of row r, column c.
-        "addp v16.4s, v16.4s, v17.4s",
-        "addp v18.4s, v18.4s, v19.4s",
-        "addp v20.4s, v20.4s, v21.4s",
-        "addp v22.4s, v22.4s, v23.4s",
-        "addp v24.4s, v24.4s, v25.4s",
-        "addp v26.4s, v26.4s, v27.4s",
-        "addp v28.4s, v28.4s, v29.4s",
-        "addp v30.4s, v30.4s, v31.4s",
-        // Rows 0..4 in v16, v20, v24, v28, lanes = columns.
-        "addp v16.4s, v16.4s, v18.4s",
-        "addp v20.4s, v20.4s, v22.4s",
-        "addp v24.4s, v24.4s, v26.4s",
-        "addp v28.4s, v28.4s, v30.4s",
-        "add v16.4s, v16.4s, v0.4s",
-        "add v20.4s, v20.4s, v1.4s",
-        "add v24.4s, v24.4s, v2.4s",
-        "add v28.4s, v28.4s, v3.4s",
-        "scvtf v16.4s, v16.4s",
-        "scvtf v20.4s, v20.4s",
-        "scvtf v24.4s, v24.4s",
-        "scvtf v28.4s, v28.4s",
-        "fmul v16.4s, v16.4s, v4.s[0]",
-        "fmul v20.4s, v20.4s, v4.s[1]",
-        "fmul v24.4s, v24.4s, v4.s[2]",
-        "fmul v28.4s, v28.4s, v4.s[3]",
-        "fcvtns v16.4s, v16.4s",
-        "fcvtns v20.4s, v20.4s",
-        "fcvtns v24.4s, v24.4s",
-        "fcvtns v28.4s, v28.4s",
-        "sqxtn v16.4h, v16.4s",
-        "sqxtn2 v16.8h, v20.4s",
-        "sqxtn v24.4h, v24.4s",
-        "sqxtn2 v24.8h, v28.4s",
-        "sqadd v16.8h, v16.8h, v5.8h",
-        "sqadd v24.8h, v24.8h, v5.8h",
-        "sqxtn v16.8b, v16.8h",
-        "sqxtn2 v16.16b, v24.8h",
-        "st1 {{v16.s}}[0], [{d}], {n}",
-        "st1 {{v16.s}}[1], [{d}], {n}",
-        "st1 {{v16.s}}[2], [{d}], {n}",
-        "st1 {{v16.s}}[3], [{d}]",
+        c16_epilogue!(),
         bq = in(reg) bq, sq = in(reg) sq, zp = in(reg) zp, d = inout(reg) dst => _, n = in(reg) n,
         inout("v16") acc[0] => _, inout("v17") acc[1] => _, inout("v18") acc[2] => _, inout("v19") acc[3] => _,
         inout("v20") acc[4] => _, inout("v21") acc[5] => _, inout("v22") acc[6] => _, inout("v23") acc[7] => _,
@@ -499,6 +514,75 @@ unsafe fn requant_store_tile(acc: [int32x4_t; 16], bq: *const i32, sq: *const f3
         out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _,
         options(nostack, preserves_flags),
     );
+}
+
+/// The full 4×4 tiles of `np ≥ 1` consecutive packed panels (each `kb` groups, as [`pack_b`]
+/// lays them out) against one weight block, each requantised and stored as [`requant_store_tile`]
+/// does, in one `asm!` loop: per tile, [`tile_asm`]'s groups (the last one half when `HALF`, as
+/// [`tile_asm_half`]), then the epilogue, then the next panel, whose columns the loads have
+/// reached already. The loop around the tile costs 9 instructions where the tile-by-tile calls
+/// cost about 23 (setting up the tile's counters, the full-tile tests, the epilogue's addresses
+/// reloaded from the stack).
+///
+/// # Safety
+/// `a` is readable for `kb · MR · KC` bytes and `b` for `np · kb · NR · KC`; `kb ≥ 1` (`≥ 2`
+/// when `HALF`); `bq` for 16 `i32`, `sq` for 4 `f32`; `dst + r · n + 4p` is writable for 4 bytes
+/// for each row `r < 4` and panel `p < np`. NEON is part of every aarch64 CPU.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub(crate) unsafe fn packed_tiles<const HALF: bool>(
+    a: *const i8,
+    b: *const i8,
+    kb: usize,
+    np: usize,
+    bq: *const i32,
+    sq: *const f32,
+    zp: i32,
+    dst: *mut i8,
+    n: usize,
+) {
+    const { assert!(MR == 4 && NR == 4 && KC == 16) };
+    debug_assert!(np >= 1 && kb >= 1 + usize::from(HALF));
+    macro_rules! panels {
+        ($tail:expr, $kb1:expr) => {
+            std::arch::asm!(
+                "1:",
+                "mov {a}, {a0}",
+                "mov {rem}, {kb1}",
+                c16_load_packed!(), c16_products!("saddlp"),
+                "tbz {rem}, #0, 3f",
+                c16_load_packed!(), c16_products!("sadalp"),
+                "3:",
+                "lsr {rem}, {rem}, #1",
+                "cbz {rem}, 4f",
+                "2:",
+                c16_load_packed!(), c16_products!("sadalp"),
+                c16_load_packed!(), c16_products!("sadalp"),
+                "subs {rem}, {rem}, #1",
+                "b.ne 2b",
+                "4:",
+                $tail,
+                "mov {d}, {dst}",
+                c16_epilogue!(),
+                "add {dst}, {dst}, #4",
+                "subs {np}, {np}, #1",
+                "b.ne 1b",
+                a0 = in(reg) a, a = out(reg) _, b = inout(reg) b => _, rem = out(reg) _, kb1 = in(reg) $kb1,
+                np = inout(reg) np => _, dst = inout(reg) dst => _, d = out(reg) _, n = in(reg) n,
+                bq = in(reg) bq, sq = in(reg) sq, zp = in(reg) zp,
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+                out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+                out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+                options(nostack),
+            )
+        };
+    }
+    if HALF {
+        panels!(concat!(c16_load_packed!(), c16_half_products!()), kb - 2);
+    } else {
+        panels!("", kb - 1);
+    }
 }
 
 /// 16 requantised accumulators (bias included) → 16 int8, as [`requant4`] + [`narrow_zp`].
