@@ -202,7 +202,9 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         ss[..rows].copy_from_slice(&scale[blk * MR..blk * MR + rows]);
         let init = [vld1q_s32(bs.as_ptr()), vld1q_s32(bs.as_ptr().add(4))];
         let sc = [vld1q_f32(ss.as_ptr()), vld1q_f32(ss.as_ptr().add(4))];
-        for p in 0..panels.count() {
+        // Packed panels' full tiles in one `asm!` loop; the rest tile by tile.
+        let first = if rows == MR { panels.dot_full_tiles(ab, kb, init, ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        for p in first..panels.count() {
             let (cols_at, col0, cols) = panels.panel(p);
             let (b, koff, step) = super::Cols::parts(cols_at);
             // Packed panels of this kernel's layout or panels read in place (both known when
@@ -259,6 +261,55 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     }
 }
 
+/// The `asm!` text of [`requant_store_tile`]: the 8×8 tile's accumulators (`v16`–`v31`)
+/// requantised with the scales at `{sq}` and the zero point `{zp}`, transposed to rows and
+/// stored as 8 rows of 8 bytes from `{d}` (advanced by `{n}` after each of the first 7);
+/// clobbers `v0`–`v2` and `v4`–`v7`.
+#[rustfmt::skip]
+macro_rules! sdot_epilogue {
+    () => {
+        concat!(
+            "ld1 {{v0.4s, v1.4s}}, [{sq}]\n",
+            "dup v2.8h, {zp:w}\n",
+            // acc[2c + h] (v16 + 2c + h): column c, rows 4h..4h + 4.
+            "scvtf v16.4s, v16.4s\n", "scvtf v17.4s, v17.4s\n", "scvtf v18.4s, v18.4s\n", "scvtf v19.4s, v19.4s\n",
+            "scvtf v20.4s, v20.4s\n", "scvtf v21.4s, v21.4s\n", "scvtf v22.4s, v22.4s\n", "scvtf v23.4s, v23.4s\n",
+            "scvtf v24.4s, v24.4s\n", "scvtf v25.4s, v25.4s\n", "scvtf v26.4s, v26.4s\n", "scvtf v27.4s, v27.4s\n",
+            "scvtf v28.4s, v28.4s\n", "scvtf v29.4s, v29.4s\n", "scvtf v30.4s, v30.4s\n", "scvtf v31.4s, v31.4s\n",
+            "fmul v16.4s, v16.4s, v0.4s\n", "fmul v17.4s, v17.4s, v1.4s\n", "fmul v18.4s, v18.4s, v0.4s\n", "fmul v19.4s, v19.4s, v1.4s\n",
+            "fmul v20.4s, v20.4s, v0.4s\n", "fmul v21.4s, v21.4s, v1.4s\n", "fmul v22.4s, v22.4s, v0.4s\n", "fmul v23.4s, v23.4s, v1.4s\n",
+            "fmul v24.4s, v24.4s, v0.4s\n", "fmul v25.4s, v25.4s, v1.4s\n", "fmul v26.4s, v26.4s, v0.4s\n", "fmul v27.4s, v27.4s, v1.4s\n",
+            "fmul v28.4s, v28.4s, v0.4s\n", "fmul v29.4s, v29.4s, v1.4s\n", "fmul v30.4s, v30.4s, v0.4s\n", "fmul v31.4s, v31.4s, v1.4s\n",
+            "fcvtns v16.4s, v16.4s\n", "fcvtns v17.4s, v17.4s\n", "fcvtns v18.4s, v18.4s\n", "fcvtns v19.4s, v19.4s\n",
+            "fcvtns v20.4s, v20.4s\n", "fcvtns v21.4s, v21.4s\n", "fcvtns v22.4s, v22.4s\n", "fcvtns v23.4s, v23.4s\n",
+            "fcvtns v24.4s, v24.4s\n", "fcvtns v25.4s, v25.4s\n", "fcvtns v26.4s, v26.4s\n", "fcvtns v27.4s, v27.4s\n",
+            "fcvtns v28.4s, v28.4s\n", "fcvtns v29.4s, v29.4s\n", "fcvtns v30.4s, v30.4s\n", "fcvtns v31.4s, v31.4s\n",
+            // Column c's 8 rows as i16 in v16 + 2c, plus the zero point.
+            "sqxtn v16.4h, v16.4s\n", "sqxtn2 v16.8h, v17.4s\n", "sqxtn v18.4h, v18.4s\n", "sqxtn2 v18.8h, v19.4s\n",
+            "sqxtn v20.4h, v20.4s\n", "sqxtn2 v20.8h, v21.4s\n", "sqxtn v22.4h, v22.4s\n", "sqxtn2 v22.8h, v23.4s\n",
+            "sqxtn v24.4h, v24.4s\n", "sqxtn2 v24.8h, v25.4s\n", "sqxtn v26.4h, v26.4s\n", "sqxtn2 v26.8h, v27.4s\n",
+            "sqxtn v28.4h, v28.4s\n", "sqxtn2 v28.8h, v29.4s\n", "sqxtn v30.4h, v30.4s\n", "sqxtn2 v30.8h, v31.4s\n",
+            "sqadd v16.8h, v16.8h, v2.8h\n", "sqadd v18.8h, v18.8h, v2.8h\n", "sqadd v20.8h, v20.8h, v2.8h\n", "sqadd v22.8h, v22.8h, v2.8h\n",
+            "sqadd v24.8h, v24.8h, v2.8h\n", "sqadd v26.8h, v26.8h, v2.8h\n", "sqadd v28.8h, v28.8h, v2.8h\n", "sqadd v30.8h, v30.8h, v2.8h\n",
+            // Q[c] = [column c | column c + 4] as i8, in v16 + 2c for c < 4.
+            "sqxtn v16.8b, v16.8h\n", "sqxtn2 v16.16b, v24.8h\n", "sqxtn v18.8b, v18.8h\n", "sqxtn2 v18.16b, v26.8h\n",
+            "sqxtn v20.8b, v20.8h\n", "sqxtn2 v20.16b, v28.8h\n", "sqxtn v22.8b, v22.8h\n", "sqxtn2 v22.16b, v30.8h\n",
+            // The transpose of the general path: p0..p3, then r04, r26, r15, r37, then row pairs.
+            "trn1 v4.16b, v16.16b, v18.16b\n", "trn2 v5.16b, v16.16b, v18.16b\n",
+            "trn1 v6.16b, v20.16b, v22.16b\n", "trn2 v7.16b, v20.16b, v22.16b\n",
+            "trn1 v16.8h, v4.8h, v6.8h\n", "trn2 v17.8h, v4.8h, v6.8h\n",
+            "trn1 v18.8h, v5.8h, v7.8h\n", "trn2 v19.8h, v5.8h, v7.8h\n",
+            "uzp1 v20.4s, v16.4s, v18.4s\n", "uzp2 v21.4s, v16.4s, v18.4s\n",
+            "uzp1 v22.4s, v17.4s, v19.4s\n", "uzp2 v23.4s, v17.4s, v19.4s\n",
+            // Rows 0, 1 (v20), 2, 3 (v22), 4, 5 (v21), 6, 7 (v23).
+            "st1 {{v20.d}}[0], [{d}], {n}\n", "st1 {{v20.d}}[1], [{d}], {n}\n",
+            "st1 {{v22.d}}[0], [{d}], {n}\n", "st1 {{v22.d}}[1], [{d}], {n}\n",
+            "st1 {{v21.d}}[0], [{d}], {n}\n", "st1 {{v21.d}}[1], [{d}], {n}\n",
+            "st1 {{v23.d}}[0], [{d}], {n}\n", "st1 {{v23.d}}[1], [{d}]\n",
+        )
+    };
+}
+
 /// The epilogue of a full 8×8 tile of [`gemm`], in `asm!`: the steps of its general path (each
 /// column's 8 rows requantised, narrowed with the zero point, the bytes transposed to rows) with
 /// the same instructions in the same order, so the same results, then each row's 8 bytes stored
@@ -272,43 +323,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
 #[inline(always)]
 unsafe fn requant_store_tile(acc: [int32x4_t; 16], sq: *const f32, zp: i32, dst: *mut i8, n: usize) {
     asm!(
-        "ld1 {{v0.4s, v1.4s}}, [{sq}]",
-        "dup v2.8h, {zp:w}",
-        // acc[2c + h] (v16 + 2c + h): column c, rows 4h..4h + 4.
-        "scvtf v16.4s, v16.4s", "scvtf v17.4s, v17.4s", "scvtf v18.4s, v18.4s", "scvtf v19.4s, v19.4s",
-        "scvtf v20.4s, v20.4s", "scvtf v21.4s, v21.4s", "scvtf v22.4s, v22.4s", "scvtf v23.4s, v23.4s",
-        "scvtf v24.4s, v24.4s", "scvtf v25.4s, v25.4s", "scvtf v26.4s, v26.4s", "scvtf v27.4s, v27.4s",
-        "scvtf v28.4s, v28.4s", "scvtf v29.4s, v29.4s", "scvtf v30.4s, v30.4s", "scvtf v31.4s, v31.4s",
-        "fmul v16.4s, v16.4s, v0.4s", "fmul v17.4s, v17.4s, v1.4s", "fmul v18.4s, v18.4s, v0.4s", "fmul v19.4s, v19.4s, v1.4s",
-        "fmul v20.4s, v20.4s, v0.4s", "fmul v21.4s, v21.4s, v1.4s", "fmul v22.4s, v22.4s, v0.4s", "fmul v23.4s, v23.4s, v1.4s",
-        "fmul v24.4s, v24.4s, v0.4s", "fmul v25.4s, v25.4s, v1.4s", "fmul v26.4s, v26.4s, v0.4s", "fmul v27.4s, v27.4s, v1.4s",
-        "fmul v28.4s, v28.4s, v0.4s", "fmul v29.4s, v29.4s, v1.4s", "fmul v30.4s, v30.4s, v0.4s", "fmul v31.4s, v31.4s, v1.4s",
-        "fcvtns v16.4s, v16.4s", "fcvtns v17.4s, v17.4s", "fcvtns v18.4s, v18.4s", "fcvtns v19.4s, v19.4s",
-        "fcvtns v20.4s, v20.4s", "fcvtns v21.4s, v21.4s", "fcvtns v22.4s, v22.4s", "fcvtns v23.4s, v23.4s",
-        "fcvtns v24.4s, v24.4s", "fcvtns v25.4s, v25.4s", "fcvtns v26.4s, v26.4s", "fcvtns v27.4s, v27.4s",
-        "fcvtns v28.4s, v28.4s", "fcvtns v29.4s, v29.4s", "fcvtns v30.4s, v30.4s", "fcvtns v31.4s, v31.4s",
-        // Column c's 8 rows as i16 in v16 + 2c, plus the zero point.
-        "sqxtn v16.4h, v16.4s", "sqxtn2 v16.8h, v17.4s", "sqxtn v18.4h, v18.4s", "sqxtn2 v18.8h, v19.4s",
-        "sqxtn v20.4h, v20.4s", "sqxtn2 v20.8h, v21.4s", "sqxtn v22.4h, v22.4s", "sqxtn2 v22.8h, v23.4s",
-        "sqxtn v24.4h, v24.4s", "sqxtn2 v24.8h, v25.4s", "sqxtn v26.4h, v26.4s", "sqxtn2 v26.8h, v27.4s",
-        "sqxtn v28.4h, v28.4s", "sqxtn2 v28.8h, v29.4s", "sqxtn v30.4h, v30.4s", "sqxtn2 v30.8h, v31.4s",
-        "sqadd v16.8h, v16.8h, v2.8h", "sqadd v18.8h, v18.8h, v2.8h", "sqadd v20.8h, v20.8h, v2.8h", "sqadd v22.8h, v22.8h, v2.8h",
-        "sqadd v24.8h, v24.8h, v2.8h", "sqadd v26.8h, v26.8h, v2.8h", "sqadd v28.8h, v28.8h, v2.8h", "sqadd v30.8h, v30.8h, v2.8h",
-        // Q[c] = [column c | column c + 4] as i8, in v16 + 2c for c < 4.
-        "sqxtn v16.8b, v16.8h", "sqxtn2 v16.16b, v24.8h", "sqxtn v18.8b, v18.8h", "sqxtn2 v18.16b, v26.8h",
-        "sqxtn v20.8b, v20.8h", "sqxtn2 v20.16b, v28.8h", "sqxtn v22.8b, v22.8h", "sqxtn2 v22.16b, v30.8h",
-        // The transpose of the general path: p0..p3, then r04, r26, r15, r37, then row pairs.
-        "trn1 v4.16b, v16.16b, v18.16b", "trn2 v5.16b, v16.16b, v18.16b",
-        "trn1 v6.16b, v20.16b, v22.16b", "trn2 v7.16b, v20.16b, v22.16b",
-        "trn1 v16.8h, v4.8h, v6.8h", "trn2 v17.8h, v4.8h, v6.8h",
-        "trn1 v18.8h, v5.8h, v7.8h", "trn2 v19.8h, v5.8h, v7.8h",
-        "uzp1 v20.4s, v16.4s, v18.4s", "uzp2 v21.4s, v16.4s, v18.4s",
-        "uzp1 v22.4s, v17.4s, v19.4s", "uzp2 v23.4s, v17.4s, v19.4s",
-        // Rows 0, 1 (v20), 2, 3 (v22), 4, 5 (v21), 6, 7 (v23).
-        "st1 {{v20.d}}[0], [{d}], {n}", "st1 {{v20.d}}[1], [{d}], {n}",
-        "st1 {{v22.d}}[0], [{d}], {n}", "st1 {{v22.d}}[1], [{d}], {n}",
-        "st1 {{v21.d}}[0], [{d}], {n}", "st1 {{v21.d}}[1], [{d}], {n}",
-        "st1 {{v23.d}}[0], [{d}], {n}", "st1 {{v23.d}}[1], [{d}]",
+        sdot_epilogue!(),
         sq = in(reg) sq, zp = in(reg) zp, d = inout(reg) dst => _, n = in(reg) n,
         inout("v16") acc[0] => _, inout("v17") acc[1] => _, inout("v18") acc[2] => _, inout("v19") acc[3] => _,
         inout("v20") acc[4] => _, inout("v21") acc[5] => _, inout("v22") acc[6] => _, inout("v23") acc[7] => _,
@@ -316,6 +331,64 @@ unsafe fn requant_store_tile(acc: [int32x4_t; 16], sq: *const f32, zp: i32, dst:
         inout("v28") acc[12] => _, inout("v29") acc[13] => _, inout("v30") acc[14] => _, inout("v31") acc[15] => _,
         out("v0") _, out("v1") _, out("v2") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
         options(nostack, preserves_flags),
+    );
+}
+
+/// The full 8×8 tiles of `np ≥ 1` consecutive packed panels (each `kb` groups, as [`pack_b`]
+/// lays them out) against one weight block, in one `asm!` loop: per tile, the accumulators set
+/// to the biases `init`, [`tile_asm`]'s groups, [`requant_store_tile`]'s epilogue, then the next
+/// panel, whose columns the loads have reached already. Same instructions as the tile-by-tile
+/// path, so the same results, without its per-tile setup (the full-tile tests, the epilogue's
+/// addresses).
+///
+/// # Safety
+/// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes and `b` for
+/// `np · kb · NR · KC`; `kb ≥ 1`; `sq` for 8 `f32`; `dst + r · n + 8p` is writable for 8 bytes
+/// for each row `r < 8` and panel `p < np`.
+#[inline]
+#[target_feature(enable = "dotprod")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn packed_tiles(a: *const i8, b: *const i8, kb: usize, np: usize, init: [int32x4_t; 2], sq: *const f32, zp: i32, dst: *mut i8, n: usize) {
+    const { assert!(MR == 8 && NR == 8 && KC == 4) };
+    debug_assert!(np >= 1 && kb >= 1);
+    #[rustfmt::skip]
+    asm!(
+        "1:",
+        "mov {a}, {a0}",
+        "mov {rem}, {kb}",
+        // The accumulators start at the biases (column c's rows in v16 + 2c, v17 + 2c).
+        "mov v16.16b, v8.16b", "mov v17.16b, v9.16b", "mov v18.16b, v8.16b", "mov v19.16b, v9.16b",
+        "mov v20.16b, v8.16b", "mov v21.16b, v9.16b", "mov v22.16b, v8.16b", "mov v23.16b, v9.16b",
+        "mov v24.16b, v8.16b", "mov v25.16b, v9.16b", "mov v26.16b, v8.16b", "mov v27.16b, v9.16b",
+        "mov v28.16b, v8.16b", "mov v29.16b, v9.16b", "mov v30.16b, v8.16b", "mov v31.16b, v9.16b",
+        "tbz {rem}, #0, 3f",
+        "ld1 {{v0.16b, v1.16b}}, [{a}], #32",
+        sdot_cols_packed!("2", "3"),
+        sdot_products!("0", "1", "2", "3"),
+        "3:",
+        "lsr {rem}, {rem}, #1",
+        "cbz {rem}, 4f",
+        "2:",
+        "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64",
+        sdot_cols_packed!(pair),
+        sdot_products!("0", "1", "4", "5"),
+        sdot_products!("2", "3", "6", "7"),
+        "subs {rem}, {rem}, #1",
+        "b.ne 2b",
+        "4:",
+        "mov {d}, {dst}",
+        sdot_epilogue!(),
+        "add {dst}, {dst}, #8",
+        "subs {np}, {np}, #1",
+        "b.ne 1b",
+        a0 = in(reg) a, a = out(reg) _, b = inout(reg) b => _, rem = out(reg) _, kb = in(reg) kb,
+        np = inout(reg) np => _, dst = inout(reg) dst => _, d = out(reg) _, n = in(reg) n,
+        sq = in(reg) sq, zp = in(reg) zp,
+        in("v8") init[0], in("v9") init[1],
+        out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+        out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+        out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
+        options(nostack),
     );
 }
 

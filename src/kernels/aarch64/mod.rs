@@ -63,6 +63,22 @@ pub(crate) trait Panels {
     /// `bq`/`sq` of a full block, the 4 rows from `dst` writable at those panels' columns.
     #[allow(clippy::too_many_arguments)]
     unsafe fn neon_full_tiles(&self, a: *const i8, kb: usize, bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize;
+    /// The dot product's [`neon_full_tiles`](Self::neon_full_tiles) ([`dotprod::packed_tiles`],
+    /// accumulators starting at `init`, the 8 rows' biases).
+    ///
+    /// # Safety
+    /// As [`dotprod::packed_tiles`]'s for the panels taken; the CPU has the dot product.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn dot_full_tiles(
+        &self,
+        a: *const i8,
+        kb: usize,
+        init: [std::arch::aarch64::int32x4_t; 2],
+        sq: *const f32,
+        zp: i32,
+        dst: *mut i8,
+        n: usize,
+    ) -> usize;
 }
 
 /// Panels packed one after the other (`pack_b`), for output columns `col0..col0 + ncols`.
@@ -111,6 +127,26 @@ impl<const STEP: usize, const NR: usize, const HALF: bool> Panels for PackedPane
         }
         full
     }
+    #[inline(always)]
+    unsafe fn dot_full_tiles(
+        &self,
+        a: *const i8,
+        kb: usize,
+        init: [std::arch::aarch64::int32x4_t; 2],
+        sq: *const f32,
+        zp: i32,
+        dst: *mut i8,
+        n: usize,
+    ) -> usize {
+        const { assert!(STEP == dotprod::NR * dotprod::KC && NR == dotprod::NR && !HALF) };
+        // The loop reaches each panel from the previous one's last group.
+        assert_eq!(self.panel, kb * STEP, "packed panels of another k");
+        let full = self.ncols / NR;
+        if full > 0 {
+            dotprod::packed_tiles(a, self.packed, kb, full, init, sq, zp, dst.add(self.col0), n);
+        }
+        full
+    }
 }
 
 /// Panels read in place from a channel-interleaved input: `[offset, output column, columns]`
@@ -147,6 +183,9 @@ impl Panels for DirectPanels<'_> {
         }
     }
     unsafe fn neon_full_tiles(&self, _: *const i8, _: usize, _: *const i32, _: *const f32, _: i32, _: *mut i8, _: usize) -> usize {
+        0
+    }
+    unsafe fn dot_full_tiles(&self, _: *const i8, _: usize, _: [std::arch::aarch64::int32x4_t; 2], _: *const f32, _: i32, _: *mut i8, _: usize) -> usize {
         0
     }
 }
