@@ -542,7 +542,7 @@ pub(crate) unsafe fn packed_tiles<const HALF: bool>(
     n: usize,
 ) {
     const { assert!(MR == 4 && NR == 4 && KC == 16) };
-    debug_assert!(np >= 1 && kb >= 1 + usize::from(HALF));
+    debug_assert!(np >= 1 && kb > usize::from(HALF));
     macro_rules! panels {
         ($tail:expr, $kb1:expr) => {
             std::arch::asm!(
