@@ -1191,6 +1191,9 @@ impl DepthwiseQConv {
             let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
             match sw {
                 1 => neon::copy_rows(src, g.w, &mut planes[pt * pw + pl..], pw, g.w, g.h),
+                #[cfg(target_arch = "aarch64")]
+                2 => neon::deal_plane(src, g.w, g.h, planes, hp, pw, pt, pl),
+                #[cfg(target_arch = "arm")]
                 2 => {
                     for (iy, srow) in src.chunks_exact(g.w.max(1)).enumerate().take(g.h) {
                         let (even, odd) = stride2_phases(planes, hp, pw, iy + pt, pl);
@@ -1315,7 +1318,7 @@ impl DepthwiseQConv {
 /// column phases (`x % 2`, `[2][hp][pw]`), and column `x = pl + ix` (left padding `pl`) lands
 /// at index `x / 2` of phase `x % 2`. Returns the runs receiving the even `ix` and the odd `ix`,
 /// each starting at the first such column.
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+#[cfg(target_arch = "arm")]
 fn stride2_phases<T>(planes: &mut [T], hp: usize, pw: usize, py: usize, pl: usize) -> (&mut [T], &mut [T]) {
     let (lower, upper) = planes.split_at_mut((hp + py) * pw);
     let (p0, p1) = (&mut lower[py * pw..(py + 1) * pw], &mut upper[..pw]);
@@ -1772,21 +1775,6 @@ pub(crate) mod tests {
                     assert_eq!(y, want, "{set} {g:?} weights / {div}, input {j}");
                 }
             }
-        }
-    }
-
-    /// The stride-2 plane's row dealing, for every row length up to 80 (each of its chunk forms
-    /// and their overlaps): the even and odd bytes exactly, nothing written past either half.
-    #[cfg(target_arch = "aarch64")]
-    #[test]
-    fn deal_row_splits_every_length() {
-        for len in 0..80 {
-            let src = data(len as u64, len);
-            let (mut even, mut odd) = (vec![99i8; len.div_ceil(2) + 20], vec![99i8; len / 2 + 20]);
-            crate::kernels::aarch64::neon::deal_row(&src, &mut even, &mut odd);
-            let want_even: Vec<i8> = src.iter().step_by(2).copied().chain([99; 20]).collect();
-            let want_odd: Vec<i8> = src.iter().skip(1).step_by(2).copied().chain([99; 20]).collect();
-            assert_eq!((even, odd), (want_even, want_odd), "len {len}");
         }
     }
 
