@@ -2,10 +2,11 @@
 //!
 //! Dense GEMM, "c4" layout: weights in blocks of 8 rows and columns in panels of 8 output
 //! positions, both with 4 consecutive `k` contiguous. One `sdot` by element multiplies the 4×4
-//! bytes of four rows by the 4 bytes of one column and adds 16 products into the four rows' i32
-//! lanes: an 8×8 register tile takes 16 `sdot` and two 32-byte loads per 4 `k`. Exact for
-//! every int8 value (i32 accumulation), so no weight restriction. The accumulators start at the
-//! biases; the epilogue requantises in registers and transposes the 8×8 bytes to rows.
+//! bytes of four columns by the 4 bytes of one row and adds 16 products into that row's i32
+//! lanes for the four columns: an 8×8 register tile takes 16 `sdot` and two 32-byte loads per
+//! 4 `k`. Exact for every int8 value (i32 accumulation), so no weight restriction. The
+//! accumulators start at the biases and hold rows, so the epilogue requantises in registers and
+//! stores each row's 8 bytes as they are.
 //!
 //! `sdot` is written with `asm!` (its intrinsics are not stable Rust yet), in functions compiled
 //! with the `dotprod` target feature and called only when the CPU reports it.
@@ -69,28 +70,29 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
 }
 
 /// The `asm!` text of one group of 4 `k` in [`tile_asm`]: rows 0..4 and 4..8 of the weights in
-/// registers `v$a0` and `v$a1`, columns 0..4 and 4..8 in `v$b0` and `v$b1`; column `c`'s rows go
-/// to accumulators `v16 + 2c` and `v17 + 2c`.
+/// registers `v$a0` and `v$a1`, columns 0..4 and 4..8 in `v$b0` and `v$b1`. Row `r`'s 4 bytes
+/// (an element of `v$a0` or `v$a1`) multiply each column's 4 bytes: columns 0..4 of row `r` go
+/// to accumulator `v16 + 2r`, columns 4..8 to `v17 + 2r`, so the accumulators hold rows.
 #[rustfmt::skip]
 macro_rules! sdot_products {
     ($a0:literal, $a1:literal, $b0:literal, $b1:literal) => {
         concat!(
-            "sdot v16.4s, v", $a0, ".16b, v", $b0, ".4b[0]\n",
-            "sdot v17.4s, v", $a1, ".16b, v", $b0, ".4b[0]\n",
-            "sdot v18.4s, v", $a0, ".16b, v", $b0, ".4b[1]\n",
-            "sdot v19.4s, v", $a1, ".16b, v", $b0, ".4b[1]\n",
-            "sdot v20.4s, v", $a0, ".16b, v", $b0, ".4b[2]\n",
-            "sdot v21.4s, v", $a1, ".16b, v", $b0, ".4b[2]\n",
-            "sdot v22.4s, v", $a0, ".16b, v", $b0, ".4b[3]\n",
-            "sdot v23.4s, v", $a1, ".16b, v", $b0, ".4b[3]\n",
-            "sdot v24.4s, v", $a0, ".16b, v", $b1, ".4b[0]\n",
-            "sdot v25.4s, v", $a1, ".16b, v", $b1, ".4b[0]\n",
-            "sdot v26.4s, v", $a0, ".16b, v", $b1, ".4b[1]\n",
-            "sdot v27.4s, v", $a1, ".16b, v", $b1, ".4b[1]\n",
-            "sdot v28.4s, v", $a0, ".16b, v", $b1, ".4b[2]\n",
-            "sdot v29.4s, v", $a1, ".16b, v", $b1, ".4b[2]\n",
-            "sdot v30.4s, v", $a0, ".16b, v", $b1, ".4b[3]\n",
-            "sdot v31.4s, v", $a1, ".16b, v", $b1, ".4b[3]\n",
+            "sdot v16.4s, v", $b0, ".16b, v", $a0, ".4b[0]\n",
+            "sdot v17.4s, v", $b1, ".16b, v", $a0, ".4b[0]\n",
+            "sdot v18.4s, v", $b0, ".16b, v", $a0, ".4b[1]\n",
+            "sdot v19.4s, v", $b1, ".16b, v", $a0, ".4b[1]\n",
+            "sdot v20.4s, v", $b0, ".16b, v", $a0, ".4b[2]\n",
+            "sdot v21.4s, v", $b1, ".16b, v", $a0, ".4b[2]\n",
+            "sdot v22.4s, v", $b0, ".16b, v", $a0, ".4b[3]\n",
+            "sdot v23.4s, v", $b1, ".16b, v", $a0, ".4b[3]\n",
+            "sdot v24.4s, v", $b0, ".16b, v", $a1, ".4b[0]\n",
+            "sdot v25.4s, v", $b1, ".16b, v", $a1, ".4b[0]\n",
+            "sdot v26.4s, v", $b0, ".16b, v", $a1, ".4b[1]\n",
+            "sdot v27.4s, v", $b1, ".16b, v", $a1, ".4b[1]\n",
+            "sdot v28.4s, v", $b0, ".16b, v", $a1, ".4b[2]\n",
+            "sdot v29.4s, v", $b1, ".16b, v", $a1, ".4b[2]\n",
+            "sdot v30.4s, v", $b0, ".16b, v", $a1, ".4b[3]\n",
+            "sdot v31.4s, v", $b1, ".16b, v", $a1, ".4b[3]\n",
         )
     };
 }
@@ -149,8 +151,8 @@ macro_rules! sdot_tile {
     };
 }
 
-/// The 8×8 register tile over `kb` groups of 4 `k`, starting from `init` (the biases of the 8
-/// rows, as two quads): `acc[2·c + h]` holds rows `4h..4h + 4` of column `c`. For a packed panel
+/// The 8×8 register tile over `kb` groups of 4 `k`, starting from `init` (each row's bias in
+/// its two accumulators): `acc[2·r + h]` holds columns `4h..4h + 4` of row `r`. For a packed panel
 /// (groups of `NR · KC` bytes one after the other, `koff` null) or one read in place (group `g`
 /// at `b + koff[g]`). In `asm!`: `ld1` of two or four registers with post-increment loads the
 /// weights of one or two groups in one instruction, and the loop takes two groups per
@@ -163,11 +165,10 @@ macro_rules! sdot_tile {
 /// `NR · KC` bytes for each `g < kb`; `kb ≥ 1`.
 #[inline]
 #[target_feature(enable = "dotprod")]
-unsafe fn tile_asm(a: *const i8, b: *const i8, koff: *const usize, kb: usize, init: [int32x4_t; 2]) -> [int32x4_t; 16] {
+unsafe fn tile_asm(a: *const i8, b: *const i8, koff: *const usize, kb: usize, init: [int32x4_t; 16]) -> [int32x4_t; 16] {
     const { assert!(MR == 8 && NR == 8 && KC == 4) };
     debug_assert!(kb >= 1);
-    let mut acc =
-        [init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1], init[0], init[1]];
+    let mut acc = init;
     if koff.is_null() {
         sdot_tile!(acc, sdot_cols_packed, kb; a = inout(reg) a => _, b = inout(reg) b => _,);
     } else {
@@ -200,10 +201,11 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         let mut ss = [0f32; MR];
         bs[..rows].copy_from_slice(&bias[blk * MR..blk * MR + rows]);
         ss[..rows].copy_from_slice(&scale[blk * MR..blk * MR + rows]);
-        let init = [vld1q_s32(bs.as_ptr()), vld1q_s32(bs.as_ptr().add(4))];
-        let sc = [vld1q_f32(ss.as_ptr()), vld1q_f32(ss.as_ptr().add(4))];
+        let quads = [vld1q_s32(bs.as_ptr()), vld1q_s32(bs.as_ptr().add(4))];
+        // Row r's bias in both of its accumulators.
+        let init: [int32x4_t; 16] = std::array::from_fn(|i| vdupq_n_s32(bs[i / 2]));
         // Packed panels' full tiles in one `asm!` loop; the rest tile by tile.
-        let first = if rows == MR { panels.dot_full_tiles(ab, kb, init, ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        let first = if rows == MR { panels.dot_full_tiles(ab, kb, quads, ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
         for p in first..panels.count() {
             let (cols_at, col0, cols) = panels.panel(p);
             let (b, koff, step) = super::Cols::parts(cols_at);
@@ -215,40 +217,12 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
                 requant_store_tile(acc, ss.as_ptr(), zp, y.add(blk * MR * n + col0), n);
                 continue;
             }
-            // Column c's 8 rows: requantised, plus zp, saturated to i8 (as neon::requant4).
-            let col = |c: usize| {
-                let q0 = vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[2 * c]), sc[0]));
-                let q1 = vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[2 * c + 1]), sc[1]));
-                vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q0), q1), zp16)
-            };
-            // Q[c] = [column c rows 0..8 | column c + 4 rows 0..8].
-            let q: [int8x16_t; 4] = std::array::from_fn(|c| vqmovn_high_s16(vqmovn_s16(col(c)), col(c + 4)));
-            // Transpose to rows: after the 8- and 16-bit steps, t[i] holds rows (i', i' + 4) as
-            // 32-bit words [rA c0..4, rB c0..4, rA c4..8, rB c4..8].
-            let p0 = vreinterpretq_s16_s8(vtrn1q_s8(q[0], q[1]));
-            let p1 = vreinterpretq_s16_s8(vtrn2q_s8(q[0], q[1]));
-            let p2 = vreinterpretq_s16_s8(vtrn1q_s8(q[2], q[3]));
-            let p3 = vreinterpretq_s16_s8(vtrn2q_s8(q[2], q[3]));
-            let r04 = vreinterpretq_s32_s16(vtrn1q_s16(p0, p2));
-            let r26 = vreinterpretq_s32_s16(vtrn2q_s16(p0, p2));
-            let r15 = vreinterpretq_s32_s16(vtrn1q_s16(p1, p3));
-            let r37 = vreinterpretq_s32_s16(vtrn2q_s16(p1, p3));
-            let rows01 = vreinterpretq_s8_s32(vuzp1q_s32(r04, r15));
-            let rows45 = vreinterpretq_s8_s32(vuzp2q_s32(r04, r15));
-            let rows23 = vreinterpretq_s8_s32(vuzp1q_s32(r26, r37));
-            let rows67 = vreinterpretq_s8_s32(vuzp2q_s32(r26, r37));
-            let by_row = [
-                vget_low_s8(rows01),
-                vget_high_s8(rows01),
-                vget_low_s8(rows23),
-                vget_high_s8(rows23),
-                vget_low_s8(rows45),
-                vget_high_s8(rows45),
-                vget_low_s8(rows67),
-                vget_high_s8(rows67),
-            ];
+            // Row r's 8 columns: requantised, plus zp, saturated to i8 (as neon::requant4).
             let dst = y.add(blk * MR * n + col0);
-            for (r, v) in by_row.into_iter().enumerate().take(rows) {
+            for r in 0..rows {
+                let q0 = vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(acc[2 * r]), ss[r]));
+                let q1 = vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(acc[2 * r + 1]), ss[r]));
+                let v = vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q0), q1), zp16));
                 if cols == NR {
                     vst1_s8(dst.add(r * n), v);
                 } else {
@@ -261,61 +235,52 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     }
 }
 
-/// The `asm!` text of [`requant_store_tile`]: the 8×8 tile's accumulators (`v16`–`v31`)
-/// requantised with the scales at `{sq}` and the zero point `{zp}`, transposed to rows and
-/// stored as 8 rows of 8 bytes from `{d}` (advanced by `{n}` after each of the first 7);
-/// clobbers `v0`–`v2` and `v4`–`v7`.
+/// The `asm!` text of [`requant_store_tile`]: the 8×8 tile's accumulators (`v16`–`v31`, rows)
+/// requantised with the scales at `{sq}` and the zero point `{zp}` and stored as 8 rows of 8
+/// bytes from `{d}` (advanced by `{n}` after each of the first 7); clobbers `v0`–`v2`.
 #[rustfmt::skip]
 macro_rules! sdot_epilogue {
     () => {
         concat!(
             "ld1 {{v0.4s, v1.4s}}, [{sq}]\n",
             "dup v2.8h, {zp:w}\n",
-            // acc[2c + h] (v16 + 2c + h): column c, rows 4h..4h + 4.
+            // acc[2r + h] (v16 + 2r + h): row r, columns 4h..4h + 4.
             "scvtf v16.4s, v16.4s\n", "scvtf v17.4s, v17.4s\n", "scvtf v18.4s, v18.4s\n", "scvtf v19.4s, v19.4s\n",
             "scvtf v20.4s, v20.4s\n", "scvtf v21.4s, v21.4s\n", "scvtf v22.4s, v22.4s\n", "scvtf v23.4s, v23.4s\n",
             "scvtf v24.4s, v24.4s\n", "scvtf v25.4s, v25.4s\n", "scvtf v26.4s, v26.4s\n", "scvtf v27.4s, v27.4s\n",
             "scvtf v28.4s, v28.4s\n", "scvtf v29.4s, v29.4s\n", "scvtf v30.4s, v30.4s\n", "scvtf v31.4s, v31.4s\n",
-            "fmul v16.4s, v16.4s, v0.4s\n", "fmul v17.4s, v17.4s, v1.4s\n", "fmul v18.4s, v18.4s, v0.4s\n", "fmul v19.4s, v19.4s, v1.4s\n",
-            "fmul v20.4s, v20.4s, v0.4s\n", "fmul v21.4s, v21.4s, v1.4s\n", "fmul v22.4s, v22.4s, v0.4s\n", "fmul v23.4s, v23.4s, v1.4s\n",
-            "fmul v24.4s, v24.4s, v0.4s\n", "fmul v25.4s, v25.4s, v1.4s\n", "fmul v26.4s, v26.4s, v0.4s\n", "fmul v27.4s, v27.4s, v1.4s\n",
-            "fmul v28.4s, v28.4s, v0.4s\n", "fmul v29.4s, v29.4s, v1.4s\n", "fmul v30.4s, v30.4s, v0.4s\n", "fmul v31.4s, v31.4s, v1.4s\n",
+            // Each row times its scale (lane r % 4 of v0 or v1).
+            "fmul v16.4s, v16.4s, v0.s[0]\n", "fmul v17.4s, v17.4s, v0.s[0]\n", "fmul v18.4s, v18.4s, v0.s[1]\n", "fmul v19.4s, v19.4s, v0.s[1]\n",
+            "fmul v20.4s, v20.4s, v0.s[2]\n", "fmul v21.4s, v21.4s, v0.s[2]\n", "fmul v22.4s, v22.4s, v0.s[3]\n", "fmul v23.4s, v23.4s, v0.s[3]\n",
+            "fmul v24.4s, v24.4s, v1.s[0]\n", "fmul v25.4s, v25.4s, v1.s[0]\n", "fmul v26.4s, v26.4s, v1.s[1]\n", "fmul v27.4s, v27.4s, v1.s[1]\n",
+            "fmul v28.4s, v28.4s, v1.s[2]\n", "fmul v29.4s, v29.4s, v1.s[2]\n", "fmul v30.4s, v30.4s, v1.s[3]\n", "fmul v31.4s, v31.4s, v1.s[3]\n",
             "fcvtns v16.4s, v16.4s\n", "fcvtns v17.4s, v17.4s\n", "fcvtns v18.4s, v18.4s\n", "fcvtns v19.4s, v19.4s\n",
             "fcvtns v20.4s, v20.4s\n", "fcvtns v21.4s, v21.4s\n", "fcvtns v22.4s, v22.4s\n", "fcvtns v23.4s, v23.4s\n",
             "fcvtns v24.4s, v24.4s\n", "fcvtns v25.4s, v25.4s\n", "fcvtns v26.4s, v26.4s\n", "fcvtns v27.4s, v27.4s\n",
             "fcvtns v28.4s, v28.4s\n", "fcvtns v29.4s, v29.4s\n", "fcvtns v30.4s, v30.4s\n", "fcvtns v31.4s, v31.4s\n",
-            // Column c's 8 rows as i16 in v16 + 2c, plus the zero point.
+            // Row r's 8 columns as i16 in v16 + 2r, plus the zero point.
             "sqxtn v16.4h, v16.4s\n", "sqxtn2 v16.8h, v17.4s\n", "sqxtn v18.4h, v18.4s\n", "sqxtn2 v18.8h, v19.4s\n",
             "sqxtn v20.4h, v20.4s\n", "sqxtn2 v20.8h, v21.4s\n", "sqxtn v22.4h, v22.4s\n", "sqxtn2 v22.8h, v23.4s\n",
             "sqxtn v24.4h, v24.4s\n", "sqxtn2 v24.8h, v25.4s\n", "sqxtn v26.4h, v26.4s\n", "sqxtn2 v26.8h, v27.4s\n",
             "sqxtn v28.4h, v28.4s\n", "sqxtn2 v28.8h, v29.4s\n", "sqxtn v30.4h, v30.4s\n", "sqxtn2 v30.8h, v31.4s\n",
             "sqadd v16.8h, v16.8h, v2.8h\n", "sqadd v18.8h, v18.8h, v2.8h\n", "sqadd v20.8h, v20.8h, v2.8h\n", "sqadd v22.8h, v22.8h, v2.8h\n",
             "sqadd v24.8h, v24.8h, v2.8h\n", "sqadd v26.8h, v26.8h, v2.8h\n", "sqadd v28.8h, v28.8h, v2.8h\n", "sqadd v30.8h, v30.8h, v2.8h\n",
-            // Q[c] = [column c | column c + 4] as i8, in v16 + 2c for c < 4.
-            "sqxtn v16.8b, v16.8h\n", "sqxtn2 v16.16b, v24.8h\n", "sqxtn v18.8b, v18.8h\n", "sqxtn2 v18.16b, v26.8h\n",
-            "sqxtn v20.8b, v20.8h\n", "sqxtn2 v20.16b, v28.8h\n", "sqxtn v22.8b, v22.8h\n", "sqxtn2 v22.16b, v30.8h\n",
-            // The transpose of the general path: p0..p3, then r04, r26, r15, r37, then row pairs.
-            "trn1 v4.16b, v16.16b, v18.16b\n", "trn2 v5.16b, v16.16b, v18.16b\n",
-            "trn1 v6.16b, v20.16b, v22.16b\n", "trn2 v7.16b, v20.16b, v22.16b\n",
-            "trn1 v16.8h, v4.8h, v6.8h\n", "trn2 v17.8h, v4.8h, v6.8h\n",
-            "trn1 v18.8h, v5.8h, v7.8h\n", "trn2 v19.8h, v5.8h, v7.8h\n",
-            "uzp1 v20.4s, v16.4s, v18.4s\n", "uzp2 v21.4s, v16.4s, v18.4s\n",
-            "uzp1 v22.4s, v17.4s, v19.4s\n", "uzp2 v23.4s, v17.4s, v19.4s\n",
-            // Rows 0, 1 (v20), 2, 3 (v22), 4, 5 (v21), 6, 7 (v23).
+            // Rows 2j and 2j + 1 as i8 in v16 + 4j.
+            "sqxtn v16.8b, v16.8h\n", "sqxtn2 v16.16b, v18.8h\n", "sqxtn v20.8b, v20.8h\n", "sqxtn2 v20.16b, v22.8h\n",
+            "sqxtn v24.8b, v24.8h\n", "sqxtn2 v24.16b, v26.8h\n", "sqxtn v28.8b, v28.8h\n", "sqxtn2 v28.16b, v30.8h\n",
+            "st1 {{v16.d}}[0], [{d}], {n}\n", "st1 {{v16.d}}[1], [{d}], {n}\n",
             "st1 {{v20.d}}[0], [{d}], {n}\n", "st1 {{v20.d}}[1], [{d}], {n}\n",
-            "st1 {{v22.d}}[0], [{d}], {n}\n", "st1 {{v22.d}}[1], [{d}], {n}\n",
-            "st1 {{v21.d}}[0], [{d}], {n}\n", "st1 {{v21.d}}[1], [{d}], {n}\n",
-            "st1 {{v23.d}}[0], [{d}], {n}\n", "st1 {{v23.d}}[1], [{d}]\n",
+            "st1 {{v24.d}}[0], [{d}], {n}\n", "st1 {{v24.d}}[1], [{d}], {n}\n",
+            "st1 {{v28.d}}[0], [{d}], {n}\n", "st1 {{v28.d}}[1], [{d}]\n",
         )
     };
 }
 
 /// The epilogue of a full 8×8 tile of [`gemm`], in `asm!`: the steps of its general path (each
-/// column's 8 rows requantised, narrowed with the zero point, the bytes transposed to rows) with
-/// the same instructions in the same order, so the same results, then each row's 8 bytes stored
-/// `n` apart straight from the vector registers. 102 instructions (110 with the loop around
-/// them), against about 117 when LLVM compiled those steps around the tile's `asm!` block (the
-/// rows moved through general registers, stored at row addresses reloaded from the stack).
+/// row's 8 columns requantised with its scale, narrowed with the zero point) with the same
+/// instructions in the same order, so the same results, then two rows' 16 bytes per register
+/// stored `n` apart straight from the vector registers. 90 instructions. The accumulators hold
+/// rows, so nothing is transposed (when they held columns, the transpose to rows took 12 more).
 /// `sq` holds the 8 rows' scales.
 ///
 /// # Safety
@@ -329,14 +294,14 @@ unsafe fn requant_store_tile(acc: [int32x4_t; 16], sq: *const f32, zp: i32, dst:
         inout("v20") acc[4] => _, inout("v21") acc[5] => _, inout("v22") acc[6] => _, inout("v23") acc[7] => _,
         inout("v24") acc[8] => _, inout("v25") acc[9] => _, inout("v26") acc[10] => _, inout("v27") acc[11] => _,
         inout("v28") acc[12] => _, inout("v29") acc[13] => _, inout("v30") acc[14] => _, inout("v31") acc[15] => _,
-        out("v0") _, out("v1") _, out("v2") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+        out("v0") _, out("v1") _, out("v2") _,
         options(nostack, preserves_flags),
     );
 }
 
 /// The full 8×8 tiles of `np ≥ 1` consecutive packed panels (each `kb` groups, as [`pack_b`]
 /// lays them out) against one weight block, in one `asm!` loop: per tile, the accumulators set
-/// to the biases `init`, [`tile_asm`]'s groups, [`requant_store_tile`]'s epilogue, then the next
+/// to the biases (`init`: rows 0..4 and 4..8), [`tile_asm`]'s groups, [`requant_store_tile`]'s epilogue, then the next
 /// panel, whose columns the loads have reached already. Same instructions as the tile-by-tile
 /// path, so the same results, without its per-tile setup (the full-tile tests, the epilogue's
 /// addresses).
@@ -356,11 +321,12 @@ pub(crate) unsafe fn packed_tiles(a: *const i8, b: *const i8, kb: usize, np: usi
         "1:",
         "mov {a}, {a0}",
         "mov {rem}, {kb}",
-        // The accumulators start at the biases (column c's rows in v16 + 2c, v17 + 2c).
-        "mov v16.16b, v8.16b", "mov v17.16b, v9.16b", "mov v18.16b, v8.16b", "mov v19.16b, v9.16b",
-        "mov v20.16b, v8.16b", "mov v21.16b, v9.16b", "mov v22.16b, v8.16b", "mov v23.16b, v9.16b",
-        "mov v24.16b, v8.16b", "mov v25.16b, v9.16b", "mov v26.16b, v8.16b", "mov v27.16b, v9.16b",
-        "mov v28.16b, v8.16b", "mov v29.16b, v9.16b", "mov v30.16b, v8.16b", "mov v31.16b, v9.16b",
+        // The accumulators start at the biases: row r's (lane r % 4 of v8 or v9) in v16 + 2r
+        // and v17 + 2r.
+        "dup v16.4s, v8.s[0]", "dup v17.4s, v8.s[0]", "dup v18.4s, v8.s[1]", "dup v19.4s, v8.s[1]",
+        "dup v20.4s, v8.s[2]", "dup v21.4s, v8.s[2]", "dup v22.4s, v8.s[3]", "dup v23.4s, v8.s[3]",
+        "dup v24.4s, v9.s[0]", "dup v25.4s, v9.s[0]", "dup v26.4s, v9.s[1]", "dup v27.4s, v9.s[1]",
+        "dup v28.4s, v9.s[2]", "dup v29.4s, v9.s[2]", "dup v30.4s, v9.s[3]", "dup v31.4s, v9.s[3]",
         "tbz {rem}, #0, 3f",
         "ld1 {{v0.16b, v1.16b}}, [{a}], #32",
         sdot_cols_packed!("2", "3"),
