@@ -48,12 +48,16 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
     let d = packed.as_mut_ptr();
     for b in 0..kb {
         let rows = (k - b * KC).min(KC);
+        let at = |i: usize, j: usize| s.add((b * KC + i) * stride + c0 + 16 * j);
         for j in 0..full {
-            // 4 rows (k) × 16 columns → each column's 4 bytes together, 8 columns per panel.
-            let mut r = [vdupq_n_s8(0); 4];
-            for (i, ri) in r.iter_mut().enumerate().take(rows) {
-                *ri = vld1q_s8(s.add((b * KC + i) * stride + c0 + 16 * j));
-            }
+            // 4 rows (k) × 16 columns → each column's 4 bytes together, 8 columns per panel. A
+            // full group's 4 loads unrolled, without a test per row; the last group's rows past
+            // `k` zero.
+            let r: [int8x16_t; 4] = if rows == KC {
+                std::array::from_fn(|i| vld1q_s8(at(i, j)))
+            } else {
+                std::array::from_fn(|i| if i < rows { vld1q_s8(at(i, j)) } else { vdupq_n_s8(0) })
+            };
             let lo01 = vreinterpretq_s16_s8(vzip1q_s8(r[0], r[1]));
             let hi01 = vreinterpretq_s16_s8(vzip2q_s8(r[0], r[1]));
             let lo23 = vreinterpretq_s16_s8(vzip1q_s8(r[2], r[3]));
