@@ -820,7 +820,8 @@ unsafe fn tiles<const T: usize, const G: usize>(
 /// The tile loop of both depthwise forms (this one and the dot product's): for each output row
 /// `oy` and each 16 outputs from `ox`, `tile(planes + oy · row_step + ox, acc)` adds the taps to
 /// accumulators that start at `bias`; they are requantised ([`requant16`]) and stored to
-/// `out[oy · ow + ox..]`, the row's last tile only in part.
+/// `out[oy · ow + ox..]`. A row's partial last tile is stored whole where its excess falls on
+/// later rows of `out` (rewritten when their turn comes), else only in part.
 ///
 /// # Safety
 /// `tile` reads within the planes for every tile; `out` holds `oh · ow` bytes.
@@ -855,7 +856,14 @@ pub(crate) unsafe fn dw_tiles(
         if full < ow {
             let mut acc = [b; 4];
             tile(row.add(full), &mut acc);
-            store_first(dst.add(full), requant16(acc, scale, zp16), ow - full);
+            let v = requant16(acc, scale, zp16);
+            if (oy * ow + full) + 16 <= oh * ow {
+                // All 16 bytes, the ones past the row into the next rows, which are written
+                // after this one: one store instead of `store_first`'s.
+                vst1q_s8(dst.add(full), v);
+            } else {
+                store_first(dst.add(full), v, ow - full);
+            }
         }
     }
 }
