@@ -1745,8 +1745,9 @@ pub(crate) mod tests {
 
     /// aarch64 NEON's depthwise sums groups of taps in i16, sized per channel by its weights
     /// (`plan_groups`): weights scaled down to reach every group size, and channels at the
-    /// bound of a group of 3 (sums of 255 and 256, which fit, and 257, which must not be
-    /// grouped so), on inputs at both ends of int8 as well as random ones, against the reference.
+    /// bound of a group of 3 (positive sums of 255 and 256, which fit, and 257, which must not
+    /// be grouped so; negative ones of 255, which fits, and 256, which does not), on inputs at
+    /// both ends of int8 as well as random ones, against the reference.
     #[test]
     fn depthwise_groups_of_taps_stay_exact() {
         let g3 = geo(6, 9, 21, 3, 1, [1, 1, 1, 1], 1);

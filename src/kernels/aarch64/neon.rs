@@ -655,6 +655,7 @@ pub(crate) fn plan_groups(w: &[i8]) -> (Vec<u16>, u8) {
         let cap = |i: usize| if i + 1 < ng { g } else { n - g * (ng - 1) };
         let load = |grp: &Vec<usize>| grp.iter().map(|&t| u32::from(w[t].unsigned_abs())).sum::<u32>();
         for &t in &by_size {
+            // Infallible: the capacities add up to `n`, so a group has room for every tap.
             let i = (0..ng).filter(|&i| groups[i].len() < cap(i)).min_by_key(|&i| load(&groups[i])).expect("room for every tap");
             groups[i].push(t);
         }
