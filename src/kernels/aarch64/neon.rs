@@ -311,8 +311,7 @@ pub(crate) unsafe fn tile_asm(a: *const i8, b: *const i8, koff: *const usize, kb
 
 /// [`tile_asm`] of a packed panel whose last group holds only 8 real `k` (`k % 16` in 1..=8;
 /// the packing zeroes the rest): the `kb − 1` full groups, then that group's first 8 products
-/// per pair only ([`c16_half_products!`]), 34 instructions instead of 50. On MobileNetV2's
-/// `k` = 24 expand layers, a tile costs 137 instead of 153 with its epilogue.
+/// per pair only ([`c16_half_products!`]), 34 instructions instead of 50.
 ///
 /// # Safety
 /// `a` is readable for `kb · MR · KC` bytes and `b` for `kb · NR · KC`; `kb ≥ 2`. NEON is part
