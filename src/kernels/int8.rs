@@ -1628,6 +1628,16 @@ pub(crate) mod tests {
         check_dense(geo(2, 7, 8, 3, 1, [1, 1, 1, 1], 1), 6, 12);
         check_dense(geo(8, 5, 6, 1, 1, [0; 4], 1), 7, 13);
         check_dense(geo(25, 4, 9, 1, 1, [0; 4], 1), 6, 14);
+        // Last panels with 1, 2 and 3 real columns of NEON's 4 and 1 to 4 of the dot product's 8
+        // (their narrow tiles): 49, 50, 51, 52, 5 and 3 columns, with odd and even group
+        // counts, NEON's half last group (k = 40, 36, 20), a single group (k = 12) and partial
+        // row blocks.
+        check_dense(geo(48, 7, 7, 1, 1, [0; 4], 1), 16, 15);
+        check_dense(geo(40, 5, 10, 1, 1, [0; 4], 1), 12, 16);
+        check_dense(geo(36, 3, 17, 1, 1, [0; 4], 1), 9, 17);
+        check_dense(geo(64, 4, 13, 1, 1, [0; 4], 1), 8, 18);
+        check_dense(geo(20, 1, 5, 1, 1, [0; 4], 1), 5, 19);
+        check_dense(geo(12, 1, 3, 1, 1, [0; 4], 1), 3, 20);
     }
 
     /// ARM's in-place form of convolutions: taken where it should be, and exact for rows

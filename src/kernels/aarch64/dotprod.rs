@@ -181,6 +181,88 @@ unsafe fn tile_asm(a: *const i8, b: *const i8, koff: *const usize, kb: usize, in
     acc
 }
 
+/// One group of 4 `k` in [`tile_cols`] for the first `$cols` columns: column `c`'s 4 bytes
+/// (element `c` of `v$b`) multiply rows 0..4 (`v$a0`) into accumulator `v16 + 2c` and rows
+/// 4..8 (`v$a1`) into `v17 + 2c`, so the accumulators hold columns.
+#[rustfmt::skip]
+macro_rules! sdot_col_products {
+    ($a0:literal, $a1:literal, $b:literal, 1) => {
+        concat!(
+            "sdot v16.4s, v", $a0, ".16b, v", $b, ".4b[0]\n", "sdot v17.4s, v", $a1, ".16b, v", $b, ".4b[0]\n",
+        )
+    };
+    ($a0:literal, $a1:literal, $b:literal, 2) => {
+        concat!(
+            sdot_col_products!($a0, $a1, $b, 1),
+            "sdot v18.4s, v", $a0, ".16b, v", $b, ".4b[1]\n", "sdot v19.4s, v", $a1, ".16b, v", $b, ".4b[1]\n",
+        )
+    };
+    ($a0:literal, $a1:literal, $b:literal, 3) => {
+        concat!(
+            sdot_col_products!($a0, $a1, $b, 2),
+            "sdot v20.4s, v", $a0, ".16b, v", $b, ".4b[2]\n", "sdot v21.4s, v", $a1, ".16b, v", $b, ".4b[2]\n",
+        )
+    };
+    ($a0:literal, $a1:literal, $b:literal, 4) => {
+        concat!(
+            sdot_col_products!($a0, $a1, $b, 3),
+            "sdot v22.4s, v", $a0, ".16b, v", $b, ".4b[3]\n", "sdot v23.4s, v", $a1, ".16b, v", $b, ".4b[3]\n",
+        )
+    };
+}
+
+/// The tile of a packed panel with only `cols` (1..=4) real columns, the last panel of a column
+/// count that is not a multiple of 8 (a 14×14 layer's 196 columns end with 4, a 7×7 layer's 49
+/// with 1): the 8 rows against those columns only, by the columns' elements, so the
+/// accumulators hold columns (`acc[2c + h]`: rows `4h..4h + 4` of column `c`, from `init`, the
+/// rows' biases). Two packed groups cost `4 + 4 · cols` instructions where the 8×8 tile's cost
+/// 36. Accumulators of columns past `cols` keep `init`.
+///
+/// # Safety
+/// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes and `b` for
+/// `kb · NR · KC`; `kb ≥ 1`; `cols` in 1..=4.
+#[inline]
+#[target_feature(enable = "dotprod")]
+unsafe fn tile_cols(a: *const i8, b: *const i8, kb: usize, cols: usize, init: [int32x4_t; 2]) -> [int32x4_t; 8] {
+    const { assert!(MR == 8 && NR == 8 && KC == 4) };
+    debug_assert!(kb >= 1 && (1..=4).contains(&cols));
+    let mut acc: [int32x4_t; 8] = std::array::from_fn(|i| init[i % 2]);
+    let step = NR * KC;
+    macro_rules! cols {
+        ($cols:tt) => {
+            asm!(
+                "tbz {rem}, #0, 3f",
+                "ld1 {{v0.16b, v1.16b}}, [{a}], #32",
+                "ld1 {{v4.16b}}, [{b}], {step}",
+                sdot_col_products!("0", "1", "4", $cols),
+                "3:",
+                "lsr {rem}, {rem}, #1",
+                "cbz {rem}, 4f",
+                "2:",
+                "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64",
+                "ld1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [{b}], #64",
+                sdot_col_products!("0", "1", "4", $cols),
+                sdot_col_products!("2", "3", "6", $cols),
+                "subs {rem}, {rem}, #1",
+                "b.ne 2b",
+                "4:",
+                rem = inout(reg) kb => _, a = inout(reg) a => _, b = inout(reg) b => _, step = in(reg) step,
+                inout("v16") acc[0], inout("v17") acc[1], inout("v18") acc[2], inout("v19") acc[3],
+                inout("v20") acc[4], inout("v21") acc[5], inout("v22") acc[6], inout("v23") acc[7],
+                out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+                options(nostack, readonly),
+            )
+        };
+    }
+    match cols {
+        1 => cols!(1),
+        2 => cols!(2),
+        3 => cols!(3),
+        _ => cols!(4),
+    }
+    acc
+}
+
 /// The GEMM of some column panels with the requantisation: `y[row][col + c]` for every row
 /// `< m` and each panel's real columns, from weights packed by [`pack_a`] (`kb` groups of 4 per
 /// row) and columns packed by [`pack_b`] or read in place. The requantisation is
@@ -216,13 +298,29 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
             // Packed panels of this kernel's layout or panels read in place (both known when
             // this is compiled for a panel type, so the check costs nothing).
             assert!(!koff.is_null() || step == NR * KC, "panels packed for another kernel");
+            let dst = y.add(blk * MR * n + col0);
+            if koff.is_null() && cols <= 4 {
+                // Each column's 8 rows requantised with the rows' scales (lanes), plus zp,
+                // saturated to i8: the same operations on each value as below.
+                let acc = tile_cols(ab, b, kb, cols, quads);
+                let (s0, s1) = (vld1q_f32(ss.as_ptr()), vld1q_f32(ss.as_ptr().add(4)));
+                for c in 0..cols {
+                    let q0 = vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[2 * c]), s0));
+                    let q1 = vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc[2 * c + 1]), s1));
+                    let mut tmp = [0i8; MR];
+                    vst1_s8(tmp.as_mut_ptr(), vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q0), q1), zp16)));
+                    for (r, &v) in tmp[..rows].iter().enumerate() {
+                        *dst.add(r * n + c) = v;
+                    }
+                }
+                continue;
+            }
             let acc = tile_asm(ab, b, koff, kb, init);
             if rows == MR && cols == NR {
-                requant_store_tile(acc, ss.as_ptr(), zp, y.add(blk * MR * n + col0), n);
+                requant_store_tile(acc, ss.as_ptr(), zp, dst, n);
                 continue;
             }
             // Row r's 8 columns: requantised, plus zp, saturated to i8 (as neon::requant4).
-            let dst = y.add(blk * MR * n + col0);
             for r in 0..rows {
                 let q0 = vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(acc[2 * r]), ss[r]));
                 let q1 = vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(acc[2 * r + 1]), ss[r]));

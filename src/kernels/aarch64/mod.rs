@@ -48,11 +48,12 @@ pub(crate) trait Panels {
     /// # Safety
     /// `p < count()`.
     unsafe fn panel(&self, p: usize) -> (Self::C, usize, usize);
-    /// NEON's register tile of a panel `c` against the weight block `a` (`kb` groups).
+    /// NEON's register tile of a panel `c` with `cols` real columns against the weight block `a`
+    /// (`kb` groups); the accumulators of columns past `cols` may be left undefined.
     ///
     /// # Safety
-    /// As [`neon::tile_asm`]'s.
-    unsafe fn neon_tile(&self, c: Self::C, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16];
+    /// As [`neon::tile_asm`]'s; `1 ≤ cols ≤ NR`.
+    unsafe fn neon_tile(&self, c: Self::C, a: *const i8, kb: usize, cols: usize) -> [std::arch::aarch64::int32x4_t; 16];
     /// NEON: the full tiles of the leading panels that one loop can take ([`neon::packed_tiles`]:
     /// packed panels, all but a partial last one), requantised and stored to the 4 rows from
     /// `dst` (row length `n`) at each panel's output column; returns how many panels it took
@@ -107,10 +108,12 @@ impl<const STEP: usize, const NR: usize, const HALF: bool> Panels for PackedPane
         (Packed(self.packed.add(p * self.panel)), self.col0 + p * NR, (self.ncols - p * NR).min(NR))
     }
     #[inline(always)]
-    unsafe fn neon_tile(&self, c: Packed<STEP>, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16] {
+    unsafe fn neon_tile(&self, c: Packed<STEP>, a: *const i8, kb: usize, cols: usize) -> [std::arch::aarch64::int32x4_t; 16] {
         // Only NEON's GEMM calls this, on panels it packed.
         const { assert!(STEP == neon::NR * neon::KC) };
-        if HALF {
+        if cols < neon::NR {
+            neon::tile_cols(a, c.0, kb, cols)
+        } else if HALF {
             neon::tile_asm_half(a, c.0, kb)
         } else {
             neon::tile_asm(a, c.0, std::ptr::null(), kb)
@@ -175,7 +178,7 @@ impl Panels for DirectPanels<'_> {
         (Direct { base: self.base.add(off), koff: self.koff.as_ptr() }, col, cols)
     }
     #[inline(always)]
-    unsafe fn neon_tile(&self, c: Direct, a: *const i8, kb: usize) -> [std::arch::aarch64::int32x4_t; 16] {
+    unsafe fn neon_tile(&self, c: Direct, a: *const i8, kb: usize, _cols: usize) -> [std::arch::aarch64::int32x4_t; 16] {
         match self.run {
             3 => neon::tile_runs::<3>(a, c.base, self.runs),
             5 => neon::tile_runs::<5>(a, c.base, self.runs),
