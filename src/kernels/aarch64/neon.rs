@@ -13,7 +13,7 @@
 
 use std::arch::aarch64::*;
 
-use crate::kernels::int8::Out;
+use crate::kernels::int8::{Out, TapOffsets};
 
 /// Rows of a c16 weight block.
 pub(crate) const MR: usize = 4;
@@ -793,10 +793,11 @@ impl Depthwise {
     /// If a tile would read past `planes` (the caller leaves 16 bytes of slack after the last
     /// row), `offsets` does not have one entry per tap, or `out` is not `oh · ow` long.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn channel(&self, c: usize, planes: &[i8], offsets: &[usize], row_step: usize, scale: f32, zp: i32, oh: usize, ow: usize, out: &mut [i8]) {
+    pub(crate) fn channel(&self, c: usize, planes: &[i8], offsets: &TapOffsets, row_step: usize, scale: f32, zp: i32, oh: usize, ow: usize, out: &mut [i8]) {
         if !crate::kernels::int8::dw_channel_fits(planes.len(), offsets, self.taps, row_step, oh, ow, out.len()) {
             return;
         }
+        let offsets = offsets.offsets();
         let at = c * self.taps..(c + 1) * self.taps;
         let (w, order, b) = (&self.w[at.clone()], &self.order[at], self.bias[c]);
         // SAFETY: every load is within `planes` (asserted above for the last row, the largest
@@ -1406,6 +1407,19 @@ mod tests {
     /// `deal_plane` puts every byte where the definition does (padded row `pt + iy`, column
     /// `pl + ix` at index `x / 2` of phase `x % 2`) and writes nothing else, for every row length
     /// up to 80 (each chunk form and their overlaps) and both parities of the left padding.
+    /// The channel's bounds check uses the largest tap offset, wherever it is in the list: a
+    /// plane one byte short of the last tile at that offset panics, the exact length runs.
+    #[test]
+    fn depthwise_channel_checks_the_largest_offset() {
+        let d = super::Depthwise::new(9, &[1; 9], &[0], 0).unwrap();
+        let offsets = [22, 1, 2, 10, 11, 12, 20, 21, 0];
+        let taps = crate::kernels::int8::TapOffsets::new(&offsets);
+        let mut out = [0i8; 4];
+        d.channel(0, &[0; 38], &taps, 10, 1.0, 0, 1, 4, &mut out);
+        let short = std::panic::catch_unwind(|| d.channel(0, &[0; 37], &taps, 10, 1.0, 0, 1, 4, &mut [0i8; 4]));
+        assert!(short.is_err(), "a plane too short for the largest offset was read");
+    }
+
     /// `copy_rows` against a byte loop for every width class (bytes, 4..8, 8..16, 16 and
     /// more), one row and several, destination pitches with a gap: the runs copied, nothing
     /// between them touched.

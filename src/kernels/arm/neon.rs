@@ -396,7 +396,7 @@ impl Depthwise {
         &self,
         c: usize,
         planes: &[i8],
-        offsets: &[usize],
+        offsets: &crate::kernels::int8::TapOffsets,
         row_step: usize,
         scale: f32,
         zp: i32,
@@ -407,6 +407,7 @@ impl Depthwise {
         if !crate::kernels::int8::dw_channel_fits(planes.len(), offsets, self.taps, row_step, oh, ow, out.len()) {
             return;
         }
+        let offsets = offsets.offsets();
         let params = DwParams {
             bias: [self.bias[c]; 4],
             scale: [scale; 4],
