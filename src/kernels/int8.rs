@@ -1183,7 +1183,13 @@ impl DepthwiseQConv {
         if oh == 0 || ow == 0 {
             return;
         }
-        let pw = wp.div_ceil(sw);
+        // Column phases of the planes: NEON's taps read contiguous runs, so a stride-2 plane
+        // is dealt into its even and odd columns; the dot product's form reads the plane whole.
+        #[cfg(target_arch = "aarch64")]
+        let phases = if matches!(arm, Depthwise::Dot(_)) { 1 } else { sw };
+        #[cfg(target_arch = "arm")]
+        let phases = sw;
+        let pw = wp.div_ceil(phases);
         let flat = sh == 1 && sw == 1 && flat_pays(oh, ow, pw);
         let Work { packed8: planes, cols: scratch, offsets, .. } = work;
         planes.clear();
@@ -1191,7 +1197,7 @@ impl DepthwiseQConv {
         let slack = dotprod::Depthwise::SLACK;
         #[cfg(target_arch = "arm")]
         let slack = 16;
-        planes.resize(sw * hp * pw + slack, self.x_zp);
+        planes.resize(phases * hp * pw + slack, self.x_zp);
         if flat && scratch.len() < (oh - 1) * pw + ow {
             scratch.resize((oh - 1) * pw + ow, 0);
         }
@@ -1200,7 +1206,7 @@ impl DepthwiseQConv {
         for ky in 0..g.kh {
             for kx in 0..g.kw {
                 let px = kx * dw;
-                offsets.push(((px % sw) * hp + ky * dh) * pw + px / sw);
+                offsets.push(((px % phases) * hp + ky * dh) * pw + px / phases);
             }
         }
         let taps = TapOffsets::new(offsets);
@@ -1208,7 +1214,7 @@ impl DepthwiseQConv {
         let zp = self.requant.zero_point;
         for c in channels {
             let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-            match sw {
+            match phases {
                 1 => neon::copy_rows(src, g.w, &mut planes[pt * pw + pl..], pw, g.w, g.h),
                 #[cfg(target_arch = "aarch64")]
                 2 => neon::deal_plane(src, g.w, g.h, planes, hp, pw, pt, pl),
@@ -1222,7 +1228,7 @@ impl DepthwiseQConv {
                 _ => {
                     for (i, &v) in src.iter().enumerate() {
                         let (py, px) = (i / g.w + pt, i % g.w + pl);
-                        planes[((px % sw) * hp + py) * pw + px / sw] = v;
+                        planes[((px % phases) * hp + py) * pw + px / phases] = v;
                     }
                 }
             }
@@ -1233,9 +1239,7 @@ impl DepthwiseQConv {
             match arm {
                 // SAFETY: the dot-product form exists only when the CPU has it (`with_kernels`).
                 #[cfg(target_arch = "aarch64")]
-                Depthwise::Dot(d) => unsafe {
-                    d.channel(dotprod::Channel { c, planes, pw, phase: hp * pw, row_step: sh * pw, scale, zp, oh: rows, ow: cols, out: dst })
-                },
+                Depthwise::Dot(d) => unsafe { d.channel(dotprod::Channel { c, planes, pw, row_step: sh * pw, scale, zp, oh: rows, ow: cols, out: dst }) },
                 #[cfg(target_arch = "aarch64")]
                 Depthwise::Neon(d) => d.channel(c, planes, &taps, sh * pw, scale, zp, rows, cols, dst),
                 // SAFETY: armv7's NEON form exists only when the CPU has NEON with 32 double

@@ -480,24 +480,25 @@ pub(crate) unsafe fn packed_tiles(a: *const i8, b: *const i8, kb: usize, np: usi
     );
 }
 
-/// A depthwise convolution with `sdot`: for each output row and 16 outputs, each kernel row's
-/// input bytes are gathered with `tbl` into groups of 4 taps per output (`[x(o), x(o+1),
-/// x(o+2), 0]` for a 3×3), and one `sdot` multiplies 4 outputs' groups by the row's 4 weights.
-/// The planes are raw int8 padded with the input zero point, whose products the folded bias
-/// cancels (`bias − z_x · Σ w`), so nothing is widened. A 3×3 row takes 4 `tbl` + 4 `sdot`
-/// per 16 outputs, against 12 `smlal` for NEON.
+/// A depthwise convolution with `sdot`, reading the padded int8 plane in place: for a tile of
+/// 16 outputs, accumulator `q` (4 lanes) holds outputs `o(q, j)`: `4j + q` at stride 1,
+/// `8⌊q/2⌋ + 2j + q % 2` at stride 2, whose taps `x(S·o + kx)` for a group of 4 `kx` are 4
+/// consecutive bytes from `S·o + 4g`; so one 16-byte load at `p + off(q, g)` gives the 4 lanes'
+/// groups (`off = q + 4g` at stride 1, `16⌊q/2⌋ + 2(q % 2) + 4g` at stride 2), and one `sdot`
+/// multiplies them by the row's 4 weights. A 3×3 row takes 4 loads + 4 `sdot` per 16 outputs
+/// (it took 2 loads + 4 `tbl` + 4 `sdot` at stride 1, 4 + 4 + 4 from two column phases at
+/// stride 2); the requantised bytes are put in output order by one `tbl` ([`Depthwise::perm`]).
+/// The plane is padded with the input zero point, whose products the folded bias cancels
+/// (`bias − z_x · Σ w`), so nothing is widened; stride 2 reads the plane as it is (no phases).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Depthwise {
     kh: usize,
     stride: usize,
     /// Groups of 4 taps per kernel row (`kw / 4` rounded up).
     groups: usize,
-    /// `[c][kh][groups][16]`: the row's 4 weights of the group, repeated for 4 outputs.
+    /// `[c][kh][groups][16]`: the row's 4 weights of the group (0 past the kernel), repeated
+    /// for the 4 lanes.
     wdot: Vec<i8>,
-    /// `tbl` indices `[groups][4]`: for output `4q + j` of a tile, the bytes of its 4 taps in
-    /// the table (stride 1: the row from the tile's first output, 32 bytes; stride 2: the even
-    /// phase then the odd one, 32 bytes each); 255 (→ 0) for a tap past the kernel.
-    idx: Vec<[u8; 16]>,
     /// Bias with the input zero point folded in.
     bias: Vec<i32>,
 }
@@ -527,30 +528,39 @@ impl Depthwise {
                 }
             }
         }
-        let mut idx = vec![[255u8; 16]; groups * 4];
-        for g in 0..groups {
-            for q in 0..4 {
-                for j in 0..4 {
-                    let o = 4 * q + j;
-                    for i in 0..4 {
-                        let kx = 4 * g + i;
-                        if kx < kw {
-                            idx[g * 4 + q][4 * j + i] = if s == 1 { (o + kx) as u8 } else { ((kx % 2) * 32 + o + kx / 2) as u8 };
-                        }
-                    }
-                }
-            }
-        }
-        Some(Depthwise { kh, stride: s, groups, wdot, idx, bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
+        Some(Depthwise { kh, stride: s, groups, wdot, bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
     }
 
-    /// Bytes held: replicated weights, indices, biases.
+    /// Bytes held: replicated weights, biases.
     pub(crate) fn held_bytes(&self) -> usize {
-        self.wdot.len() + 16 * self.idx.len() + 4 * self.bias.len()
+        self.wdot.len() + 4 * self.bias.len()
     }
 
     /// Bytes a tile may read past the last row's start of its last output: the caller's slack.
     pub(crate) const SLACK: usize = 64;
+
+    /// The offset from a tile's first input of accumulator `q`'s load for group `g`.
+    #[inline(always)]
+    const fn off(s2: bool, q: usize, g: usize) -> usize {
+        if s2 {
+            16 * (q / 2) + 2 * (q % 2) + 4 * g
+        } else {
+            q + 4 * g
+        }
+    }
+
+    /// The `tbl` indices that put the narrowed accumulators (byte `4q + j` holds output
+    /// `o(q, j)`) in output order.
+    fn perm(s2: bool) -> [u8; 16] {
+        let mut p = [0u8; 16];
+        for q in 0..4 {
+            for j in 0..4 {
+                let o = if s2 { 8 * (q / 2) + 2 * j + q % 2 } else { 4 * j + q };
+                p[o] = (4 * q + j) as u8;
+            }
+        }
+        p
+    }
 
     /// One channel (see [`Channel`]).
     ///
@@ -561,16 +571,18 @@ impl Depthwise {
     /// If a tile would read past `planes` or `out` is not `oh · ow` long.
     #[target_feature(enable = "dotprod")]
     pub(crate) unsafe fn channel(&self, a: Channel) {
-        let Channel { planes, pw, phase, row_step, oh, ow, ref out, .. } = a;
+        let Channel { planes, pw, row_step, oh, ow, ref out, .. } = a;
         assert_eq!(out.len(), oh * ow);
         if oh == 0 || ow == 0 {
             return;
         }
         let last_tile = (ow - 1) / 16 * 16;
-        let extra = if self.stride == 2 { phase } else { 0 };
-        assert!((oh - 1) * row_step + (self.kh - 1) * pw + last_tile + extra + 32 <= planes.len(), "depthwise tile past the plane");
+        let s2 = self.stride == 2;
+        // The last tile's furthest load: the last accumulator's of the last group, 16 bytes.
+        let reach = Self::off(s2, 3, self.groups - 1) + 16;
+        assert!((oh - 1) * row_step + (self.kh - 1) * pw + self.stride * last_tile + reach <= planes.len(), "depthwise tile past the plane");
         // The usual sizes unrolled, their weights in registers: 3×3 and 5×5 at strides 1 and 2.
-        match (self.stride == 2, self.kh, self.groups) {
+        match (s2, self.kh, self.groups) {
             (false, 3, 1) => self.tiles_3x3_rows2(a),
             (true, 3, 1) => self.tiles::<true, 3, 1>(a),
             (false, 5, 2) => self.tiles::<false, 5, 2>(a),
@@ -581,25 +593,25 @@ impl Depthwise {
     }
 
     /// A 3×3 stride-1 channel two output rows at a time: the 4 input rows they read are each
-    /// loaded and gathered (`tbl`) once, and each gathered group feeds both rows' `sdot`s (input
-    /// row `r` is kernel row `r` of the first output row and `r − 1` of the second), so 16 × 2
-    /// outputs take 16 `tbl` instead of 24. The same sums in the same order as
-    /// [`tiles`](Self::tiles) (kernel rows 0, 1, 2 into accumulators that start at the bias), so
-    /// the same results. An odd last row goes through `tiles`.
+    /// loaded once, and each load feeds both rows' `sdot`s (input row `r` is kernel row `r` of
+    /// the first output row and `r − 1` of the second), so 16 × 2 outputs take 16 loads instead
+    /// of 24. The same sums in the same order as [`tiles`](Self::tiles) (kernel rows 0, 1, 2
+    /// into accumulators that start at the bias), so the same results. An odd last row goes
+    /// through `tiles`.
     ///
     /// # Safety
     /// As checked by `channel` (a 3×3 kernel, stride 1, one group per row); the CPU has the dot
     /// product.
     #[target_feature(enable = "dotprod")]
     unsafe fn tiles_3x3_rows2(&self, a: Channel) {
-        let Channel { c, planes, pw, phase, row_step, scale, zp, oh, ow, out } = a;
+        let Channel { c, planes, pw, row_step, scale, zp, oh, ow, out } = a;
         debug_assert!(self.kh == 3 && self.groups == 1 && self.stride == 1);
         let pairs = oh / 2;
         {
             let (p0, o0) = (planes.as_ptr(), out.as_mut_ptr());
             let w = self.wdot.as_ptr().add(c * 3 * 16);
             let wr = [vld1q_s8(w), vld1q_s8(w.add(16)), vld1q_s8(w.add(32))];
-            let idx: [uint8x16_t; 4] = std::array::from_fn(|q| vld1q_u8(self.idx[q].as_ptr()));
+            let perm = vld1q_u8(Self::perm(false).as_ptr());
             let b = vdupq_n_s32(self.bias[c]);
             let zp16 = vdupq_n_s16(zp as i16);
             for pair in 0..pairs {
@@ -611,9 +623,8 @@ impl Depthwise {
                     let (mut acc0, mut acc1) = ([b; 4], [b; 4]);
                     for r in 0..4 {
                         let p = row.add(r * pw + ox);
-                        let table = int8x16x2_t(vld1q_s8(p), vld1q_s8(p.add(16)));
                         for q in 0..4 {
-                            let taps = vqtbl2q_s8(table, idx[q]);
+                            let taps = vld1q_s8(p.add(Self::off(false, q, 0)));
                             if r < 3 {
                                 asm!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b", acc = inout(vreg) acc0[q], a = in(vreg) taps, b = in(vreg) wr[r],
                                      options(pure, nomem, nostack, preserves_flags));
@@ -624,7 +635,8 @@ impl Depthwise {
                             }
                         }
                     }
-                    let (y0, y1) = (super::neon::requant16(acc0, scale, zp16), super::neon::requant16(acc1, scale, zp16));
+                    let y0 = vqtbl1q_s8(super::neon::requant16(acc0, scale, zp16), perm);
+                    let y1 = vqtbl1q_s8(super::neon::requant16(acc1, scale, zp16), perm);
                     let n = (ow - ox).min(16);
                     if n == 16 {
                         vst1q_s8(dst0.add(ox), y0);
@@ -640,7 +652,7 @@ impl Depthwise {
         if oh % 2 == 1 {
             let last = (oh - 1) * row_step;
             let out = &mut out[(oh - 1) * ow..];
-            self.tiles::<false, 3, 1>(Channel { c, planes: &planes[last..], pw, phase, row_step, scale, zp, oh: 1, ow, out });
+            self.tiles::<false, 3, 1>(Channel { c, planes: &planes[last..], pw, row_step, scale, zp, oh: 1, ow, out });
         }
     }
 
@@ -651,7 +663,7 @@ impl Depthwise {
     /// As checked by `channel`; the CPU has the dot product.
     #[target_feature(enable = "dotprod")]
     unsafe fn tiles<const S2: bool, const KH: usize, const G: usize>(&self, a: Channel) {
-        let Channel { c, planes, pw, phase, row_step, scale, zp, oh, ow, out } = a;
+        let Channel { c, planes, pw, row_step, scale, zp, oh, ow, out } = a;
         let (planes, out) = (planes.as_ptr(), out.as_mut_ptr());
         let (kh, groups) = if KH > 0 { (KH, G) } else { (self.kh, self.groups) };
         let w = self.wdot.as_ptr().add(c * kh * groups * 16);
@@ -659,17 +671,15 @@ impl Depthwise {
         let wreg: [[int8x16_t; 2]; 5] =
             std::array::from_fn(|ky| std::array::from_fn(|g| if ky < KH && g < G { vld1q_s8(w.add((ky * G + g) * 16)) } else { vdupq_n_s8(0) }));
         let weights = |ky: usize, g: usize| if KH > 0 { wreg[ky][g] } else { vld1q_s8(w.add((ky * groups + g) * 16)) };
-        let idx: [[uint8x16_t; 4]; 2] =
-            std::array::from_fn(|g| std::array::from_fn(|q| if g < groups { vld1q_u8(self.idx[g * 4 + q].as_ptr()) } else { vdupq_n_u8(255) }));
-        super::neon::dw_tiles(planes, row_step, oh, ow, out, self.bias[c], scale, zp, |p, acc| {
+        let perm = vld1q_u8(Self::perm(S2).as_ptr());
+        let step = if S2 { 2 } else { 1 };
+        super::neon::dw_tiles::<true>(planes, row_step, step, oh, ow, out, self.bias[c], scale, zp, perm, |p, acc| {
             for ky in 0..kh {
                 let p = p.add(ky * pw);
-                let (t0, t1) = (vld1q_s8(p), vld1q_s8(p.add(16)));
-                let table = if S2 { int8x16x4_t(t0, t1, vld1q_s8(p.add(phase)), vld1q_s8(p.add(phase + 16))) } else { int8x16x4_t(t0, t1, t0, t1) };
-                for (g, ig) in idx.iter().enumerate().take(groups) {
+                for g in 0..groups {
                     let wv = weights(ky, g);
-                    for (a, &ix) in acc.iter_mut().zip(ig) {
-                        let taps = if S2 { vqtbl4q_s8(table, ix) } else { vqtbl2q_s8(int8x16x2_t(table.0, table.1), ix) };
+                    for (q, a) in acc.iter_mut().enumerate() {
+                        let taps = vld1q_s8(p.add(Self::off(S2, q, g)));
                         asm!("sdot {acc:v}.4s, {a:v}.16b, {b:v}.16b", acc = inout(vreg) *a, a = in(vreg) taps, b = in(vreg) wv,
                              options(pure, nomem, nostack, preserves_flags));
                     }
@@ -680,13 +690,12 @@ impl Depthwise {
 }
 
 /// One channel of a depthwise convolution for [`Depthwise::channel`]: `out[oy][ox]` (`oh × ow`)
-/// from the int8 plane(s) `planes` (row length `pw`; stride 2: the odd phase `phase` bytes after
-/// the even one), output row `oy` starting at `oy · row_step`.
+/// from the padded int8 plane `planes` (row length `pw`, whole: no column phases), output row
+/// `oy` starting at `oy · row_step`.
 pub(crate) struct Channel<'a> {
     pub(crate) c: usize,
     pub(crate) planes: &'a [i8],
     pub(crate) pw: usize,
-    pub(crate) phase: usize,
     pub(crate) row_step: usize,
     pub(crate) scale: f32,
     pub(crate) zp: i32,

@@ -901,7 +901,7 @@ unsafe fn tiles<const T: usize, const G: usize>(
     let off: [usize; T] = std::array::from_fn(|t| offsets[t]);
     let weight = |t: usize| if T > 0 { wreg[t] } else { vld1q_dup_s8(w.as_ptr().add(t)) };
     let offset = |t: usize| if T > 0 { off[t] } else { *offsets.get_unchecked(t) };
-    dw_tiles(planes, row_step, oh, ow, out, bias, scale, zp, |p, acc| {
+    dw_tiles::<false>(planes, row_step, 1, oh, ow, out, bias, scale, zp, vdupq_n_u8(0), |p, acc| {
         let mut t = 0;
         while t < taps {
             let end = (t + G).min(taps);
@@ -918,28 +918,40 @@ unsafe fn tiles<const T: usize, const G: usize>(
 }
 
 /// The tile loop of both depthwise forms (this one and the dot product's): for each output row
-/// `oy` and each 16 outputs from `ox`, `tile(planes + oy · row_step + ox, acc)` adds the taps to
-/// accumulators that start at `bias`; they are requantised ([`requant16`]) and stored to
-/// `out[oy · ow + ox..]`. A row's partial last tile is stored whole where its excess falls on
-/// later rows of `out` (rewritten when their turn comes), else only in part.
+/// `oy` and each 16 outputs from `ox`, `tile(planes + oy · row_step + step · ox, acc)` adds the
+/// taps to accumulators that start at `bias`; they are requantised ([`requant16`]), put in
+/// output order by `tbl` with `perm` when `PERM` (the dot product's accumulators hold outputs
+/// out of order), and stored to `out[oy · ow + ox..]`. A row's partial last tile is stored
+/// whole where its excess falls on later rows of `out` (rewritten when their turn comes), else
+/// only in part.
 ///
 /// # Safety
 /// `tile` reads within the planes for every tile; `out` holds `oh · ow` bytes.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub(crate) unsafe fn dw_tiles(
+pub(crate) unsafe fn dw_tiles<const PERM: bool>(
     planes: *const i8,
     row_step: usize,
+    step: usize,
     oh: usize,
     ow: usize,
     out: *mut i8,
     bias: i32,
     scale: f32,
     zp: i32,
+    perm: uint8x16_t,
     mut tile: impl FnMut(*const i8, &mut [int32x4_t; 4]),
 ) {
     let b = vdupq_n_s32(bias);
     let zp16 = vdupq_n_s16(zp as i16);
+    let finish = |acc: [int32x4_t; 4]| {
+        let v = requant16(acc, scale, zp16);
+        if PERM {
+            vqtbl1q_s8(v, perm)
+        } else {
+            v
+        }
+    };
     // The full tiles of a row in a loop of their own, then its partial tile: no tail test
     // per tile.
     let full = ow / 16 * 16;
@@ -949,14 +961,14 @@ pub(crate) unsafe fn dw_tiles(
         let mut ox = 0;
         while ox < full {
             let mut acc = [b; 4];
-            tile(row.add(ox), &mut acc);
-            vst1q_s8(dst.add(ox), requant16(acc, scale, zp16));
+            tile(row.add(step * ox), &mut acc);
+            vst1q_s8(dst.add(ox), finish(acc));
             ox += 16;
         }
         if full < ow {
             let mut acc = [b; 4];
-            tile(row.add(full), &mut acc);
-            let v = requant16(acc, scale, zp16);
+            tile(row.add(step * full), &mut acc);
+            let v = finish(acc);
             if (oy * ow + full) + 16 <= oh * ow {
                 // All 16 bytes, the ones past the row into the next rows, which are written
                 // after this one: one store instead of `store_first`'s.
@@ -1099,16 +1111,39 @@ pub(crate) fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch:
             };
         }
         if width >= 16 {
-            rows!(|s, d| {
-                let mut i = 0;
-                while i + 16 <= width {
-                    vst1q_s8(d.add(i), vld1q_s8(s.add(i)));
-                    i += 16;
-                }
-                if i < width {
-                    vst1q_s8(d.add(width - 16), vld1q_s8(s.add(width - 16)));
-                }
-            });
+            // In `asm!`: 32 bytes per `ldp`/`stp` pair, then 16 if at least 16 are left, then the
+            // run's last 16 bytes (overlapping what came before, the same bytes written twice):
+            // a 112-byte row in 24 instructions, a 56-byte one in 16.
+            let (n32, tail) = (width / 32, width - 16);
+            let has16 = width % 32 >= 16;
+            std::arch::asm!(
+                "2:",
+                "mov {i}, {n32}",
+                "mov {a}, {s}",
+                "mov {b}, {d}",
+                "cbz {i}, 4f",
+                "3:",
+                "ldp q0, q1, [{a}], #32",
+                "stp q0, q1, [{b}], #32",
+                "subs {i}, {i}, #1",
+                "b.ne 3b",
+                "4:",
+                "cbz {has16:w}, 5f",
+                "ldr q0, [{a}]",
+                "str q0, [{b}]",
+                "5:",
+                "ldr q1, [{s}, {tail}]",
+                "str q1, [{d}, {tail}]",
+                "add {s}, {s}, {sp}",
+                "add {d}, {d}, {dp}",
+                "subs {n}, {n}, #1",
+                "b.ne 2b",
+                s = inout(reg) s => _, d = inout(reg) d => _, n32 = in(reg) n32, tail = in(reg) tail,
+                has16 = in(reg) u32::from(has16), sp = in(reg) src_pitch, dp = in(reg) dst_pitch,
+                n = inout(reg) rows => _, i = out(reg) _, a = out(reg) _, b = out(reg) _,
+                out("v0") _, out("v1") _,
+                options(nostack),
+            );
         } else if width >= 4 {
             // In `asm!`: two loads and two stores of 8 bytes (4 below 8), the second pair at
             // `width − 8` (overlapping the first), then the next row: 8 instructions per row.
