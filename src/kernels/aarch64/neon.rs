@@ -1081,6 +1081,20 @@ pub(crate) fn interleave16(rows: [&[i8]; 16], dst: &mut [i8]) {
     });
 }
 
+/// `dst[i] = src[2i]` for the leading chunks of 16 whose 32 source bytes lie within `src`
+/// (`ld2` takes the even bytes); returns how many were written, a multiple of 16.
+pub(crate) fn evens(dst: &mut [i8], src: &[i8]) -> usize {
+    let mut i = 0;
+    // SAFETY: each chunk reads `src[2i..2i + 32]` and writes `dst[i..i + 16]`, both checked.
+    unsafe {
+        while i + 16 <= dst.len() && 2 * i + 32 <= src.len() {
+            vst1q_s8(dst.as_mut_ptr().add(i), vld2q_s8(src.as_ptr().add(2 * i)).0);
+            i += 16;
+        }
+    }
+    i
+}
+
 /// Copies `rows` runs of `width` bytes from `src` (one every `src_pitch`) to `dst` (one every
 /// `dst_pitch`): a depthwise input row into its padded plane, or flat depthwise outputs back to
 /// rows. 16 bytes at a time, the last chunk of a run overlapping the previous one (the same bytes
@@ -1453,6 +1467,25 @@ mod tests {
         d.channel(0, &[0; 38], &taps, 10, 1.0, 0, 1, 4, &mut out);
         let short = std::panic::catch_unwind(|| d.channel(0, &[0; 37], &taps, 10, 1.0, 0, 1, 4, &mut [0i8; 4]));
         assert!(short.is_err(), "a plane too short for the largest offset was read");
+    }
+
+    /// `evens` writes `src[2i]` for whole chunks of 16 only while their 32 source bytes exist,
+    /// and nothing past what it reports.
+    #[test]
+    fn evens_takes_even_bytes_within_the_source() {
+        for len in 0..70usize {
+            for src_len in [2 * len.max(1) - 1, 2 * len, 2 * len + 5] {
+                let src: Vec<i8> = (0..src_len).map(|i| (i % 127) as i8 - 60).collect();
+                let mut dst = vec![99i8; len];
+                let done = super::evens(&mut dst, &src);
+                assert!(done % 16 == 0 && done <= len && (done == 0 || 2 * done <= src_len), "len={len} src={src_len} done={done}");
+                // As many chunks as fit.
+                assert!(done + 16 > len || 2 * done + 32 > src_len, "len={len} src={src_len} stopped early at {done}");
+                for (i, &v) in dst.iter().enumerate() {
+                    assert_eq!(v, if i < done { src[2 * i] } else { 99 }, "len={len} src={src_len} i={i}");
+                }
+            }
+        }
     }
 
     /// `copy_rows` against a byte loop for every width class (bytes, 4..8, 8..16, 16 and
