@@ -1478,7 +1478,7 @@ mod tests {
                 let src: Vec<i8> = (0..src_len).map(|i| (i % 127) as i8 - 60).collect();
                 let mut dst = vec![99i8; len];
                 let done = super::evens(&mut dst, &src);
-                assert!(done % 16 == 0 && done <= len && (done == 0 || 2 * done <= src_len), "len={len} src={src_len} done={done}");
+                assert!(done.is_multiple_of(16) && done <= len && (done == 0 || 2 * done <= src_len), "len={len} src={src_len} done={done}");
                 // As many chunks as fit.
                 assert!(done + 16 > len || 2 * done + 32 > src_len, "len={len} src={src_len} stopped early at {done}");
                 for (i, &v) in dst.iter().enumerate() {
