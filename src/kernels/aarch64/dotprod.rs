@@ -289,10 +289,8 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
-        let mut bs = [0i32; MR];
-        let mut ss = [0f32; MR];
-        bs[..rows].copy_from_slice(&bias[blk * MR..blk * MR + rows]);
-        ss[..rows].copy_from_slice(&scale[blk * MR..blk * MR + rows]);
+        let bs: [i32; MR] = super::block_of(bias, blk * MR, rows);
+        let ss: [f32; MR] = super::block_of(scale, blk * MR, rows);
         let quads = [vld1q_s32(bs.as_ptr()), vld1q_s32(bs.as_ptr().add(4))];
         // Row r's bias in both of its accumulators.
         let init: [int32x4_t; 16] = std::array::from_fn(|i| vdupq_n_s32(bs[i / 2]));
@@ -336,7 +334,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
                 } else {
                     let mut tmp = [0i8; NR];
                     vst1_s8(tmp.as_mut_ptr(), v);
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst.add(r * n), cols);
+                    super::copy_short(tmp.as_ptr(), dst.add(r * n), cols);
                 }
             }
         }

@@ -193,6 +193,49 @@ impl Panels for DirectPanels<'_> {
     }
 }
 
+/// `src[at..at + rows]` in the first `rows` of an array of `N` (the rest default): a full block
+/// as one copy of a length known when compiled, a partial one element by element. Per row block
+/// of a GEMM, for its biases and scales: `copy_from_slice` of a run-time length called `memcpy`
+/// (about 40 instructions a call, two per row block).
+///
+/// # Panics
+/// If `at + rows` is past `src` or `rows > N`.
+#[inline(always)]
+pub(crate) fn block_of<T: Copy + Default, const N: usize>(src: &[T], at: usize, rows: usize) -> [T; N] {
+    let mut out = [T::default(); N];
+    if rows == N {
+        out.copy_from_slice(&src[at..at + N]);
+    } else {
+        for (o, &v) in out[..rows].iter_mut().zip(&src[at..at + rows]) {
+            *o = v;
+        }
+    }
+    out
+}
+
+/// Copies `len < 8` bytes from `src` to `dst` as at most one 4-, one 2- and one 1-byte access,
+/// where `copy_nonoverlapping` of a run-time length calls `memcpy` (about 40 instructions): a
+/// partial tile's rows.
+///
+/// # Safety
+/// `src` is readable and `dst` writable for `len` bytes; `len < 8`.
+#[inline(always)]
+pub(crate) unsafe fn copy_short(src: *const i8, dst: *mut i8, len: usize) {
+    debug_assert!(len < 8);
+    let mut i = 0;
+    if len & 4 != 0 {
+        std::ptr::write_unaligned(dst as *mut u32, std::ptr::read_unaligned(src as *const u32));
+        i = 4;
+    }
+    if len & 2 != 0 {
+        std::ptr::write_unaligned(dst.add(i) as *mut u16, std::ptr::read_unaligned(src.add(i) as *const u16));
+        i += 2;
+    }
+    if len & 1 != 0 {
+        *dst.add(i) = *src.add(i);
+    }
+}
+
 /// A depthwise convolution's ARM form, chosen at load: the `sdot` kernel (dot product; strides
 /// 1 and 2, no dilation, `kw ≤ 8`) or NEON's (any geometry, weights in −127..=127). Both read
 /// raw int8 planes padded with the input zero point.

@@ -502,10 +502,8 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
-        let mut bs = [0i32; MR];
-        let mut ss = [0f32; MR];
-        bs[..rows].copy_from_slice(&bias[blk * MR..blk * MR + rows]);
-        ss[..rows].copy_from_slice(&scale[blk * MR..blk * MR + rows]);
+        let bs: [i32; MR] = super::block_of(bias, blk * MR, rows);
+        let ss: [f32; MR] = super::block_of(scale, blk * MR, rows);
         let (bv, sv) = (vld1q_s32(bs.as_ptr()), vld1q_f32(ss.as_ptr()));
         // Each row's bias over 4 lanes, for the full tiles' epilogue (one `ld1`).
         let bq: [i32; MR * NR] = std::array::from_fn(|i| bs[i / NR]);
@@ -529,9 +527,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
             let mut tmp = [0i8; MR * NR];
             vst1q_s8(tmp.as_mut_ptr(), bytes);
             for r in 0..rows {
-                for c in 0..cols {
-                    *dst.add(r * n + c) = tmp[r * NR + c];
-                }
+                super::copy_short(tmp.as_ptr().add(r * NR), dst.add(r * n), cols);
             }
         }
     }
