@@ -61,7 +61,8 @@ pub(crate) trait Panels {
     ///
     /// # Safety
     /// As [`neon::packed_tiles`]'s for the panels taken: the weight block `a` of `kb` groups,
-    /// `bq`/`sq` of a full block, the 4 rows from `dst` writable at those panels' columns.
+    /// `bq`/`sq` the 4 rows' biases and scales, the 4 rows from `dst` writable at those panels'
+    /// columns.
     #[allow(clippy::too_many_arguments)]
     unsafe fn neon_full_tiles(&self, a: *const i8, kb: usize, bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize;
     /// The dot product's [`neon_full_tiles`](Self::neon_full_tiles) ([`dotprod::packed_tiles`],

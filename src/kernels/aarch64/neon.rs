@@ -131,62 +131,54 @@ pub(crate) unsafe fn narrow_zp(lo: int32x4_t, hi: int32x4_t, zp: int16x8_t) -> i
     vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp))
 }
 
-/// The `asm!` text of one group of 16 `k` in [`tile_asm`]: rows `v0`–`v3` times columns
+/// The `asm!` text of one row's products in a group of 16 `k`: row `v$r` times columns
 /// `v4`–`v7`, each (row, column) pair's 16 products summed pairwise in i16 (`smull`, `smlal2`,
-/// through `v8`–`v15`), then into its accumulator `v16 + 4·row + column` by `$op`: `saddlp` for
-/// the first group, `sadalp` after.
+/// through `v8`–`v11`), then into its accumulator `v$a0 + column` by `$op`. With `half`, only
+/// the `smull` of the first 8 products (a group whose last 8 `k` are zero).
+#[rustfmt::skip]
+macro_rules! c16_row {
+    ($op:literal, $r:literal, $a0:literal, $a1:literal, $a2:literal, $a3:literal) => {
+        concat!(
+            "smull v8.8h, v", $r, ".8b, v4.8b\n",
+            "smull v9.8h, v", $r, ".8b, v5.8b\n",
+            "smull v10.8h, v", $r, ".8b, v6.8b\n",
+            "smull v11.8h, v", $r, ".8b, v7.8b\n",
+            "smlal2 v8.8h, v", $r, ".16b, v4.16b\n",
+            "smlal2 v9.8h, v", $r, ".16b, v5.16b\n",
+            "smlal2 v10.8h, v", $r, ".16b, v6.16b\n",
+            "smlal2 v11.8h, v", $r, ".16b, v7.16b\n",
+            $op, " v", $a0, ".4s, v8.8h\n",
+            $op, " v", $a1, ".4s, v9.8h\n",
+            $op, " v", $a2, ".4s, v10.8h\n",
+            $op, " v", $a3, ".4s, v11.8h\n",
+        )
+    };
+    (half, $r:literal, $a0:literal, $a1:literal, $a2:literal, $a3:literal) => {
+        concat!(
+            "smull v8.8h, v", $r, ".8b, v4.8b\n",
+            "smull v9.8h, v", $r, ".8b, v5.8b\n",
+            "smull v10.8h, v", $r, ".8b, v6.8b\n",
+            "smull v11.8h, v", $r, ".8b, v7.8b\n",
+            "sadalp v", $a0, ".4s, v8.8h\n",
+            "sadalp v", $a1, ".4s, v9.8h\n",
+            "sadalp v", $a2, ".4s, v10.8h\n",
+            "sadalp v", $a3, ".4s, v11.8h\n",
+        )
+    };
+}
+
+/// The `asm!` text of one group of 16 `k` in [`tile_asm`]: rows `v0`–`v3` times columns
+/// `v4`–`v7`, row by row ([`c16_row!`], temporaries `v8`–`v11`), into accumulator
+/// `v16 + 4·row + column` by `$op`: `saddlp` for the first group, `sadalp` after. `v12`–`v15`
+/// are left alone (they hold the epilogue's constants in [`packed_tiles`]).
 #[rustfmt::skip]
 macro_rules! c16_products {
     ($op:literal) => {
         concat!(
-            "smull v8.8h, v0.8b, v4.8b\n",
-            "smull v9.8h, v0.8b, v5.8b\n",
-            "smull v10.8h, v0.8b, v6.8b\n",
-            "smull v11.8h, v0.8b, v7.8b\n",
-            "smull v12.8h, v1.8b, v4.8b\n",
-            "smull v13.8h, v1.8b, v5.8b\n",
-            "smull v14.8h, v1.8b, v6.8b\n",
-            "smull v15.8h, v1.8b, v7.8b\n",
-            "smlal2 v8.8h, v0.16b, v4.16b\n",
-            "smlal2 v9.8h, v0.16b, v5.16b\n",
-            "smlal2 v10.8h, v0.16b, v6.16b\n",
-            "smlal2 v11.8h, v0.16b, v7.16b\n",
-            "smlal2 v12.8h, v1.16b, v4.16b\n",
-            "smlal2 v13.8h, v1.16b, v5.16b\n",
-            "smlal2 v14.8h, v1.16b, v6.16b\n",
-            "smlal2 v15.8h, v1.16b, v7.16b\n",
-            $op, " v16.4s, v8.8h\n",
-            $op, " v17.4s, v9.8h\n",
-            $op, " v18.4s, v10.8h\n",
-            $op, " v19.4s, v11.8h\n",
-            $op, " v20.4s, v12.8h\n",
-            $op, " v21.4s, v13.8h\n",
-            $op, " v22.4s, v14.8h\n",
-            $op, " v23.4s, v15.8h\n",
-            "smull v8.8h, v2.8b, v4.8b\n",
-            "smull v9.8h, v2.8b, v5.8b\n",
-            "smull v10.8h, v2.8b, v6.8b\n",
-            "smull v11.8h, v2.8b, v7.8b\n",
-            "smull v12.8h, v3.8b, v4.8b\n",
-            "smull v13.8h, v3.8b, v5.8b\n",
-            "smull v14.8h, v3.8b, v6.8b\n",
-            "smull v15.8h, v3.8b, v7.8b\n",
-            "smlal2 v8.8h, v2.16b, v4.16b\n",
-            "smlal2 v9.8h, v2.16b, v5.16b\n",
-            "smlal2 v10.8h, v2.16b, v6.16b\n",
-            "smlal2 v11.8h, v2.16b, v7.16b\n",
-            "smlal2 v12.8h, v3.16b, v4.16b\n",
-            "smlal2 v13.8h, v3.16b, v5.16b\n",
-            "smlal2 v14.8h, v3.16b, v6.16b\n",
-            "smlal2 v15.8h, v3.16b, v7.16b\n",
-            $op, " v24.4s, v8.8h\n",
-            $op, " v25.4s, v9.8h\n",
-            $op, " v26.4s, v10.8h\n",
-            $op, " v27.4s, v11.8h\n",
-            $op, " v28.4s, v12.8h\n",
-            $op, " v29.4s, v13.8h\n",
-            $op, " v30.4s, v14.8h\n",
-            $op, " v31.4s, v15.8h\n",
+            c16_row!($op, "0", "16", "17", "18", "19"),
+            c16_row!($op, "1", "20", "21", "22", "23"),
+            c16_row!($op, "2", "24", "25", "26", "27"),
+            c16_row!($op, "3", "28", "29", "30", "31"),
         )
     };
 }
@@ -198,38 +190,10 @@ macro_rules! c16_products {
 macro_rules! c16_half_products {
     () => {
         concat!(
-            "smull v8.8h, v0.8b, v4.8b\n",
-            "smull v9.8h, v0.8b, v5.8b\n",
-            "smull v10.8h, v0.8b, v6.8b\n",
-            "smull v11.8h, v0.8b, v7.8b\n",
-            "smull v12.8h, v1.8b, v4.8b\n",
-            "smull v13.8h, v1.8b, v5.8b\n",
-            "smull v14.8h, v1.8b, v6.8b\n",
-            "smull v15.8h, v1.8b, v7.8b\n",
-            "sadalp v16.4s, v8.8h\n",
-            "sadalp v17.4s, v9.8h\n",
-            "sadalp v18.4s, v10.8h\n",
-            "sadalp v19.4s, v11.8h\n",
-            "sadalp v20.4s, v12.8h\n",
-            "sadalp v21.4s, v13.8h\n",
-            "sadalp v22.4s, v14.8h\n",
-            "sadalp v23.4s, v15.8h\n",
-            "smull v8.8h, v2.8b, v4.8b\n",
-            "smull v9.8h, v2.8b, v5.8b\n",
-            "smull v10.8h, v2.8b, v6.8b\n",
-            "smull v11.8h, v2.8b, v7.8b\n",
-            "smull v12.8h, v3.8b, v4.8b\n",
-            "smull v13.8h, v3.8b, v5.8b\n",
-            "smull v14.8h, v3.8b, v6.8b\n",
-            "smull v15.8h, v3.8b, v7.8b\n",
-            "sadalp v24.4s, v8.8h\n",
-            "sadalp v25.4s, v9.8h\n",
-            "sadalp v26.4s, v10.8h\n",
-            "sadalp v27.4s, v11.8h\n",
-            "sadalp v28.4s, v12.8h\n",
-            "sadalp v29.4s, v13.8h\n",
-            "sadalp v30.4s, v14.8h\n",
-            "sadalp v31.4s, v15.8h\n",
+            c16_row!(half, "0", "16", "17", "18", "19"),
+            c16_row!(half, "1", "20", "21", "22", "23"),
+            c16_row!(half, "2", "24", "25", "26", "27"),
+            c16_row!(half, "3", "28", "29", "30", "31"),
         )
     };
 }
@@ -505,16 +469,15 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         let bs: [i32; MR] = super::block_of(bias, blk * MR, rows);
         let ss: [f32; MR] = super::block_of(scale, blk * MR, rows);
         let (bv, sv) = (vld1q_s32(bs.as_ptr()), vld1q_f32(ss.as_ptr()));
-        // Each row's bias over 4 lanes, for the full tiles' epilogue (one `ld1`).
-        let bq: [i32; MR * NR] = std::array::from_fn(|i| bs[i / NR]);
         // Packed panels' full tiles in one `asm!` loop; the rest tile by tile.
-        let first = if rows == MR { panels.neon_full_tiles(ab, kb, bq.as_ptr(), ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        let first = if rows == MR { panels.neon_full_tiles(ab, kb, bs.as_ptr(), ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        let k = epilogue_constants(bs.as_ptr(), ss.as_ptr(), zp);
         for p in first..panels.count() {
             let (cols_at, col, cols) = panels.panel(p);
             let acc = panels.neon_tile(cols_at, ab, kb, cols);
             let dst = y.add(blk * MR * n + col);
             if rows == MR && cols == NR {
-                requant_store_tile(acc, bq.as_ptr(), ss.as_ptr(), zp, dst, n);
+                requant_store_tile(acc, k, dst, n);
                 continue;
             }
             // Row r's 4 partial sums per column, reduced pairwise: lanes = columns 0..4.
@@ -535,15 +498,13 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
 
 /// The `asm!` text of [`requant_store_tile`]: the 4×4 tile's accumulators (`v16`–`v31`) reduced,
 /// requantised and stored as 4 rows of 4 bytes from `{d}` (advanced by `{n}` after each of the
-/// first 3 rows), with the biases at `{bq}`, the scales at `{sq}` and the zero point `{zp}`;
-/// clobbers `v0`–`v5`.
+/// first 3 rows), with the constants in registers (set once for a run of tiles): the 4 rows'
+/// biases in `v12` (added by `mla` by element with the ones of `v13`), their scales in `v14`,
+/// the zero point in each i16 lane of `v15`.
 #[rustfmt::skip]
 macro_rules! c16_epilogue {
     () => {
         concat!(
-            "ld1 {{v0.4s, v1.4s, v2.4s, v3.4s}}, [{bq}]\n",
-            "ldr q4, [{sq}]\n",
-            "dup v5.8h, {zp:w}\n",
             // acc[4r + c] (v16 + 4r + c): 4 partial sums of row r, column c.
             "addp v16.4s, v16.4s, v17.4s\n",
             "addp v18.4s, v18.4s, v19.4s\n",
@@ -558,18 +519,19 @@ macro_rules! c16_epilogue {
             "addp v20.4s, v20.4s, v22.4s\n",
             "addp v24.4s, v24.4s, v26.4s\n",
             "addp v28.4s, v28.4s, v30.4s\n",
-            "add v16.4s, v16.4s, v0.4s\n",
-            "add v20.4s, v20.4s, v1.4s\n",
-            "add v24.4s, v24.4s, v2.4s\n",
-            "add v28.4s, v28.4s, v3.4s\n",
+            // Plus the row's bias (1 · bias, wrapping as `add`).
+            "mla v16.4s, v13.4s, v12.s[0]\n",
+            "mla v20.4s, v13.4s, v12.s[1]\n",
+            "mla v24.4s, v13.4s, v12.s[2]\n",
+            "mla v28.4s, v13.4s, v12.s[3]\n",
             "scvtf v16.4s, v16.4s\n",
             "scvtf v20.4s, v20.4s\n",
             "scvtf v24.4s, v24.4s\n",
             "scvtf v28.4s, v28.4s\n",
-            "fmul v16.4s, v16.4s, v4.s[0]\n",
-            "fmul v20.4s, v20.4s, v4.s[1]\n",
-            "fmul v24.4s, v24.4s, v4.s[2]\n",
-            "fmul v28.4s, v28.4s, v4.s[3]\n",
+            "fmul v16.4s, v16.4s, v14.s[0]\n",
+            "fmul v20.4s, v20.4s, v14.s[1]\n",
+            "fmul v24.4s, v24.4s, v14.s[2]\n",
+            "fmul v28.4s, v28.4s, v14.s[3]\n",
             "fcvtns v16.4s, v16.4s\n",
             "fcvtns v20.4s, v20.4s\n",
             "fcvtns v24.4s, v24.4s\n",
@@ -578,8 +540,8 @@ macro_rules! c16_epilogue {
             "sqxtn2 v16.8h, v20.4s\n",
             "sqxtn v24.4h, v24.4s\n",
             "sqxtn2 v24.8h, v28.4s\n",
-            "sqadd v16.8h, v16.8h, v5.8h\n",
-            "sqadd v24.8h, v24.8h, v5.8h\n",
+            "sqadd v16.8h, v16.8h, v15.8h\n",
+            "sqadd v24.8h, v24.8h, v15.8h\n",
             "sqxtn v16.8b, v16.8h\n",
             "sqxtn2 v16.16b, v24.8h\n",
             "st1 {{v16.s}}[0], [{d}], {n}\n",
@@ -590,27 +552,34 @@ macro_rules! c16_epilogue {
     };
 }
 
-/// The epilogue of a full 4×4 tile of [`gemm`], in `asm!`: the pairwise reduction of the 16
-/// accumulators to the 4 rows' sums (lanes = columns), then [`requant4`] and [`narrow_zp`]'s
-/// instructions in the same order (so the same results), then the 4 rows' 4 bytes stored `n`
-/// apart. 43 instructions (53 with the loop around them), against about 69 when LLVM compiled
-/// the same steps around the tile's `asm!` block (which clobbers every vector register, so the
-/// bias, scale and row addresses were spilled and reloaded for every tile). `bq` holds each row's bias repeated over 4 lanes,
-/// `sq` the rows' scales.
+/// The epilogue's constants for [`c16_epilogue!`] (`v12`–`v15`): the 4 rows' biases and
+/// scales from `bq` and `sq`, ones, the zero point in i16 lanes.
 ///
 /// # Safety
-/// `bq` is readable for 16 `i32`, `sq` for 4 `f32`; `dst + r · n` is writable for 4 bytes for
-/// each row `r < 4`. NEON is part of every aarch64 CPU.
+/// `bq` is readable for 4 `i32`, `sq` for 4 `f32`. NEON is part of every aarch64 CPU.
 #[inline(always)]
-unsafe fn requant_store_tile(acc: [int32x4_t; 16], bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) {
+unsafe fn epilogue_constants(bq: *const i32, sq: *const f32, zp: i32) -> [int32x4_t; 4] {
+    [vld1q_s32(bq), vdupq_n_s32(1), vreinterpretq_s32_f32(vld1q_f32(sq)), vreinterpretq_s32_s16(vdupq_n_s16(zp as i16))]
+}
+
+/// The epilogue of a full 4×4 tile of [`gemm`], in `asm!`: the pairwise reduction of the 16
+/// accumulators to the 4 rows' sums (lanes = columns), then [`requant4`] and [`narrow_zp`]'s
+/// steps in the same order (so the same results), then the 4 rows' 4 bytes stored `n` apart:
+/// 40 instructions, with the constants `k` from [`epilogue_constants`].
+///
+/// # Safety
+/// `dst + r · n` is writable for 4 bytes for each row `r < 4`. NEON is part of every aarch64
+/// CPU.
+#[inline(always)]
+unsafe fn requant_store_tile(acc: [int32x4_t; 16], k: [int32x4_t; 4], dst: *mut i8, n: usize) {
     std::arch::asm!(
         c16_epilogue!(),
-        bq = in(reg) bq, sq = in(reg) sq, zp = in(reg) zp, d = inout(reg) dst => _, n = in(reg) n,
+        d = inout(reg) dst => _, n = in(reg) n,
         inout("v16") acc[0] => _, inout("v17") acc[1] => _, inout("v18") acc[2] => _, inout("v19") acc[3] => _,
         inout("v20") acc[4] => _, inout("v21") acc[5] => _, inout("v22") acc[6] => _, inout("v23") acc[7] => _,
         inout("v24") acc[8] => _, inout("v25") acc[9] => _, inout("v26") acc[10] => _, inout("v27") acc[11] => _,
         inout("v28") acc[12] => _, inout("v29") acc[13] => _, inout("v30") acc[14] => _, inout("v31") acc[15] => _,
-        out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _,
+        in("v12") k[0], in("v13") k[1], in("v14") k[2], in("v15") k[3],
         options(nostack, preserves_flags),
     );
 }
@@ -619,14 +588,16 @@ unsafe fn requant_store_tile(acc: [int32x4_t; 16], bq: *const i32, sq: *const f3
 /// lays them out) against one weight block, each requantised and stored as [`requant_store_tile`]
 /// does, in one `asm!` loop: per tile, [`tile_asm`]'s groups (the last one half when `HALF`, as
 /// [`tile_asm_half`]), then the epilogue, then the next panel, whose columns the loads have
-/// reached already. The loop around the tile costs 9 instructions where the tile-by-tile calls
+/// reached already. The loop around the tile costs 6 instructions where the tile-by-tile calls
 /// cost about 23 (setting up the tile's counters, the full-tile tests, the epilogue's addresses
-/// reloaded from the stack).
+/// reloaded from the stack); the epilogue's constants stay in `v12`–`v15` for the whole run
+/// (the products use 4 temporaries, `v8`–`v11`), where loading them cost 3 instructions a tile.
 ///
 /// # Safety
 /// `a` is readable for `kb · MR · KC` bytes and `b` for `np · kb · NR · KC`; `kb ≥ 1` (`≥ 2`
-/// when `HALF`); `bq` for 16 `i32`, `sq` for 4 `f32`; `dst + r · n + 4p` is writable for 4 bytes
-/// for each row `r < 4` and panel `p < np`. NEON is part of every aarch64 CPU.
+/// when `HALF`); `bq` for 4 `i32` (the rows' biases), `sq` for 4 `f32`; `dst + r · n + 4p` is
+/// writable for 4 bytes for each row `r < 4` and panel `p < np`. NEON is part of every aarch64
+/// CPU.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) unsafe fn packed_tiles<const HALF: bool>(
@@ -642,6 +613,7 @@ pub(crate) unsafe fn packed_tiles<const HALF: bool>(
 ) {
     const { assert!(MR == 4 && NR == 4 && KC == 16) };
     debug_assert!(np >= 1 && kb > usize::from(HALF));
+    let k = epilogue_constants(bq, sq, zp);
     macro_rules! panels {
         ($tail:expr, $kb1:expr) => {
             std::arch::asm!(
@@ -668,9 +640,9 @@ pub(crate) unsafe fn packed_tiles<const HALF: bool>(
                 "b.ne 1b",
                 a0 = in(reg) a, a = out(reg) _, b = inout(reg) b => _, rem = out(reg) _, kb1 = in(reg) $kb1,
                 np = inout(reg) np => _, dst = inout(reg) dst => _, d = out(reg) _, n = in(reg) n,
-                bq = in(reg) bq, sq = in(reg) sq, zp = in(reg) zp,
+                in("v12") k[0], in("v13") k[1], in("v14") k[2], in("v15") k[3],
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
-                out("v8") _, out("v9") _, out("v10") _, out("v11") _, out("v12") _, out("v13") _, out("v14") _, out("v15") _,
+                out("v8") _, out("v9") _, out("v10") _, out("v11") _,
                 out("v16") _, out("v17") _, out("v18") _, out("v19") _, out("v20") _, out("v21") _, out("v22") _, out("v23") _,
                 out("v24") _, out("v25") _, out("v26") _, out("v27") _, out("v28") _, out("v29") _, out("v30") _, out("v31") _,
                 options(nostack),
