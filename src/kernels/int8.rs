@@ -1675,6 +1675,11 @@ pub(crate) mod tests {
         // A stem-like stride-2 convolution on 3 channels, rows wide enough for aarch64's
         // 16-at-a-time stride-2 im2col copy (`neon::evens`) and its tail.
         check_dense(geo(3, 9, 70, 3, 2, [1, 1, 1, 1], 1), 8, 21);
+        // NEON's runs of full tiles with a half last group after an odd group and a pair
+        // (k = 72) or a pair alone (k = 56), and with whole groups: a pair alone (k = 48).
+        check_dense(geo(72, 4, 5, 1, 1, [0; 4], 1), 8, 22);
+        check_dense(geo(56, 4, 4, 1, 1, [0; 4], 1), 8, 23);
+        check_dense(geo(48, 4, 4, 1, 1, [0; 4], 1), 8, 24);
     }
 
     /// ARM's in-place form of convolutions: taken where it should be, and exact for rows

@@ -498,12 +498,22 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
 
 /// The `asm!` text of [`requant_store_tile`]: the 4×4 tile's accumulators (`v16`–`v31`) reduced,
 /// requantised and stored as 4 rows of 4 bytes from `{d}` (advanced by `{n}` after each of the
-/// first 3 rows), with the constants in registers (set once for a run of tiles): the 4 rows'
+/// first 3 rows; `rows`: through the row pointers `{d0}`–`{d3}`), with the constants in registers (set once for a run of tiles): the 4 rows'
 /// biases in `v12` (added by `mla` by element with the ones of `v13`), their scales in `v14`,
 /// the zero point in each i16 lane of `v15`.
 #[rustfmt::skip]
 macro_rules! c16_epilogue {
     () => {
+        concat!(
+            c16_epilogue!(requant),
+            "st1 {{v16.s}}[0], [{d}], {n}\n",
+            "st1 {{v16.s}}[1], [{d}], {n}\n",
+            "st1 {{v16.s}}[2], [{d}], {n}\n",
+            "st1 {{v16.s}}[3], [{d}]\n",
+        )
+    };
+    // The tile's 16 bytes in v16, rows 0..4 in its 4-byte lanes.
+    (requant) => {
         concat!(
             // acc[4r + c] (v16 + 4r + c): 4 partial sums of row r, column c.
             "addp v16.4s, v16.4s, v17.4s\n",
@@ -544,10 +554,17 @@ macro_rules! c16_epilogue {
             "sqadd v24.8h, v24.8h, v15.8h\n",
             "sqxtn v16.8b, v16.8h\n",
             "sqxtn2 v16.16b, v24.8h\n",
-            "st1 {{v16.s}}[0], [{d}], {n}\n",
-            "st1 {{v16.s}}[1], [{d}], {n}\n",
-            "st1 {{v16.s}}[2], [{d}], {n}\n",
-            "st1 {{v16.s}}[3], [{d}]\n",
+        )
+    };
+    // For a run of tiles: each row through its own pointer `{d0}`–`{d3}`, advanced to the next
+    // tile's columns by the store.
+    (rows) => {
+        concat!(
+            c16_epilogue!(requant),
+            "st1 {{v16.s}}[0], [{d0}], #4\n",
+            "st1 {{v16.s}}[1], [{d1}], #4\n",
+            "st1 {{v16.s}}[2], [{d2}], #4\n",
+            "st1 {{v16.s}}[3], [{d3}], #4\n",
         )
     };
 }
@@ -588,10 +605,11 @@ unsafe fn requant_store_tile(acc: [int32x4_t; 16], k: [int32x4_t; 4], dst: *mut 
 /// lays them out) against one weight block, each requantised and stored as [`requant_store_tile`]
 /// does, in one `asm!` loop: per tile, [`tile_asm`]'s groups (the last one half when `HALF`, as
 /// [`tile_asm_half`]), then the epilogue, then the next panel, whose columns the loads have
-/// reached already. The loop around the tile costs 6 instructions where the tile-by-tile calls
+/// reached already. The loop around the tile costs 4 instructions where the tile-by-tile calls
 /// cost about 23 (setting up the tile's counters, the full-tile tests, the epilogue's addresses
 /// reloaded from the stack); the epilogue's constants stay in `v12`–`v15` for the whole run
-/// (the products use 4 temporaries, `v8`–`v11`), where loading them cost 3 instructions a tile.
+/// (the products use 4 temporaries, `v8`–`v11`), where loading them cost 3 instructions a tile,
+/// and each row is stored through its own pointer, advanced by the store.
 ///
 /// # Safety
 /// `a` is readable for `kb · MR · KC` bytes and `b` for `np · kb · NR · KC`; `kb ≥ 1` (`≥ 2`
@@ -614,32 +632,25 @@ pub(crate) unsafe fn packed_tiles<const HALF: bool>(
     const { assert!(MR == 4 && NR == 4 && KC == 16) };
     debug_assert!(np >= 1 && kb > usize::from(HALF));
     let k = epilogue_constants(bq, sq, zp);
+    // The groups after the first: an odd one (bit 0 of `kb1`), then `kb1 / 2` pairs in a loop,
+    // left out of the text when there are none (k of 16 to 47: no test per tile).
     macro_rules! panels {
-        ($tail:expr, $kb1:expr) => {
+        ($tail:expr, $kb1:expr, $pairs:expr; $($ops:tt)*) => {
             std::arch::asm!(
                 "1:",
                 "mov {a}, {a0}",
-                "mov {rem}, {kb1}",
                 c16_load_packed!(), c16_products!("saddlp"),
-                "tbz {rem}, #0, 3f",
+                "tbz {kb1}, #0, 3f",
                 c16_load_packed!(), c16_products!("sadalp"),
                 "3:",
-                "lsr {rem}, {rem}, #1",
-                "cbz {rem}, 4f",
-                "2:",
-                c16_load_packed!(), c16_products!("sadalp"),
-                c16_load_packed!(), c16_products!("sadalp"),
-                "subs {rem}, {rem}, #1",
-                "b.ne 2b",
-                "4:",
+                $pairs,
                 $tail,
-                "mov {d}, {dst}",
-                c16_epilogue!(),
-                "add {dst}, {dst}, #4",
+                c16_epilogue!(rows),
                 "subs {np}, {np}, #1",
                 "b.ne 1b",
-                a0 = in(reg) a, a = out(reg) _, b = inout(reg) b => _, rem = out(reg) _, kb1 = in(reg) $kb1,
-                np = inout(reg) np => _, dst = inout(reg) dst => _, d = out(reg) _, n = in(reg) n,
+                a0 = in(reg) a, a = out(reg) _, b = inout(reg) b => _, kb1 = in(reg) $kb1, $($ops)*
+                np = inout(reg) np => _, d0 = inout(reg) dst => _, d1 = inout(reg) dst.add(n) => _,
+                d2 = inout(reg) dst.add(2 * n) => _, d3 = inout(reg) dst.add(3 * n) => _,
                 in("v12") k[0], in("v13") k[1], in("v14") k[2], in("v15") k[3],
                 out("v0") _, out("v1") _, out("v2") _, out("v3") _, out("v4") _, out("v5") _, out("v6") _, out("v7") _,
                 out("v8") _, out("v9") _, out("v10") _, out("v11") _,
@@ -649,10 +660,26 @@ pub(crate) unsafe fn packed_tiles<const HALF: bool>(
             )
         };
     }
-    if HALF {
-        panels!(concat!(c16_load_packed!(), c16_half_products!()), kb - 2);
-    } else {
-        panels!("", kb - 1);
+    macro_rules! pairs {
+        () => {
+            concat!(
+                "mov {rem}, {pairs}\n",
+                "2:\n",
+                c16_load_packed!(),
+                c16_products!("sadalp"),
+                c16_load_packed!(),
+                c16_products!("sadalp"),
+                "subs {rem}, {rem}, #1\n",
+                "b.ne 2b\n",
+            )
+        };
+    }
+    let kb1 = kb - 1 - usize::from(HALF);
+    match (HALF, kb1 >= 2) {
+        (true, true) => panels!(concat!(c16_load_packed!(), c16_half_products!()), kb1, pairs!(); rem = out(reg) _, pairs = in(reg) kb1 / 2,),
+        (true, false) => panels!(concat!(c16_load_packed!(), c16_half_products!()), kb1, "";),
+        (false, true) => panels!("", kb1, pairs!(); rem = out(reg) _, pairs = in(reg) kb1 / 2,),
+        (false, false) => panels!("", kb1, "";),
     }
 }
 
