@@ -605,7 +605,8 @@ unsafe fn requant_store_tile(acc: [int32x4_t; 16], k: [int32x4_t; 4], dst: *mut 
 /// lays them out) against one weight block, each requantised and stored as [`requant_store_tile`]
 /// does, in one `asm!` loop: per tile, [`tile_asm`]'s groups (the last one half when `HALF`, as
 /// [`tile_asm_half`]), then the epilogue, then the next panel, whose columns the loads have
-/// reached already. The loop around the tile costs 4 instructions where the tile-by-tile calls
+/// reached already. The loop around the tile costs 4 instructions (5 when `k` has pairs of
+/// groups after the first) where the tile-by-tile calls
 /// cost about 23 (setting up the tile's counters, the full-tile tests, the epilogue's addresses
 /// reloaded from the stack); the epilogue's constants stay in `v12`–`v15` for the whole run
 /// (the products use 4 temporaries, `v8`–`v11`), where loading them cost 3 instructions a tile,
