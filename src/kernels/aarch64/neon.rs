@@ -59,10 +59,11 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
             } else {
                 std::array::from_fn(|i| if i < rows { vld1q_s8(at(i, j)) } else { vdupq_n_s8(0) })
             };
-            let cols = transpose16(r);
-            for (c, v) in cols.into_iter().enumerate() {
-                let p = 4 * j + c / NR;
-                vst1q_s8(d.add(p * panel + (b * NR + c % NR) * KC), v);
+            // Columns 4q..4q + 4 are panel 4j + q's group b, 64 contiguous bytes: one `st1` of
+            // four registers each.
+            let c = transpose16(r);
+            for q in 0..4 {
+                vst1q_s8_x4(d.add((4 * j + q) * panel + b * NR * KC), int8x16x4_t(c[4 * q], c[4 * q + 1], c[4 * q + 2], c[4 * q + 3]));
             }
         }
         super::pack_columns_tail(s.add(b * KC * stride + c0), stride, rows, d.add(b * NR * KC), panel, 16 * full..ncols, NR, KC);
