@@ -119,6 +119,14 @@ macro_rules! sdot_cols_direct {
     };
 }
 
+/// Two groups of 4 `k` in [`tile_asm`]'s loop: both groups' weights by one `ld1`, their columns
+/// by macro `$cols`, then their products.
+macro_rules! sdot_pair {
+    ($cols:ident) => {
+        concat!("ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64\n", $cols!(pair), sdot_products!("0", "1", "4", "5"), sdot_products!("2", "3", "6", "7"),)
+    };
+}
+
 /// The loop of [`tile_asm`] with the column loads of macro `$cols` (and their operands): an odd
 /// group first, then pairs of groups per iteration, whose weights one `ld1` loads.
 macro_rules! sdot_tile {
@@ -130,22 +138,13 @@ macro_rules! sdot_tile {
             sdot_products!("0", "1", "2", "3"),
             "3:",
             "tbz {rem}, #1, 5f",
-            "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64",
-            $cols!(pair),
-            sdot_products!("0", "1", "4", "5"),
-            sdot_products!("2", "3", "6", "7"),
+            sdot_pair!($cols),
             "5:",
             "lsr {rem}, {rem}, #2",
             "cbz {rem}, 4f",
             "2:",
-            "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64",
-            $cols!(pair),
-            sdot_products!("0", "1", "4", "5"),
-            sdot_products!("2", "3", "6", "7"),
-            "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64",
-            $cols!(pair),
-            sdot_products!("0", "1", "4", "5"),
-            sdot_products!("2", "3", "6", "7"),
+            sdot_pair!($cols),
+            sdot_pair!($cols),
             "subs {rem}, {rem}, #1",
             "b.ne 2b",
             "4:",
@@ -439,22 +438,13 @@ pub(crate) unsafe fn packed_tiles(a: *const i8, b: *const i8, kb: usize, np: usi
         sdot_products!("0", "1", "2", "3"),
         "3:",
         "tbz {rem}, #1, 5f",
-        "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64",
-        sdot_cols_packed!(pair),
-        sdot_products!("0", "1", "4", "5"),
-        sdot_products!("2", "3", "6", "7"),
+        sdot_pair!(sdot_cols_packed),
         "5:",
         "lsr {rem}, {rem}, #2",
         "cbz {rem}, 4f",
         "2:",
-        "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64",
-        sdot_cols_packed!(pair),
-        sdot_products!("0", "1", "4", "5"),
-        sdot_products!("2", "3", "6", "7"),
-        "ld1 {{v0.16b, v1.16b, v2.16b, v3.16b}}, [{a}], #64",
-        sdot_cols_packed!(pair),
-        sdot_products!("0", "1", "4", "5"),
-        sdot_products!("2", "3", "6", "7"),
+        sdot_pair!(sdot_cols_packed),
+        sdot_pair!(sdot_cols_packed),
         "subs {rem}, {rem}, #1",
         "b.ne 2b",
         "4:",
