@@ -7,9 +7,9 @@
 //! instructions of `kernels --case NAME --reps N` under qemu for N = 1 and 3 and reports
 //! multiply-accumulates per instruction per kernel and shape. `--list` prints the cases and
 //! their MACs.
-use edgenet::kernels::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant, Sequential};
 use edgenet::kernels::winograd::WinogradQConv;
 use edgenet::kernels::KernelSet;
+use edgenet::kernels::{DenseQConv, DepthwiseQConv, Geometry, Requant, Sequential};
 use std::time::Instant;
 
 fn data(n: usize, seed: u32) -> Vec<i8> {
@@ -105,7 +105,7 @@ fn cases() -> Vec<Case> {
     cases.push(Case {
         name: "quantized add 256×56²".into(),
         macs: a.len(),
-        run: Box::new(move || edgenet::kernels::int8::quantized_add(&a, (0.02, 3), &b, (0.03, -2), (0.04, -128), &mut y)),
+        run: Box::new(move || edgenet::kernels::elementwise::quantized_add(&a, (0.02, 3), &b, (0.03, -2), (0.04, -128), &mut y)),
     });
     cases
 }

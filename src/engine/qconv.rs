@@ -28,8 +28,8 @@ use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
 use super::pool::{i8_values, i8_values_mut, is, reuse_output_eval, PooledOps, WriteOutput};
-use crate::kernels::int8::{DenseQConv, DepthwiseQConv, Geometry, Requant};
 use crate::kernels::winograd::WinogradQConv;
+use crate::kernels::{DenseQConv, DepthwiseQConv, Geometry, Requant};
 use crate::kernels::{KernelSet, ThreadPool};
 
 /// This module's ops, which all write their output through the pool (see [`super::pool`]).
@@ -164,7 +164,7 @@ impl WriteOutput for EdgeQuantize {
         let xs = x.as_slice::<f32>()?;
         let ys = i8_values_mut(y)?;
         ensure!(xs.len() == ys.len());
-        crate::kernels::int8::quantize_with(self.set, xs, self.scale, self.zero_point, ys);
+        crate::kernels::elementwise::quantize_with(self.set, xs, self.scale, self.zero_point, ys);
         Ok(())
     }
 }
@@ -221,7 +221,7 @@ impl WriteOutput for EdgeDequantize {
         let mut view = y.try_as_plain_ram_mut()?;
         let ys = view.as_slice_mut::<f32>()?;
         ensure!(xs.len() == ys.len());
-        crate::kernels::int8::dequantize_with(self.set, xs, self.scale, self.zero_point, ys);
+        crate::kernels::elementwise::dequantize_with(self.set, xs, self.scale, self.zero_point, ys);
         Ok(())
     }
 }
@@ -283,7 +283,7 @@ impl WriteOutput for EdgeQAdd {
         let (xa, xb) = (i8_values(&inputs[0])?, i8_values(&inputs[1])?);
         let ys = i8_values_mut(y)?;
         ensure!(xa.len() == ys.len() && xb.len() == ys.len());
-        crate::kernels::int8::quantized_add_with(self.set, xa, self.a, xb, self.b, self.y, ys);
+        crate::kernels::elementwise::quantized_add_with(self.set, xa, self.a, xb, self.b, self.y, ys);
         Ok(())
     }
 }
@@ -337,7 +337,7 @@ impl WriteOutput for EdgeLut {
         let xs = i8_values(&inputs[0])?;
         let ys = i8_values_mut(y)?;
         ensure!(xs.len() == ys.len());
-        crate::kernels::int8::lookup_with(self.set, &self.table, xs, ys);
+        crate::kernels::elementwise::lookup_with(self.set, &self.table, xs, ys);
         Ok(())
     }
 }

@@ -23,6 +23,51 @@ pub enum KernelSet {
     Dotprod,
 }
 
+/// An architecture edgenet's kernels are compiled for: what a [`KernelSet`] means depends on it
+/// (`neon` is one set of kernels on aarch64 and another on armv7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arch {
+    /// x86-64.
+    X86_64,
+    /// 64-bit ARM (Raspberry Pi 3, 4 and 5 with a 64-bit OS).
+    Aarch64,
+    /// 32-bit ARM with NEON (32-bit Raspberry Pi OS).
+    Armv7,
+    /// Anything else: portable kernels only.
+    Other,
+}
+
+impl Arch {
+    /// The architecture this binary was compiled for.
+    #[cfg(target_arch = "x86_64")]
+    pub const HOST: Arch = Arch::X86_64;
+    /// The architecture this binary was compiled for.
+    #[cfg(target_arch = "aarch64")]
+    pub const HOST: Arch = Arch::Aarch64;
+    /// The architecture this binary was compiled for.
+    #[cfg(target_arch = "arm")]
+    pub const HOST: Arch = Arch::Armv7;
+    /// The architecture this binary was compiled for.
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "arm")))]
+    pub const HOST: Arch = Arch::Other;
+
+    /// Its name as Rust's target triples spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::Armv7 => "armv7",
+            Arch::Other => std::env::consts::ARCH,
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The environment variable that forces a kernel set (`portable`, `avx2`, `neon`, `dotprod`).
 pub const KERNELS_ENV: &str = "EDGENET_KERNELS";
 

@@ -1,14 +1,30 @@
 //! edgenet's int8 compute, without tract: the kernels that run quantized convolutions,
 //! matmuls, quantize/dequantize and the quantized residual add, bit-identical to onnxruntime.
 //!
-//! - [`int8`]: dense (1×1 and im2col) and depthwise convolutions, quantize, dequantize,
-//!   quantized add, with the portable reference and the x86-64 AVX2 micro-kernels.
-//! - [`winograd`]: Winograd F(2×2, 3×3) for 3×3 stride-1 convolutions (exact in integers).
-//! - `aarch64/neon.rs` (ARMv8.0, the Raspberry Pi 4's Cortex-A72) and `aarch64/dotprod.rs`
-//!   (ARMv8.2 `sdot`, the Pi 5's Cortex-A76): the ARM micro-kernels, each checked against the
-//!   portable reference.
-//! - `arm/neon.rs`: the armv7 NEON GEMM (32-bit Raspberry Pi OS), in `asm!` since the armv7
-//!   targets do not assume NEON; detected at run time.
+//! The arithmetic is that of an ONNX `QLinearConv` with int8 input, symmetric int8 weights,
+//! int32 bias and int8 output, with onnxruntime's requantization ([`Requant`]).
+//!
+//! # How it is organised
+//!
+//! - **Ops** — [`DenseQConv`] (groups = 1, also matmuls), [`DepthwiseQConv`],
+//!   [`WinogradQConv`] (3×3 stride 1, exact in integers) and the element-wise kernels of
+//!   [`elementwise`]. An op is built for a [`KernelSet`]: it asks the [`plan`]ner how the layer
+//!   runs, then the kernel table (`table.rs`) for the implementation of that plan, and holds it
+//!   with its weights packed in the implementation's own layout. Ops contain no
+//!   architecture-specific code.
+//! - **The planner** ([`plan`]) decides per layer: the kernel set that takes it (a set falls
+//!   back to portable where it cannot, with the reason), the algorithm (packed GEMM, im2col,
+//!   in place, Winograd, a depthwise form), the tile, and how the work splits into tasks. It is
+//!   pure: `edgenet inspect --kernels SET` prints the plan for another machine's set.
+//! - **Instruction-set folders**, each implementing the traits of `layers.rs`:
+//!   `portable/` (the reference every set is tested against), `x86_64/` (AVX2), `aarch64/`
+//!   (`neon/` for ARMv8.0, the Raspberry Pi 4's Cortex-A72; `dotprod.rs` for ARMv8.2 `sdot`, the
+//!   Pi 5's Cortex-A76), `armv7/` (32-bit Raspberry Pi OS, NEON in `asm!`).
+//! - **Shared helpers** below the folders: `geometry.rs`, `requant.rs`, `packing.rs` (im2col,
+//!   weight blocks), `tasks.rs` (the task split and per-thread buffers), `planes.rs` (the
+//!   padded planes of the ARM depthwise forms), [`threads`] (the thread pool).
+//!
+//! Imports go one way: ops → table → instruction-set folders → shared helpers.
 //!
 //! Which micro-kernels run is a [`KernelSet`], detected once from the CPU ([`KernelSet::detect`])
 //! and chosen when a model is loaded; `EDGENET_KERNELS=portable|avx2|neon|dotprod` (or
@@ -17,15 +33,41 @@
 //!
 //! `src/engine` wraps these kernels in tract ops; nothing here imports tract.
 
-pub mod int8;
+mod dense;
+mod depthwise;
+pub mod elementwise;
+mod geometry;
 mod isa;
+mod layers;
+mod packing;
+pub mod plan;
+mod portable;
+mod requant;
+mod table;
+mod tasks;
 pub mod threads;
 pub mod winograd;
+
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+mod planes;
 
 #[cfg(target_arch = "aarch64")]
 mod aarch64;
 #[cfg(target_arch = "arm")]
-mod arm;
+mod armv7;
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
 
-pub use isa::KernelSet;
+#[cfg(test)]
+mod reference;
+#[cfg(test)]
+mod tests;
+
+pub use dense::DenseQConv;
+pub use depthwise::DepthwiseQConv;
+pub use geometry::{Geometry, Unsupported};
+pub use isa::{Arch, KernelSet, KERNELS_ENV};
+pub use requant::Requant;
+pub use tasks::{Parallel, Sequential};
 pub use threads::ThreadPool;
+pub use winograd::WinogradQConv;

@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::int8::Parallel;
+use super::tasks::Parallel;
 
 type Task = dyn Fn(usize) + Sync;
 

@@ -14,7 +14,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use crate::kernels::int8::Out;
+use crate::kernels::tasks::Out;
 
 /// Rows of a c4 weight block.
 pub(crate) const MR: usize = 8;
@@ -23,9 +23,9 @@ pub(crate) const NR: usize = 8;
 /// `k` per packed group.
 pub(crate) const KC: usize = 4;
 
-/// Packs `[m][k]` weights in this kernel's layout (see [`pack_blocks`](crate::kernels::int8::pack_blocks)).
+/// Packs `[m][k]` weights in this kernel's layout (see [`pack_blocks`](crate::kernels::packing::pack_blocks)).
 pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize) -> Vec<i8> {
-    crate::kernels::int8::pack_blocks(weights, m, k, MR, KC)
+    crate::kernels::packing::pack_blocks(weights, m, k, MR, KC)
 }
 
 /// Bytes of packed columns for `ncols` columns of `k` values.
@@ -271,7 +271,7 @@ unsafe fn tile_cols(a: *const i8, b: *const i8, kb: usize, cols: usize, init: [i
 /// The GEMM of some column panels with the requantisation: `y[row][col + c]` for every row
 /// `< m` and each panel's real columns, from weights packed by [`pack_a`] (`kb` groups of 4 per
 /// row) and columns packed by [`pack_b`] or read in place. The requantisation is
-/// [`Requant::one`](crate::kernels::int8::Requant)'s, exactly (see [`super::neon::requant4`]),
+/// [`Requant::one`](crate::kernels::Requant)'s, exactly (see [`super::neon::requant4`]),
 /// with per-row bias and scale in the lanes.
 ///
 /// # Safety
@@ -512,7 +512,7 @@ impl Depthwise {
                 }
             }
         }
-        Some(Depthwise { kh, stride: s, groups, wdot, bias: crate::kernels::int8::fold_zero_point(bias, weights, taps, x_zp) })
+        Some(Depthwise { kh, stride: s, groups, wdot, bias: crate::kernels::requant::fold_zero_point(bias, weights, taps, x_zp) })
     }
 
     /// Bytes held: replicated weights, biases.

@@ -1,9 +1,22 @@
-//! aarch64 micro-kernels: NEON (ARMv8.0) and the ARMv8.2 dot product.
+//! aarch64 kernels: the `neon` set (ARMv8.0, [`neon`]) and the `dotprod` set (ARMv8.2 `sdot`,
+//! [`dotprod`], with NEON for what has no dot-product form). This module holds what both share:
+//! the column panels their GEMMs walk ([`Panels`]), the in-place form of convolutions
+//! ([`DirectConv`]), and their implementations of the kernel table's traits ([`ArmDense`],
+//! [`ArmDepthwise`]); Winograd's NEON pieces are in [`winograd`].
 
 pub(crate) mod dotprod;
 pub(crate) mod neon;
+pub(crate) mod winograd;
 
-use crate::kernels::int8::Geometry;
+use std::ops::Range;
+
+use crate::kernels::geometry::Geometry;
+use crate::kernels::isa::KernelSet;
+use crate::kernels::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
+use crate::kernels::packing::im2col;
+use crate::kernels::plan::{in_place_fits, DenseAlgorithm, DensePlan, DepthwiseForm, DepthwisePlan};
+use crate::kernels::planes::{self, PlaneForm, TapOffsets};
+use crate::kernels::tasks::{Out, Work};
 
 /// Where the `k` groups of one column panel lie: packed one after the other ([`Packed`]), or in
 /// a channel-interleaved input at a table of offsets ([`Direct`], see [`DirectConv`]).
@@ -237,25 +250,6 @@ pub(crate) unsafe fn copy_short(src: *const i8, dst: *mut i8, len: usize) {
     }
 }
 
-/// A depthwise convolution's ARM form, chosen at load: the `sdot` kernel (dot product; strides
-/// 1 and 2, no dilation, `kw ≤ 8`) or NEON's (any geometry, weights in −127..=127). Both read
-/// raw int8 planes padded with the input zero point.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Depthwise {
-    Dot(dotprod::Depthwise),
-    Neon(neon::Depthwise),
-}
-
-impl Depthwise {
-    /// Bytes held.
-    pub(crate) fn held_bytes(&self) -> usize {
-        match self {
-            Depthwise::Dot(d) => d.held_bytes(),
-            Depthwise::Neon(d) => d.held_bytes(),
-        }
-    }
-}
-
 /// The columns of a `pack_b` group that the 16-column vector code does not cover, one byte at a
 /// time: column `c`'s `rows` values from `src` (row stride `stride`) to its `kc` bytes at
 /// `dst + (c / nr) · panel + (c % nr) · kc`, zero past `rows`.
@@ -315,14 +309,13 @@ pub(crate) struct DirectConv {
 
 impl DirectConv {
     /// The in-place form of a convolution for a kernel with `kc` channels per group and panels
-    /// of `nr` columns, where it pays: no more than an eighth more multiply-adds from rounding
-    /// the channels up to `kc` than im2col's rounding of `k`.
+    /// of `nr` columns, where it applies ([`in_place_fits`]: no more than an eighth more
+    /// multiply-adds from rounding the channels up to `kc` than im2col's rounding of `k`).
     pub(crate) fn new(geo: &Geometry, kc: usize, nr: usize) -> Option<Self> {
-        let k = geo.cin * geo.kh * geo.kw;
-        let groups = geo.cin.div_ceil(kc);
-        if k == 0 || 8 * groups * kc * geo.kh * geo.kw > 9 * k.div_ceil(kc) * kc {
+        if !in_place_fits(geo, kc) {
             return None;
         }
+        let groups = geo.cin.div_ceil(kc);
         let (sh, sw) = geo.stride;
         let (dh, dw) = geo.dilation;
         let (hp, wp) = (geo.h + geo.pads[0] + geo.pads[2], geo.w + geo.pads[1] + geo.pads[3]);
@@ -345,17 +338,6 @@ impl DirectConv {
         let run = if kc == neon::KC && nr == neon::NR && sw == 1 && dw == 1 && matches!(geo.kw, 3 | 5) { geo.kw } else { 0 };
         let runs = if run > 0 { koff.iter().step_by(run).copied().collect() } else { Vec::new() };
         Some(DirectConv { kc, cin: geo.cin, h: geo.h, w: geo.w, pads: (geo.pads[0], geo.pads[1]), stride: (sh, sw), hp, pw, koff, runs, run, len })
-    }
-
-    /// Whether this form beats im2col and packing, as measured on ResNet-18 under qemu
-    /// (instructions per inference): with NEON at every stride (437 M against 439 M with
-    /// strided layers on im2col); with the dot product at stride 1 only (207 M against 210 M:
-    /// its panels of 8 leave more columns unused at the end of the 28-, 14- and 7-wide rows of
-    /// the strided layers, and its tile looks up each group's offset, while im2col of a strided
-    /// layer copies little). Re-measured with the `asm!` tiles: 194 M against 196 M, and
-    /// ResNet-50 415 M against 427 M.
-    pub(crate) fn pays(&self, dot: bool) -> bool {
-        !dot || self.stride == (1, 1)
     }
 
     /// The `k` groups per output: channel groups × kernel taps.
@@ -462,5 +444,226 @@ impl DirectConv {
         let last = self.koff.iter().copied().max().unwrap_or(0);
         assert!(list.iter().all(|&[off, _, _]| off + last + nr * self.kc <= buf.len()), "panel past the interleaved input");
         DirectPanels { base: buf.as_ptr(), koff: &self.koff, list, runs: &self.runs, run: self.run }
+    }
+}
+
+/// The dense kernel of the `neon` and `dotprod` sets: weights packed in the set's layout (in
+/// the in-place form's `k` order when the plan says so).
+#[derive(Debug)]
+pub(crate) struct ArmDense {
+    dot: bool,
+    /// NEON: `[m / 4][k / 16][4][16]`; dot product: `[m / 8][k / 4][8][4]`.
+    a: Vec<i8>,
+    /// The in-place form, when planned.
+    direct: Option<DirectConv>,
+}
+
+impl ArmDense {
+    /// The kernel of `set` (`neon` or `dotprod`) for a layer with `weights` (`[m][k]`).
+    pub(crate) fn new(set: KernelSet, plan: &DensePlan, l: &DenseLayer, weights: &[i8]) -> Self {
+        let dot = set == KernelSet::Dotprod;
+        let (kc, nr) = if dot { (dotprod::KC, dotprod::NR) } else { (neon::KC, neon::NR) };
+        let direct = if plan.algorithm == DenseAlgorithm::InPlace { DirectConv::new(&l.geo, kc, nr) } else { None };
+        let reordered = direct.as_ref().map(|d| d.reorder(weights, l.m, l.geo.kh * l.geo.kw));
+        let (wa, ka) = match (&reordered, &direct) {
+            (Some(r), Some(d)) => (&r[..], d.k_len()),
+            _ => (weights, l.k),
+        };
+        let a = if dot { dotprod::pack_a(wa, l.m, ka) } else { neon::pack_a(wa, l.m, ka) };
+        ArmDense { dot, a, direct }
+    }
+}
+
+impl DenseKernel for ArmDense {
+    fn held_bytes(&self) -> usize {
+        self.a.len()
+    }
+
+    fn prepare(&self, l: &DenseLayer, x: &[i8], buf: &mut Vec<i8>) -> bool {
+        match &self.direct {
+            Some(d) => {
+                d.interleave(x, l.x_zp, buf);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Columns packed as int8 in the set's layout, or read in place from `shared` (the in-place
+    /// form's interleaved input, see [`DirectConv`]).
+    fn block(&self, l: &DenseLayer, x: &[i8], shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        let Work { packed8, cols, segs, panels, .. } = work;
+        let dot = self.dot;
+        let rq = &l.requant;
+        let n = l.oh * l.ow;
+        if let Some(d) = &self.direct {
+            let nr = if dot { dotprod::NR } else { neon::NR };
+            d.panels(l.ow, c0, ncols, nr, panels);
+            let p = d.direct_panels(shared, panels, nr);
+            let kb = d.k_groups();
+            // SAFETY: the panels read within `shared` (checked by `direct_panels`) and write this
+            // task's columns c0..c0 + ncols (the trait's contract); `dot` only when the CPU has
+            // the dot product (`table::dense`).
+            unsafe {
+                if dot {
+                    dotprod::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                } else {
+                    neon::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                }
+            }
+            return;
+        }
+        let len = if dot { dotprod::packed_len(l.k, ncols) } else { neon::packed_len(l.k, ncols) };
+        // Only grown: packing writes every element that the GEMM's stored columns read.
+        if packed8.len() < len {
+            packed8.resize(len, 0);
+        }
+        let (src, stride, start): (&[i8], usize, usize) = if l.geo.is_pointwise() {
+            (x, n, c0)
+        } else {
+            im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, neon::evens);
+            (cols, ncols, 0)
+        };
+        // SAFETY: `src` holds k rows of `stride` bytes covering the columns, `packed8` the packed
+        // length; this task owns columns c0..c0 + ncols (the trait's contract); `dot` only when
+        // the CPU has the dot product (`table::dense`).
+        unsafe {
+            if dot {
+                let kb = l.k.div_ceil(dotprod::KC);
+                dotprod::pack_b(src, l.k, stride, start, ncols, packed8);
+                let p = PackedPanels::<{ dotprod::NR * dotprod::KC }, { dotprod::NR }> {
+                    packed: packed8.as_ptr(),
+                    panel: kb * dotprod::NR * dotprod::KC,
+                    ncols,
+                    col0: c0,
+                };
+                dotprod::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+            } else {
+                let kb = l.k.div_ceil(neon::KC);
+                neon::pack_b(src, l.k, stride, start, ncols, packed8);
+                // A last group of at most 8 real `k` after at least one full one: half its products.
+                let (packed, panel) = (packed8.as_ptr(), kb * neon::NR * neon::KC);
+                if kb >= 2 && (1..=neon::KC / 2).contains(&(l.k % neon::KC)) {
+                    let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }, true> { packed, panel, ncols, col0: c0 };
+                    neon::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                } else {
+                    let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }> { packed, panel, ncols, col0: c0 };
+                    neon::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                }
+            }
+        }
+    }
+}
+
+/// A depthwise convolution's aarch64 form, chosen by the plan: the `sdot` kernel (dot product;
+/// strides 1 and 2, no dilation, `kw ≤ 8`) or NEON's (any geometry, weights in −127..=127).
+/// Both read raw int8 planes padded with the input zero point ([`planes`]).
+#[derive(Debug)]
+pub(crate) struct ArmDepthwise {
+    plan: DepthwisePlan,
+    form: Form,
+}
+
+#[derive(Debug)]
+enum Form {
+    Dot(dotprod::Depthwise),
+    Neon(neon::Depthwise),
+}
+
+impl ArmDepthwise {
+    /// The form `plan` names for `[c][kh·kw]` weights, or `None` if it cannot take them.
+    pub(crate) fn new(plan: &DepthwisePlan, l: &DepthwiseLayer, weights: &[i8]) -> Option<Self> {
+        let g = &l.geo;
+        let form = match plan.form {
+            DepthwiseForm::Dot => Form::Dot(dotprod::Depthwise::new(g.kh, g.kw, g.stride, g.dilation, weights, &l.bias, l.x_zp)?),
+            DepthwiseForm::Neon => Form::Neon(neon::Depthwise::new(g.kh * g.kw, weights, &l.bias, l.x_zp)?),
+            DepthwiseForm::Planes16 => return None,
+        };
+        Some(ArmDepthwise { plan: *plan, form })
+    }
+}
+
+impl DepthwiseKernel for ArmDepthwise {
+    fn held_bytes(&self) -> usize {
+        match &self.form {
+            Form::Dot(d) => d.held_bytes(),
+            Form::Neon(d) => d.held_bytes(),
+        }
+    }
+
+    fn channels(&self, l: &DepthwiseLayer, x: &[i8], out: Out, channels: Range<usize>, work: &mut Work) {
+        // SAFETY: the dot-product form exists only when the CPU has it (`table::depthwise`);
+        // NEON is part of aarch64; this task alone writes the planes of `channels` (the
+        // trait's contract).
+        unsafe {
+            match &self.form {
+                Form::Dot(d) => planes::run(d, &self.plan, l, x, out, channels, work),
+                Form::Neon(d) => planes::run(d, &self.plan, l, x, out, channels, work),
+            }
+        }
+    }
+}
+
+impl PlaneForm for dotprod::Depthwise {
+    const SLACK: usize = dotprod::Depthwise::SLACK;
+
+    #[inline(always)]
+    fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch: usize, width: usize, rows: usize) {
+        neon::copy_rows(src, src_pitch, dst, dst_pitch, width, rows)
+    }
+
+    #[inline(always)]
+    fn deal_plane(src: &[i8], w: usize, h: usize, planes: &mut [i8], hp: usize, pw: usize, pt: usize, pl: usize) {
+        neon::deal_plane(src, w, h, planes, hp, pw, pt, pl)
+    }
+
+    #[inline(always)]
+    unsafe fn channel(
+        &self,
+        c: usize,
+        planes: &[i8],
+        _taps: &TapOffsets,
+        pw: usize,
+        row_step: usize,
+        scale: f32,
+        zp: i32,
+        rows: usize,
+        cols: usize,
+        dst: &mut [i8],
+    ) {
+        // SAFETY: the CPU has the dot product (this function's contract).
+        unsafe { self.channel(dotprod::Channel { c, planes, pw, row_step, scale, zp, oh: rows, ow: cols, out: dst }) }
+    }
+}
+
+impl PlaneForm for neon::Depthwise {
+    /// The dot product's slack, as both forms always shared one plane buffer size.
+    const SLACK: usize = dotprod::Depthwise::SLACK;
+
+    #[inline(always)]
+    fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch: usize, width: usize, rows: usize) {
+        neon::copy_rows(src, src_pitch, dst, dst_pitch, width, rows)
+    }
+
+    #[inline(always)]
+    fn deal_plane(src: &[i8], w: usize, h: usize, planes: &mut [i8], hp: usize, pw: usize, pt: usize, pl: usize) {
+        neon::deal_plane(src, w, h, planes, hp, pw, pt, pl)
+    }
+
+    #[inline(always)]
+    unsafe fn channel(
+        &self,
+        c: usize,
+        planes: &[i8],
+        taps: &TapOffsets,
+        _pw: usize,
+        row_step: usize,
+        scale: f32,
+        zp: i32,
+        rows: usize,
+        cols: usize,
+        dst: &mut [i8],
+    ) {
+        self.channel(c, planes, taps, row_step, scale, zp, rows, cols, dst)
     }
 }

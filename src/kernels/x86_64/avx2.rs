@@ -1,39 +1,45 @@
-//! x86-64 AVX2 micro-kernels of the dense int8 convolution, beside the portable reference in
-//! [`int8`](super) that they must equal (and do: the tests of `int8.rs` run every kernel set
-//! this CPU has against it and against an i64 definition). `vpmaddwd` multiplies i16 pairs into
-//! i32, 16 multiply-adds per instruction; a 4×16 register tile; requantisation in registers.
-//!
-//! A child module of `int8` (its file lives under `x86_64/` with the other ISA files), so the
-//! kernels read `DenseQConv`'s packed weights directly.
+//! x86-64 AVX2 micro-kernels of the dense int8 convolution, beside the portable reference
+//! that they must equal (and do: the kernel tests run every kernel set this CPU has against it
+//! and against an i64 definition). `vpmaddwd` multiplies i16 pairs into i32, 16 multiply-adds
+//! per instruction; a 4×16 register tile; requantisation in registers. The weights are in the
+//! portable set's i16-pair layout ([`PairPacked`]).
 
-use super::{im2col, pack_b, DenseQConv, Out, Work, MR, NR};
+use crate::kernels::layers::DenseLayer;
+use crate::kernels::packing::{im2col, no_evens};
+use crate::kernels::plan::{PAIR_MR as MR, PAIR_NR as NR};
+use crate::kernels::portable::{pack_b, store_tile, PairPacked};
+use crate::kernels::tasks::{Out, Work};
 
-impl DenseQConv {
-    /// `DenseQConv::block` with the AVX2 kernels: columns `c0..c0 + ncols` packed (from `x`
-    /// directly when `pointwise`, else through im2col), then [`gemm_avx2`](Self::gemm_avx2).
+/// The AVX2 dense kernel: the portable layout, AVX2 packing, tile and epilogue.
+#[derive(Debug)]
+pub(crate) struct Avx2Dense(pub(crate) PairPacked);
+
+impl Avx2Dense {
+    /// `DenseKernel::block` with the AVX2 kernels: columns `c0..c0 + ncols` packed (from `x`
+    /// directly when pointwise, else through im2col), then [`gemm_avx2`](Self::gemm_avx2).
     ///
     /// # Safety
     /// The CPU has AVX2, and no other task accesses columns `c0..c0 + ncols` of the rows of
-    /// `out` meanwhile (`run_par` gives each task its own columns).
-    #[cfg(target_arch = "x86_64")]
+    /// `out` meanwhile (`DenseQConv::run_par` gives each task its own columns).
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn block_avx2(&self, x: &[i8], pointwise: bool, n: usize, c0: usize, ncols: usize, work: &mut Work, out: Out) {
-        let panel_len = (self.kp / 2) * NR * 2;
+    pub(crate) unsafe fn block_avx2(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        let panel_len = (l.kp / 2) * NR * 2;
+        let n = l.oh * l.ow;
         let Work { packed, wide, cols, segs, .. } = work;
         if packed.len() < ncols.div_ceil(NR) * panel_len {
             packed.resize(ncols.div_ceil(NR) * panel_len, 0);
         }
-        if pointwise {
+        if l.geo.is_pointwise() {
             // SAFETY: AVX2 is present (this function's contract).
-            unsafe { pack_b_avx2(x, self.k, n, self.kp, c0, ncols, packed) };
+            unsafe { pack_b_avx2(x, l.k, n, l.kp, c0, ncols, packed) };
         } else {
-            im2col(&self.geo, self.ow, x, self.x_zp, c0, ncols, cols, segs);
+            im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
             // SAFETY: AVX2 is present (this function's contract).
-            unsafe { pack_b_avx2(cols, self.k, ncols, self.kp, 0, ncols, packed) };
+            unsafe { pack_b_avx2(cols, l.k, ncols, l.kp, 0, ncols, packed) };
         }
         // SAFETY: AVX2 is present and this task owns columns c0.. (this function's contract).
-        unsafe { self.gemm_avx2(packed, wide, c0, ncols, n, out) };
+        unsafe { self.gemm_avx2(l, packed, wide, c0, ncols, n, out) };
     }
 
     /// The GEMM of every row block by the packed columns `col0..col0 + ncols`, requantised into
@@ -42,15 +48,15 @@ impl DenseQConv {
     /// # Safety
     /// The CPU has AVX2, and no other task accesses columns `col0..col0 + ncols` of the rows of
     /// `y` meanwhile.
-    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn gemm_avx2(&self, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_avx2(&self, l: &DenseLayer, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
         use std::arch::x86_64::*;
-        let kh = self.kp / 2;
+        let kh = l.kp / 2;
         let panel_len = kh * NR * 2;
         let panels = ncols.div_ceil(NR);
-        for blk in 0..self.m.div_ceil(MR) {
-            let a = self.widen_block(blk, wide).as_ptr();
+        for blk in 0..l.m.div_ceil(MR) {
+            let a = self.0.widen_block(l, blk, wide).as_ptr();
             let mut p = 0;
             while p < panels {
                 let two = p + 1 < panels;
@@ -66,11 +72,11 @@ impl DenseQConv {
                 };
                 let cols = (ncols - p * NR).min(if two { 2 * NR } else { NR });
                 let tile = [(c00, c01), (c10, c11), (c20, c21), (c30, c31)];
-                if cols == 2 * NR && (blk + 1) * MR <= self.m {
+                if cols == 2 * NR && (blk + 1) * MR <= l.m {
                     for (r, (lo, hi)) in tile.into_iter().enumerate() {
                         let row = blk * MR + r;
                         // SAFETY: this task owns columns col0.. of every row (see `run_par`); AVX2.
-                        unsafe { self.requant16_avx2(lo, hi, row, y.slice(row * n + col0 + p * NR, 2 * NR)) };
+                        unsafe { requant16_avx2(l, lo, hi, row, y.slice(row * n + col0 + p * NR, 2 * NR)) };
                     }
                 } else {
                     let mut acc = [[0i32; 2 * NR]; MR];
@@ -81,42 +87,42 @@ impl DenseQConv {
                             _mm256_storeu_si256(acc[r].as_mut_ptr().add(NR) as *mut __m256i, hi);
                         }
                     }
-                    self.store_tile(&acc, blk * MR, col0 + p * NR, cols, n, y);
+                    store_tile(l, &acc, blk * MR, col0 + p * NR, cols, n, y);
                 }
                 p += 2;
             }
         }
     }
+}
 
-    /// [`Requant::one`](super::Requant::one) on 16 accumulators of `row` in registers, stored as 16 int8: the same
-    /// operations in the same order (i32 add, f32 convert, multiply, clamp, round half to even
-    /// by `cvtps2dq` in the default rounding mode), so bit-identical to the scalar path.
-    ///
-    /// # Safety
-    /// The CPU has AVX2.
-    ///
-    /// # Panics
-    /// If `out` holds fewer than 16 bytes.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    #[inline]
-    unsafe fn requant16_avx2(&self, lo: std::arch::x86_64::__m256i, hi: std::arch::x86_64::__m256i, row: usize, out: &mut [i8]) {
-        use std::arch::x86_64::*;
-        assert!(out.len() >= 16);
-        let rq = &self.requant;
-        let bias = _mm256_set1_epi32(self.bias[row]);
-        let scale = _mm256_set1_ps(rq.scale[row]);
-        let (lo_f, hi_f, zp) = (_mm256_set1_ps(rq.lo), _mm256_set1_ps(rq.hi), _mm256_set1_epi32(rq.zero_point));
-        let q = |v: __m256i| {
-            let f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v, bias)), scale);
-            _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f)), zp)
-        };
-        // packs works within 128-bit lanes: [a0..3 b0..3 | a4..7 b4..7] → reorder the quads.
-        let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q(lo), q(hi)));
-        let bytes = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
-        // SAFETY: `out` holds at least 16 bytes (asserted).
-        unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, bytes) };
-    }
+/// [`Requant::one`](crate::kernels::requant::Requant::one) on 16 accumulators of `row` in
+/// registers, stored as 16 int8: the same operations in the same order (i32 add, f32 convert,
+/// multiply, clamp, round half to even by `cvtps2dq` in the default rounding mode), so
+/// bit-identical to the scalar path.
+///
+/// # Safety
+/// The CPU has AVX2.
+///
+/// # Panics
+/// If `out` holds fewer than 16 bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn requant16_avx2(l: &DenseLayer, lo: std::arch::x86_64::__m256i, hi: std::arch::x86_64::__m256i, row: usize, out: &mut [i8]) {
+    use std::arch::x86_64::*;
+    assert!(out.len() >= 16);
+    let rq = &l.requant;
+    let bias = _mm256_set1_epi32(l.bias[row]);
+    let scale = _mm256_set1_ps(rq.scale[row]);
+    let (lo_f, hi_f, zp) = (_mm256_set1_ps(rq.lo), _mm256_set1_ps(rq.hi), _mm256_set1_epi32(rq.zero_point));
+    let q = |v: __m256i| {
+        let f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(v, bias)), scale);
+        _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(f, lo_f), hi_f)), zp)
+    };
+    // packs works within 128-bit lanes: [a0..3 b0..3 | a4..7 b4..7] → reorder the quads.
+    let w = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(q(lo), q(hi)));
+    let bytes = _mm_packs_epi16(_mm256_castsi256_si128(w), _mm256_extracti128_si256::<1>(w));
+    // SAFETY: `out` holds at least 16 bytes (asserted).
+    unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, bytes) };
 }
 
 /// The register tile: `Σ_k a[k][r] · b[k][j]` for MR = 4 rows and 16 columns (8 when `!TWO`:
@@ -126,7 +132,6 @@ impl DenseQConv {
 ///
 /// # Safety
 /// AVX2 is present and the pointers are valid for those lengths.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(crate) unsafe fn micro_4x16<const TWO: bool>(a: *const u32, b0: *const u32, b1: *const u32, kh: usize) -> [std::arch::x86_64::__m256i; 8] {
@@ -162,9 +167,8 @@ pub(crate) unsafe fn micro_4x16<const TWO: bool>(a: *const u32, b0: *const u32, 
 ///
 /// # Safety
 /// The CPU has AVX2. (Lengths are checked: out-of-range slices panic.)
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn pack_b_avx2(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, packed: &mut [i16]) {
+pub(crate) unsafe fn pack_b_avx2(cols: &[i8], k: usize, n: usize, kp: usize, c0: usize, ncols: usize, packed: &mut [i16]) {
     use std::arch::x86_64::*;
     let kh = kp / 2;
     let full = ncols / NR;

@@ -1,10 +1,48 @@
 //! x86-64 AVX2 pieces of Winograd F(2×2, 3×3), beside the portable code in
-//! [`winograd`](super) that they must equal (its tests run both): the input transform of 16
-//! tiles at a time from padded int8 rows, the interleaving of channel pairs into `vpmaddwd`
-//! words, and the 4×16 register tile of the 16 position-wise GEMMs.
+//! `kernels/winograd/layer.rs` that they must equal (its tests run both): the input transform
+//! of 16 tiles at a time from padded int8 rows, the interleaving of channel pairs into
+//! `vpmaddwd` words, and the 4×16 register tile of the 16 position-wise GEMMs.
 
-use super::super::int8::micro_4x16;
-use super::{MR, NR, TILES};
+use super::avx2::micro_4x16;
+use crate::kernels::plan::{PAIR_MR as MR, PAIR_NR as NR};
+use crate::kernels::tasks::Out;
+use crate::kernels::winograd::layer::{WinogradIsa, WinogradLayer, Work, TILES};
+
+/// The AVX2 pieces.
+pub(crate) struct Avx2;
+
+impl WinogradIsa for Avx2 {
+    const SIMD_TRANSFORM: bool = true;
+
+    #[inline(always)]
+    unsafe fn transform_tile_row(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs: usize, base: usize) {
+        // SAFETY: the CPU has AVX2 (the trait's contract).
+        unsafe { transform_tile_row_avx2(rows, rs, tw, v, vs, base) }
+    }
+
+    #[inline(always)]
+    unsafe fn interleave(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) -> bool {
+        // SAFETY: the CPU has AVX2 (the trait's contract).
+        unsafe { interleave_avx2(a, b, dst, pw, cc) };
+        true
+    }
+
+    #[inline(always)]
+    unsafe fn tile(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
+        // SAFETY: the CPU has AVX2 (the trait's contract).
+        unsafe { tile_avx2(a, b, kh, two, acc) }
+    }
+}
+
+/// [`WinogradLayer::block`] with the AVX2 pieces, compiled with AVX2 enabled.
+///
+/// # Safety
+/// The CPU has AVX2, and no other task writes output rows `2·ty0..2·ty1` meanwhile.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn block(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out) {
+    // SAFETY: AVX2 is present and the rows are this task's (this function's contract).
+    unsafe { l.block::<Avx2>(x, ty0, ty1, work, out) }
+}
 
 /// `V = Bᵀ d B` of the `tw` tiles of one tile row, 16 tiles at a time: `rows` holds the four
 /// padded input rows (stride `rs`, column `2t + j` of tile `t`'s `j`), `v[e · vs + base + t]`
@@ -12,9 +50,8 @@ use super::{MR, NR, TILES};
 ///
 /// # Safety
 /// The CPU has AVX2. (The lengths of `rows` and `v` are asserted.)
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn transform_tile_row_avx2(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs: usize, base: usize) {
+unsafe fn transform_tile_row_avx2(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs: usize, base: usize) {
     use std::arch::x86_64::*;
     let groups = tw.div_ceil(TILES);
     assert!(rows.len() >= 4 * rs && rs >= 2 * (groups - 1) * TILES + 34);
@@ -60,9 +97,8 @@ pub(super) unsafe fn transform_tile_row_avx2(rows: &[i8], rs: usize, tw: usize, 
 ///
 /// # Safety
 /// The CPU has AVX2. (The lengths are asserted.)
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn interleave_avx2(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) {
+unsafe fn interleave_avx2(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) {
     use std::arch::x86_64::*;
     assert!(a.len() == b.len() && a.len().is_multiple_of(TILES));
     let panels = a.len() / NR;
@@ -88,9 +124,8 @@ pub(super) unsafe fn interleave_avx2(a: &[i16], b: &[i16], dst: &mut [u32], pw: 
 ///
 /// # Safety
 /// The CPU has AVX2. (The lengths are asserted.)
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub(super) unsafe fn tile_avx2(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
+unsafe fn tile_avx2(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
     use std::arch::x86_64::*;
     let plen = kh * NR;
     assert!(a.len() >= kh * MR && b.len() >= if two { 2 * plen } else { plen });

@@ -12,14 +12,16 @@
 //! panels of 2 output positions, each with 16 consecutive `k` contiguous. Per (row, column) pair
 //! and 16 `k`: `vmull.s8` + `vmlal.s8` (16 products summed pairwise in i16) and `vpadal.s16`
 //! into the pair's 4 i32 lanes, so 16 multiply-adds per 3 instructions. Two products fit i16
-//! only while the weights avoid −128, as on aarch64 (`dense_set` gives such a layer the portable
+//! only while the weights avoid −128, as on aarch64 (the planner gives such a layer the portable
 //! kernel). The epilogue reduces the lanes (`vpadd`), adds the biases and requantises in
-//! registers exactly as [`Requant::one`](crate::kernels::int8::Requant): `f32(acc) · scale`
+//! registers exactly as [`Requant::one`](crate::kernels::Requant): `f32(acc) · scale`
 //! clamped to `[−128 − zp, 127 − zp]`, rounded half to even with the `1.5 · 2²³` magic number
 //! (armv7 NEON has no rounding conversion), plus `zp`. NEON flushes subnormals to zero, which
 //! cannot change an integer rounded from them.
 
-use crate::kernels::int8::Out;
+use crate::kernels::planes::{dw_channel_fits, TapOffsets};
+use crate::kernels::requant::fold_zero_point;
+use crate::kernels::tasks::Out;
 
 /// Rows of a weight block.
 pub(crate) const MR: usize = 4;
@@ -33,7 +35,7 @@ const MAGIC: f32 = 12_582_912.0;
 
 /// Packs `[m][k]` weights as `[m / 4][k / 16][4][16]`, zero beyond `k` and `m`.
 pub(crate) fn pack_a(weights: &[i8], m: usize, k: usize) -> Vec<i8> {
-    crate::kernels::int8::pack_blocks(weights, m, k, MR, KC)
+    crate::kernels::packing::pack_blocks(weights, m, k, MR, KC)
 }
 
 /// Bytes of packed columns for `ncols` columns of `k` values.
@@ -367,7 +369,29 @@ pub(crate) unsafe fn gemm(a: &[i8], kb: usize, m: usize, packed: &[i8], ncols: u
 /// `vmlal.s8` of each half (two taps' products summed in i16, exact for weights in
 /// −127..=127) and four `vaddw.s16` into the i32 accumulators. A layer with a −128 weight gets
 /// no NEON form ([`Depthwise::new`] returns `None`).
-pub(crate) use crate::kernels::int8::TapWeights as Depthwise;
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Depthwise {
+    taps: usize,
+    /// `[c][taps]`, as given.
+    w: Vec<i8>,
+    /// Bias with the input zero point folded in.
+    bias: Vec<i32>,
+}
+
+impl Depthwise {
+    /// The NEON form of `[c][taps]` weights, or `None` if a weight is −128.
+    pub(crate) fn new(taps: usize, weights: &[i8], bias: &[i32], x_zp: i8) -> Option<Self> {
+        if taps == 0 || weights.len() != taps * bias.len() || weights.contains(&i8::MIN) {
+            return None;
+        }
+        Some(Depthwise { taps, w: weights.to_vec(), bias: fold_zero_point(bias, weights, taps, x_zp) })
+    }
+
+    /// Bytes held: weights and biases.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.w.len() + 4 * self.bias.len()
+    }
+}
 
 /// What [`dw_tile`]'s epilogue loads, in order, for one channel.
 #[repr(C, align(16))]
@@ -396,7 +420,7 @@ impl Depthwise {
         &self,
         c: usize,
         planes: &[i8],
-        offsets: &crate::kernels::int8::TapOffsets,
+        offsets: &TapOffsets,
         row_step: usize,
         scale: f32,
         zp: i32,
@@ -404,7 +428,7 @@ impl Depthwise {
         ow: usize,
         out: &mut [i8],
     ) {
-        if !crate::kernels::int8::dw_channel_fits(planes.len(), offsets, self.taps, row_step, oh, ow, out.len()) {
+        if !dw_channel_fits(planes.len(), offsets, self.taps, row_step, oh, ow, out.len()) {
             return;
         }
         let offsets = offsets.offsets();

@@ -13,9 +13,47 @@
 
 use std::arch::aarch64::*;
 
-use super::{WinogradQConv, TILES};
-use crate::kernels::aarch64::neon::{narrow_zp, requant4};
-use crate::kernels::int8::{Out, MR, NR};
+use super::neon::{narrow_zp, requant4};
+use crate::kernels::plan::{PAIR_MR as MR, PAIR_NR as NR};
+use crate::kernels::tasks::Out;
+use crate::kernels::winograd::layer::{WinogradIsa, WinogradLayer, Work, TILES};
+
+/// NEON's pieces (aarch64, for the `neon` and `dotprod` sets).
+pub(crate) struct Neon;
+
+impl WinogradIsa for Neon {
+    const SIMD_TRANSFORM: bool = true;
+
+    #[inline(always)]
+    unsafe fn transform_tile_row(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs: usize, base: usize) {
+        transform_tile_row_neon(rows, rs, tw, v, vs, base)
+    }
+
+    #[inline(always)]
+    unsafe fn interleave(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) -> bool {
+        interleave_neon(a, b, dst, pw, cc);
+        true
+    }
+
+    #[inline(always)]
+    unsafe fn tile(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
+        tile_neon(a, b, kh, two, acc)
+    }
+
+    #[inline(always)]
+    unsafe fn output(l: &WinogradLayer, acc: &[i32], row0: usize, tile_y: &[u32], tile_x: &[u32], t0: usize, n: usize, out: Out) {
+        output_neon(l, acc, row0, tile_y, tile_x, t0, n, out)
+    }
+}
+
+/// [`WinogradLayer::block`] with NEON's pieces.
+///
+/// # Safety
+/// No other task writes output rows `2·ty0..2·ty1` meanwhile (NEON is part of aarch64).
+pub(crate) unsafe fn block(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out) {
+    // SAFETY: NEON is present on every aarch64 CPU; the rows are this task's (the contract).
+    unsafe { l.block::<Neon>(x, ty0, ty1, work, out) }
+}
 
 /// `acc[r][t] = Σ_k a[k][r] · b[k][t]` over `kh` channel pairs for the `MR` rows of a weight
 /// block and the two panels of `NR` tiles that follow each other in `b` (`kh · NR` words each;
@@ -28,7 +66,7 @@ use crate::kernels::int8::{Out, MR, NR};
 /// If `a` holds fewer than `kh · MR` words or `b` fewer than `2 · kh · NR` (`kh · NR` when
 /// `!two`).
 #[inline(always)]
-pub(super) fn tile_neon(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
+fn tile_neon(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
     if two {
         tile::<true>(a, b, kh, acc)
     } else {
@@ -141,70 +179,64 @@ fn tile<const TWO: bool>(a: &[u32], b: &[u32], kh: usize, acc: &mut [i32; MR * T
     }
 }
 
-impl WinogradQConv {
-    /// [`output`](WinogradQConv::output) with the transform `Aᵀ M A / 4` and the requantisation
-    /// of 4 tiles per vector: `n` tiles starting at tile `t0` of the block for rows
-    /// `row0..row0 + MR`, stored at each tile's top-left output (`tile_y`, `tile_x`). Tiles of the
-    /// same tile row are consecutive, so each run of them is two contiguous stretches of output,
-    /// one per output row.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn output_neon(&self, acc: &[i32], row0: usize, tile_y: &[u32], tile_x: &[u32], t0: usize, n: usize, out: Out) {
-        let (oh, ow) = (self.oh, self.ow);
-        assert!(acc.len() >= 16 * MR * TILES && n <= TILES && t0 + n <= tile_y.len() && t0 + n <= tile_x.len());
-        for r in 0..MR {
-            let row = row0 + r;
-            if row >= self.m {
-                break;
+/// [`WinogradLayer::output`] with the transform `Aᵀ M A / 4` and the requantisation
+/// of 4 tiles per vector: `n` tiles starting at tile `t0` of the block for rows
+/// `row0..row0 + MR`, stored at each tile's top-left output (`tile_y`, `tile_x`). Tiles of the
+/// same tile row are consecutive, so each run of them is two contiguous stretches of output,
+/// one per output row.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn output_neon(l: &WinogradLayer, acc: &[i32], row0: usize, tile_y: &[u32], tile_x: &[u32], t0: usize, n: usize, out: Out) {
+    let (oh, ow) = (l.oh, l.ow);
+    assert!(acc.len() >= 16 * MR * TILES && n <= TILES && t0 + n <= tile_y.len() && t0 + n <= tile_x.len());
+    for r in 0..MR {
+        let row = row0 + r;
+        if row >= l.m {
+            break;
+        }
+        let (bias, scale) = (l.bias[row], l.requant.scale[row]);
+        // Two output rows of the 16 tiles, each tile's pair of columns side by side.
+        let mut z = [[0i8; 2 * TILES]; 2];
+        // SAFETY: the loads read acc[(e·MR + r)·TILES + 4g..][..4], e < 16, g < 4: below
+        // 16 · MR · TILES (asserted). NEON is part of every aarch64 CPU.
+        unsafe {
+            let zp = vdupq_n_s16(l.requant.zero_point as i16);
+            // y[g][k]: output k (row-major in the 2×2 block) of tiles 4g..4g + 4, rounded.
+            let y: [[int32x4_t; 4]; 4] = std::array::from_fn(|g| {
+                let m = |i: usize, j: usize| vld1q_s32(acc.as_ptr().add(((i * 4 + j) * MR + r) * TILES + 4 * g));
+                let t0j = |j: usize| vaddq_s32(vaddq_s32(m(0, j), m(1, j)), m(2, j));
+                let t1j = |j: usize| vsubq_s32(vsubq_s32(m(1, j), m(2, j)), m(3, j));
+                let (a0, a1, a2, a3) = (t0j(0), t0j(1), t0j(2), t0j(3));
+                let (b0, b1, b2, b3) = (t1j(0), t1j(1), t1j(2), t1j(3));
+                let q =
+                    [vaddq_s32(vaddq_s32(a0, a1), a2), vsubq_s32(vsubq_s32(a1, a2), a3), vaddq_s32(vaddq_s32(b0, b1), b2), vsubq_s32(vsubq_s32(b1, b2), b3)];
+                q.map(|v| requant4(vshrq_n_s32::<2>(v), bias, scale))
+            });
+            // Output k as int8: tiles 0..8 and 8..16.
+            let b = |k: usize| vcombine_s8(narrow_zp(y[0][k], y[1][k], zp), narrow_zp(y[2][k], y[3][k], zp));
+            for (a, za) in z.iter_mut().enumerate() {
+                let (l, rr) = (b(2 * a), b(2 * a + 1));
+                vst1q_s8(za.as_mut_ptr(), vzip1q_s8(l, rr));
+                vst1q_s8(za.as_mut_ptr().add(16), vzip2q_s8(l, rr));
             }
-            let (bias, scale) = (self.bias[row], self.requant.scale[row]);
-            // Two output rows of the 16 tiles, each tile's pair of columns side by side.
-            let mut z = [[0i8; 2 * TILES]; 2];
-            // SAFETY: the loads read acc[(e·MR + r)·TILES + 4g..][..4], e < 16, g < 4: below
-            // 16 · MR · TILES (asserted). NEON is part of every aarch64 CPU.
-            unsafe {
-                let zp = vdupq_n_s16(self.requant.zero_point as i16);
-                // y[g][k]: output k (row-major in the 2×2 block) of tiles 4g..4g + 4, rounded.
-                let y: [[int32x4_t; 4]; 4] = std::array::from_fn(|g| {
-                    let m = |i: usize, j: usize| vld1q_s32(acc.as_ptr().add(((i * 4 + j) * MR + r) * TILES + 4 * g));
-                    let t0j = |j: usize| vaddq_s32(vaddq_s32(m(0, j), m(1, j)), m(2, j));
-                    let t1j = |j: usize| vsubq_s32(vsubq_s32(m(1, j), m(2, j)), m(3, j));
-                    let (a0, a1, a2, a3) = (t0j(0), t0j(1), t0j(2), t0j(3));
-                    let (b0, b1, b2, b3) = (t1j(0), t1j(1), t1j(2), t1j(3));
-                    let q = [
-                        vaddq_s32(vaddq_s32(a0, a1), a2),
-                        vsubq_s32(vsubq_s32(a1, a2), a3),
-                        vaddq_s32(vaddq_s32(b0, b1), b2),
-                        vsubq_s32(vsubq_s32(b1, b2), b3),
-                    ];
-                    q.map(|v| requant4(vshrq_n_s32::<2>(v), bias, scale))
-                });
-                // Output k as int8: tiles 0..8 and 8..16.
-                let b = |k: usize| vcombine_s8(narrow_zp(y[0][k], y[1][k], zp), narrow_zp(y[2][k], y[3][k], zp));
-                for (a, za) in z.iter_mut().enumerate() {
-                    let (l, rr) = (b(2 * a), b(2 * a + 1));
-                    vst1q_s8(za.as_mut_ptr(), vzip1q_s8(l, rr));
-                    vst1q_s8(za.as_mut_ptr().add(16), vzip2q_s8(l, rr));
-                }
+        }
+        let plane = row * oh * ow;
+        let mut i = 0;
+        while i < n {
+            // A run of tiles on one tile row: consecutive tile columns.
+            let oy = tile_y[t0 + i] as usize;
+            let mut j = i + 1;
+            while j < n && tile_y[t0 + j] as usize == oy {
+                j += 1;
             }
-            let plane = row * oh * ow;
-            let mut i = 0;
-            while i < n {
-                // A run of tiles on one tile row: consecutive tile columns.
-                let oy = tile_y[t0 + i] as usize;
-                let mut j = i + 1;
-                while j < n && tile_y[t0 + j] as usize == oy {
-                    j += 1;
-                }
-                let ox = tile_x[t0 + i] as usize;
-                let cols = (2 * (j - i)).min(ow - ox);
-                for (a, za) in z.iter().enumerate().take(oh - oy) {
-                    // SAFETY: output rows 2·ty0.. of every channel belong to this task.
-                    let dst = unsafe { out.slice(plane + (oy + a) * ow + ox, cols) };
-                    dst.copy_from_slice(&za[2 * i..2 * i + cols]);
-                }
-                i = j;
+            let ox = tile_x[t0 + i] as usize;
+            let cols = (2 * (j - i)).min(ow - ox);
+            for (a, za) in z.iter().enumerate().take(oh - oy) {
+                // SAFETY: output rows 2·ty0.. of every channel belong to this task.
+                let dst = unsafe { out.slice(plane + (oy + a) * ow + ox, cols) };
+                dst.copy_from_slice(&za[2 * i..2 * i + cols]);
             }
+            i = j;
         }
     }
 }
@@ -217,7 +249,7 @@ impl WinogradQConv {
 /// # Panics
 /// If `rows` or `v` is too short for that.
 #[inline(always)]
-pub(super) fn transform_tile_row_neon(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs: usize, base: usize) {
+fn transform_tile_row_neon(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs: usize, base: usize) {
     let groups = tw.div_ceil(TILES);
     assert!(rows.len() >= 4 * rs && rs >= 2 * (groups - 1) * TILES + 34);
     assert!(v.len() >= 15 * vs + base + groups * TILES);
@@ -261,7 +293,7 @@ pub(super) fn transform_tile_row_neon(rows: &[i8], rs: usize, tw: usize, v: &mut
 /// # Panics
 /// If the lengths do not fit.
 #[inline(always)]
-pub(super) fn interleave_neon(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) {
+fn interleave_neon(a: &[i16], b: &[i16], dst: &mut [u32], pw: usize, cc: usize) {
     assert!(a.len() == b.len() && a.len().is_multiple_of(TILES));
     let panels = a.len() / NR;
     assert!(panels == 0 || (panels - 1) * pw + cc * NR + NR <= dst.len());

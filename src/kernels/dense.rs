@@ -1,0 +1,146 @@
+//! [`DenseQConv`]: a dense (groups = 1) int8 convolution, also a matmul (a 1×1 convolution on a
+//! 1×1 input). Its plan ([`plan::dense`](super::plan::dense)) picks the kernel set that takes
+//! the layer and how columns reach the GEMM; its implementation, chosen once from the plan by
+//! the [kernel table](super::table), holds the weights packed in its own layout.
+
+use super::geometry::{Geometry, Unsupported};
+use super::isa::KernelSet;
+use super::layers::{DenseKernel, DenseLayer};
+use super::plan::{self, DensePlan, LayerFacts, Target};
+use super::requant::{fold_zero_point, Requant};
+use super::tasks::{with_shared, with_work, Out, Parallel, Sequential};
+
+/// A dense (groups = 1) int8 convolution with its weights packed.
+#[derive(Debug)]
+pub struct DenseQConv {
+    layer: DenseLayer,
+    plan: DensePlan,
+    kernel: Box<dyn DenseKernel>,
+}
+
+impl DenseQConv {
+    /// Packs `weights` (`[m][cin][kh][kw]`, OIHW) for inputs of geometry `geo`, for the kernel
+    /// set this CPU runs best ([`KernelSet::detect`]).
+    ///
+    /// # Errors
+    /// Inconsistent sizes.
+    pub fn new(geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
+        Self::with_kernels(KernelSet::detect(), geo, weights, bias, x_zp, requant)
+    }
+
+    /// [`new`](Self::new) for the kernel set `set`. A set that cannot take this layer (one the
+    /// CPU lacks; NEON with a −128 weight, see `aarch64/neon`; a non-finite scale on ARM) gives
+    /// the portable kernel, which computes the same integers; [`plan`](Self::plan) says why.
+    ///
+    /// # Errors
+    /// Inconsistent sizes.
+    pub fn with_kernels(set: KernelSet, geo: Geometry, weights: &[i8], bias: &[i32], x_zp: i8, requant: Requant) -> Result<Self, Unsupported> {
+        Self::build(set, geo, weights, bias, x_zp, requant, false)
+    }
+
+    /// [`with_kernels`](Self::with_kernels); `any_in_place`: the in-place form wherever it
+    /// applies, paying or not (for tests).
+    pub(crate) fn build(
+        set: KernelSet,
+        geo: Geometry,
+        weights: &[i8],
+        bias: &[i32],
+        x_zp: i8,
+        requant: Requant,
+        any_in_place: bool,
+    ) -> Result<Self, Unsupported> {
+        let geo = geo.with_strides_clamped();
+        let (oh, ow) = geo.output_hw().ok_or_else(|| Unsupported(format!("kernel larger than the padded input: {geo:?}")))?;
+        let k = geo.cin * geo.kh * geo.kw;
+        if k == 0 || !weights.len().is_multiple_of(k) {
+            return Err(Unsupported(format!("{} weights for {k} per output channel", weights.len())));
+        }
+        let m = weights.len() / k;
+        if bias.len() != m || requant.scale.len() != m {
+            return Err(Unsupported(format!("{m} output channels, {} biases, {} scales", bias.len(), requant.scale.len())));
+        }
+        let set = if set.available() { set } else { KernelSet::Portable };
+        let plan = plan::dense(Target::host(set), &LayerFacts::new(geo, m, weights, &requant), any_in_place);
+        if let Some(why) = plan.fallback {
+            log::debug!("dense layer {geo:?}: {} instead of {set}: {why}", plan.target.set);
+        }
+        let layer = DenseLayer { geo, oh, ow, m, k, kp: k + (k & 1), bias: fold_zero_point(bias, weights, k, x_zp), x_zp, requant };
+        let kernel = super::table::dense(&plan, &layer, weights);
+        Ok(DenseQConv { layer, plan, kernel })
+    }
+
+    /// The kernel set it runs.
+    pub fn kernel_set(&self) -> KernelSet {
+        self.plan.target.set
+    }
+
+    /// Its plan: kernel set, algorithm, tile.
+    pub fn plan(&self) -> &DensePlan {
+        &self.plan
+    }
+
+    /// Kernel height and width.
+    pub fn kernel_hw(&self) -> (usize, usize) {
+        (self.layer.geo.kh, self.layer.geo.kw)
+    }
+
+    /// Output channels.
+    pub fn output_channels(&self) -> usize {
+        self.layer.m
+    }
+
+    /// Output height and width.
+    pub fn output_hw(&self) -> (usize, usize) {
+        (self.layer.oh, self.layer.ow)
+    }
+
+    /// Multiply-accumulates per run.
+    pub fn macs(&self) -> usize {
+        self.layer.m * self.layer.k * self.layer.oh * self.layer.ow
+    }
+
+    /// Bytes this kernel holds: weights, biases, scales.
+    pub fn held_bytes(&self) -> usize {
+        self.kernel.held_bytes() + 4 * self.layer.bias.len() + 4 * self.layer.requant.scale.len()
+    }
+
+    /// Runs on one `[cin][h][w]` input into one `[m][oh][ow]` output.
+    ///
+    /// # Panics
+    /// If `x` or `y` has the wrong length (the tract op checks shapes first).
+    pub fn run(&self, x: &[i8], y: &mut [i8]) {
+        self.run_par(x, y, &Sequential)
+    }
+
+    /// Columns `c0..c0 + ncols` alone (for tests; not for the in-place form, which needs its
+    /// prepared input).
+    #[cfg(test)]
+    pub(crate) fn block(&self, x: &[i8], c0: usize, ncols: usize, work: &mut super::tasks::Work, out: Out) {
+        self.kernel.block(&self.layer, x, &[], c0, ncols, work, out)
+    }
+
+    /// [`run`](Self::run) with the column blocks as tasks of `par`.
+    ///
+    /// # Panics
+    /// If `x` or `y` has the wrong length.
+    pub fn run_par(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel) {
+        let l = &self.layer;
+        let g = &l.geo;
+        assert_eq!(x.len(), g.cin * g.h * g.w);
+        let n = l.oh * l.ow;
+        assert_eq!(y.len(), l.m * n);
+        let (nb, blocks) = plan::dense_split(n, l.kp, par.threads());
+        let out = Out::new(y);
+        with_shared(|buf| {
+            // Prepared once by this thread, then read by every task.
+            let shared: &[i8] = if self.kernel.prepare(l, x, buf) { buf } else { &[] };
+            // Each task writes columns c0..c0 + ncols of every output row: disjoint between
+            // tasks, as `DenseKernel::block` requires.
+            par.run(blocks, &|b| {
+                let c0 = b * nb;
+                let ncols = (n - c0).min(nb);
+                with_work(|work| self.kernel.block(l, x, shared, c0, ncols, work, out))
+            })
+        })
+    }
+}

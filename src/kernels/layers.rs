@@ -1,0 +1,82 @@
+//! What every kernel set implements: the traits of the kernel table and the layer data the
+//! implementations share (geometry, biases, requantization). An op holds one implementation,
+//! chosen once at construction by [`table`](super::table) from its [`plan`](super::plan), and
+//! the implementation holds its weights in its own packed layout.
+
+use std::fmt;
+use std::ops::Range;
+
+use super::geometry::Geometry;
+use super::requant::Requant;
+use super::tasks::{Out, Work};
+
+/// A dense (groups = 1) convolution's data that does not depend on the kernel set.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DenseLayer {
+    pub(crate) geo: Geometry,
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+    /// Output channels.
+    pub(crate) m: usize,
+    /// `cin · kh · kw`.
+    pub(crate) k: usize,
+    /// `k` rounded up to even.
+    pub(crate) kp: usize,
+    /// Bias with the input zero point folded in: `bias − z_x · Σ_k w`.
+    pub(crate) bias: Vec<i32>,
+    pub(crate) x_zp: i8,
+    pub(crate) requant: Requant,
+}
+
+/// One kernel set's dense convolution: its packed weights and the micro-kernels that multiply
+/// them by a block of output columns.
+pub(crate) trait DenseKernel: fmt::Debug + Send + Sync {
+    /// Bytes of packed weights held.
+    fn held_bytes(&self) -> usize;
+
+    /// Prepares an input that every task reads (an in-place convolution's channel-interleaved
+    /// input), once per run on the calling thread, into `buf`; returns whether it did.
+    fn prepare(&self, _layer: &DenseLayer, _x: &[i8], _buf: &mut Vec<i8>) -> bool {
+        false
+    }
+
+    /// Output columns `c0..c0 + ncols` of every output row (rows of `oh · ow`) into `out`.
+    /// `shared` is what [`prepare`](Self::prepare) wrote (empty when it wrote nothing).
+    ///
+    /// The caller guarantees that no other task accesses those columns of `out` meanwhile
+    /// (every implementation relies on it for its writes through `out`).
+    #[allow(clippy::too_many_arguments)]
+    fn block(&self, layer: &DenseLayer, x: &[i8], shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out);
+}
+
+/// A depthwise (groups = channels) convolution's data that does not depend on the kernel set.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct DepthwiseLayer {
+    pub(crate) geo: Geometry,
+    pub(crate) oh: usize,
+    pub(crate) ow: usize,
+    /// Bias as given (the forms that need it fold the input zero point into their own copy).
+    pub(crate) bias: Vec<i32>,
+    pub(crate) x_zp: i8,
+    pub(crate) requant: Requant,
+}
+
+/// One kernel set's depthwise convolution.
+pub(crate) trait DepthwiseKernel: fmt::Debug + Send + Sync {
+    /// Bytes of weights (and whatever else the form keeps per channel) held.
+    fn held_bytes(&self) -> usize;
+
+    /// The output planes of `channels` into `out` (`[c][oh][ow]`). The caller guarantees that
+    /// no other task writes those planes meanwhile.
+    fn channels(&self, layer: &DepthwiseLayer, x: &[i8], out: Out, channels: Range<usize>, work: &mut Work);
+}
+
+/// One kernel set's element-wise int8 kernels, as plain functions (see
+/// [`elementwise`](super::elementwise) for their definitions).
+#[derive(Clone, Copy)]
+pub(crate) struct Elementwise {
+    pub(crate) quantize: fn(&[f32], f32, i8, &mut [i8]),
+    pub(crate) dequantize: fn(&[i8], f32, i8, &mut [f32]),
+    pub(crate) quantized_add: fn(&[i8], (f32, i8), &[i8], (f32, i8), (f32, i8), &mut [i8]),
+    pub(crate) lookup: fn(&[i8; 256], &[i8], &mut [i8]),
+}

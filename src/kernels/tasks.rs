@@ -1,0 +1,100 @@
+//! How a kernel's work is split into tasks and where their per-thread buffers live.
+
+/// Per-thread buffers of a task: im2col columns and their packed form, or a depthwise plane.
+/// Each kernel set uses the fields its layout needs; they are only grown, never shrunk, so a
+/// steady-state run allocates nothing.
+#[derive(Debug, Default)]
+#[allow(dead_code)] // which fields are used depends on the kernel sets compiled in
+pub(crate) struct Work {
+    /// im2col columns of a block.
+    pub(crate) cols: Vec<i8>,
+    /// im2col's row segments: `[oy, first ox, end ox, offset in the block]`.
+    pub(crate) segs: Vec<[usize; 4]>,
+    /// The panels of an in-place convolution: `[input offset, output column, columns]`.
+    pub(crate) panels: Vec<[usize; 3]>,
+    /// Packed columns as i16 pairs (portable and AVX2), or a depthwise i16 plane.
+    pub(crate) packed: Vec<i16>,
+    /// Packed columns as int8 in the layout of the kernel set, or depthwise int8 planes.
+    pub(crate) packed8: Vec<i8>,
+    /// A row block of weights widened to i16 pairs.
+    pub(crate) wide: Vec<u32>,
+    /// Depthwise tap offsets.
+    pub(crate) offsets: Vec<usize>,
+    /// One padded depthwise row before it is dealt into column phases.
+    pub(crate) row: Vec<i16>,
+}
+
+thread_local! {
+    static WORK: std::cell::RefCell<Work> = std::cell::RefCell::new(Work::default());
+    /// An input prepared once per run by the calling thread (an in-place convolution's
+    /// channel-interleaved input) and read by every task.
+    static SHARED: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's task buffers.
+#[inline(always)]
+pub(crate) fn with_work<R>(f: impl FnOnce(&mut Work) -> R) -> R {
+    WORK.with(|w| f(&mut w.borrow_mut()))
+}
+
+/// Runs `f` with this thread's shared-input buffer (see [`SHARED`]).
+#[inline(always)]
+pub(crate) fn with_shared<R>(f: impl FnOnce(&mut Vec<i8>) -> R) -> R {
+    SHARED.with(|b| f(&mut b.borrow_mut()))
+}
+
+/// Runs independent tasks `0..n`, maybe on several threads: the kernels split their work into
+/// tasks writing disjoint parts of the output, and the caller decides where they run.
+pub trait Parallel: Sync {
+    /// How many threads the tasks may run on (the kernels make at least that many tasks).
+    fn threads(&self) -> usize;
+    /// Runs `task(i)` for every `i` in `0..n`, returning when all are done.
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync));
+}
+
+/// Every task on the calling thread, in order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sequential;
+
+impl Parallel for Sequential {
+    fn threads(&self) -> usize {
+        1
+    }
+    fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        (0..n).for_each(task)
+    }
+}
+
+/// The output of a kernel, written by tasks at disjoint ranges.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
+    ptr: *mut i8,
+    len: usize,
+}
+
+// SAFETY: tasks write disjoint ranges (each kernel documents its split) and the buffer outlives
+// the `Parallel::run` call that uses it.
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+impl Out {
+    pub(crate) fn new(y: &mut [i8]) -> Self {
+        Out { ptr: y.as_mut_ptr(), len: y.len() }
+    }
+
+    /// The start of the buffer and its length, for kernels that check a whole range once and
+    /// then write with pointers (the same contract as [`slice`](Self::slice)).
+    #[allow(dead_code)] // used by the ARM kernels
+    pub(crate) fn raw(&self) -> (*mut i8, usize) {
+        (self.ptr, self.len)
+    }
+
+    /// # Safety
+    /// No other task may access `start..start + len` while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [i8] {
+        assert!(start + len <= self.len);
+        // SAFETY: in bounds (checked), disjoint by the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
+    }
+}

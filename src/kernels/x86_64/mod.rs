@@ -1,0 +1,97 @@
+//! x86-64 kernels: the `avx2` set. Its dense GEMM has AVX2 micro-kernels of its own
+//! ([`avx2`]); its depthwise and element-wise kernels are the portable code compiled with AVX2
+//! enabled; Winograd's transforms and tile are AVX2 ([`winograd`]).
+
+pub(crate) mod avx2;
+pub(crate) mod winograd;
+
+use std::ops::Range;
+
+use super::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer, Elementwise};
+use super::portable::{self, PairPacked, Planes16};
+use super::tasks::{Out, Work};
+pub(crate) use avx2::Avx2Dense;
+
+impl Avx2Dense {
+    /// The AVX2 kernel of a dense layer with `weights`.
+    pub(crate) fn new(layer: &DenseLayer, weights: &[i8]) -> Self {
+        Avx2Dense(PairPacked::new(layer, weights))
+    }
+}
+
+impl DenseKernel for Avx2Dense {
+    fn held_bytes(&self) -> usize {
+        self.0.a.len()
+    }
+
+    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        // SAFETY: the table builds this kernel only when the CPU has AVX2 (`table::dense`); this
+        // task alone accesses columns c0..c0 + ncols (the trait's contract).
+        unsafe { self.block_avx2(l, x, c0, ncols, work, out) }
+    }
+}
+
+/// The depthwise form of the `avx2` set: the portable planes, compiled with AVX2 enabled.
+#[derive(Debug)]
+pub(crate) struct Avx2Depthwise(pub(crate) Planes16);
+
+impl Avx2Depthwise {
+    /// [`Planes16::channels`] compiled with AVX2 enabled.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, and no other task writes the output planes of `channels` meanwhile.
+    #[target_feature(enable = "avx2")]
+    unsafe fn channels_avx2(&self, l: &DepthwiseLayer, x: &[i8], y: Out, channels: Range<usize>, work: &mut Work) {
+        self.0.channels(l, x, y, channels, work)
+    }
+}
+
+impl DepthwiseKernel for Avx2Depthwise {
+    fn held_bytes(&self) -> usize {
+        self.0.held_bytes()
+    }
+
+    fn channels(&self, l: &DepthwiseLayer, x: &[i8], out: Out, channels: Range<usize>, work: &mut Work) {
+        // SAFETY: the table builds this form only when the CPU has AVX2 (`table::depthwise`);
+        // this task alone writes the planes of `channels` (the trait's contract).
+        unsafe { self.channels_avx2(l, x, out, channels, work) }
+    }
+}
+
+/// Defines `fn $name(args)` that runs `$body(args)` compiled for AVX2; `$body` is
+/// `#[inline(always)]`, so the copy is specialised. Only reachable through [`ELEMENTWISE`],
+/// which the table hands out when the CPU has AVX2.
+macro_rules! avx2_copy {
+    ($(#[$m:meta])* fn $name:ident($($a:ident: $t:ty),*) = $body:path) => {
+        $(#[$m])*
+        fn $name($($a: $t),*) {
+            /// `$body` compiled with AVX2 enabled.
+            ///
+            /// # Safety
+            /// The CPU has AVX2.
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2($($a: $t),*) {
+                $body($($a),*)
+            }
+            // SAFETY: this function is only reachable through `ELEMENTWISE`, which
+            // `table::elementwise` returns only when the CPU has AVX2.
+            unsafe { avx2($($a),*) }
+        }
+    };
+}
+
+avx2_copy! {
+    /// The portable quantize compiled for AVX2.
+    fn quantize(x: &[f32], scale: f32, zp: i8, y: &mut [i8]) = portable::quantize_body
+}
+avx2_copy! {
+    /// The portable dequantize compiled for AVX2.
+    fn dequantize(x: &[i8], scale: f32, zp: i8, y: &mut [f32]) = portable::dequantize_body
+}
+avx2_copy! {
+    /// The portable quantized add compiled for AVX2.
+    fn quantized_add(a: &[i8], qa: (f32, i8), b: &[i8], qb: (f32, i8), qy: (f32, i8), y: &mut [i8]) = portable::quantized_add_body
+}
+
+/// The element-wise kernels of the `avx2` set (table lookups stay portable).
+pub(crate) const ELEMENTWISE: Elementwise = Elementwise { quantize, dequantize, quantized_add, lookup: portable::lookup_body };
