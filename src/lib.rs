@@ -21,6 +21,8 @@
 //! weights; without it (`--no-default-features`) the crate is the runtime a device needs:
 //! loading and inspecting ONNX files, the int8 kernels, frames and the runner.
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 // Kernels and graph builders take many plain parameters by design; NaN-aware comparisons
 // (`!(a > b)`) are intentional in the observers; nested tuple types name data, not logic.
 #![allow(clippy::too_many_arguments, clippy::type_complexity, clippy::neg_cmp_op_on_partial_ord)]

@@ -75,6 +75,7 @@ pub(crate) struct Out {
 // SAFETY: tasks write disjoint ranges (each kernel documents its split) and the buffer outlives
 // the `Parallel::run` call that uses it.
 unsafe impl Send for Out {}
+// SAFETY: as for `Send`: shared between tasks that write disjoint ranges.
 unsafe impl Sync for Out {}
 
 impl Out {

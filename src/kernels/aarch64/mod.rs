@@ -4,7 +4,12 @@
 //! ([`DirectConv`]), and their implementations of the kernel table's traits ([`ArmDense`],
 //! [`ArmDepthwise`]); Winograd's NEON pieces are in [`winograd`].
 
+// Not yet under the crate's `unsafe_op_in_unsafe_fn` rule: their `unsafe fn` bodies (371
+// operations, mostly intrinsics, pointer arithmetic and `asm!`) still rely on the function's
+// contract without an `unsafe` block and `// SAFETY:` comment of their own.
+#[allow(unsafe_op_in_unsafe_fn)]
 pub(crate) mod dotprod;
+#[allow(unsafe_op_in_unsafe_fn)]
 pub(crate) mod neon;
 pub(crate) mod winograd;
 
@@ -119,30 +124,37 @@ impl<const STEP: usize, const NR: usize, const HALF: bool> Panels for PackedPane
     }
     #[inline(always)]
     unsafe fn panel(&self, p: usize) -> (Packed<STEP>, usize, usize) {
-        (Packed(self.packed.add(p * self.panel)), self.col0 + p * NR, (self.ncols - p * NR).min(NR))
+        // SAFETY: `p < count()` (the contract) keeps the panel within the packed buffer.
+        unsafe { (Packed(self.packed.add(p * self.panel)), self.col0 + p * NR, (self.ncols - p * NR).min(NR)) }
     }
     #[inline(always)]
     unsafe fn neon_tile(&self, c: Packed<STEP>, a: *const i8, kb: usize, cols: usize) -> [std::arch::aarch64::int32x4_t; 16] {
-        // Only NEON's GEMM calls this, on panels it packed.
-        const { assert!(STEP == neon::NR * neon::KC) };
-        if cols < neon::NR {
-            neon::tile_cols(a, c.0, kb, cols)
-        } else if HALF {
-            neon::tile_asm_half(a, c.0, kb)
-        } else {
-            neon::tile_asm(a, c.0, std::ptr::null(), kb)
+        // SAFETY: the tiles' contract is this function's.
+        unsafe {
+            // Only NEON's GEMM calls this, on panels it packed.
+            const { assert!(STEP == neon::NR * neon::KC) };
+            if cols < neon::NR {
+                neon::tile_cols(a, c.0, kb, cols)
+            } else if HALF {
+                neon::tile_asm_half(a, c.0, kb)
+            } else {
+                neon::tile_asm(a, c.0, std::ptr::null(), kb)
+            }
         }
     }
     #[inline(always)]
     unsafe fn neon_full_tiles(&self, a: *const i8, kb: usize, bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize {
-        const { assert!(STEP == neon::NR * neon::KC && NR == neon::NR) };
-        // The loop reaches each panel from the previous one's last group.
-        assert_eq!(self.panel, kb * STEP, "packed panels of another k");
-        let full = self.ncols / NR;
-        if full > 0 {
-            neon::packed_tiles::<HALF>(a, self.packed, kb, full, bq, sq, zp, dst.add(self.col0), n);
+        // SAFETY: `packed_tiles`' contract is this function's; `dst + col0` is the first panel's column.
+        unsafe {
+            const { assert!(STEP == neon::NR * neon::KC && NR == neon::NR) };
+            // The loop reaches each panel from the previous one's last group.
+            assert_eq!(self.panel, kb * STEP, "packed panels of another k");
+            let full = self.ncols / NR;
+            if full > 0 {
+                neon::packed_tiles::<HALF>(a, self.packed, kb, full, bq, sq, zp, dst.add(self.col0), n);
+            }
+            full
         }
-        full
     }
     #[inline(always)]
     unsafe fn dot_full_tiles(
@@ -155,14 +167,17 @@ impl<const STEP: usize, const NR: usize, const HALF: bool> Panels for PackedPane
         dst: *mut i8,
         n: usize,
     ) -> usize {
-        const { assert!(STEP == dotprod::NR * dotprod::KC && NR == dotprod::NR && !HALF) };
-        // The loop reaches each panel from the previous one's last group.
-        assert_eq!(self.panel, kb * STEP, "packed panels of another k");
-        let full = self.ncols / NR;
-        if full > 0 {
-            dotprod::packed_tiles(a, self.packed, kb, full, init, sq, zp, dst.add(self.col0), n);
+        // SAFETY: `packed_tiles`' contract is this function's (the CPU has the dot product).
+        unsafe {
+            const { assert!(STEP == dotprod::NR * dotprod::KC && NR == dotprod::NR && !HALF) };
+            // The loop reaches each panel from the previous one's last group.
+            assert_eq!(self.panel, kb * STEP, "packed panels of another k");
+            let full = self.ncols / NR;
+            if full > 0 {
+                dotprod::packed_tiles(a, self.packed, kb, full, init, sq, zp, dst.add(self.col0), n);
+            }
+            full
         }
-        full
     }
 }
 
@@ -188,15 +203,21 @@ impl Panels for DirectPanels<'_> {
     }
     #[inline(always)]
     unsafe fn panel(&self, p: usize) -> (Direct, usize, usize) {
-        let [off, col, cols] = *self.list.get_unchecked(p);
-        (Direct { base: self.base.add(off), koff: self.koff.as_ptr() }, col, cols)
+        // SAFETY: `p < count()` (the contract); `direct_panels` checked every offset against the input.
+        unsafe {
+            let [off, col, cols] = *self.list.get_unchecked(p);
+            (Direct { base: self.base.add(off), koff: self.koff.as_ptr() }, col, cols)
+        }
     }
     #[inline(always)]
     unsafe fn neon_tile(&self, c: Direct, a: *const i8, kb: usize, _cols: usize) -> [std::arch::aarch64::int32x4_t; 16] {
-        match self.run {
-            3 => neon::tile_runs::<3>(a, c.base, self.runs),
-            5 => neon::tile_runs::<5>(a, c.base, self.runs),
-            _ => neon::tile_asm(a, c.base, c.koff, kb),
+        // SAFETY: the tiles' contract is this function's; the offsets were checked by `direct_panels`.
+        unsafe {
+            match self.run {
+                3 => neon::tile_runs::<3>(a, c.base, self.runs),
+                5 => neon::tile_runs::<5>(a, c.base, self.runs),
+                _ => neon::tile_asm(a, c.base, c.koff, kb),
+            }
         }
     }
     unsafe fn neon_full_tiles(&self, _: *const i8, _: usize, _: *const i32, _: *const f32, _: i32, _: *mut i8, _: usize) -> usize {
@@ -235,18 +256,21 @@ pub(crate) fn block_of<T: Copy + Default, const N: usize>(src: &[T], at: usize, 
 /// `src` is readable and `dst` writable for `len` bytes; `len < 8`.
 #[inline(always)]
 pub(crate) unsafe fn copy_short(src: *const i8, dst: *mut i8, len: usize) {
-    debug_assert!(len < 8);
-    let mut i = 0;
-    if len & 4 != 0 {
-        std::ptr::write_unaligned(dst as *mut u32, std::ptr::read_unaligned(src as *const u32));
-        i = 4;
-    }
-    if len & 2 != 0 {
-        std::ptr::write_unaligned(dst.add(i) as *mut u16, std::ptr::read_unaligned(src.add(i) as *const u16));
-        i += 2;
-    }
-    if len & 1 != 0 {
-        *dst.add(i) = *src.add(i);
+    // SAFETY: `src` is readable and `dst` writable for `len < 8` bytes (the contract).
+    unsafe {
+        debug_assert!(len < 8);
+        let mut i = 0;
+        if len & 4 != 0 {
+            std::ptr::write_unaligned(dst as *mut u32, std::ptr::read_unaligned(src as *const u32));
+            i = 4;
+        }
+        if len & 2 != 0 {
+            std::ptr::write_unaligned(dst.add(i) as *mut u16, std::ptr::read_unaligned(src.add(i) as *const u16));
+            i += 2;
+        }
+        if len & 1 != 0 {
+            *dst.add(i) = *src.add(i);
+        }
     }
 }
 
@@ -268,10 +292,13 @@ pub(crate) unsafe fn pack_columns_tail(
     nr: usize,
     kc: usize,
 ) {
-    for c in cols {
-        let d = dst.add((c / nr) * panel + (c % nr) * kc);
-        for i in 0..kc {
-            *d.add(i) = if i < rows { *src.add(i * stride + c) } else { 0 };
+    // SAFETY: every access lies within the caller's buffers (the contract).
+    unsafe {
+        for c in cols {
+            let d = dst.add((c / nr) * panel + (c % nr) * kc);
+            for i in 0..kc {
+                *d.add(i) = if i < rows { *src.add(i * stride + c) } else { 0 };
+            }
         }
     }
 }

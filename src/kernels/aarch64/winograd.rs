@@ -253,7 +253,7 @@ fn transform_tile_row_neon(rows: &[i8], rs: usize, tw: usize, v: &mut [i16], vs:
     let groups = tw.div_ceil(TILES);
     assert!(rows.len() >= 4 * rs && rs >= 2 * (groups - 1) * TILES + 34);
     assert!(v.len() >= 15 * vs + base + groups * TILES);
-    // SAFETY (of the closure's intrinsics): NEON is part of every aarch64 CPU.
+    // SAFETY: NEON, which the closure's intrinsics need, is part of every aarch64 CPU.
     let wide = |x: int8x16_t| unsafe { [vmovl_s8(vget_low_s8(x)), vmovl_high_s8(x)] };
     for grp in 0..groups {
         let t0 = grp * TILES;
