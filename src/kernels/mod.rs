@@ -33,6 +33,19 @@
 //!
 //! `src/engine` wraps these kernels in tract ops; nothing here imports tract.
 
+/// Marks a kernel path as taken, for the tests' path assertions (`trace.rs`); nothing outside
+/// tests.
+#[cfg(test)]
+macro_rules! trace {
+    ($name:expr) => {
+        $crate::kernels::trace::hit($name)
+    };
+}
+#[cfg(not(test))]
+macro_rules! trace {
+    ($name:expr) => {};
+}
+
 mod dense;
 mod depthwise;
 pub mod elementwise;
@@ -62,6 +75,8 @@ mod x86_64;
 mod reference;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trace;
 
 pub use dense::DenseQConv;
 pub use depthwise::DepthwiseQConv;

@@ -63,6 +63,9 @@ pub(crate) unsafe fn run<F: PlaneForm>(form: &F, plan: &DepthwisePlan, l: &Depth
     let phases = plan.phases;
     let pw = wp.div_ceil(phases);
     let flat = plan.flat;
+    if flat {
+        trace!("dw.flat");
+    }
     let Work { packed8: planes, cols: scratch, offsets, .. } = work;
     planes.clear();
     planes.resize(phases * hp * pw + F::SLACK, l.x_zp);

@@ -489,3 +489,130 @@ proptest! {
         }
     }
 }
+
+/// `k`, column and row counts at, just below and just above each boundary of a tile: one
+/// group, half a group (NEON's half form), two groups; one panel, a register tile.
+fn around(unit: usize, extra: &[usize]) -> Vec<usize> {
+    let mut v: Vec<usize> =
+        [1, unit - 1, unit, unit + 1, 2 * unit - 1, 2 * unit, 2 * unit + 1].into_iter().chain(extra.iter().copied()).filter(|&x| x >= 1).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The dense cases generated from each kernel set's tile (`plan::Tile`, whose constants the
+/// ISA folders' tests tie to their own): every set this CPU runs, pointwise layers of `k`
+/// input channels, `n` output columns and `m` output channels around the tile's boundaries,
+/// exact against the reference, and the path taken asserted from the constants alone (the
+/// trace of `trace.rs`), so a changed constant or a decision that no longer reaches its
+/// kernel fails here.
+#[test]
+fn dense_paths_follow_the_tiles() {
+    use super::plan::{Target, Tile};
+    use super::trace;
+    for set in sets() {
+        let target = Target::host(set);
+        let t = Tile::dense(target);
+        let tile_cols = t.nr * t.panels;
+        for k in around(t.kc, &[t.kc / 2, t.kc / 2 + 1, 2 * t.kc + t.kc / 2, 3 * t.kc + 1]) {
+            for n in around(tile_cols, &[t.nr - 1, t.nr, t.nr + 1]) {
+                for m in around(t.mr, &[]) {
+                    let g = Geometry { cin: k, h: 1, w: n, kh: 1, kw: 1, stride: (1, 1), dilation: (1, 1), pads: [0; 4] };
+                    let w: Vec<i8> = data(k as u64 * 131 + n as u64, m * k).into_iter().map(|v| v.max(-127)).collect();
+                    let x = data(k as u64 + 7 * n as u64, k * n);
+                    let bias: Vec<i32> = (0..m as i32).map(|i| 11 * i - 40).collect();
+                    let rq = Requant::new((0..m).map(|i| 0.001 + 0.0003 * (i % 3) as f32).collect(), -2);
+                    let want = reference(&g, 1, &w, &bias, 4, &rq, &x);
+                    let conv = DenseQConv::with_kernels(set, g, &w, &bias, 4, rq).unwrap();
+                    assert_eq!(conv.kernel_set(), set);
+                    trace::take();
+                    let mut y = vec![0i8; want.len()];
+                    conv.run(&x, &mut y);
+                    let hits = trace::take();
+                    let case = format!("{set}: k {k}, n {n}, m {m}, paths {hits:?}");
+                    assert_eq!(y, want, "{case}");
+                    assert!(trace::took(&hits, "dense.pointwise"), "{case}");
+                    let full_block = m >= t.mr;
+                    let (rem_cols, rem_rows) = (n % t.nr, m % t.mr);
+                    match (set, target.arch) {
+                        (KernelSet::Portable, _) => assert!(trace::took(&hits, "portable.gemm"), "{case}"),
+                        (KernelSet::Avx2, _) => {
+                            assert_eq!(trace::took(&hits, "avx2.full"), full_block && n >= tile_cols, "{case}");
+                            assert_eq!(trace::took(&hits, "avx2.partial"), rem_rows != 0 || n % tile_cols != 0, "{case}");
+                            assert_eq!(trace::took(&hits, "avx2.one_panel"), n.div_ceil(t.nr) % 2 == 1, "{case}");
+                        }
+                        (KernelSet::Neon, super::Arch::Aarch64) => {
+                            let kb = k.div_ceil(t.kc);
+                            assert_eq!(trace::took(&hits, "neon.half"), kb >= 2 && (1..=t.kc / 2).contains(&(k % t.kc)), "{case}");
+                            assert_eq!(trace::took(&hits, "neon.full_tiles"), full_block && n >= t.nr, "{case}");
+                            assert_eq!(trace::took(&hits, "neon.cols"), rem_cols != 0, "{case}");
+                            assert_eq!(trace::took(&hits, "neon.partial"), rem_cols != 0 || rem_rows != 0, "{case}");
+                        }
+                        (KernelSet::Dotprod, _) => {
+                            assert_eq!(trace::took(&hits, "dot.full_tiles"), full_block && n >= t.nr, "{case}");
+                            assert_eq!(trace::took(&hits, "dot.cols"), (1..=t.nr / 2).contains(&rem_cols), "{case}");
+                            let wide_partial = rem_cols > t.nr / 2 || (rem_rows != 0 && n >= t.nr);
+                            assert_eq!(trace::took(&hits, "dot.partial"), wide_partial, "{case}");
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The plan's algorithm and depthwise form are what runs: a convolution planned in place
+/// takes the in-place kernel, one planned im2col the im2col path, and a depthwise layer the
+/// form its plan names (for every set this CPU runs, on the layers of the other tests).
+#[test]
+fn plans_are_what_runs() {
+    use super::plan::{DenseAlgorithm, DepthwiseForm};
+    use super::trace;
+    for (i, g) in [
+        geo(3, 20, 20, 3, 2, [1; 4], 1),
+        geo(12, 9, 9, 3, 1, [1; 4], 1),
+        geo(32, 9, 13, 3, 1, [1; 4], 1),
+        geo(32, 14, 14, 3, 2, [1; 4], 1),
+        geo(64, 7, 7, 1, 1, [0; 4], 1),
+        geo(16, 18, 19, 5, 1, [2; 4], 1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = 6;
+        let w: Vec<i8> = data(300 + i as u64, m * g.cin * g.kh * g.kw).into_iter().map(|v| v.max(-127)).collect();
+        let x = data(400 + i as u64, g.cin * g.h * g.w);
+        let rq = Requant::new(vec![0.001; m], 1);
+        for set in sets() {
+            let conv = DenseQConv::with_kernels(set, g, &w, &[0; 6], -1, rq.clone()).unwrap();
+            let (oh, ow) = conv.output_hw();
+            trace::take();
+            conv.run(&x, &mut vec![0i8; m * oh * ow]);
+            let hits = trace::take();
+            let path = match conv.plan().algorithm {
+                DenseAlgorithm::Pointwise => "dense.pointwise",
+                DenseAlgorithm::Im2col => "dense.im2col",
+                DenseAlgorithm::InPlace => "dense.in_place",
+            };
+            assert!(trace::took(&hits, path), "{set} {g:?}: planned {path}, ran {hits:?}");
+        }
+        let c = g.cin;
+        let wd: Vec<i8> = data(500 + i as u64, c * g.kh * g.kw).into_iter().map(|v| v.max(-127)).collect();
+        let rq = Requant::new(vec![0.002; c], 0);
+        for set in sets() {
+            let conv = DepthwiseQConv::with_kernels(set, g, &wd, &vec![0; c], 2, rq.clone()).unwrap();
+            let (oh, ow) = conv.output_hw();
+            trace::take();
+            conv.run(&x, &mut vec![0i8; c * oh * ow]);
+            let hits = trace::take();
+            let form = match conv.plan().form {
+                DepthwiseForm::Planes16 => "dw.planes16",
+                DepthwiseForm::Neon => "dw.neon",
+                DepthwiseForm::Dot => "dw.dot",
+            };
+            assert!(trace::took(&hits, form), "{set} {g:?}: planned {form}, ran {hits:?}");
+            assert_eq!(trace::took(&hits, "dw.flat"), conv.plan().flat, "{set} {g:?}");
+        }
+    }
+}

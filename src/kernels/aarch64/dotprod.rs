@@ -295,6 +295,9 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         let init: [int32x4_t; 16] = std::array::from_fn(|i| vdupq_n_s32(bs[i / 2]));
         // Packed panels' full tiles in one `asm!` loop; the rest tile by tile.
         let first = if rows == MR { panels.dot_full_tiles(ab, kb, quads, ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        if first > 0 {
+            trace!("dot.full_tiles");
+        }
         for p in first..panels.count() {
             let (cols_at, col0, cols) = panels.panel(p);
             let (b, koff, step) = super::Cols::parts(cols_at);
@@ -303,6 +306,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
             assert!(!koff.is_null() || step == NR * KC, "panels packed for another kernel");
             let dst = y.add(blk * MR * n + col0);
             if koff.is_null() && cols <= 4 {
+                trace!("dot.cols");
                 // Each column's 8 rows requantised with the rows' scales (lanes), plus zp,
                 // saturated to i8: the same operations on each value as below.
                 let acc = tile_cols(ab, b, kb, cols, quads);
@@ -320,9 +324,11 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
             }
             let acc = tile_asm(ab, b, koff, kb, init);
             if rows == MR && cols == NR {
+                trace!("dot.tile");
                 requant_store_tile(acc, ss.as_ptr(), zp, dst, n);
                 continue;
             }
+            trace!("dot.partial");
             // Row r's 8 columns: requantised, plus zp, saturated to i8 (as neon::requant4).
             for r in 0..rows {
                 let q0 = vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(acc[2 * r]), ss[r]));

@@ -134,6 +134,7 @@ impl<const STEP: usize, const NR: usize, const HALF: bool> Panels for PackedPane
             // Only NEON's GEMM calls this, on panels it packed.
             const { assert!(STEP == neon::NR * neon::KC) };
             if cols < neon::NR {
+                trace!("neon.cols");
                 neon::tile_cols(a, c.0, kb, cols)
             } else if HALF {
                 neon::tile_asm_half(a, c.0, kb)
@@ -524,6 +525,7 @@ impl DenseKernel for ArmDense {
         let rq = &l.requant;
         let n = l.oh * l.ow;
         if let Some(d) = &self.direct {
+            trace!("dense.in_place");
             let nr = if dot { dotprod::NR } else { neon::NR };
             d.panels(l.ow, c0, ncols, nr, panels);
             let p = d.direct_panels(shared, panels, nr);
@@ -546,8 +548,10 @@ impl DenseKernel for ArmDense {
             packed8.resize(len, 0);
         }
         let (src, stride, start): (&[i8], usize, usize) = if l.geo.is_pointwise() {
+            trace!("dense.pointwise");
             (x, n, c0)
         } else {
+            trace!("dense.im2col");
             im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, neon::evens);
             (cols, ncols, 0)
         };
@@ -571,6 +575,7 @@ impl DenseKernel for ArmDense {
                 // A last group of at most 8 real `k` after at least one full one: half its products.
                 let (packed, panel) = (packed8.as_ptr(), kb * neon::NR * neon::KC);
                 if kb >= 2 && (1..=neon::KC / 2).contains(&(l.k % neon::KC)) {
+                    trace!("neon.half");
                     let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }, true> { packed, panel, ncols, col0: c0 };
                     neon::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
                 } else {
@@ -624,8 +629,14 @@ impl DepthwiseKernel for ArmDepthwise {
         // trait's contract).
         unsafe {
             match &self.form {
-                Form::Dot(d) => planes::run(d, &self.plan, l, x, out, channels, work),
-                Form::Neon(d) => planes::run(d, &self.plan, l, x, out, channels, work),
+                Form::Dot(d) => {
+                    trace!("dw.dot");
+                    planes::run(d, &self.plan, l, x, out, channels, work)
+                }
+                Form::Neon(d) => {
+                    trace!("dw.neon");
+                    planes::run(d, &self.plan, l, x, out, channels, work)
+                }
             }
         }
     }
@@ -692,5 +703,20 @@ impl PlaneForm for neon::Depthwise {
         dst: &mut [i8],
     ) {
         self.channel(c, planes, taps, row_step, scale, zp, rows, cols, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{dotprod, neon};
+    use crate::kernels::plan::{Target, Tile};
+    use crate::kernels::KernelSet;
+
+    /// The planner's tiles (which the generated kernel tests take their cases from) are the
+    /// kernels' own constants.
+    #[test]
+    fn planner_tiles_are_the_kernels() {
+        assert_eq!(Tile::dense(Target::host(KernelSet::Neon)), Tile { mr: neon::MR, nr: neon::NR, kc: neon::KC, panels: 1 });
+        assert_eq!(Tile::dense(Target::host(KernelSet::Dotprod)), Tile { mr: dotprod::MR, nr: dotprod::NR, kc: dotprod::KC, panels: 1 });
     }
 }

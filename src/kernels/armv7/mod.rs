@@ -45,8 +45,10 @@ impl DenseKernel for Armv7Dense {
         // c0..c0 + ncols (the trait's contract).
         unsafe {
             if l.geo.is_pointwise() {
+                trace!("dense.pointwise");
                 neon::pack_b(x, l.k, n, c0, ncols, packed8);
             } else {
+                trace!("dense.im2col");
                 im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
                 neon::pack_b(cols, l.k, ncols, 0, ncols, packed8);
             }
@@ -80,6 +82,7 @@ impl DepthwiseKernel for Armv7Depthwise {
     }
 
     fn channels(&self, l: &DepthwiseLayer, x: &[i8], out: Out, channels: Range<usize>, work: &mut Work) {
+        trace!("dw.neon");
         // SAFETY: the table builds this form only when the CPU has NEON with 32 double
         // registers; this task alone writes the planes of `channels` (the trait's contract).
         unsafe { planes::run(&self.form, &self.plan, l, x, out, channels, work) }
@@ -132,5 +135,17 @@ fn stride2_phases<T>(planes: &mut [T], hp: usize, pw: usize, py: usize, pl: usiz
         (&mut p0[pl / 2..], &mut p1[pl / 2..])
     } else {
         (&mut p1[pl / 2..], &mut p0[pl.div_ceil(2)..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::kernels::plan::{Target, Tile};
+    use crate::kernels::KernelSet;
+
+    /// The planner's tile for armv7 NEON is the kernel's own constants.
+    #[test]
+    fn planner_tile_is_the_kernels() {
+        assert_eq!(Tile::dense(Target::host(KernelSet::Neon)), Tile { mr: super::neon::MR, nr: super::neon::NR, kc: super::neon::KC, panels: 1 });
     }
 }

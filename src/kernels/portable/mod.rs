@@ -136,9 +136,12 @@ impl DenseKernel for Dense {
             packed.resize(ncols.div_ceil(NR) * panel_len, 0);
         }
         let n = l.oh * l.ow;
+        trace!("portable.gemm");
         if l.geo.is_pointwise() {
+            trace!("dense.pointwise");
             pack_b(x, l.k, n, l.kp, c0, ncols, packed);
         } else {
+            trace!("dense.im2col");
             im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
             pack_b(cols, l.k, ncols, l.kp, 0, ncols, packed);
         }
@@ -239,6 +242,7 @@ impl Planes16 {
     /// zeros (split into column phases for strides above 1), then 16 outputs per tile in i32.
     #[inline(always)]
     pub(crate) fn channels(&self, l: &DepthwiseLayer, x: &[i8], y: Out, channels: Range<usize>, work: &mut Work) {
+        trace!("dw.planes16");
         let g = &l.geo;
         let (hp, wp) = (g.h + g.pads[0] + g.pads[2], g.w + g.pads[1] + g.pads[3]);
         let (sh, sw) = g.stride;

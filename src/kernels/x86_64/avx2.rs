@@ -31,9 +31,11 @@ impl Avx2Dense {
             packed.resize(ncols.div_ceil(NR) * panel_len, 0);
         }
         if l.geo.is_pointwise() {
+            trace!("dense.pointwise");
             // SAFETY: AVX2 is present (this function's contract).
             unsafe { pack_b_avx2(x, l.k, n, l.kp, c0, ncols, packed) };
         } else {
+            trace!("dense.im2col");
             im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
             // SAFETY: AVX2 is present (this function's contract).
             unsafe { pack_b_avx2(cols, l.k, ncols, l.kp, 0, ncols, packed) };
@@ -72,7 +74,11 @@ impl Avx2Dense {
                 };
                 let cols = (ncols - p * NR).min(if two { 2 * NR } else { NR });
                 let tile = [(c00, c01), (c10, c11), (c20, c21), (c30, c31)];
+                if !two {
+                    trace!("avx2.one_panel");
+                }
                 if cols == 2 * NR && (blk + 1) * MR <= l.m {
+                    trace!("avx2.full");
                     for (r, (lo, hi)) in tile.into_iter().enumerate() {
                         let row = blk * MR + r;
                         // SAFETY: this task owns columns col0.. of every row (see `run_par`); AVX2.
@@ -87,6 +93,7 @@ impl Avx2Dense {
                             _mm256_storeu_si256(acc[r].as_mut_ptr().add(NR) as *mut __m256i, hi);
                         }
                     }
+                    trace!("avx2.partial");
                     store_tile(l, &acc, blk * MR, col0 + p * NR, cols, n, y);
                 }
                 p += 2;

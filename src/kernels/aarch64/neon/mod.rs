@@ -482,15 +482,20 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
         let (bv, sv) = (vld1q_s32(bs.as_ptr()), vld1q_f32(ss.as_ptr()));
         // Packed panels' full tiles in one `asm!` loop; the rest tile by tile.
         let first = if rows == MR { panels.neon_full_tiles(ab, kb, bs.as_ptr(), ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        if first > 0 {
+            trace!("neon.full_tiles");
+        }
         let k = epilogue_constants(bs.as_ptr(), ss.as_ptr(), zp);
         for p in first..panels.count() {
             let (cols_at, col, cols) = panels.panel(p);
             let acc = panels.neon_tile(cols_at, ab, kb, cols);
             let dst = y.add(blk * MR * n + col);
             if rows == MR && cols == NR {
+                trace!("neon.tile");
                 requant_store_tile(acc, k, dst, n);
                 continue;
             }
+            trace!("neon.partial");
             // Row r's 4 partial sums per column, reduced pairwise: lanes = columns 0..4.
             let row = |r: usize| addp(addp(acc[r * NR], acc[r * NR + 1]), addp(acc[r * NR + 2], acc[r * NR + 3]));
             let q0 = requant4(row(0), vgetq_lane_s32::<0>(bv), vgetq_lane_f32::<0>(sv));
