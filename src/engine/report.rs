@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use super::{qconv, Engine};
+use super::{ops, Engine};
 use crate::error::{Error, Result};
 
 /// Time spent in one node of the plan, from [`Engine::profile`].
@@ -140,7 +140,7 @@ impl Engine {
                 }
             }
             // Weights held by edgenet's int8 kernels.
-            if let Some(q) = node.op_as::<qconv::EdgeQConv>() {
+            if let Some(q) = node.op_as::<ops::EdgeQConv>() {
                 let e = by_kind.entry(q.held_kind().to_string()).or_default();
                 e.0 += 1;
                 e.1 += q.held_bytes();
