@@ -65,3 +65,37 @@ fn closed_stdout_exits_0() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// `inspect` of an int8 file prints each int8 layer's kernel plan: this CPU's, and with
+/// `--kernels` another set's, planned for the architecture it belongs to (a Raspberry Pi 5's
+/// `dotprod` on a PC) without running it. An unknown set is a usage error.
+#[test]
+fn inspect_prints_the_int8_kernel_plan() {
+    let m = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/int8/mobilenet_v2_035_48.int8.onnx");
+    let run = |extra: &[&str]| -> String {
+        let out = Command::new(bin()).arg("inspect").arg(m).args(extra).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let lines = |s: &str| s.lines().filter(|l| l.contains(" on ") && (l.contains("gemm") || l.contains("depthwise") || l.contains("winograd"))).count();
+    let host = run(&[]);
+    assert!(host.contains("(this CPU)") && !host.contains("per-layer table unavailable"), "{host}");
+    // One plan line per quantized convolution or matmul of the file (its `ops:` line).
+    let count = |op: &str| -> usize {
+        let ops = host.lines().find(|l| l.starts_with("ops:")).unwrap();
+        ops.split_whitespace().find_map(|t| t.strip_prefix(op).and_then(|n| n.strip_prefix('×')).and_then(|n| n.parse().ok())).unwrap_or(0)
+    };
+    let layers = count("QLinearConv") + count("QLinearMatMul");
+    assert!(layers > 0 && lines(&host) == layers, "{layers} quantized nodes in the file:\n{host}");
+    assert!(host.contains(&format!("{layers} layers:")), "{host}");
+    let dot = run(&["--kernels", "dotprod"]);
+    assert!(dot.contains("int8 kernel plan for dotprod on aarch64"), "{dot}");
+    assert!(dot.contains("depthwise sdot") && dot.contains("gemm 8x8x4") && !dot.contains("4x16x2"), "{dot}");
+    assert_eq!(lines(&dot), lines(&host), "{dot}");
+    let neon = run(&["--kernels", "neon"]);
+    assert!(neon.contains("depthwise neon i16 tap groups") && neon.contains("gemm 4x4x16"), "{neon}");
+    let portable = run(&["--kernels", "portable"]);
+    assert!(portable.contains("depthwise i16 planes") && portable.contains("gemm 4x16x2"), "{portable}");
+    let out = Command::new(bin()).arg("inspect").arg(m).args(["--kernels", "sse9"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -60,6 +60,8 @@ struct Report {
     weights: Vec<WeightGroup>,
     weight_bytes: u64,
     plan: PlanJson,
+    /// Each int8 layer's kernel plan (set, algorithm, tile or form).
+    layers: Vec<edgenet::engine::LayerPlan>,
     heap: HeapJson,
     rss: Option<Rss>,
     binary: Option<Binary>,
@@ -192,6 +194,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     });
     // Measured: now the extra work of describing the model may allocate.
     let plan: PlanReport = engine.plan_report()?;
+    let layers = engine.layer_plans(None);
     let weights = match &model {
         super::ModelSource::File(path) => {
             let file = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -241,6 +244,7 @@ pub fn run(args: &FootprintArgs, out: &mut dyn Write) -> anyhow::Result<()> {
             activation_peak_bytes: plan.activation_peak_bytes,
             activation_peak_node: plan.activation_peak_node,
         },
+        layers,
         heap,
         rss,
         binary,
@@ -275,6 +279,10 @@ fn write_text(r: &Report, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "  constant values held by type facts besides: {} bytes", r.plan.fact_constant_bytes)?;
     }
     writeln!(out, "  activation memory (eval_tmp_memory_usage): {} at its peak, node {}", mib(r.plan.activation_peak_bytes), r.plan.activation_peak_node)?;
+    if !r.layers.is_empty() {
+        writeln!(out, "\nint8 kernel plan, {} layers:", r.layers.len())?;
+        super::inspect::write_layer_plans(&r.layers, out)?;
+    }
     if r.heap.measured {
         writeln!(out, "\nheap (counting allocator)      time      high-water      live after")?;
         for p in &r.heap.phases {

@@ -39,10 +39,16 @@ enum Command {
     /// Build a zoo network and write it as ONNX.
     #[cfg(feature = "tools")]
     Export(export::ExportArgs),
-    /// Describe an ONNX file: ops, parameters, MACs, per-layer table.
+    /// Describe an ONNX file: ops, parameters, MACs, per-layer table, and for an int8 file
+    /// the kernel plan of each layer.
     Inspect {
         /// The ONNX file.
         model: PathBuf,
+        /// Show the int8 kernel plan for this kernel set (portable, avx2, neon, dotprod)
+        /// instead of this CPU's: `neon` and `dotprod` plan for aarch64 (a Raspberry Pi 4 or 5)
+        /// on a PC. Planned, not run: the set need not run on this CPU.
+        #[arg(long, value_parser = parse_kernels)]
+        kernels: Option<edgenet::kernels::KernelSet>,
     },
     /// Classify image files: top-K labels and probabilities per image.
     Classify(classify::ClassifyArgs),
@@ -93,7 +99,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         #[cfg(feature = "tools")]
         Command::Export(args) => export::run(&args, &mut out),
-        Command::Inspect { model } => inspect::run(&model, &mut out),
+        Command::Inspect { model, kernels } => inspect::run(&model, kernels, &mut out),
         Command::Classify(args) => classify::run(&args, &mut out),
         #[cfg(feature = "tools")]
         Command::Demo(args) => demo::run(&args, &mut out),

@@ -8,8 +8,10 @@
 //! `report` add methods to the [`Engine`] defined here:
 //! - `load`: reading the ONNX file and moving its weights into tract's model;
 //! - `pool`: the output pool through which edgenet's ops write their outputs, knowing no op;
-//! - `qconv`: edgenet's int8 ops over [`crate::kernels`] and the rewrites that put them in
-//!   tract's model;
+//! - `spec`: the constants of the ONNX file's quantized nodes, which the int8 rewrites need;
+//! - `ops`: edgenet's int8 ops over [`crate::kernels`];
+//! - `rewrite`: the rewrites that put them in tract's model (the int8 path's only matches on
+//!   tract's op types), and the graph-patching helper `reuse` borrows;
 //! - `reuse`: edgenet versions of the tract ops an optimised int8 plan keeps;
 //! - `session`: [`Session`], which runs a plan again and again with the output pool;
 //! - `report`: [`Engine::profile`], [`Engine::describe_plan`], [`Engine::plan_report`].
@@ -26,13 +28,15 @@ use crate::error::{Error, Result};
 use crate::kernels::{KernelSet, ThreadPool};
 
 mod load;
+mod ops;
 mod pool;
-mod qconv;
 mod report;
 mod reuse;
+mod rewrite;
 mod session;
+mod spec;
 
-pub use report::{NodeTime, PlanReport};
+pub use report::{LayerPlan, NodeTime, PlanReport};
 pub use session::{NodeAllocations, RunAllocations, Session};
 
 /// How to prepare a model.
@@ -241,9 +245,9 @@ impl Engine {
         let output_name = proto.graph.as_ref().and_then(|g| g.output.first()).map(|o| o.name.clone()).unwrap_or_default();
         let kernels = KernelSet::select(opts.kernels).map_err(Error::Config)?;
         avoid_tract_amx_int8();
-        let (qconvs, skipped) = if opts.int8_kernels { qconv::collect(&proto) } else { Default::default() };
-        let quantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "QuantizeLinear") } else { Default::default() };
-        let dequantizers = if opts.int8_kernels { qconv::collect_quantize(&proto, "DequantizeLinear") } else { Default::default() };
+        let (qconvs, skipped) = if opts.int8_kernels { spec::collect(&proto) } else { Default::default() };
+        let quantizers = if opts.int8_kernels { spec::collect_quantize(&proto, "QuantizeLinear") } else { Default::default() };
+        let dequantizers = if opts.int8_kernels { spec::collect_quantize(&proto, "DequantizeLinear") } else { Default::default() };
         for (name, why) in &skipped {
             log::info!("{origin}: QLinearConv `{name}` stays with tract: {why}");
         }
@@ -281,21 +285,21 @@ impl Engine {
         let mut typed = model.into_typed().map_err(|e| onnx_err(origin, e))?;
         check_activations(&typed, origin, opts.memory_limit)?;
         if !qconvs.is_empty() {
-            let n = qconv::rewrite(&mut typed, &qconvs, origin, opts.winograd, kernels, &Arc::new(ThreadPool::new(opts.threads)))
+            let n = rewrite::rewrite(&mut typed, &qconvs, origin, opts.winograd, kernels, &Arc::new(ThreadPool::new(opts.threads)))
                 .map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());
         }
         if !quantizers.is_empty() {
-            let n = qconv::rewrite_quantize(&mut typed, &quantizers, kernels).map_err(|e| onnx_err(origin, e))?;
+            let n = rewrite::rewrite_quantize(&mut typed, &quantizers, kernels).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} QuantizeLinear on edgenet's quantizer", quantizers.len());
         }
         if !dequantizers.is_empty() {
-            let n = qconv::rewrite_dequantize(&mut typed, &dequantizers, kernels).map_err(|e| onnx_err(origin, e))?;
+            let n = rewrite::rewrite_dequantize(&mut typed, &dequantizers, kernels).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} DequantizeLinear on edgenet's dequantizer", dequantizers.len());
-            let n = qconv::fuse_qadd(&mut typed).map_err(|e| onnx_err(origin, e))?;
+            let n = rewrite::fuse_qadd(&mut typed).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} quantized residual additions fused");
             if !quantizers.is_empty() {
-                let n = qconv::fuse_lut(&mut typed).map_err(|e| onnx_err(origin, e))?;
+                let n = rewrite::fuse_lut(&mut typed).map_err(|e| onnx_err(origin, e))?;
                 log::debug!("{origin}: {n} int8 element-wise functions as lookup tables");
             }
         }

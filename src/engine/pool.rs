@@ -23,10 +23,11 @@
 //!
 //! This module knows no concrete op. An op takes part by implementing [`WriteOutput`] and
 //! evaluating through [`reuse_output_eval!`]; the modules that define such ops declare them in
-//! a list ([`PooledOps`]: `qconv::POOLED_OPS`, `reuse::POOLED_OPS`), and the session, which
-//! builds the [`SlotPlan`], hands the plan a predicate made of those lists. So the engine's
-//! modules depend on each other one way only: `pool` ← `qconv` ← `reuse` (which borrows
-//! `qconv`'s `replace_nodes`) ← `session`, and `mod.rs` over all of them.
+//! a list ([`PooledOps`]: `rewrite::POOLED_OPS` for the int8 ops of `ops`, `reuse::POOLED_OPS`),
+//! and the session, which builds the [`SlotPlan`], hands the plan a predicate made of those
+//! lists. So the engine's modules depend on each other one way only: `pool` ← `ops` ←
+//! `rewrite` ← `reuse` (which borrows `rewrite`'s `replace_nodes`) ← `session`, and `mod.rs`
+//! over all of them.
 
 use std::sync::Mutex;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use super::{qconv, Engine};
+use super::{ops, Engine};
 use crate::error::{Error, Result};
 
 /// Time spent in one node of the plan, from [`Engine::profile`].
@@ -140,7 +140,7 @@ impl Engine {
                 }
             }
             // Weights held by edgenet's int8 kernels.
-            if let Some(q) = node.op_as::<qconv::EdgeQConv>() {
+            if let Some(q) = node.op_as::<ops::EdgeQConv>() {
                 let e = by_kind.entry(q.held_kind().to_string()).or_default();
                 e.0 += 1;
                 e.1 += q.held_bytes();
@@ -204,5 +204,70 @@ impl Engine {
             activation_peak_bytes: peak.0,
             activation_peak_node: peak.1,
         })
+    }
+}
+
+/// One int8 convolution or matmul of a loaded model and how it runs (or would run with another
+/// kernel set): the per-layer plan `edgenet inspect` and `edgenet footprint` print.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LayerPlan {
+    /// The node's name in tract's plan (the ONNX node's name).
+    pub name: String,
+    /// `conv`, `depthwise` or `matmul`.
+    pub kind: &'static str,
+    /// Input channels, height and width.
+    pub input: [usize; 3],
+    /// Kernel height and width.
+    pub kernel: [usize; 2],
+    /// Strides (clamped where a larger one changes nothing).
+    pub stride: [usize; 2],
+    /// Output channels.
+    pub output_channels: usize,
+    /// Multiply-accumulates of the direct convolution.
+    pub macs: usize,
+    /// The kernel set and architecture the layer runs on.
+    pub target: String,
+    /// The algorithm, tile or form, and the reason for any fallback.
+    pub plan: String,
+}
+
+impl Engine {
+    /// The plan of every int8 convolution and matmul on edgenet's kernels, in the plan's order:
+    /// what runs in this engine, or, with `target`, what the planner chooses for that kernel
+    /// set and architecture (planned from the same layer facts, not built: a set this CPU
+    /// cannot run, e.g. `dotprod` on an x86-64 machine, can be planned). Empty for an f32
+    /// model.
+    pub fn layer_plans(&self, target: Option<crate::kernels::plan::Target>) -> Vec<LayerPlan> {
+        let model = self.plan.model();
+        let mut out = Vec::new();
+        for &id in self.plan.order_without_consts() {
+            let node = model.node(id);
+            let Some(q) = node.op_as::<ops::EdgeQConv>() else { continue };
+            let plan = match target {
+                Some(t) => match q.plan_for(t) {
+                    Some(p) => p,
+                    None => continue,
+                },
+                None => q.plan(),
+            };
+            let (g, m, matmul) = q.shape();
+            let kind = match plan {
+                _ if matmul => "matmul",
+                crate::kernels::plan::ConvPlan::Depthwise(_) => "depthwise",
+                _ => "conv",
+            };
+            out.push(LayerPlan {
+                name: node.name.clone(),
+                kind,
+                input: [g.cin, g.h, g.w],
+                kernel: [g.kh, g.kw],
+                stride: [g.stride.0, g.stride.1],
+                output_channels: m,
+                macs: q.macs(),
+                target: plan.target().to_string(),
+                plan: plan.describe(),
+            });
+        }
+        out
     }
 }

@@ -13,8 +13,8 @@
 //!   buffer that the pool still holds) → [`EdgeReshape`], a copy of a few kilobytes;
 //! - `OptMaxPool` on int8 (ResNet's stem) → [`EdgeMaxPool`].
 //!
-//! edgenet's int8 ops (in [`super::qconv`]) write through the pool too; this module uses
-//! `qconv`'s graph-patching helper, `qconv` nothing of this one.
+//! edgenet's int8 ops (in [`super::ops`]) write through the pool too; this module uses
+//! [`super::rewrite`]'s graph-patching helper, `rewrite` nothing of this one.
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
@@ -24,7 +24,7 @@ use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Reducer};
 
 use super::pool::{f32_values, f32_values_mut, i8_values, i8_values_mut, is, reuse_output_eval, PooledOps, WriteOutput};
-use super::qconv::{replace_nodes, Replacement};
+use super::rewrite::{replace_nodes, Replacement};
 
 /// This module's ops, which all write their output through the pool (see [`super::pool`]).
 pub(crate) const POOLED_OPS: PooledOps = &[is::<EdgeAdd>, is::<EdgeGlobalAvgPool>, is::<EdgeReshape>, is::<EdgeMaxPool>];

@@ -8,13 +8,13 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::plan::SimpleState;
 
 use super::pool::{OutputPool, SlotPlan};
-use super::{copy_first_output, qconv, reuse, Engine};
+use super::{copy_first_output, reuse, rewrite, Engine};
 use crate::error::{Error, Result};
 
 /// Whether `op` writes its output through the output pool and reads its inputs by `len()`:
-/// one of the ops [`qconv::POOLED_OPS`] and [`reuse::POOLED_OPS`] list.
+/// one of the ops [`rewrite::POOLED_OPS`] and [`reuse::POOLED_OPS`] list.
 fn writes_output(op: &dyn TypedOp) -> bool {
-    qconv::POOLED_OPS.iter().chain(reuse::POOLED_OPS).any(|is| is(op))
+    rewrite::POOLED_OPS.iter().chain(reuse::POOLED_OPS).any(|is| is(op))
 }
 
 /// A model run session that keeps tract's per-run state (`SimpleState`: op states, the value

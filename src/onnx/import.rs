@@ -8,6 +8,7 @@ use prost::Message;
 use tract_onnx::pb;
 
 use super::meta;
+use super::proto::{self, Attrs, ReadError};
 use crate::error::{Error, Result};
 use crate::graph::{ConvSpec, GraphBuilder, Padding, Pool2d, Tensor, TensorId, Weights};
 use crate::preprocess::Preprocess;
@@ -58,50 +59,27 @@ fn const_of(t: &pb::TensorProto, origin: &str) -> Result<Const> {
     }
     let dims: Vec<usize> =
         t.dims.iter().map(|&d| usize::try_from(d).map_err(|_| err(origin, format!("tensor `{name}` has a negative dimension {d}")))).collect::<Result<_>>()?;
-    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| err(origin, format!("tensor `{name}` is too large")))?;
-    let bad_len = |got: usize| err(origin, format!("tensor `{name}` has shape {dims:?} but {got} values"));
-    if t.data_type == DataType::Float as i32 {
-        let data: Vec<f32> = if !t.raw_data.is_empty() {
-            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-        } else {
-            t.float_data.clone()
-        };
-        if data.len() != n {
-            return Err(bad_len(data.len()));
+    let too_large = || err(origin, format!("tensor `{name}` is too large"));
+    let other_type = || err(origin, format!("tensor `{name}` has ONNX data type {}, edgenet reads float32 and int64", t.data_type));
+    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(too_large)?;
+    // The readers check the type and the dims again (as here, so they pass). A wrong count is
+    // named by the whole values the data holds; raw data with the right number of whole
+    // values and bytes left over, by its bytes.
+    let wrong = |e: ReadError| match e {
+        ReadError::Count { values, raw_bytes: Some(bytes) } if values == n => {
+            err(origin, format!("tensor `{name}` has shape {dims:?} but {bytes} bytes of raw data"))
         }
+        ReadError::Count { values, .. } => err(origin, format!("tensor `{name}` has shape {dims:?} but {values} values")),
+        ReadError::Dims => too_large(),
+        ReadError::Type => other_type(),
+    };
+    if t.data_type == DataType::Float as i32 {
+        let data = proto::read_f32(t).map_err(wrong)?;
         Ok(Const::F32(Tensor { shape: dims, data }))
     } else if t.data_type == DataType::Int64 as i32 {
-        let data: Vec<i64> = if !t.raw_data.is_empty() {
-            t.raw_data.chunks_exact(8).map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]])).collect()
-        } else {
-            t.int64_data.clone()
-        };
-        if data.len() != n {
-            return Err(bad_len(data.len()));
-        }
-        Ok(Const::I64(data))
+        Ok(Const::I64(proto::read_i64(t).map_err(wrong)?))
     } else {
-        Err(err(origin, format!("tensor `{name}` has ONNX data type {}, edgenet reads float32 and int64", t.data_type)))
-    }
-}
-
-struct Attrs<'a>(&'a [pb::AttributeProto]);
-
-impl Attrs<'_> {
-    fn get(&self, name: &str) -> Option<&pb::AttributeProto> {
-        self.0.iter().find(|a| a.name == name)
-    }
-    fn int(&self, name: &str, default: i64) -> i64 {
-        self.get(name).map_or(default, |a| a.i)
-    }
-    fn float(&self, name: &str, default: f32) -> f32 {
-        self.get(name).map_or(default, |a| a.f)
-    }
-    fn ints(&self, name: &str) -> Option<Vec<i64>> {
-        self.get(name).map(|a| a.ints.clone())
-    }
-    fn string(&self, name: &str) -> Option<String> {
-        self.get(name).map(|a| String::from_utf8_lossy(&a.s).into_owned())
+        Err(other_type())
     }
 }
 
@@ -142,7 +120,7 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
     let mut used_names = HashSet::new();
 
     for (index, node) in graph.node.iter().enumerate() {
-        let a = Attrs(&node.attribute);
+        let a = Attrs::of(node);
         let op = node.op_type.as_str();
         let what = || format!("node #{index} `{}` ({op})", node.name);
         let output = node.output.first().ok_or_else(|| err(origin, format!("{} has no output", what())))?.clone();
@@ -227,7 +205,7 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
             let shape = b.shape(x).to_vec();
             let axis = axis_of(a.int("axis", 0), shape.len())?;
             let n_out = node.output.len();
-            let sizes: Vec<usize> = match i64_const(1)?.or_else(|| a.ints("split")) {
+            let sizes: Vec<usize> = match i64_const(1)?.or_else(|| a.ints("split").map(<[i64]>::to_vec)) {
                 Some(v) => v.iter().map(|&s| usize::try_from(s).map_err(|_| err(origin, format!("{}: negative split {s}", what())))).collect::<Result<_>>()?,
                 None if n_out > 0 && shape[axis].is_multiple_of(n_out) => vec![shape[axis] / n_out; n_out],
                 None => return Err(err(origin, format!("{}: {} does not split evenly into {n_out}", what(), shape[axis]))),
@@ -245,11 +223,11 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
         }
         let pool = |avg: bool| -> Result<Pool2d> {
             let k = a.ints("kernel_shape").unwrap_or_default();
-            let s = a.ints("strides").unwrap_or(vec![1, 1]);
-            let p = a.ints("pads").unwrap_or(vec![0; 4]);
+            let s = a.ints("strides").unwrap_or(&[1, 1]);
+            let p = a.ints("pads").unwrap_or(&[0; 4]);
             let plain = a.string("auto_pad").is_none_or(|s| s.is_empty() || s == "NOTSET") && a.ints("dilations").is_none_or(|d| d.iter().all(|&x| x == 1));
             let u = |v: &[i64]| v.iter().map(|&x| usize::try_from(x).ok().filter(|&x| x < 1 << 16)).collect::<Option<Vec<usize>>>();
-            match (u(&k).as_deref(), u(&s).as_deref(), u(&p).as_deref(), plain) {
+            match (u(k).as_deref(), u(s).as_deref(), u(p).as_deref(), plain) {
                 (Some(&[kh, kw]), Some(&[sh, sw]), Some(&[t, l, bo, r]), true) => Ok(Pool2d {
                     kernel: [kh, kw],
                     stride: [sh, sw],
@@ -271,12 +249,12 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
                     return Err(err(origin, format!("{}: non-square kernel {kh}×{kw} is not supported", what())));
                 }
                 let stride =
-                    all_equal(&a.ints("strides").unwrap_or(vec![1, 1])).ok_or_else(|| err(origin, format!("{}: unequal strides are not supported", what())))?;
-                let dilation = all_equal(&a.ints("dilations").unwrap_or(vec![1, 1]))
-                    .ok_or_else(|| err(origin, format!("{}: unequal dilations are not supported", what())))?;
+                    all_equal(a.ints("strides").unwrap_or(&[1, 1])).ok_or_else(|| err(origin, format!("{}: unequal strides are not supported", what())))?;
+                let dilation =
+                    all_equal(a.ints("dilations").unwrap_or(&[1, 1])).ok_or_else(|| err(origin, format!("{}: unequal dilations are not supported", what())))?;
                 let padding = match a.string("auto_pad").as_deref() {
                     None | Some("NOTSET") | Some("") => {
-                        let p = a.ints("pads").unwrap_or(vec![0; 4]);
+                        let p = a.ints("pads").unwrap_or(&[0; 4]);
                         let p: Vec<usize> = p.iter().map(|&v| usize::try_from(v).unwrap_or(usize::MAX)).collect();
                         match p.as_slice() {
                             [t, l, b, r] if p.iter().all(|&v| v < 1 << 16) => Padding::Explicit([*t, *l, *b, *r]),
@@ -358,7 +336,7 @@ pub fn import_proto(proto: &pb::ModelProto, origin: &str) -> Result<Model> {
             "ReduceMean" => {
                 let x = tensor(0)?;
                 let rank = b.shape(x).len();
-                let axes = match i64_const(1)?.or_else(|| a.ints("axes")) {
+                let axes = match i64_const(1)?.or_else(|| a.ints("axes").map(<[i64]>::to_vec)) {
                     Some(v) => v,
                     None => (0..rank as i64).collect(),
                 };
@@ -671,5 +649,41 @@ fn input_dims(input: &pb::ValueInfoProto, origin: &str) -> Result<[usize; 4]> {
     match dims.as_slice() {
         [n, Some(c), Some(h), Some(w)] if n.is_none_or(|n| n == 1) => Ok([1, *c, *h, *w]),
         _ => Err(bad(format!("expected a fixed [1, C, H, W] shape, got {dims:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pb::tensor_proto::DataType;
+
+    fn message(r: Result<Const>) -> String {
+        match r {
+            Err(Error::Onnx { message, .. }) => message,
+            other => panic!("expected an ONNX error, got {other:?}"),
+        }
+    }
+
+    /// A constant's data must hold exactly what its dims say: a count that differs is named by
+    /// the values it holds, and raw data with bytes left over by its bytes (the shared reader
+    /// refuses them; before it, the importer dropped the trailing bytes).
+    #[test]
+    fn constants_hold_exactly_what_their_dims_say() {
+        let t = |data_type: DataType, dims: &[i64], raw: Vec<u8>| pb::TensorProto {
+            name: "c".into(),
+            data_type: data_type as i32,
+            dims: dims.to_vec(),
+            raw_data: raw,
+            ..Default::default()
+        };
+        let two: Vec<u8> = [0.5f32, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        assert!(matches!(const_of(&t(DataType::Float, &[2], two.clone()), "m"), Ok(Const::F32(x)) if x.data == [0.5, 2.0] && x.shape == [2]));
+        assert_eq!(message(const_of(&t(DataType::Float, &[3], two.clone()), "m")), "tensor `c` has shape [3] but 2 values");
+        assert_eq!(message(const_of(&t(DataType::Float, &[2], [&two[..], &[0]].concat()), "m")), "tensor `c` has shape [2] but 9 bytes of raw data");
+        assert_eq!(message(const_of(&t(DataType::Float, &[-1], two.clone()), "m")), "tensor `c` has a negative dimension -1");
+        assert_eq!(message(const_of(&t(DataType::Int32, &[2], two), "m")), "tensor `c` has ONNX data type 6, edgenet reads float32 and int64");
+        let longs = pb::TensorProto { int64_data: vec![1, -1], ..t(DataType::Int64, &[2], vec![]) };
+        assert!(matches!(const_of(&longs, "m"), Ok(Const::I64(v)) if v == [1, -1]));
+        assert_eq!(message(const_of(&pb::TensorProto { dims: vec![1], ..longs }, "m")), "tensor `c` has shape [1] but 2 values");
     }
 }

@@ -4,6 +4,7 @@
 #[cfg(feature = "tools")]
 mod export;
 mod import;
+pub(crate) mod proto;
 pub mod validate;
 
 #[cfg(feature = "tools")]

@@ -19,6 +19,7 @@ use std::collections::{HashMap, HashSet};
 
 use tract_onnx::pb;
 
+use super::proto::{self, Attrs};
 use crate::error::{Error, Result};
 
 /// Pads beyond this are refused: no classification network pads by more than a few pixels, and
@@ -195,14 +196,6 @@ fn check_input(input: &pb::ValueInfoProto, origin: &str, limits: &Limits) -> Res
     Ok(())
 }
 
-fn ints<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a [i64]> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.ints.as_slice())
-}
-
-fn int(node: &pb::NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
-}
-
 /// Strides, dilations, kernel sizes, pads and groups of convolutions and pools.
 fn check_attributes(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>, origin: &str) -> Result<()> {
     const CONVS: [&str; 4] = ["Conv", "ConvInteger", "QLinearConv", "ConvTranspose"];
@@ -213,22 +206,23 @@ fn check_attributes(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto
         return Ok(());
     }
     let bad = |attr: &str, m: String| err(origin, format!("{}: attribute `{attr}` {m}", node_name(node)));
+    let a = Attrs::of(node);
     for attr in ["strides", "dilations", "kernel_shape"] {
-        if let Some(v) = ints(node, attr) {
+        if let Some(v) = a.ints(attr) {
             if let Some(&x) = v.iter().find(|&&x| x < 1) {
                 return Err(bad(attr, format!("is {v:?}: each must be at least 1, not {x}")));
             }
         }
     }
     for attr in ["pads", "output_padding"] {
-        if let Some(v) = ints(node, attr) {
+        if let Some(v) = a.ints(attr) {
             if let Some(&x) = v.iter().find(|&&x| !(0..=MAX_PAD).contains(&x)) {
                 return Err(bad(attr, format!("is {v:?}: each must be between 0 and {MAX_PAD}, not {x}")));
             }
         }
     }
     if conv {
-        let group = int(node, "group").unwrap_or(1);
+        let group = a.int("group", 1);
         if group < 1 {
             return Err(bad("group", format!("is {group}: it must be at least 1")));
         }
@@ -242,14 +236,14 @@ fn check_attributes(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto
             if w.dims[0] % group != 0 {
                 return Err(bad("group", format!("is {group}, which does not divide the {} channels of weights `{}`", w.dims[0], w.name)));
             }
-            if let Some(k) = ints(node, "kernel_shape") {
+            if let Some(k) = a.ints("kernel_shape") {
                 if k != &w.dims[2..] {
                     return Err(bad("kernel_shape", format!("is {k:?}, but weights `{}` have shape {:?}", w.name, w.dims)));
                 }
             }
             let spatial = w.dims.len() - 2;
             for (attr, len) in [("strides", spatial), ("dilations", spatial), ("pads", 2 * spatial)] {
-                if let Some(v) = ints(node, attr) {
+                if let Some(v) = a.ints(attr) {
                     if v.len() != len {
                         return Err(bad(attr, format!("is {v:?}: {len} values expected for {spatial}-D weights")));
                     }
@@ -262,10 +256,9 @@ fn check_attributes(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto
     // residual Add of a 65,583-high map with a 12-high one never finished).
     if op != "ConvTranspose" && op != "MaxUnpool" {
         let w = if conv { node.input.get(if op == "QLinearConv" { 3 } else { 1 }).and_then(|n| inits.get(n.as_str())) } else { None };
-        let kernel: Option<Vec<i64>> =
-            ints(node, "kernel_shape").map(<[i64]>::to_vec).or_else(|| w.filter(|w| w.dims.len() >= 3).map(|w| w.dims[2..].to_vec()));
-        if let (Some(k), Some(p)) = (kernel, ints(node, "pads")) {
-            let d = ints(node, "dilations").map(<[i64]>::to_vec).unwrap_or_default();
+        let kernel: Option<Vec<i64>> = a.ints("kernel_shape").map(<[i64]>::to_vec).or_else(|| w.filter(|w| w.dims.len() >= 3).map(|w| w.dims[2..].to_vec()));
+        if let (Some(k), Some(p)) = (kernel, a.ints("pads")) {
+            let d = a.ints("dilations").map(<[i64]>::to_vec).unwrap_or_default();
             for (i, &pad) in p.iter().enumerate() {
                 let Some(&ki) = k.get(i % k.len().max(1)) else { continue };
                 let di = d.get(i % k.len().max(1)).copied().unwrap_or(1);
@@ -290,14 +283,9 @@ fn check_scales(node: &pb::NodeProto, inits: &HashMap<&str, &pb::TensorProto>, o
     };
     for &p in positions {
         let Some(t) = node.input.get(p).and_then(|n| inits.get(n.as_str())) else { continue };
-        if t.data_type != pb::tensor_proto::DataType::Float as i32 {
-            continue;
-        }
-        let values: Vec<f32> = if t.raw_data.is_empty() {
-            t.float_data.clone()
-        } else {
-            t.raw_data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-        };
+        // A scale that is not float is not checked here. `check_tensor` has checked every
+        // initializer's data against its dims already, so a float one reads.
+        let Ok(values) = proto::read_f32(t) else { continue };
         if let Some(v) = values.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
             return Err(err(origin, format!("{}: scale `{}` holds {v}: a quantization scale must be finite and positive", node_name(node), t.name)));
         }

@@ -104,6 +104,11 @@ impl WinogradQConv {
         self.target.set
     }
 
+    /// The kernel set and architecture of the pieces it runs.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
     /// Multiply-accumulates of the direct convolution this computes.
     pub fn macs(&self) -> usize {
         self.layer.m * self.layer.geo.cin * 9 * self.layer.oh * self.layer.ow

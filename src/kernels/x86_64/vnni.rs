@@ -1,0 +1,216 @@
+//! x86-64 AVX-512 VNNI dense int8 kernel (the `avx512vnni` set): `vpdpbusd` on zmm registers
+//! multiplies 64 unsigned bytes by 64 signed bytes and adds each group of 4 products into one
+//! of 16 i32 lanes — 64 multiply-adds per instruction, 4× AVX2's `vpmaddwd` on i16 pairs.
+//!
+//! `vpdpbusd` wants one operand unsigned: the activations are shifted by +128 into u8 when
+//! they are packed (`x ^ 0x80`), and the shift is removed exactly through the bias:
+//! `Σ_k (x + 128)·w = Σ_k x·w + 128·Σ_k w`, so the kernel's bias is the layer's folded bias
+//! minus `128·Σ_k w[m][k]` (modulo 2³², like the accumulation). Weights stay signed and are
+//! broadcast from memory into the instruction (`{1to16}`), 4 `k` of one row per lane.
+//!
+//! Layouts: weights `[m / 8][k / 4][8][4]` (a row block's 4 `k` of each of 8 rows together),
+//! columns `[panel of 16][k / 4][16][4]` u8. The register tile is 8 rows × 32 columns (16
+//! accumulators of 16 lanes: lanes are output columns, so each row's result is 16 contiguous
+//! output bytes); the epilogue requantises in registers with the same operations in the same
+//! order as [`Requant::one`](crate::kernels::Requant) and stores with a byte mask.
+
+use std::arch::x86_64::*;
+
+use crate::kernels::layers::DenseLayer;
+use crate::kernels::packing::{im2col, no_evens};
+use crate::kernels::tasks::{Out, Work};
+
+/// Rows (output channels) of the register tile.
+pub(crate) const MR: usize = 8;
+/// Columns of a packed panel (one zmm of i32 lanes).
+pub(crate) const NR: usize = 16;
+/// `k` per packed group (one `vpdpbusd` lane).
+pub(crate) const KC: usize = 4;
+
+/// The AVX-512 VNNI dense kernel: packed weights and the bias with the +128 shift removed.
+#[derive(Debug)]
+pub(crate) struct VnniDense {
+    /// `[m / MR][k / KC][MR][KC]`, zero past `m` and `k`.
+    a: Vec<i8>,
+    /// `layer.bias[m] − 128 · Σ_k w[m][k]`, then padded to whole row blocks.
+    bias: Vec<i32>,
+}
+
+impl VnniDense {
+    /// The kernel for a layer with `weights` (`[m][k]`).
+    pub(crate) fn new(l: &DenseLayer, weights: &[i8]) -> Self {
+        let a = crate::kernels::packing::pack_blocks(weights, l.m, l.k, MR, KC);
+        let mut bias: Vec<i32> = weights
+            .chunks_exact(l.k)
+            .zip(&l.bias)
+            .map(|(w, &b)| b.wrapping_sub(128i32.wrapping_mul(w.iter().map(|&v| i32::from(v)).sum::<i32>())))
+            .collect();
+        bias.resize(l.m.div_ceil(MR) * MR, 0);
+        VnniDense { a, bias }
+    }
+
+    /// Bytes of packed weights and shifted biases.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.a.len() + 4 * self.bias.len()
+    }
+
+    /// Columns `c0..c0 + ncols` of every output row: packed (from `x` directly when pointwise,
+    /// else through im2col), then multiplied.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW, VL and VNNI, and no other task accesses columns
+    /// `c0..c0 + ncols` of the rows of `out` meanwhile.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    pub(crate) unsafe fn block(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        let n = l.oh * l.ow;
+        let kb = l.k.div_ceil(KC);
+        let Work { packed8, cols, segs, .. } = work;
+        let len = ncols.div_ceil(NR) * kb * NR * KC;
+        // Only grown: packing writes every byte of the panels it fills.
+        if packed8.len() < len {
+            packed8.resize(len, 0);
+        }
+        if l.geo.is_pointwise() {
+            trace!("dense.pointwise");
+            pack_b(x, l.k, n, c0, ncols, packed8);
+        } else {
+            trace!("dense.im2col");
+            im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
+            pack_b(cols, l.k, ncols, 0, ncols, packed8);
+        }
+        // SAFETY: AVX-512 VNNI is present and this task owns columns c0.. (the contract).
+        unsafe { self.gemm(l, packed8, kb, c0, ncols, n, out) };
+    }
+
+    /// Every row block by the packed panels of columns `col0..col0 + ncols`, requantised into
+    /// `y` (rows of `n`).
+    ///
+    /// # Safety
+    /// As [`block`](Self::block)'s; `packed` holds the panels.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm(&self, l: &DenseLayer, packed: &[i8], kb: usize, col0: usize, ncols: usize, n: usize, y: Out) {
+        let panels = ncols.div_ceil(NR);
+        let panel_len = kb * NR * KC;
+        assert!(packed.len() >= panels * panel_len && self.a.len() >= l.m.div_ceil(MR) * kb * MR * KC);
+        let (dst, len) = y.raw();
+        assert!(l.m == 0 || ((l.m - 1) * n + col0 + ncols <= len && col0 + ncols <= n), "GEMM past the output");
+        let rq = &l.requant;
+        let (lo, hi, zp) = (_mm512_set1_ps(rq.lo), _mm512_set1_ps(rq.hi), _mm512_set1_epi32(rq.zero_point));
+        for blk in 0..l.m.div_ceil(MR) {
+            let rows = (l.m - blk * MR).min(MR);
+            // SAFETY: the block's weights lie within `a` (asserted above).
+            let a = unsafe { self.a.as_ptr().add(blk * kb * MR * KC) };
+            let mut p = 0;
+            while p < panels {
+                let two = p + 1 < panels;
+                // SAFETY: panels p (and p + 1 when `two`) lie within `packed` (asserted).
+                let b0 = unsafe { packed.as_ptr().add(p * panel_len) };
+                let acc = if two {
+                    trace!("vnni.two_panels");
+                    // SAFETY: as above; AVX-512 VNNI is present.
+                    unsafe { tile::<true>(a, b0, b0.add(panel_len), kb) }
+                } else {
+                    trace!("vnni.one_panel");
+                    // SAFETY: as above.
+                    unsafe { tile::<false>(a, b0, b0, kb) }
+                };
+                let cols = (ncols - p * NR).min(if two { 2 * NR } else { NR });
+                if rows < MR || cols < 2 * NR {
+                    trace!("vnni.partial");
+                }
+                for (r, pair) in acc.chunks_exact(2).enumerate().take(rows) {
+                    let row = blk * MR + r;
+                    let bias = _mm512_set1_epi32(self.bias[row]);
+                    let scale = _mm512_set1_ps(rq.scale[row]);
+                    for (h, &v) in pair.iter().enumerate() {
+                        let c = (cols.min((h + 1) * NR)).saturating_sub(h * NR);
+                        if c == 0 {
+                            break;
+                        }
+                        let f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(v, bias)), scale);
+                        let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(f, lo), hi)), zp);
+                        let bytes = _mm512_cvtsepi32_epi8(q);
+                        let mask: __mmask16 = if c == NR { 0xffff } else { (1u16 << c) - 1 };
+                        // SAFETY: row `row` (< m), columns col0 + p·NR + h·NR .. + c lie within
+                        // this task's columns of the output (asserted above).
+                        unsafe { _mm_mask_storeu_epi8(dst.add(row * n + col0 + p * NR + h * NR), mask, bytes) };
+                    }
+                }
+                p += 2;
+            }
+        }
+    }
+}
+
+/// The register tile: `Σ_k a[r][k] · b[k][j]` for the 8 rows of the weight block `a` and the
+/// 16 columns of panel `b0` (and of `b1` when `TWO`; otherwise those accumulators stay zero and
+/// `b1` is unread), over `kb` groups of 4 `k`. Returns `[r0 b0, r0 b1, r1 b0, …]`.
+///
+/// # Safety
+/// AVX-512 VNNI is present; `a` holds `kb · MR · KC` bytes, each panel `kb · NR · KC`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+#[inline]
+unsafe fn tile<const TWO: bool>(a: *const i8, b0: *const i8, b1: *const i8, kb: usize) -> [__m512i; 2 * MR] {
+    let mut acc = [_mm512_setzero_si512(); 2 * MR];
+    for g in 0..kb {
+        // SAFETY: g < kb: within `a` and the panels (the contract).
+        unsafe {
+            let v0 = _mm512_loadu_si512(b0.add(g * NR * KC) as *const __m512i);
+            let v1 = if TWO { _mm512_loadu_si512(b1.add(g * NR * KC) as *const __m512i) } else { v0 };
+            let w = a.add(g * MR * KC) as *const i32;
+            for r in 0..MR {
+                let wr = _mm512_set1_epi32(w.add(r).read_unaligned());
+                acc[2 * r] = _mm512_dpbusd_epi32(acc[2 * r], v0, wr);
+                if TWO {
+                    acc[2 * r + 1] = _mm512_dpbusd_epi32(acc[2 * r + 1], v1, wr);
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Packs columns `c0..c0 + ncols` of the `[k][stride]` int8 matrix `src` into panels of 16
+/// columns, `[panel][k / 4][16][4]`, each value shifted to u8 (`x ^ 0x80 = x + 128`); `k` past
+/// the last row and columns past `ncols` are filled with 0x80 (x = 0; their weights or stores
+/// are zero or skipped anyway).
+///
+/// # Panics
+/// If `src` or `packed` is too short.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
+fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncols: usize, packed: &mut [i8]) {
+    let kb = k.div_ceil(KC);
+    let panel_len = kb * NR * KC;
+    let flip = _mm_set1_epi8(-128);
+    for p in 0..ncols.div_ceil(NR) {
+        let pc = c0 + p * NR;
+        let width = (c0 + ncols - pc).min(NR);
+        let panel = &mut packed[p * panel_len..(p + 1) * panel_len];
+        for g in 0..kb {
+            // The group's 4 rows of 16 columns, shifted to u8 (missing rows and columns 0x80).
+            let row = |i: usize| -> __m128i {
+                let kk = g * KC + i;
+                if kk >= k {
+                    return flip;
+                }
+                let s = &src[kk * stride + pc..kk * stride + pc + width];
+                let mut buf = [0i8; NR];
+                buf[..width].copy_from_slice(s);
+                // SAFETY: `buf` holds 16 bytes.
+                _mm_xor_si128(unsafe { _mm_loadu_si128(buf.as_ptr() as *const __m128i) }, flip)
+            };
+            let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+            // Bytes of rows 0/1 and 2/3 interleaved, then their 16-bit pairs: column j's 4
+            // bytes together, columns in order.
+            let (a01, b01) = (_mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1));
+            let (a23, b23) = (_mm_unpacklo_epi8(r2, r3), _mm_unpackhi_epi8(r2, r3));
+            let q = [_mm_unpacklo_epi16(a01, a23), _mm_unpackhi_epi16(a01, a23), _mm_unpacklo_epi16(b01, b23), _mm_unpackhi_epi16(b01, b23)];
+            let dst = &mut panel[g * NR * KC..(g + 1) * NR * KC];
+            for (i, v) in q.into_iter().enumerate() {
+                // SAFETY: `dst` holds 64 bytes; each store writes 16 of them.
+                unsafe { _mm_storeu_si128(dst.as_mut_ptr().add(16 * i) as *mut __m128i, v) };
+            }
+        }
+    }
+}
