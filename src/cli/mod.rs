@@ -44,7 +44,7 @@ enum Command {
     Inspect {
         /// The ONNX file.
         model: PathBuf,
-        /// Show the int8 kernel plan for this kernel set (portable, avx2, neon, dotprod)
+        /// Show the int8 kernel plan for this kernel set (portable, avx2, avx512vnni, neon, dotprod)
         /// instead of this CPU's: `neon` and `dotprod` plan for aarch64 (a Raspberry Pi 4 or 5)
         /// on a PC. Planned, not run: the set need not run on this CPU.
         #[arg(long, value_parser = parse_kernels)]
@@ -238,7 +238,7 @@ pub(crate) struct EngineArgs {
     /// slower (results are identical either way).
     #[arg(long)]
     pub no_winograd: bool,
-    /// Force a set of int8 micro-kernels (portable, avx2, neon, dotprod) instead of the best
+    /// Force a set of int8 micro-kernels (portable, avx2, avx512vnni, neon, dotprod) instead of the best
     /// this CPU has; results are identical, speed is not (default: $EDGENET_KERNELS, else detected).
     #[arg(long, value_parser = parse_kernels)]
     pub kernels: Option<edgenet::kernels::KernelSet>,
@@ -263,5 +263,5 @@ impl EngineArgs {
 
 /// `--kernels NAME`: a kernel set by name (whether this CPU runs it is checked at load).
 fn parse_kernels(s: &str) -> Result<edgenet::kernels::KernelSet, String> {
-    edgenet::kernels::KernelSet::parse(s).ok_or_else(|| format!("unknown kernel set `{s}` (portable, avx2, neon, dotprod)"))
+    edgenet::kernels::KernelSet::parse(s).ok_or_else(|| format!("unknown kernel set `{s}` ({})", edgenet::kernels::KernelSet::names()))
 }

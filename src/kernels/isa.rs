@@ -12,6 +12,10 @@ pub enum KernelSet {
     Portable,
     /// x86-64 with AVX2 (`vpmaddwd` on i16 pairs).
     Avx2,
+    /// x86-64 with AVX-512 (F, BW, VL) and VNNI: the dense GEMM on `vpdpbusd` (64 int8
+    /// multiply-adds per zmm instruction, activations shifted to u8), the rest AVX2's.
+    /// Ice Lake and later Xeons and laptops, AMD Zen 4 and later.
+    Avx512Vnni,
     /// NEON: on aarch64 ARMv8.0 (Raspberry Pi 3/4, Cortex-A53/A72), widening multiply-accumulate
     /// (`smull`/`smlal2` into i16, `sadalp` into i32) on int8 operands; on armv7 (32-bit
     /// Raspberry Pi OS), when the CPU has NEON with 32 double registers, the same products in
@@ -68,21 +72,27 @@ impl fmt::Display for Arch {
     }
 }
 
-/// The environment variable that forces a kernel set (`portable`, `avx2`, `neon`, `dotprod`).
+/// The environment variable that forces a kernel set (`portable`, `avx2`, `avx512vnni`, `neon`, `dotprod`).
 pub const KERNELS_ENV: &str = "EDGENET_KERNELS";
 
 impl KernelSet {
     /// Every set, in order of preference within an architecture.
-    pub const ALL: [KernelSet; 4] = [KernelSet::Dotprod, KernelSet::Neon, KernelSet::Avx2, KernelSet::Portable];
+    pub const ALL: [KernelSet; 5] = [KernelSet::Dotprod, KernelSet::Neon, KernelSet::Avx512Vnni, KernelSet::Avx2, KernelSet::Portable];
 
     /// The set's name, as accepted by [`KernelSet::parse`].
     pub fn name(self) -> &'static str {
         match self {
             KernelSet::Portable => "portable",
             KernelSet::Avx2 => "avx2",
+            KernelSet::Avx512Vnni => "avx512vnni",
             KernelSet::Neon => "neon",
             KernelSet::Dotprod => "dotprod",
         }
+    }
+
+    /// Every set's name, comma-separated (for messages).
+    pub fn names() -> String {
+        KernelSet::ALL.iter().rev().map(|k| k.name()).collect::<Vec<_>>().join(", ")
     }
 
     /// The set named `s` (case-insensitive), if any.
@@ -97,6 +107,14 @@ impl KernelSet {
             KernelSet::Portable => true,
             #[cfg(target_arch = "x86_64")]
             KernelSet::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            KernelSet::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
             // NEON is part of the aarch64 baseline.
             #[cfg(target_arch = "aarch64")]
             KernelSet::Neon => true,
@@ -129,7 +147,7 @@ impl KernelSet {
             Some(set) => set,
             None => match std::env::var(KERNELS_ENV) {
                 Ok(v) if !v.trim().is_empty() => {
-                    KernelSet::parse(&v).ok_or_else(|| format!("{KERNELS_ENV}={v:?} is not a kernel set (portable, avx2, neon, dotprod)"))?
+                    KernelSet::parse(&v).ok_or_else(|| format!("{KERNELS_ENV}={v:?} is not a kernel set ({})", KernelSet::names()))?
                 }
                 _ => return Ok(KernelSet::detect()),
             },
@@ -198,7 +216,7 @@ mod tests {
             Ok(v) => v.trim().to_string(),
             Err(_) => {
                 #[cfg(target_arch = "x86_64")]
-                let set = if std::arch::is_x86_feature_detected!("avx2") { "avx2" } else { "portable" };
+                let set = x86_sets_from_cpuinfo().first().copied().unwrap_or("portable");
                 #[cfg(target_arch = "aarch64")]
                 let set = if std::arch::is_aarch64_feature_detected!("dotprod") { "dotprod" } else { "neon" };
                 #[cfg(target_arch = "arm")]
@@ -209,6 +227,38 @@ mod tests {
             }
         };
         assert_eq!(KernelSet::detect().name(), want, "kernel set detected on this CPU");
+    }
+
+    /// The x86-64 sets this CPU's flags in `/proc/cpuinfo` say it runs, best first: read
+    /// independently of `is_x86_feature_detected!`, so that a detection that misses a set
+    /// fails the tests instead of leaving that set untested.
+    #[cfg(target_arch = "x86_64")]
+    fn x86_sets_from_cpuinfo() -> Vec<&'static str> {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let flags: Vec<&str> = info.lines().find(|l| l.starts_with("flags")).map(|l| l.split_whitespace().collect()).unwrap_or_default();
+        let has = |f: &str| flags.contains(&f);
+        let mut sets = Vec::new();
+        if ["avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"].iter().all(|f| has(f)) {
+            sets.push("avx512vnni");
+        }
+        if has("avx2") {
+            sets.push("avx2");
+        }
+        sets
+    }
+
+    /// Every kernel set this CPU supports is one the kernel tests run (they take
+    /// `KernelSet::available`): printed, and checked against the CPU's own flags on x86-64.
+    #[test]
+    fn every_set_the_cpu_has_is_tested() {
+        let runs: Vec<&str> = KernelSet::ALL.into_iter().filter(|k| k.available()).map(|k| k.name()).collect();
+        eprintln!("int8 kernel sets tested on this CPU: {}", runs.join(", "));
+        #[cfg(target_arch = "x86_64")]
+        if std::path::Path::new("/proc/cpuinfo").exists() {
+            let mut want = x86_sets_from_cpuinfo();
+            want.push("portable");
+            assert_eq!(runs, want, "the sets this CPU's flags allow");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!   in place, Winograd, a depthwise form), the tile, and how the work splits into tasks. It is
 //!   pure: `edgenet inspect --kernels SET` prints the plan for another machine's set.
 //! - **Instruction-set folders**, each implementing the traits of `layers.rs`:
-//!   `portable/` (the reference every set is tested against), `x86_64/` (AVX2), `aarch64/`
+//!   `portable/` (the reference every set is tested against), `x86_64/` (AVX2, AVX-512 VNNI), `aarch64/`
 //!   (`neon/` for ARMv8.0, the Raspberry Pi 4's Cortex-A72; `dotprod.rs` for ARMv8.2 `sdot`, the
 //!   Pi 5's Cortex-A76), `armv7/` (32-bit Raspberry Pi OS, NEON in `asm!`).
 //! - **Shared helpers** below the folders: `geometry.rs`, `requant.rs`, `packing.rs` (im2col,
@@ -27,7 +27,7 @@
 //! Imports go one way: ops → table → instruction-set folders → shared helpers.
 //!
 //! Which micro-kernels run is a [`KernelSet`], detected once from the CPU ([`KernelSet::detect`])
-//! and chosen when a model is loaded; `EDGENET_KERNELS=portable|avx2|neon|dotprod` (or
+//! and chosen when a model is loaded; `EDGENET_KERNELS=portable|avx2|avx512vnni|neon|dotprod` (or
 //! `EngineOptions::kernels`) forces one for tests and A/B runs. Weights are packed once, at
 //! load, in the layout of the chosen set.
 //!

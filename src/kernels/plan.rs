@@ -38,7 +38,7 @@ impl Target {
             KernelSet::Portable => Arch::HOST,
             KernelSet::Neon if matches!(Arch::HOST, Arch::Aarch64 | Arch::Armv7) => Arch::HOST,
             KernelSet::Neon | KernelSet::Dotprod => Arch::Aarch64,
-            KernelSet::Avx2 => Arch::X86_64,
+            KernelSet::Avx2 | KernelSet::Avx512Vnni => Arch::X86_64,
         };
         Target { arch, set }
     }
@@ -66,12 +66,14 @@ pub struct Tile {
 
 impl Tile {
     /// The dense tile of `target`: the i16-pair layout (portable and AVX2: `vpmaddwd`), NEON's
-    /// 4 × 4 × 16 on aarch64 and 4 × 2 × 16 on armv7, the dot product's 8 × 8 × 4.
+    /// 4 × 4 × 16 on aarch64 and 4 × 2 × 16 on armv7, the dot product's 8 × 8 × 4, AVX-512
+    /// VNNI's 8 rows × 2 panels of 16 columns × 4.
     pub fn dense(target: Target) -> Tile {
         match (target.set, target.arch) {
             (KernelSet::Neon, Arch::Aarch64) => Tile { mr: 4, nr: 4, kc: 16, panels: 1 },
             (KernelSet::Neon, Arch::Armv7) => Tile { mr: 4, nr: 2, kc: 16, panels: 1 },
             (KernelSet::Dotprod, Arch::Aarch64) => Tile { mr: 8, nr: 8, kc: 4, panels: 1 },
+            (KernelSet::Avx512Vnni, Arch::X86_64) => Tile { mr: 8, nr: 16, kc: 4, panels: 2 },
             _ => Tile { mr: PAIR_MR, nr: PAIR_NR, kc: 2, panels: 2 },
         }
     }
@@ -281,6 +283,9 @@ pub fn winograd_pays(target: Target, facts: &LayerFacts) -> bool {
     let geo = &facts.geo;
     let channels = match (target.set, target.arch) {
         (KernelSet::Avx2 | KernelSet::Portable, _) => 32,
+        // `vpdpbusd` does 4× `vpmaddwd`'s multiply-adds per instruction: Winograd's i16 GEMM
+        // (2.25× fewer products at `vpmaddwd`'s rate) loses to the dense VNNI kernel.
+        (KernelSet::Avx512Vnni, _) => return false,
         (KernelSet::Neon, Arch::Aarch64) => 64,
         // armv7: Winograd has only its portable form there, slower than the dense NEON kernel.
         (KernelSet::Neon | KernelSet::Dotprod, _) => return false,
@@ -300,7 +305,7 @@ pub const WINOGRAD_MAX_CIN: usize = 3640;
 /// product, whose dense kernel the planner prefers), or the portable code.
 pub fn winograd_target(target: Target) -> Target {
     let set = match (target.set, target.arch) {
-        (KernelSet::Avx2, Arch::X86_64) => KernelSet::Avx2,
+        (KernelSet::Avx2 | KernelSet::Avx512Vnni, Arch::X86_64) => KernelSet::Avx2,
         (KernelSet::Neon | KernelSet::Dotprod, Arch::Aarch64) => KernelSet::Neon,
         _ => KernelSet::Portable,
     };
@@ -327,6 +332,9 @@ pub fn depthwise(target: Target, facts: &LayerFacts) -> DepthwisePlan {
         (KernelSet::Dotprod, Arch::Aarch64) => (KernelSet::Neon, DepthwiseForm::Neon, Some("the dot-product form takes strides 1 and 2, no dilation, kw <= 8")),
         (KernelSet::Neon, Arch::Aarch64 | Arch::Armv7) => (KernelSet::Neon, DepthwiseForm::Neon, None),
         (KernelSet::Avx2, Arch::X86_64) => (KernelSet::Avx2, DepthwiseForm::Planes16, None),
+        // AVX2's form: the portable planes compiled for AVX-512 measured no faster on the
+        // development VM (AMD EPYC, whose zmm operations are two ymm halves).
+        (KernelSet::Avx512Vnni, Arch::X86_64) => (KernelSet::Avx2, DepthwiseForm::Planes16, None),
         _ => portable(None),
     };
     let phases = if form == DepthwiseForm::Dot { 1 } else { geo.stride.1.max(1) };

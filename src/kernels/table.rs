@@ -29,6 +29,8 @@ pub(crate) fn dense(plan: &DensePlan, layer: &DenseLayer, weights: &[i8]) -> Box
     match runnable(plan.target) {
         #[cfg(target_arch = "x86_64")]
         KernelSet::Avx2 => Box::new(super::x86_64::Avx2Dense::new(layer, weights)),
+        #[cfg(target_arch = "x86_64")]
+        KernelSet::Avx512Vnni => Box::new(super::x86_64::vnni::VnniDense::new(layer, weights)),
         #[cfg(target_arch = "aarch64")]
         set @ (KernelSet::Neon | KernelSet::Dotprod) => Box::new(super::aarch64::ArmDense::new(set, plan, layer, weights)),
         #[cfg(target_arch = "arm")]
@@ -77,7 +79,7 @@ pub(crate) fn elementwise(set: KernelSet) -> &'static Elementwise {
     }
     match set {
         #[cfg(target_arch = "x86_64")]
-        KernelSet::Avx2 => &super::x86_64::ELEMENTWISE,
+        KernelSet::Avx2 | KernelSet::Avx512Vnni => &super::x86_64::ELEMENTWISE,
         #[cfg(target_arch = "aarch64")]
         KernelSet::Neon | KernelSet::Dotprod => &super::aarch64::neon::ELEMENTWISE,
         _ => &portable::ELEMENTWISE,

@@ -366,8 +366,12 @@ fn depthwise_matches_reference() {
         for set in sets() {
             let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, -11, rq.clone()).unwrap();
             // Every set has a depthwise kernel of its own for these layers (the dot product
-            // none with dilation: NEON's then).
-            let used = if set == KernelSet::Dotprod && g.dilation != (1, 1) { KernelSet::Neon } else { set };
+            // none with dilation: NEON's then; AVX-512 VNNI's depthwise is AVX2's).
+            let used = match set {
+                KernelSet::Dotprod if g.dilation != (1, 1) => KernelSet::Neon,
+                KernelSet::Avx512Vnni => KernelSet::Avx2,
+                set => set,
+            };
             assert_eq!(conv.kernel_set(), used, "{g:?}");
             let (oh, ow) = conv.output_hw();
             let mut y = vec![0i8; c * oh * ow];
@@ -536,6 +540,11 @@ fn dense_paths_follow_the_tiles() {
                     let (rem_cols, rem_rows) = (n % t.nr, m % t.mr);
                     match (set, target.arch) {
                         (KernelSet::Portable, _) => assert!(trace::took(&hits, "portable.gemm"), "{case}"),
+                        (KernelSet::Avx512Vnni, _) => {
+                            assert_eq!(trace::took(&hits, "vnni.partial"), rem_rows != 0 || n % tile_cols != 0, "{case}");
+                            assert_eq!(trace::took(&hits, "vnni.one_panel"), n.div_ceil(t.nr) % 2 == 1, "{case}");
+                            assert_eq!(trace::took(&hits, "vnni.two_panels"), n > t.nr, "{case}");
+                        }
                         (KernelSet::Avx2, _) => {
                             assert_eq!(trace::took(&hits, "avx2.full"), full_block && n >= tile_cols, "{case}");
                             assert_eq!(trace::took(&hits, "avx2.partial"), rem_rows != 0 || n % tile_cols != 0, "{case}");

@@ -67,6 +67,7 @@ pub(crate) trait WinogradIsa {
     ///
     /// # Safety
     /// The CPU has the set's instructions; no other task writes those outputs meanwhile.
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     unsafe fn output(l: &WinogradLayer, acc: &[i32], row0: usize, tile_y: &[u32], tile_x: &[u32], t0: usize, n: usize, out: Out) {
         l.output(acc, row0, tile_y, tile_x, t0, n, out)
@@ -79,6 +80,7 @@ pub(crate) struct Portable;
 impl WinogradIsa for Portable {
     const SIMD_TRANSFORM: bool = false;
 
+    #[inline(always)]
     unsafe fn tile(a: &[u32], b: &[u32], kh: usize, two: bool, acc: &mut [i32; MR * TILES]) {
         tile_portable(a, b, kh, two, acc)
     }
@@ -370,6 +372,7 @@ impl WinogradLayer {
 }
 
 /// `U = G' g G'ᵀ` with `G' = [[2,0,0],[1,1,1],[1,−1,1],[0,0,2]]`, row-major 4×4.
+#[inline]
 pub(crate) fn transform_weights(g: &[i8]) -> [i16; 16] {
     let gp: [[i32; 3]; 4] = [[2, 0, 0], [1, 1, 1], [1, -1, 1], [0, 0, 2]];
     let mut t = [[0i32; 3]; 4];

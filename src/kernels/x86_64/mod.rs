@@ -1,8 +1,10 @@
-//! x86-64 kernels: the `avx2` set. Its dense GEMM has AVX2 micro-kernels of its own
-//! ([`avx2`]); its depthwise and element-wise kernels are the portable code compiled with AVX2
-//! enabled; Winograd's transforms and tile are AVX2 ([`winograd`]).
+//! x86-64 kernels: the `avx2` and `avx512vnni` sets. The `avx2` dense GEMM has AVX2
+//! micro-kernels of its own ([`avx2`]); its depthwise and element-wise kernels are the portable
+//! code compiled with AVX2 enabled; Winograd's transforms and tile are AVX2 ([`winograd`]). The
+//! `avx512vnni` set has its own dense GEMM ([`vnni`]) and takes the rest from `avx2`.
 
 pub(crate) mod avx2;
+pub(crate) mod vnni;
 pub(crate) mod winograd;
 
 use std::ops::Range;
@@ -95,3 +97,37 @@ avx2_copy! {
 
 /// The element-wise kernels of the `avx2` set (table lookups stay portable).
 pub(crate) const ELEMENTWISE: Elementwise = Elementwise { quantize, dequantize, quantized_add, lookup: portable::lookup_body };
+
+impl DenseKernel for vnni::VnniDense {
+    fn held_bytes(&self) -> usize {
+        vnni::VnniDense::held_bytes(self)
+    }
+
+    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        // SAFETY: the table builds this kernel only when the CPU has AVX-512 F, BW, VL and
+        // VNNI (`table::dense`, `KernelSet::available`); this task alone accesses columns
+        // c0..c0 + ncols (the trait's contract).
+        unsafe { vnni::VnniDense::block(self, l, x, c0, ncols, work, out) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::kernels::plan::{self, LayerFacts, Target, Tile};
+    use crate::kernels::{Geometry, KernelSet, Requant};
+
+    /// The planner's tiles (which the generated kernel tests take their cases from) are the
+    /// kernels' own constants, and VNNI never plans Winograd (its dense kernel does 4× the
+    /// multiply-adds per instruction of Winograd's i16 GEMM).
+    #[test]
+    fn planner_tiles_are_the_kernels() {
+        use super::vnni;
+        assert_eq!(Tile::dense(Target::host(KernelSet::Avx512Vnni)), Tile { mr: vnni::MR, nr: vnni::NR, kc: vnni::KC, panels: 2 });
+        assert_eq!(Tile::dense(Target::host(KernelSet::Avx2)), Tile { mr: plan::PAIR_MR, nr: plan::PAIR_NR, kc: 2, panels: 2 });
+        let g = Geometry { cin: 256, h: 14, w: 14, kh: 3, kw: 3, stride: (1, 1), dilation: (1, 1), pads: [1; 4] };
+        let facts = LayerFacts::new(g, 256, &[1; 9], &Requant::new(vec![1.0], 0));
+        assert!(plan::winograd_pays(Target::host(KernelSet::Avx2), &facts));
+        assert!(!plan::winograd_pays(Target::host(KernelSet::Avx512Vnni), &facts));
+        assert_eq!(Target::for_set(KernelSet::Avx512Vnni), Target::host(KernelSet::Avx512Vnni));
+    }
+}

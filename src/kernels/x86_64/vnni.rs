@@ -40,11 +40,8 @@ impl VnniDense {
     /// The kernel for a layer with `weights` (`[m][k]`).
     pub(crate) fn new(l: &DenseLayer, weights: &[i8]) -> Self {
         let a = crate::kernels::packing::pack_blocks(weights, l.m, l.k, MR, KC);
-        let mut bias: Vec<i32> = weights
-            .chunks_exact(l.k)
-            .zip(&l.bias)
-            .map(|(w, &b)| b.wrapping_sub(128i32.wrapping_mul(w.iter().map(|&v| i32::from(v)).sum::<i32>())))
-            .collect();
+        let mut bias: Vec<i32> =
+            weights.chunks_exact(l.k).zip(&l.bias).map(|(w, &b)| b.wrapping_sub(128i32.wrapping_mul(w.iter().map(|&v| i32::from(v)).sum::<i32>()))).collect();
         bias.resize(l.m.div_ceil(MR) * MR, 0);
         VnniDense { a, bias }
     }
@@ -195,8 +192,14 @@ fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncols: usize, packed: 
                     return flip;
                 }
                 let s = &src[kk * stride + pc..kk * stride + pc + width];
+                if width == NR {
+                    // SAFETY: `s` holds 16 bytes.
+                    return _mm_xor_si128(unsafe { _mm_loadu_si128(s.as_ptr() as *const __m128i) }, flip);
+                }
                 let mut buf = [0i8; NR];
-                buf[..width].copy_from_slice(s);
+                for (d, &v) in buf.iter_mut().zip(s) {
+                    *d = v;
+                }
                 // SAFETY: `buf` holds 16 bytes.
                 _mm_xor_si128(unsafe { _mm_loadu_si128(buf.as_ptr() as *const __m128i) }, flip)
             };
