@@ -519,8 +519,9 @@ mod tests {
     }
 
     /// The int8 fixture of tests/data/int8 (a small MobileNetV2 quantized by edgenet) gives the
-    /// logits onnxruntime gave on x86-64, within one output step, on this architecture too;
-    /// tests/quantize.rs keeps the fixture honest against onnxruntime.
+    /// logits onnxruntime gave on x86-64, within one output step, on this architecture too,
+    /// with every kernel set this CPU runs (forced one by one); tests/quantize.rs keeps the
+    /// fixture honest against onnxruntime.
     #[test]
     fn int8_fixture_matches_onnxruntime_logits_on_this_architecture() {
         crate::engine::avoid_tract_amx_int8();
@@ -529,12 +530,15 @@ mod tests {
         let x = f32s(include_bytes!("../../tests/data/int8/input.f32"));
         let want = f32s(include_bytes!("../../tests/data/int8/ort_logits.f32"));
         let step: f32 = include_str!("../../tests/data/int8/output_step.txt").trim().parse().unwrap();
-        for threads in [1, 2] {
-            let engine = Engine::from_bytes(bytes, "fixture", &EngineOptions { threads, ..Default::default() }).unwrap();
-            assert!(engine.describe_plan().contains("EdgeQConv"));
-            let got = engine.run(&x).unwrap();
-            let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(d <= step * 1.001, "{threads} threads: logits differ from onnxruntime's by {d} (step {step})");
+        for set in KernelSet::ALL.into_iter().filter(|k| k.available()) {
+            for threads in [1, 2] {
+                let engine = Engine::from_bytes(bytes, "fixture", &EngineOptions { threads, kernels: Some(set), ..Default::default() }).unwrap();
+                assert_eq!(engine.kernel_set(), set);
+                assert!(engine.describe_plan().contains("EdgeQConv"));
+                let got = engine.run(&x).unwrap();
+                let d = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                assert!(d <= step * 1.001, "{set}, {threads} threads: logits differ from onnxruntime's by {d} (step {step})");
+            }
         }
     }
 
