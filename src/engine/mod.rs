@@ -14,7 +14,8 @@
 //!   tract's op types), and the graph-patching helper `reuse` borrows;
 //! - `reuse`: edgenet versions of the tract ops an optimised int8 plan keeps;
 //! - `session`: [`Session`], which runs a plan again and again with the output pool;
-//! - `report`: [`Engine::profile`], [`Engine::describe_plan`], [`Engine::plan_report`].
+//! - `report`: [`Engine::profile`], [`Engine::describe_plan`], [`Engine::plan_report`],
+//!   [`Engine::layer_plans`] (each int8 layer's kernel plan, also for another kernel set).
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -164,7 +164,7 @@ impl KernelSet {
     }
 }
 
-/// Whether this armv7 CPU has NEON and 32 double registers (`arm/neon.rs` uses `d16`–`d31`),
+/// Whether this armv7 CPU has NEON and 32 double registers (`armv7/neon.rs` uses `d16`–`d31`),
 /// from the kernel's hardware capabilities: `is_arm_feature_detected!` is not stable Rust.
 #[cfg(target_arch = "arm")]
 fn armv7_neon() -> bool {

@@ -164,9 +164,10 @@ macro_rules! sdot_tile {
 /// its two accumulators): `acc[2·r + h]` holds columns `4h..4h + 4` of row `r`. For a packed panel
 /// (groups of `NR · KC` bytes one after the other, `koff` null) or one read in place (group `g`
 /// at `b + koff[g]`). In `asm!`: `ld1` of two or four registers with post-increment loads the
-/// weights of one or two groups in one instruction, and the loop takes two groups per
-/// iteration, so two packed groups cost 36 instructions (32 `sdot`), against about 44 in the
-/// loop of intrinsics it replaced (8 loads, address arithmetic).
+/// weights of one or two groups in one instruction, and the loop takes four groups per
+/// iteration (after a single group and a pair, by the count's low bits; two packed groups cost
+/// 36 instructions, 32 of them `sdot`), against about 44 per two groups in the loop of
+/// intrinsics it replaced (8 loads, address arithmetic).
 ///
 /// # Safety
 /// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes; `b` for
@@ -220,8 +221,8 @@ macro_rules! sdot_col_products {
 /// count that is not a multiple of 8 (a 14×14 layer's 196 columns end with 4, a 7×7 layer's 49
 /// with 1): the 8 rows against those columns only, by the columns' elements, so the
 /// accumulators hold columns (`acc[2c + h]`: rows `4h..4h + 4` of column `c`, from `init`, the
-/// rows' biases). Two packed groups cost `4 + 4 · cols` instructions where the 8×8 tile's cost
-/// 36. Accumulators of columns past `cols` keep `init`.
+/// rows' biases). Two packed groups cost `4 + 4 · cols` instructions where the 8×8 tile's
+/// cost about 36. Accumulators of columns past `cols` keep `init`.
 ///
 /// # Safety
 /// The CPU has the dot product; `a` is readable for `kb · MR · KC` bytes and `b` for
