@@ -11,7 +11,7 @@ use super::isa::KernelSet;
 use super::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer, Elementwise};
 use super::plan::{DensePlan, DepthwisePlan, Target};
 use super::portable;
-use super::winograd::WinogradBlock;
+use super::winograd::layer::WinogradBlock;
 
 /// The set of `target` if this CPU runs it, else portable (logged: the ops map unavailable
 /// sets to portable before planning, so this does not happen through them).

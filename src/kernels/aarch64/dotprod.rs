@@ -14,6 +14,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
+use super::panels::{DirectPanels, PackedPanels, Panels};
 use crate::kernels::tasks::Out;
 
 /// Rows of a c4 weight block.
@@ -65,7 +66,7 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
             vst4_s8(p0, int8x8x4_t(vget_low_s8(r[0]), vget_low_s8(r[1]), vget_low_s8(r[2]), vget_low_s8(r[3])));
             vst4_s8(p1, int8x8x4_t(vget_high_s8(r[0]), vget_high_s8(r[1]), vget_high_s8(r[2]), vget_high_s8(r[3])));
         }
-        super::pack_columns_tail(s.add(b * KC * stride + c0), stride, rows, d.add(b * NR * KC), panel, 16 * full..ncols, NR, KC);
+        super::panels::pack_columns_tail(s.add(b * KC * stride + c0), stride, rows, d.add(b * NR * KC), panel, 16 * full..ncols, NR, KC);
     }
 }
 
@@ -269,6 +270,44 @@ unsafe fn tile_cols(a: *const i8, b: *const i8, kb: usize, cols: usize, init: [i
     acc
 }
 
+/// The dot product's full tiles over the column panels of [`Panels`] (the `asm!` loop of
+/// [`packed_tiles`]; none for panels read in place).
+pub(crate) trait DotPanels: Panels {
+    /// The full tiles of the leading panels that [`packed_tiles`]' loop can take (packed
+    /// panels, all but a partial last one), accumulators starting at `init` (the 8 rows'
+    /// biases), requantised and stored to the 8 rows from `dst` (row length `n`); returns how
+    /// many panels it took (none for panels read in place).
+    ///
+    /// # Safety
+    /// As [`packed_tiles`]'s for the panels taken; the CPU has the dot product.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn full_tiles(&self, a: *const i8, kb: usize, init: [std::arch::aarch64::int32x4_t; 2], sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize;
+}
+
+impl<const STEP: usize, const PNR: usize, const HALF: bool> DotPanels for PackedPanels<STEP, PNR, HALF> {
+    #[inline(always)]
+    unsafe fn full_tiles(&self, a: *const i8, kb: usize, init: [std::arch::aarch64::int32x4_t; 2], sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize {
+        // SAFETY: `packed_tiles`' contract is this function's (the CPU has the dot product).
+        unsafe {
+            const { assert!(STEP == NR * KC && PNR == NR && !HALF) };
+            // The loop reaches each panel from the previous one's last group.
+            assert_eq!(self.panel, kb * STEP, "packed panels of another k");
+            let full = self.ncols / NR;
+            if full > 0 {
+                packed_tiles(a, self.packed, kb, full, init, sq, zp, dst.add(self.col0), n);
+            }
+            full
+        }
+    }
+}
+
+impl DotPanels for DirectPanels<'_> {
+    #[inline(always)]
+    unsafe fn full_tiles(&self, _: *const i8, _: usize, _: [std::arch::aarch64::int32x4_t; 2], _: *const f32, _: i32, _: *mut i8, _: usize) -> usize {
+        0
+    }
+}
+
 /// The GEMM of some column panels with the requantisation: `y[row][col + c]` for every row
 /// `< m` and each panel's real columns, from weights packed by [`pack_a`] (`kb` groups of 4 per
 /// row) and columns packed by [`pack_b`] or read in place. The requantisation is
@@ -281,7 +320,7 @@ unsafe fn tile_cols(a: *const i8, b: *const i8, kb: usize, cols: usize, init: [i
 /// `m` rows of `y` (row length `n`).
 #[target_feature(enable = "dotprod")]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panels: &P, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize) {
+pub(crate) unsafe fn gemm<P: DotPanels>(a: &[i8], kb: usize, m: usize, panels: &P, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize) {
     assert!(kb > 0, "k = 0");
     let zp16 = vdupq_n_s16(zp as i16);
     let (y, len) = y.raw();
@@ -289,19 +328,19 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
-        let bs: [i32; MR] = super::block_of(bias, blk * MR, rows);
-        let ss: [f32; MR] = super::block_of(scale, blk * MR, rows);
+        let bs: [i32; MR] = super::panels::block_of(bias, blk * MR, rows);
+        let ss: [f32; MR] = super::panels::block_of(scale, blk * MR, rows);
         let quads = [vld1q_s32(bs.as_ptr()), vld1q_s32(bs.as_ptr().add(4))];
         // Row r's bias in both of its accumulators.
         let init: [int32x4_t; 16] = std::array::from_fn(|i| vdupq_n_s32(bs[i / 2]));
         // Packed panels' full tiles in one `asm!` loop; the rest tile by tile.
-        let first = if rows == MR { panels.dot_full_tiles(ab, kb, quads, ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        let first = if rows == MR { panels.full_tiles(ab, kb, quads, ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
         if first > 0 {
             trace!("dot.full_tiles");
         }
         for p in first..panels.count() {
             let (cols_at, col0, cols) = panels.panel(p);
-            let (b, koff, step) = super::Cols::parts(cols_at);
+            let (b, koff, step) = super::panels::Cols::parts(cols_at);
             // Packed panels of this kernel's layout or panels read in place (both known when
             // this is compiled for a panel type, so the check costs nothing).
             assert!(!koff.is_null() || step == NR * KC, "panels packed for another kernel");
@@ -340,7 +379,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
                 } else {
                     let mut tmp = [0i8; NR];
                     vst1_s8(tmp.as_mut_ptr(), v);
-                    super::copy_short(tmp.as_ptr(), dst.add(r * n), cols);
+                    super::panels::copy_short(tmp.as_ptr(), dst.add(r * n), cols);
                 }
             }
         }

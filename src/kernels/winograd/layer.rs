@@ -74,6 +74,13 @@ pub(crate) trait WinogradIsa {
     }
 }
 
+/// One kernel set's Winograd block: tile rows `ty0..ty1` of every output channel.
+///
+/// # Safety
+/// The CPU has the set's instructions (the table hands out a set's block only then), and no
+/// other task writes output rows `2·ty0..2·ty1` meanwhile.
+pub(crate) type WinogradBlock = unsafe fn(&WinogradLayer, &[i8], usize, usize, &mut Work, Out);
+
 /// The portable pieces.
 pub(crate) struct Portable;
 

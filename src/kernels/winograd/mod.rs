@@ -17,18 +17,11 @@ use super::isa::KernelSet;
 use super::plan::{self, Target, PAIR_MR as MR, WINOGRAD_MAX_CIN};
 use super::requant::{fold_zero_point, Requant};
 use super::tasks::{Out, Parallel};
-use layer::{transform_weights, WinogradLayer, Work, BLOCK_BYTES, TILES};
+use layer::{transform_weights, WinogradBlock, WinogradLayer, Work, BLOCK_BYTES, TILES};
 
 thread_local! {
     static WORK: RefCell<Work> = RefCell::new(Work::default());
 }
-
-/// One kernel set's Winograd block: tile rows `ty0..ty1` of every output channel.
-///
-/// # Safety
-/// The CPU has the set's instructions (the table hands out a set's block only then), and no
-/// other task writes output rows `2·ty0..2·ty1` meanwhile.
-pub(crate) type WinogradBlock = unsafe fn(&WinogradLayer, &[i8], usize, usize, &mut Work, Out);
 
 /// A 3×3 stride-1 dense int8 convolution computed with Winograd F(2×2, 3×3).
 #[derive(Debug)]

@@ -2,7 +2,7 @@
 
 use std::arch::aarch64::*;
 
-use super::requant16;
+use super::simd::requant16;
 use crate::kernels::planes::{dw_channel_fits, TapOffsets};
 use crate::kernels::requant::fold_zero_point;
 

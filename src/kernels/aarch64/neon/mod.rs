@@ -18,10 +18,14 @@ use std::arch::aarch64::*;
 mod depthwise;
 mod elementwise;
 mod rows;
+mod simd;
 
 pub(crate) use depthwise::{dw_tiles, store_first, Depthwise};
 pub(crate) use elementwise::ELEMENTWISE;
 pub(crate) use rows::{copy_rows, deal_plane, evens, interleave16, interleave4};
+pub(crate) use simd::{narrow_zp, requant16, requant4, transpose16};
+
+use super::panels::{Direct, DirectPanels, Packed, PackedPanels, Panels};
 
 use crate::kernels::tasks::Out;
 
@@ -76,70 +80,8 @@ pub(crate) unsafe fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncol
                 vst1q_s8_x4(d.add((4 * j + q) * panel + b * NR * KC), int8x16x4_t(c[4 * q], c[4 * q + 1], c[4 * q + 2], c[4 * q + 3]));
             }
         }
-        super::pack_columns_tail(s.add(b * KC * stride + c0), stride, rows, d.add(b * NR * KC), panel, 16 * full..ncols, NR, KC);
+        super::panels::pack_columns_tail(s.add(b * KC * stride + c0), stride, rows, d.add(b * NR * KC), panel, 16 * full..ncols, NR, KC);
     }
-}
-
-/// A 16×16 byte transpose: `out[j][i] = r[i][j]`.
-///
-/// # Safety
-/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
-#[inline(always)]
-pub(crate) unsafe fn transpose16(r: [int8x16_t; 16]) -> [int8x16_t; 16] {
-    let mut a = [vdupq_n_s8(0); 16];
-    for i in (0..16).step_by(2) {
-        a[i] = vtrn1q_s8(r[i], r[i + 1]);
-        a[i + 1] = vtrn2q_s8(r[i], r[i + 1]);
-    }
-    let mut b = [vdupq_n_s8(0); 16];
-    for i in (0..16).step_by(4) {
-        for c in 0..2 {
-            let (x, y) = (vreinterpretq_s16_s8(a[i + c]), vreinterpretq_s16_s8(a[i + 2 + c]));
-            b[i + c] = vreinterpretq_s8_s16(vtrn1q_s16(x, y));
-            b[i + 2 + c] = vreinterpretq_s8_s16(vtrn2q_s16(x, y));
-        }
-    }
-    let mut c8 = [vdupq_n_s8(0); 16];
-    for i in (0..16).step_by(8) {
-        for c in 0..4 {
-            let (x, y) = (vreinterpretq_s32_s8(b[i + c]), vreinterpretq_s32_s8(b[i + 4 + c]));
-            c8[i + c] = vreinterpretq_s8_s32(vtrn1q_s32(x, y));
-            c8[i + 4 + c] = vreinterpretq_s8_s32(vtrn2q_s32(x, y));
-        }
-    }
-    let mut out = [vdupq_n_s8(0); 16];
-    for c in 0..8 {
-        let (x, y) = (vreinterpretq_s64_s8(c8[c]), vreinterpretq_s64_s8(c8[8 + c]));
-        out[c] = vreinterpretq_s8_s64(vtrn1q_s64(x, y));
-        out[8 + c] = vreinterpretq_s8_s64(vtrn2q_s64(x, y));
-    }
-    out
-}
-
-/// Requantises 4 accumulators of one output row (bias not yet added) to 4 int8, as
-/// [`Requant::one`](crate::kernels::Requant): `round_half_even(f32(acc + bias) · scale)`
-/// clamped to `[−128 − zp, 127 − zp]`, plus `zp`. Here the clamp is done by saturating
-/// narrowing after `fcvtns` (round to nearest, ties to even): rounding is monotonic and the
-/// bounds are integers, so clamping before or after rounding gives the same integer, and
-/// `sat_i8(sat_i16(r) + zp) = clamp(r, −128 − zp, 127 − zp) + zp`. Returns the rounded i32;
-/// [`narrow_zp`] adds the zero point and saturates.
-///
-/// # Safety
-/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
-#[inline(always)]
-pub(crate) unsafe fn requant4(acc: int32x4_t, bias: i32, scale: f32) -> int32x4_t {
-    let f = vmulq_n_f32(vcvtq_f32_s32(vaddq_s32(acc, vdupq_n_s32(bias))), scale);
-    vcvtnq_s32_f32(f)
-}
-
-/// Two requantised rows (`lo`, `hi`, rounded i32) plus the zero point, saturated to int8: the
-/// bytes 0..4 are `lo`, 4..8 `hi`.
-///
-/// # Safety
-/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
-#[inline(always)]
-pub(crate) unsafe fn narrow_zp(lo: int32x4_t, hi: int32x4_t, zp: int16x8_t) -> int8x8_t {
-    vqmovn_s16(vqaddq_s16(vqmovn_high_s32(vqmovn_s32(lo), hi), zp))
 }
 
 /// The `asm!` text of one row's products in a group of 16 `k`: row `v$r` times columns
@@ -461,6 +403,79 @@ unsafe fn addp(a: int32x4_t, b: int32x4_t) -> int32x4_t {
     r
 }
 
+/// NEON's tiles over the column panels of [`Panels`]: a panel's register tile, and the full
+/// tiles one `asm!` loop can take.
+pub(crate) trait NeonPanels: Panels {
+    /// NEON's register tile of a panel `c` with `cols` real columns against the weight block `a`
+    /// (`kb` groups); the accumulators of columns past `cols` may be left undefined.
+    ///
+    /// # Safety
+    /// As [`tile_asm`]'s; `1 ≤ cols ≤ NR`.
+    unsafe fn tile(&self, c: Self::C, a: *const i8, kb: usize, cols: usize) -> [std::arch::aarch64::int32x4_t; 16];
+    /// NEON: the full tiles of the leading panels that one loop can take ([`packed_tiles`]:
+    /// packed panels, all but a partial last one), requantised and stored to the 4 rows from
+    /// `dst` (row length `n`) at each panel's output column; returns how many panels it took
+    /// (none for panels read in place).
+    ///
+    /// # Safety
+    /// As [`packed_tiles`]'s for the panels taken: the weight block `a` of `kb` groups,
+    /// `bq`/`sq` the 4 rows' biases and scales, the 4 rows from `dst` writable at those panels'
+    /// columns.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn full_tiles(&self, a: *const i8, kb: usize, bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize;
+}
+
+impl<const STEP: usize, const PNR: usize, const HALF: bool> NeonPanels for PackedPanels<STEP, PNR, HALF> {
+    #[inline(always)]
+    unsafe fn tile(&self, c: Packed<STEP>, a: *const i8, kb: usize, cols: usize) -> [std::arch::aarch64::int32x4_t; 16] {
+        // SAFETY: the tiles' contract is this function's.
+        unsafe {
+            // Only NEON's GEMM calls this, on panels it packed.
+            const { assert!(STEP == NR * KC) };
+            if cols < NR {
+                trace!("neon.cols");
+                tile_cols(a, c.0, kb, cols)
+            } else if HALF {
+                tile_asm_half(a, c.0, kb)
+            } else {
+                tile_asm(a, c.0, std::ptr::null(), kb)
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn full_tiles(&self, a: *const i8, kb: usize, bq: *const i32, sq: *const f32, zp: i32, dst: *mut i8, n: usize) -> usize {
+        // SAFETY: `packed_tiles`' contract is this function's; `dst + col0` is the first panel's column.
+        unsafe {
+            const { assert!(STEP == NR * KC && PNR == NR) };
+            // The loop reaches each panel from the previous one's last group.
+            assert_eq!(self.panel, kb * STEP, "packed panels of another k");
+            let full = self.ncols / NR;
+            if full > 0 {
+                packed_tiles::<HALF>(a, self.packed, kb, full, bq, sq, zp, dst.add(self.col0), n);
+            }
+            full
+        }
+    }
+}
+
+impl NeonPanels for DirectPanels<'_> {
+    #[inline(always)]
+    unsafe fn tile(&self, c: Direct, a: *const i8, kb: usize, _cols: usize) -> [std::arch::aarch64::int32x4_t; 16] {
+        // SAFETY: the tiles' contract is this function's; the offsets were checked by `direct_panels`.
+        unsafe {
+            match self.run {
+                3 => tile_runs::<3>(a, c.base, self.runs),
+                5 => tile_runs::<5>(a, c.base, self.runs),
+                _ => tile_asm(a, c.base, c.koff, kb),
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn full_tiles(&self, _: *const i8, _: usize, _: *const i32, _: *const f32, _: i32, _: *mut i8, _: usize) -> usize {
+        0
+    }
+}
+
 /// The GEMM of some column panels with the requantisation: `y[row][col + c]` for every row
 /// `< m` and each panel's real columns, from weights packed by [`pack_a`] (`kb` groups of 16 per
 /// row) and columns packed by [`pack_b`] or read in place.
@@ -469,7 +484,7 @@ unsafe fn addp(a: int32x4_t, b: int32x4_t) -> int32x4_t {
 /// `a` is as packed for `m` and `kb`, each panel's groups readable; `bias`/`scale` hold `m`
 /// values; the caller owns the panels' output columns of the `m` rows of `y` (row length `n`).
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panels: &P, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize) {
+pub(crate) unsafe fn gemm<P: NeonPanels>(a: &[i8], kb: usize, m: usize, panels: &P, bias: &[i32], scale: &[f32], zp: i32, y: Out, n: usize) {
     assert!(kb > 0, "k = 0");
     let zp16 = vdupq_n_s16(zp as i16);
     let (y, len) = y.raw();
@@ -477,18 +492,18 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
     for blk in 0..m.div_ceil(MR) {
         let ab = a.as_ptr().add(blk * kb * MR * KC);
         let rows = (m - blk * MR).min(MR);
-        let bs: [i32; MR] = super::block_of(bias, blk * MR, rows);
-        let ss: [f32; MR] = super::block_of(scale, blk * MR, rows);
+        let bs: [i32; MR] = super::panels::block_of(bias, blk * MR, rows);
+        let ss: [f32; MR] = super::panels::block_of(scale, blk * MR, rows);
         let (bv, sv) = (vld1q_s32(bs.as_ptr()), vld1q_f32(ss.as_ptr()));
         // Packed panels' full tiles in one `asm!` loop; the rest tile by tile.
-        let first = if rows == MR { panels.neon_full_tiles(ab, kb, bs.as_ptr(), ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
+        let first = if rows == MR { panels.full_tiles(ab, kb, bs.as_ptr(), ss.as_ptr(), zp, y.add(blk * MR * n), n) } else { 0 };
         if first > 0 {
             trace!("neon.full_tiles");
         }
         let k = epilogue_constants(bs.as_ptr(), ss.as_ptr(), zp);
         for p in first..panels.count() {
             let (cols_at, col, cols) = panels.panel(p);
-            let acc = panels.neon_tile(cols_at, ab, kb, cols);
+            let acc = panels.tile(cols_at, ab, kb, cols);
             let dst = y.add(blk * MR * n + col);
             if rows == MR && cols == NR {
                 trace!("neon.tile");
@@ -506,7 +521,7 @@ pub(crate) unsafe fn gemm<P: super::Panels>(a: &[i8], kb: usize, m: usize, panel
             let mut tmp = [0i8; MR * NR];
             vst1q_s8(tmp.as_mut_ptr(), bytes);
             for r in 0..rows {
-                super::copy_short(tmp.as_ptr().add(r * NR), dst.add(r * n), cols);
+                super::panels::copy_short(tmp.as_ptr().add(r * NR), dst.add(r * n), cols);
             }
         }
     }
@@ -698,18 +713,6 @@ pub(crate) unsafe fn packed_tiles<const HALF: bool>(
         (false, true) => panels!("", kb1, pairs!(); rem = out(reg) _, pairs = in(reg) kb1 / 2,),
         (false, false) => panels!("", kb1, "";),
     }
-}
-
-/// 16 requantised accumulators (bias included) → 16 int8, as [`requant4`] + [`narrow_zp`].
-///
-/// # Safety
-/// None beyond NEON, which every aarch64 CPU has: `unsafe` because the intrinsics are.
-#[inline(always)]
-pub(crate) unsafe fn requant16(acc: [int32x4_t; 4], scale: f32, zp16: int16x8_t) -> int8x16_t {
-    let q = |a: int32x4_t| vcvtnq_s32_f32(vmulq_n_f32(vcvtq_f32_s32(a), scale));
-    let lo = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q(acc[0])), q(acc[1])), zp16);
-    let hi = vqaddq_s16(vqmovn_high_s32(vqmovn_s32(q(acc[2])), q(acc[3])), zp16);
-    vqmovn_high_s16(vqmovn_s16(lo), hi)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use std::arch::aarch64::*;
 
-use super::transpose16;
+use super::simd::transpose16;
 
 /// `dst[4i + c] = rows[c][i]`: four channel rows interleaved position by position (`st4`),
 /// 16 positions at a time, the last chunk overlapping the previous one; rows shorter than 16 go
