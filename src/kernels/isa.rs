@@ -12,9 +12,10 @@ pub enum KernelSet {
     Portable,
     /// x86-64 with AVX2 (`vpmaddwd` on i16 pairs).
     Avx2,
-    /// x86-64 with AVX-512 (F, BW, VL) and VNNI: the dense GEMM on `vpdpbusd` (64 int8
-    /// multiply-adds per zmm instruction, activations shifted to u8), the rest AVX2's.
-    /// Ice Lake and later Xeons and laptops, AMD Zen 4 and later.
+    /// x86-64 with AVX-512 (F, BW, VL, VBMI) and VNNI: the dense GEMM and the depthwise
+    /// convolution on `vpdpbusd` (64 int8 multiply-adds per zmm instruction, activations
+    /// shifted to u8), the rest AVX2's. Ice Lake and later Intel CPUs, AMD Zen 4 and later
+    /// (Cascade Lake has VNNI but not VBMI: it runs `avx2`).
     Avx512Vnni,
     /// NEON: on aarch64 ARMv8.0 (Raspberry Pi 3/4, Cortex-A53/A72), widening multiply-accumulate
     /// (`smull`/`smlal2` into i16, `sadalp` into i32) on int8 operands; on armv7 (32-bit
@@ -114,6 +115,7 @@ impl KernelSet {
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
+                    && std::arch::is_x86_feature_detected!("avx512vbmi")
             }
             // NEON is part of the aarch64 baseline.
             #[cfg(target_arch = "aarch64")]
@@ -238,7 +240,7 @@ mod tests {
         let flags: Vec<&str> = info.lines().find(|l| l.starts_with("flags")).map(|l| l.split_whitespace().collect()).unwrap_or_default();
         let has = |f: &str| flags.contains(&f);
         let mut sets = Vec::new();
-        if ["avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni"].iter().all(|f| has(f)) {
+        if ["avx2", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512vbmi"].iter().all(|f| has(f)) {
             sets.push("avx512vnni");
         }
         if has("avx2") {

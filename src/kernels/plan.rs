@@ -142,6 +142,9 @@ pub enum DepthwiseForm {
     Neon,
     /// The dot product (`sdot`) on raw int8 planes, 4 taps per lane.
     Dot,
+    /// AVX-512 VNNI (`vpdpbusd`) on planes shifted to u8, 4 taps per lane, 16 outputs per
+    /// register.
+    Vnni,
 }
 
 /// A depthwise convolution's plan.
@@ -199,6 +202,7 @@ impl ConvPlan {
                     DepthwiseForm::Planes16 => "i16 planes",
                     DepthwiseForm::Neon => "neon i16 tap groups",
                     DepthwiseForm::Dot => "sdot",
+                    DepthwiseForm::Vnni => "vnni",
                 };
                 let layout = if p.flat {
                     ", flat rows"
@@ -332,12 +336,11 @@ pub fn depthwise(target: Target, facts: &LayerFacts) -> DepthwisePlan {
         (KernelSet::Dotprod, Arch::Aarch64) => (KernelSet::Neon, DepthwiseForm::Neon, Some("the dot-product form takes strides 1 and 2, no dilation, kw <= 8")),
         (KernelSet::Neon, Arch::Aarch64 | Arch::Armv7) => (KernelSet::Neon, DepthwiseForm::Neon, None),
         (KernelSet::Avx2, Arch::X86_64) => (KernelSet::Avx2, DepthwiseForm::Planes16, None),
-        // AVX2's form: the portable planes compiled for AVX-512 measured no faster on the
-        // development VM (AMD EPYC, whose zmm operations are two ymm halves).
-        (KernelSet::Avx512Vnni, Arch::X86_64) => (KernelSet::Avx2, DepthwiseForm::Planes16, None),
+        (KernelSet::Avx512Vnni, Arch::X86_64) if dot_depthwise_fits(geo) => (KernelSet::Avx512Vnni, DepthwiseForm::Vnni, None),
+        (KernelSet::Avx512Vnni, Arch::X86_64) => (KernelSet::Avx2, DepthwiseForm::Planes16, Some("the VNNI form takes strides 1 and 2, no dilation, kw <= 8")),
         _ => portable(None),
     };
-    let phases = if form == DepthwiseForm::Dot { 1 } else { geo.stride.1.max(1) };
+    let phases = if matches!(form, DepthwiseForm::Dot | DepthwiseForm::Vnni) { 1 } else { geo.stride.1.max(1) };
     let flat = match (form, geo.output_hw()) {
         (DepthwiseForm::Neon | DepthwiseForm::Dot, Some((oh, ow))) if geo.stride == (1, 1) => {
             let pw = (geo.w + geo.pads[1] + geo.pads[3]).div_ceil(phases);

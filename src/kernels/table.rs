@@ -45,6 +45,11 @@ pub(crate) fn depthwise(plan: &DepthwisePlan, layer: &DepthwiseLayer, weights: &
     match runnable(plan.target) {
         #[cfg(target_arch = "x86_64")]
         KernelSet::Avx2 => Box::new(super::x86_64::Avx2Depthwise(portable::Planes16::new(weights))),
+        #[cfg(target_arch = "x86_64")]
+        KernelSet::Avx512Vnni => match super::x86_64::vnni::VnniDepthwise::new(layer, weights) {
+            Some(d) => Box::new(d),
+            None => Box::new(super::x86_64::Avx2Depthwise(portable::Planes16::new(weights))),
+        },
         #[cfg(target_arch = "aarch64")]
         KernelSet::Neon | KernelSet::Dotprod => match super::aarch64::ArmDepthwise::new(plan, layer, weights) {
             Some(d) => Box::new(d),

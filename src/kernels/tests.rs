@@ -366,10 +366,10 @@ fn depthwise_matches_reference() {
         for set in sets() {
             let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, -11, rq.clone()).unwrap();
             // Every set has a depthwise kernel of its own for these layers (the dot product
-            // none with dilation: NEON's then; AVX-512 VNNI's depthwise is AVX2's).
+            // and AVX-512 VNNI none with dilation: NEON's and AVX2's then).
             let used = match set {
                 KernelSet::Dotprod if g.dilation != (1, 1) => KernelSet::Neon,
-                KernelSet::Avx512Vnni => KernelSet::Avx2,
+                KernelSet::Avx512Vnni if g.dilation != (1, 1) => KernelSet::Avx2,
                 set => set,
             };
             assert_eq!(conv.kernel_set(), used, "{g:?}");
@@ -619,6 +619,7 @@ fn plans_are_what_runs() {
                 DepthwiseForm::Planes16 => "dw.planes16",
                 DepthwiseForm::Neon => "dw.neon",
                 DepthwiseForm::Dot => "dw.dot",
+                DepthwiseForm::Vnni => "dw.vnni",
             };
             assert!(trace::took(&hits, form), "{set} {g:?}: planned {form}, ran {hits:?}");
             assert_eq!(trace::took(&hits, "dw.flat"), conv.plan().flat, "{set} {g:?}");

@@ -98,6 +98,19 @@ avx2_copy! {
 /// The element-wise kernels of the `avx2` set (table lookups stay portable).
 pub(crate) const ELEMENTWISE: Elementwise = Elementwise { quantize, dequantize, quantized_add, lookup: portable::lookup_body };
 
+impl DepthwiseKernel for vnni::VnniDepthwise {
+    fn held_bytes(&self) -> usize {
+        vnni::VnniDepthwise::held_bytes(self)
+    }
+
+    fn channels(&self, l: &DepthwiseLayer, x: &[i8], out: Out, channels: Range<usize>, work: &mut Work) {
+        // SAFETY: the table builds this form only for the `avx512vnni` set, which the CPU runs
+        // (AVX-512 F, BW, VL, VNNI and VBMI: `KernelSet::available`); this task alone writes
+        // the planes of `channels` (the trait's contract).
+        unsafe { vnni::VnniDepthwise::channels(self, l, x, out, channels, work) }
+    }
+}
+
 impl DenseKernel for vnni::VnniDense {
     fn held_bytes(&self) -> usize {
         vnni::VnniDense::held_bytes(self)

@@ -217,3 +217,157 @@ fn pack_b(src: &[i8], k: usize, stride: usize, c0: usize, ncols: usize, packed: 
         }
     }
 }
+
+/// The depthwise form of the `avx512vnni` set: `vpdpbusd` on raw planes shifted to u8, 4 taps
+/// of a kernel row per lane and 16 outputs per register, for strides 1 and 2, no dilation and
+/// `kw ≤ 8` (the planner gives other layers AVX2's form).
+///
+/// Each channel's plane is padded with its zero point and shifted to u8 (`x ^ 0x80`) once per
+/// run; for each output row, kernel row and group of 4 kernel columns, one 64-byte load and one
+/// `vpermb` (AVX-512 VBMI) put the 4 input bytes of each of 16 outputs side by side (the
+/// windows overlap: `vpermb` picks bytes `s·j + 4g + i`), and one `vpdpbusd` multiplies them
+/// by the 4 weights, broadcast. A 3×3 row of 16 outputs is 3 loads, 3 `vpermb` and 3
+/// `vpdpbusd`. The shift and the zero point leave through the bias:
+/// `Σ w·(x + 128) − (z_x + 128)·Σ w + bias = Σ w·(x − z_x) + bias`, the portable form's sum.
+#[derive(Debug)]
+pub(crate) struct VnniDepthwise {
+    kh: usize,
+    stride: usize,
+    /// Groups of 4 kernel columns (`kw / 4` rounded up).
+    groups: usize,
+    /// `[c][kh][groups]`: a kernel row's 4 weights of a group as one dword (0 past `kw`).
+    w: Vec<i32>,
+    /// `bias − (z_x + 128) · Σ w`, modulo 2³².
+    bias: Vec<i32>,
+}
+
+impl VnniDepthwise {
+    /// The form of `[c][kh][kw]` weights, or `None` for a geometry it does not take.
+    pub(crate) fn new(l: &crate::kernels::layers::DepthwiseLayer, weights: &[i8]) -> Option<Self> {
+        let g = &l.geo;
+        if !crate::kernels::plan::dot_depthwise_fits(g) {
+            return None;
+        }
+        let (kh, kw) = (g.kh, g.kw);
+        let taps = kh * kw;
+        let c = g.cin;
+        if weights.len() != c * taps || l.bias.len() != c {
+            return None;
+        }
+        let groups = kw.div_ceil(4);
+        let mut w = vec![0i32; c * kh * groups];
+        let mut bias = Vec::with_capacity(c);
+        let shift = i32::from(l.x_zp) + 128;
+        for ch in 0..c {
+            let wc = &weights[ch * taps..(ch + 1) * taps];
+            for ky in 0..kh {
+                for gi in 0..groups {
+                    let mut bytes = [0u8; 4];
+                    for (i, b) in bytes.iter_mut().enumerate() {
+                        let kx = 4 * gi + i;
+                        if kx < kw {
+                            *b = wc[ky * kw + kx] as u8;
+                        }
+                    }
+                    w[(ch * kh + ky) * groups + gi] = i32::from_le_bytes(bytes);
+                }
+            }
+            let sum: i32 = wc.iter().map(|&v| i32::from(v)).sum();
+            bias.push(l.bias[ch].wrapping_sub(shift.wrapping_mul(sum)));
+        }
+        Some(VnniDepthwise { kh, stride: g.stride.0, groups, w, bias })
+    }
+
+    /// Bytes held: packed weights and biases.
+    pub(crate) fn held_bytes(&self) -> usize {
+        4 * (self.w.len() + self.bias.len())
+    }
+
+    /// The output planes of `channels`.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512 F, BW, VL, VNNI and VBMI, and no other task writes the output planes
+    /// of `channels` meanwhile.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")]
+    pub(crate) unsafe fn channels(&self, l: &crate::kernels::layers::DepthwiseLayer, x: &[i8], y: Out, channels: std::ops::Range<usize>, work: &mut Work) {
+        trace!("dw.vnni");
+        let g = &l.geo;
+        let (hp, pw) = (g.h + g.pads[0] + g.pads[2], g.w + g.pads[1] + g.pads[3]);
+        let (oh, ow, s) = (l.oh, l.ow, self.stride);
+        if oh == 0 || ow == 0 {
+            return;
+        }
+        const SLACK: usize = 64;
+        let planes = &mut work.packed8;
+        planes.clear();
+        // The padding, shifted: z_x + 128 as a byte. Interior rows are rewritten per channel.
+        planes.resize(hp * pw + SLACK, l.x_zp ^ i8::MIN);
+        // The last tile's last load starts at most at ((oh − 1)·s + kh − 1)·pw + (ow − 1)·s.
+        assert!(((oh - 1) * s + self.kh - 1) * pw + (ow - 1) * s + 64 <= planes.len(), "depthwise load past the plane");
+        let idx: [__m512i; 2] = std::array::from_fn(|gi| {
+            let mut b = [0u8; 64];
+            for j in 0..16 {
+                for i in 0..4 {
+                    b[4 * j + i] = (s * j + 4 * gi + i) as u8;
+                }
+            }
+            // SAFETY: `b` holds 64 bytes.
+            unsafe { _mm512_loadu_si512(b.as_ptr() as *const __m512i) }
+        });
+        let rq = &l.requant;
+        let (lo, hi, zp) = (_mm512_set1_ps(rq.lo), _mm512_set1_ps(rq.hi), _mm512_set1_epi32(rq.zero_point));
+        let flip = _mm_set1_epi8(i8::MIN);
+        for c in channels {
+            let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+            for (iy, row) in src.chunks_exact(g.w).enumerate() {
+                let dst = &mut planes[(g.pads[0] + iy) * pw + g.pads[1]..][..g.w];
+                let mut k = 0;
+                while k + 16 <= g.w {
+                    // SAFETY: 16 bytes of `row` and of `dst` from `k` (checked by the loop).
+                    unsafe {
+                        let v = _mm_loadu_si128(row.as_ptr().add(k) as *const __m128i);
+                        _mm_storeu_si128(dst.as_mut_ptr().add(k) as *mut __m128i, _mm_xor_si128(v, flip));
+                    }
+                    k += 16;
+                }
+                let rest = g.w - k;
+                if rest > 0 {
+                    let m: __mmask16 = (1u16 << rest) - 1;
+                    // SAFETY: the mask covers the `rest < 16` bytes of `row` and `dst` from `k`.
+                    unsafe {
+                        let v = _mm_maskz_loadu_epi8(m, row.as_ptr().add(k));
+                        _mm_mask_storeu_epi8(dst.as_mut_ptr().add(k), m, _mm_xor_si128(v, flip));
+                    }
+                }
+            }
+            let bias = _mm512_set1_epi32(self.bias[c]);
+            let scale = _mm512_set1_ps(rq.scale[c]);
+            let wc = &self.w[c * self.kh * self.groups..(c + 1) * self.kh * self.groups];
+            // SAFETY: channel c belongs to this task only (the contract).
+            let out = unsafe { y.slice(c * oh * ow, oh * ow) };
+            let base = planes.as_ptr();
+            for oy in 0..oh {
+                let mut ox = 0;
+                while ox < ow {
+                    let mut acc = _mm512_setzero_si512();
+                    for ky in 0..self.kh {
+                        // SAFETY: within the plane and its slack (asserted above).
+                        let v = unsafe { _mm512_loadu_si512(base.add((oy * s + ky) * pw + ox * s) as *const __m512i) };
+                        for (gi, &wg) in wc[ky * self.groups..(ky + 1) * self.groups].iter().enumerate() {
+                            acc = _mm512_dpbusd_epi32(acc, _mm512_permutexvar_epi8(idx[gi], v), _mm512_set1_epi32(wg));
+                        }
+                    }
+                    let f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bias)), scale);
+                    let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(f, lo), hi)), zp);
+                    let n = (ow - ox).min(16);
+                    let mask: __mmask16 = if n == 16 { 0xffff } else { (1u16 << n) - 1 };
+                    let at = oy * ow + ox;
+                    assert!(at + n <= out.len());
+                    // SAFETY: `at + n` is within this channel's plane (asserted).
+                    unsafe { _mm_mask_storeu_epi8(out.as_mut_ptr().add(at), mask, _mm512_cvtsepi32_epi8(q)) };
+                    ox += 16;
+                }
+            }
+        }
+    }
+}
