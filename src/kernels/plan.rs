@@ -287,8 +287,9 @@ pub fn winograd_pays(target: Target, facts: &LayerFacts) -> bool {
     let geo = &facts.geo;
     let channels = match (target.set, target.arch) {
         (KernelSet::Avx2 | KernelSet::Portable, _) => 32,
-        // `vpdpbusd` does 4× `vpmaddwd`'s multiply-adds per instruction: Winograd's i16 GEMM
-        // (2.25× fewer products at `vpmaddwd`'s rate) loses to the dense VNNI kernel.
+        // `vpdpbusd` does 4× `vpmaddwd`'s multiply-adds per instruction, so by that arithmetic
+        // Winograd's i16 GEMM (2.25× fewer products at `vpmaddwd`'s rate) loses to the dense
+        // VNNI kernel; not timed against it.
         (KernelSet::Avx512Vnni, _) => return false,
         (KernelSet::Neon, Arch::Aarch64) => 64,
         // armv7: Winograd has only its portable form there, slower than the dense NEON kernel.
