@@ -11,11 +11,8 @@ use super::layers::DepthwiseLayer;
 use super::plan::DepthwisePlan;
 use super::tasks::{Out, Work};
 
-/// What a depthwise form supplies to [`run`].
-pub(crate) trait PlaneForm {
-    /// Bytes a tile may read past the last row's start of its last output.
-    const SLACK: usize;
-
+/// How an architecture moves rows into the padded planes (its vector code).
+pub(crate) trait PlaneRows {
     /// Copies `rows` rows of `width` bytes from `src` (pitch `src_pitch`) to `dst` (pitch
     /// `dst_pitch`).
     fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch: usize, width: usize, rows: usize);
@@ -24,6 +21,15 @@ pub(crate) trait PlaneForm {
     /// (`[2][hp][pw]`, top padding `pt`, left `pl`).
     #[allow(clippy::too_many_arguments)]
     fn deal_plane(src: &[i8], w: usize, h: usize, planes: &mut [i8], hp: usize, pw: usize, pt: usize, pl: usize);
+}
+
+/// What a depthwise form supplies to [`run`].
+pub(crate) trait PlaneForm {
+    /// Bytes a tile may read past the last row's start of its last output.
+    const SLACK: usize;
+
+    /// The row moves of the form's architecture.
+    type Rows: PlaneRows;
 
     /// One channel `c`: `dst[oy][ox]` for `rows × cols` outputs, output `(oy, ox)` reading tap
     /// `t` at `planes[oy · row_step + taps.offsets()[t] + ox]` (phase planes of pitch `pw`).
@@ -86,8 +92,8 @@ pub(crate) unsafe fn run<F: PlaneForm>(form: &F, plan: &DepthwisePlan, l: &Depth
     for c in channels {
         let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         match phases {
-            1 => F::copy_rows(src, g.w, &mut planes[pt * pw + pl..], pw, g.w, g.h),
-            2 => F::deal_plane(src, g.w, g.h, planes, hp, pw, pt, pl),
+            1 => F::Rows::copy_rows(src, g.w, &mut planes[pt * pw + pl..], pw, g.w, g.h),
+            2 => F::Rows::deal_plane(src, g.w, g.h, planes, hp, pw, pt, pl),
             _ => {
                 for (i, &v) in src.iter().enumerate() {
                     let (py, px) = (i / g.w + pt, i % g.w + pl);
@@ -102,7 +108,7 @@ pub(crate) unsafe fn run<F: PlaneForm>(form: &F, plan: &DepthwisePlan, l: &Depth
         // SAFETY: the CPU has the form's instructions (this function's contract).
         unsafe { form.channel(c, planes, &taps, pw, sh * pw, scale, zp, rows, cols, dst) };
         if flat {
-            F::copy_rows(scratch, pw, out, ow, ow, oh);
+            F::Rows::copy_rows(scratch, pw, out, ow, ow, oh);
         }
     }
 }

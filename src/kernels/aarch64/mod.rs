@@ -21,7 +21,7 @@ use crate::kernels::isa::KernelSet;
 use crate::kernels::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
 use crate::kernels::packing::im2col;
 use crate::kernels::plan::{DenseAlgorithm, DensePlan, DepthwiseForm, DepthwisePlan};
-use crate::kernels::planes::{self, PlaneForm, TapOffsets};
+use crate::kernels::planes::{self, PlaneForm, PlaneRows, TapOffsets};
 use crate::kernels::tasks::{Out, Work};
 use in_place::DirectConv;
 use panels::PackedPanels;
@@ -160,7 +160,7 @@ impl ArmDepthwise {
         let form = match plan.form {
             DepthwiseForm::Dot => Form::Dot(dotprod::Depthwise::new(g.kh, g.kw, g.stride, g.dilation, weights, &l.bias, l.x_zp)?),
             DepthwiseForm::Neon => Form::Neon(neon::Depthwise::new(g.kh * g.kw, weights, &l.bias, l.x_zp)?),
-            DepthwiseForm::Planes16 => return None,
+            DepthwiseForm::Planes16 | DepthwiseForm::Vnni => return None,
         };
         Some(ArmDepthwise { plan: *plan, form })
     }
@@ -193,9 +193,10 @@ impl DepthwiseKernel for ArmDepthwise {
     }
 }
 
-impl PlaneForm for dotprod::Depthwise {
-    const SLACK: usize = dotprod::Depthwise::SLACK;
+/// aarch64's row moves: NEON's (`neon/rows.rs`).
+pub(crate) struct NeonRows;
 
+impl PlaneRows for NeonRows {
     #[inline(always)]
     fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch: usize, width: usize, rows: usize) {
         neon::copy_rows(src, src_pitch, dst, dst_pitch, width, rows)
@@ -205,6 +206,11 @@ impl PlaneForm for dotprod::Depthwise {
     fn deal_plane(src: &[i8], w: usize, h: usize, planes: &mut [i8], hp: usize, pw: usize, pt: usize, pl: usize) {
         neon::deal_plane(src, w, h, planes, hp, pw, pt, pl)
     }
+}
+
+impl PlaneForm for dotprod::Depthwise {
+    const SLACK: usize = dotprod::Depthwise::SLACK;
+    type Rows = NeonRows;
 
     #[inline(always)]
     unsafe fn channel(
@@ -228,16 +234,7 @@ impl PlaneForm for dotprod::Depthwise {
 impl PlaneForm for neon::Depthwise {
     /// The dot product's slack, as both forms always shared one plane buffer size.
     const SLACK: usize = dotprod::Depthwise::SLACK;
-
-    #[inline(always)]
-    fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch: usize, width: usize, rows: usize) {
-        neon::copy_rows(src, src_pitch, dst, dst_pitch, width, rows)
-    }
-
-    #[inline(always)]
-    fn deal_plane(src: &[i8], w: usize, h: usize, planes: &mut [i8], hp: usize, pw: usize, pt: usize, pl: usize) {
-        neon::deal_plane(src, w, h, planes, hp, pw, pt, pl)
-    }
+    type Rows = NeonRows;
 
     #[inline(always)]
     unsafe fn channel(

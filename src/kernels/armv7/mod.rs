@@ -8,7 +8,7 @@ use std::ops::Range;
 use crate::kernels::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
 use crate::kernels::packing::{im2col, no_evens};
 use crate::kernels::plan::{DepthwiseForm, DepthwisePlan};
-use crate::kernels::planes::{self, PlaneForm, TapOffsets};
+use crate::kernels::planes::{self, PlaneForm, PlaneRows, TapOffsets};
 use crate::kernels::tasks::{Out, Work};
 
 /// The dense kernel of armv7's `neon` set: weights `[m / 4][k / 16][4][16]`.
@@ -89,9 +89,10 @@ impl DepthwiseKernel for Armv7Depthwise {
     }
 }
 
-impl PlaneForm for neon::Depthwise {
-    const SLACK: usize = 16;
+/// armv7's row moves (`neon.rs`).
+pub(crate) struct Armv7Rows;
 
+impl PlaneRows for Armv7Rows {
     #[inline(always)]
     fn copy_rows(src: &[i8], src_pitch: usize, dst: &mut [i8], dst_pitch: usize, width: usize, rows: usize) {
         neon::copy_rows(src, src_pitch, dst, dst_pitch, width, rows)
@@ -104,6 +105,11 @@ impl PlaneForm for neon::Depthwise {
             neon::deal_row(srow, even, odd);
         }
     }
+}
+
+impl PlaneForm for neon::Depthwise {
+    const SLACK: usize = 16;
+    type Rows = Armv7Rows;
 
     #[inline(always)]
     unsafe fn channel(

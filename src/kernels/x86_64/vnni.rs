@@ -319,7 +319,7 @@ impl VnniDepthwise {
         let flip = _mm_set1_epi8(i8::MIN);
         for c in channels {
             let src = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-            for (iy, row) in src.chunks_exact(g.w).enumerate() {
+            for (iy, row) in src.chunks_exact(g.w.max(1)).enumerate().take(g.h) {
                 let dst = &mut planes[(g.pads[0] + iy) * pw + g.pads[1]..][..g.w];
                 let mut k = 0;
                 while k + 16 <= g.w {
