@@ -285,17 +285,18 @@ impl Engine {
             .map_err(|e| onnx_err(origin, e))?;
         let mut typed = model.into_typed().map_err(|e| onnx_err(origin, e))?;
         check_activations(&typed, origin, opts.memory_limit)?;
+        // One pool for the model's int8 ops: convolutions and element-wise ops.
+        let pool = Arc::new(ThreadPool::new(opts.threads));
         if !qconvs.is_empty() {
-            let n = rewrite::rewrite(&mut typed, &qconvs, origin, opts.winograd, kernels, &Arc::new(ThreadPool::new(opts.threads)))
-                .map_err(|e| onnx_err(origin, e))?;
+            let n = rewrite::rewrite(&mut typed, &qconvs, origin, opts.winograd, kernels, &pool).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} quantized convolutions on edgenet's int8 kernels", qconvs.len() + skipped.len());
         }
         if !quantizers.is_empty() {
-            let n = rewrite::rewrite_quantize(&mut typed, &quantizers, kernels).map_err(|e| onnx_err(origin, e))?;
+            let n = rewrite::rewrite_quantize(&mut typed, &quantizers, kernels, &pool).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} QuantizeLinear on edgenet's quantizer", quantizers.len());
         }
         if !dequantizers.is_empty() {
-            let n = rewrite::rewrite_dequantize(&mut typed, &dequantizers, kernels).map_err(|e| onnx_err(origin, e))?;
+            let n = rewrite::rewrite_dequantize(&mut typed, &dequantizers, kernels, &pool).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} of {} DequantizeLinear on edgenet's dequantizer", dequantizers.len());
             let n = rewrite::fuse_qadd(&mut typed).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} quantized residual additions fused");
@@ -308,7 +309,7 @@ impl Engine {
         if opts.int8_kernels && !(qconvs.is_empty() && quantizers.is_empty() && dequantizers.is_empty()) {
             // An int8 plan: the tract ops left in it that allocate on every run (global average
             // pool, f32 additions, flatten, max pool) become edgenet's buffer-reusing ones.
-            let n = reuse::replace_allocating_ops(&mut typed).map_err(|e| onnx_err(origin, e))?;
+            let n = reuse::replace_allocating_ops(&mut typed, &pool).map_err(|e| onnx_err(origin, e))?;
             log::debug!("{origin}: {n} tract ops replaced by buffer-reusing ones");
         }
         on_phase(BuildPhase::Optimized);

@@ -23,6 +23,19 @@ use crate::kernels::plan::{self, ConvPlan, LayerFacts, Target};
 use crate::kernels::{DenseQConv, DepthwiseQConv, Geometry, Requant, WinogradQConv};
 use crate::kernels::{KernelSet, ThreadPool};
 
+/// The int8 kernels' thread pool, shared by a model's ops; the element-wise ops split their
+/// elements over it too ([`crate::kernels::elementwise`]'s `_par` forms). Two are equal when
+/// they are the same pool.
+#[derive(Debug, Clone)]
+pub(crate) struct Threads(pub(crate) Arc<ThreadPool>);
+
+impl PartialEq for Threads {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+impl Eq for Threads {}
+
 /// f32 → int8 quantization as onnxruntime (MLAS) computes it: `x / scale`, clamped to the
 /// int8 range around the zero point, rounded half to even, plus the zero point. tract's own
 /// multiplies by the reciprocal and rounds half away from zero, which differs by one step on
@@ -33,6 +46,7 @@ pub(crate) struct EdgeQuantize {
     pub(super) zero_point: i8,
     pub(super) out_dt: DatumType,
     pub(super) set: KernelSet,
+    pub(super) threads: Threads,
 }
 
 impl PartialEq for EdgeQuantize {
@@ -65,7 +79,7 @@ impl WriteOutput for EdgeQuantize {
         let xs = x.as_slice::<f32>()?;
         let ys = i8_values_mut(y)?;
         ensure!(xs.len() == ys.len());
-        crate::kernels::elementwise::quantize_with(self.set, xs, self.scale, self.zero_point, ys);
+        crate::kernels::elementwise::quantize_par(self.set, xs, self.scale, self.zero_point, ys, &*self.threads.0);
         Ok(())
     }
 }
@@ -90,6 +104,7 @@ pub(crate) struct EdgeDequantize {
     pub(super) scale: f32,
     pub(super) zero_point: i8,
     pub(super) set: KernelSet,
+    pub(super) threads: Threads,
 }
 
 impl PartialEq for EdgeDequantize {
@@ -122,7 +137,7 @@ impl WriteOutput for EdgeDequantize {
         let mut view = y.try_as_plain_ram_mut()?;
         let ys = view.as_slice_mut::<f32>()?;
         ensure!(xs.len() == ys.len());
-        crate::kernels::elementwise::dequantize_with(self.set, xs, self.scale, self.zero_point, ys);
+        crate::kernels::elementwise::dequantize_par(self.set, xs, self.scale, self.zero_point, ys, &*self.threads.0);
         Ok(())
     }
 }
@@ -151,6 +166,7 @@ pub(crate) struct EdgeQAdd {
     pub(super) y: (f32, i8),
     pub(super) out_dt: DatumType,
     pub(super) set: KernelSet,
+    pub(super) threads: Threads,
 }
 
 impl PartialEq for EdgeQAdd {
@@ -184,7 +200,7 @@ impl WriteOutput for EdgeQAdd {
         let (xa, xb) = (i8_values(&inputs[0])?, i8_values(&inputs[1])?);
         let ys = i8_values_mut(y)?;
         ensure!(xa.len() == ys.len() && xb.len() == ys.len());
-        crate::kernels::elementwise::quantized_add_with(self.set, xa, self.a, xb, self.b, self.y, ys);
+        crate::kernels::elementwise::quantized_add_par(self.set, xa, self.a, xb, self.b, self.y, ys, &*self.threads.0);
         Ok(())
     }
 }
@@ -214,6 +230,7 @@ pub(crate) struct EdgeLut {
     pub(super) what: String,
     /// The kernel set that applies it.
     pub(super) set: KernelSet,
+    pub(super) threads: Threads,
 }
 
 impl Op for EdgeLut {
@@ -238,7 +255,7 @@ impl WriteOutput for EdgeLut {
         let xs = i8_values(&inputs[0])?;
         let ys = i8_values_mut(y)?;
         ensure!(xs.len() == ys.len());
-        crate::kernels::elementwise::lookup_with(self.set, &self.table, xs, ys);
+        crate::kernels::elementwise::lookup_par(self.set, &self.table, xs, ys, &*self.threads.0);
         Ok(())
     }
 }

@@ -23,8 +23,12 @@ use tract_onnx::tract_core::ops::cnn::OptMaxPool;
 use tract_onnx::tract_core::ops::konst::Const;
 use tract_onnx::tract_core::ops::nn::{DataFormat, Reduce, Reducer};
 
+use std::sync::Arc;
+
+use super::ops::Threads;
 use super::pool::{f32_values, f32_values_mut, i8_values, i8_values_mut, is, reuse_output_eval, PooledOps, WriteOutput};
 use super::rewrite::{replace_nodes, Replacement};
+use crate::kernels::{par_chunks_mut, plan, Parallel, ThreadPool};
 
 /// This module's ops, which all write their output through the pool (see [`super::pool`]).
 pub(crate) const POOLED_OPS: PooledOps = &[is::<EdgeAdd>, is::<EdgeGlobalAvgPool>, is::<EdgeReshape>, is::<EdgeMaxPool>];
@@ -216,6 +220,8 @@ pub(crate) struct EdgeMaxPool {
     pads: [usize; 2],
     out_shape: TVec<usize>,
     dt: DatumType,
+    /// Groups of channels run as tasks on the int8 kernels' pool.
+    threads: Threads,
 }
 
 impl Op for EdgeMaxPool {
@@ -256,36 +262,46 @@ impl WriteOutput for EdgeMaxPool {
         let [sh, sw] = self.strides;
         let [dh, dw] = self.dilations;
         let [ph, pw] = self.pads;
-        // Scratch row: `pw` padding, the `w` columns, padding up to the last window's end and
-        // one stride more (so that the stride-2 pass below reads whole pairs).
-        let len = (w + pw).max(ow * sw + kw.saturating_sub(1) * dw + 1);
-        MAX_POOL_ROW.with(|row| {
-            let mut row = row.borrow_mut();
-            row.clear();
-            row.resize(len, i8::MIN);
-            for (x, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
-                for (oy, out) in y.chunks_exact_mut(ow).enumerate() {
-                    let cols = &mut row[pw..pw + w];
-                    cols.fill(i8::MIN);
-                    for ky in 0..kh {
-                        let Some(iy) = (oy * sh + ky * dh).checked_sub(ph).filter(|&iy| iy < h) else { continue };
-                        for (m, &v) in cols.iter_mut().zip(&x[iy * w..][..w]) {
-                            *m = (*m).max(v);
+        // Groups of channels as tasks, each with its thread's scratch row: channel `first` on
+        // writes `y`, a chunk of whole output planes.
+        let (per, tasks) = plan::channel_split(c, oh * ow * kh * kw, self.threads.0.threads());
+        let planes = |first: usize, y: &mut [i8]| {
+            // Scratch row: `pw` padding, the `w` columns, padding up to the last window's end and
+            // one stride more (so that the stride-2 pass below reads whole pairs).
+            let len = (w + pw).max(ow * sw + kw.saturating_sub(1) * dw + 1);
+            MAX_POOL_ROW.with(|row| {
+                let mut row = row.borrow_mut();
+                row.clear();
+                row.resize(len, i8::MIN);
+                for (x, y) in x[first * h * w..].chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+                    for (oy, out) in y.chunks_exact_mut(ow).enumerate() {
+                        let cols = &mut row[pw..pw + w];
+                        cols.fill(i8::MIN);
+                        for ky in 0..kh {
+                            let Some(iy) = (oy * sh + ky * dh).checked_sub(ph).filter(|&iy| iy < h) else { continue };
+                            for (m, &v) in cols.iter_mut().zip(&x[iy * w..][..w]) {
+                                *m = (*m).max(v);
+                            }
                         }
-                    }
-                    // One pass per kernel column, each vectorisable (strides 1 and 2).
-                    out.fill(i8::MIN);
-                    for kx in 0..kw {
-                        let r = &row[kx * dw..];
-                        match sw {
-                            1 => out.iter_mut().zip(r).for_each(|(o, &v)| *o = (*o).max(v)),
-                            2 => out.iter_mut().zip(r.chunks_exact(2)).for_each(|(o, p)| *o = (*o).max(p[0])),
-                            _ => out.iter_mut().enumerate().for_each(|(ox, o)| *o = (*o).max(r[ox * sw])),
+                        // One pass per kernel column, each vectorisable (strides 1 and 2).
+                        out.fill(i8::MIN);
+                        for kx in 0..kw {
+                            let r = &row[kx * dw..];
+                            match sw {
+                                1 => out.iter_mut().zip(r).for_each(|(o, &v)| *o = (*o).max(v)),
+                                2 => out.iter_mut().zip(r.chunks_exact(2)).for_each(|(o, p)| *o = (*o).max(p[0])),
+                                _ => out.iter_mut().enumerate().for_each(|(ox, o)| *o = (*o).max(r[ox * sw])),
+                            }
                         }
                     }
                 }
-            }
-        });
+            });
+        };
+        if tasks <= 1 {
+            planes(0, y);
+        } else {
+            par_chunks_mut(y, per * oh * ow, &*self.threads.0, &|i, ys| planes(i * per, ys));
+        }
         Ok(())
     }
 }
@@ -311,7 +327,7 @@ impl TypedOp for EdgeMaxPool {
 impl EdgeMaxPool {
     /// The edgenet version of tract's `OptMaxPool` on `input` (`[1, C, H, W]`, int8), if it
     /// has one: NCHW, two spatial axes, no index output.
-    fn of(op: &OptMaxPool, input: &TypedFact, output: &TypedFact) -> Option<EdgeMaxPool> {
+    fn of(op: &OptMaxPool, input: &TypedFact, output: &TypedFact, threads: &Arc<ThreadPool>) -> Option<EdgeMaxPool> {
         let spec = &op.pool_spec;
         if op.with_index_outputs.is_some() || spec.data_format != DataFormat::NCHW || spec.kernel_shape.len() != 2 {
             return None;
@@ -340,6 +356,7 @@ impl EdgeMaxPool {
             pads: [py.pad_before, px.pad_before],
             out_shape,
             dt: input.datum_type,
+            threads: Threads(Arc::clone(threads)),
         })
     }
 }
@@ -393,7 +410,7 @@ fn global_avg_pool(model: &TypedModel, node: &TypedNode) -> TractResult<Option<(
 /// allocate their output on every run (see the module's documentation). Each replacement
 /// computes exactly what the op it replaces computed. Returns how many nodes were replaced;
 /// the dead nodes left behind are removed.
-pub(crate) fn replace_allocating_ops(model: &mut TypedModel) -> TractResult<usize> {
+pub(crate) fn replace_allocating_ops(model: &mut TypedModel, threads: &Arc<ThreadPool>) -> TractResult<usize> {
     let n = replace_nodes(model, |model, node| {
         if node.outputs.len() != 1 {
             return Ok(None);
@@ -424,7 +441,7 @@ pub(crate) fn replace_allocating_ops(model: &mut TypedModel) -> TractResult<usiz
             }
         }
         if let Some(pool) = node.op_as::<OptMaxPool>() {
-            if let Some(op) = EdgeMaxPool::of(pool, fact(0)?, out) {
+            if let Some(op) = EdgeMaxPool::of(pool, fact(0)?, out, threads) {
                 return Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(op), suffix: "edgenet" }));
             }
         }
@@ -473,7 +490,8 @@ mod tests {
         let model = model.into_optimized().unwrap();
         let theirs = SimplePlan::new(model.clone()).unwrap().run(tvec![input.clone()]).unwrap().remove(0);
         let mut ours = model;
-        replace_allocating_ops(&mut ours).unwrap();
+        // Three threads: the max pool splits its channels when the layer is big enough.
+        replace_allocating_ops(&mut ours, &Arc::new(ThreadPool::new(3))).unwrap();
         let ops = ours.nodes().iter().map(|n| n.op().name().to_string()).collect();
         let plan = SimplePlan::new(ours).unwrap();
         let mut state = pooled(&plan);
@@ -524,6 +542,8 @@ mod tests {
         use tract_onnx::tract_core::ops::cnn::{MaxPool, PaddingSpec, PoolSpec};
         let cases = [
             (64, 112, 112, [3, 3], [2, 2], [1, 1], PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1])),
+            // Split over three threads into groups of 2, 2 and 1 channels.
+            (5, 40, 41, [3, 3], [2, 2], [1, 1], PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1])),
             (3, 9, 7, [3, 3], [2, 2], [1, 1], PaddingSpec::Explicit(tvec![1, 1], tvec![1, 1])),
             (2, 8, 8, [2, 2], [2, 2], [1, 1], PaddingSpec::Valid),
             (2, 10, 11, [3, 2], [1, 3], [2, 1], PaddingSpec::Explicit(tvec![2, 0], tvec![1, 3])),

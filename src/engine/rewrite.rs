@@ -28,7 +28,7 @@ use tract_onnx::tract_core::internal::*;
 use tract_onnx::tract_core::ops::cnn::Conv;
 use tract_onnx::tract_core::ops::einsum::EinSum;
 
-use super::ops::{EdgeDequantize, EdgeLut, EdgeQAdd, EdgeQConv, EdgeQuantize};
+use super::ops::{EdgeDequantize, EdgeLut, EdgeQAdd, EdgeQConv, EdgeQuantize, Threads};
 use super::pool::{i8_values, is, PooledOps};
 use super::spec::QConvSpec;
 use crate::kernels::{KernelSet, ThreadPool};
@@ -159,14 +159,20 @@ pub(crate) fn fuse_qadd(model: &mut TypedModel) -> TractResult<usize> {
         if fa.shape != fb.shape || fa.shape != q.outputs[0].fact.shape {
             return Ok(None);
         }
-        let op =
-            EdgeQAdd { a: (da.scale, da.zero_point), b: (db.scale, db.zero_point), y: (quant.scale, quant.zero_point), out_dt: quant.out_dt, set: quant.set };
+        let op = EdgeQAdd {
+            a: (da.scale, da.zero_point),
+            b: (db.scale, db.zero_point),
+            y: (quant.scale, quant.zero_point),
+            out_dt: quant.out_dt,
+            set: quant.set,
+            threads: quant.threads.clone(),
+        };
         Ok(Some(Replacement { node: q.id, inputs: tvec![deq[0].inputs[0], deq[1].inputs[0]], op: Box::new(op), suffix: "edgenet_qadd" }))
     })
 }
 
 /// Replaces tract's `DequantizeLinear` nodes named in `specs` by [`EdgeDequantize`].
-pub(crate) fn rewrite_dequantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>, set: KernelSet) -> TractResult<usize> {
+pub(crate) fn rewrite_dequantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>, set: KernelSet, pool: &Arc<ThreadPool>) -> TractResult<usize> {
     replace_nodes(model, |model, node| {
         let Some(&(scale, zero_point)) = labelled(model, node, specs) else { return Ok(None) };
         if node.op_is::<EdgeDequantize>()
@@ -175,19 +181,29 @@ pub(crate) fn rewrite_dequantize(model: &mut TypedModel, specs: &HashMap<String,
         {
             return Ok(None);
         }
-        Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(EdgeDequantize { scale, zero_point, set }), suffix: "edgenet" }))
+        Ok(Some(Replacement {
+            node: node.id,
+            inputs: tvec![node.inputs[0]],
+            op: Box::new(EdgeDequantize { scale, zero_point, set, threads: Threads(Arc::clone(pool)) }),
+            suffix: "edgenet",
+        }))
     })
 }
 
 /// Replaces tract's `QuantizeLinear` nodes named in `specs` by [`EdgeQuantize`].
-pub(crate) fn rewrite_quantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>, set: KernelSet) -> TractResult<usize> {
+pub(crate) fn rewrite_quantize(model: &mut TypedModel, specs: &HashMap<String, (f32, i8)>, set: KernelSet, pool: &Arc<ThreadPool>) -> TractResult<usize> {
     replace_nodes(model, |model, node| {
         let Some(&(scale, zero_point)) = labelled(model, node, specs) else { return Ok(None) };
         let out_dt = node.outputs[0].fact.datum_type;
         if node.op_is::<EdgeQuantize>() || model.outlet_fact(node.inputs[0])?.datum_type != f32::datum_type() || out_dt.unquantized() != i8::datum_type() {
             return Ok(None);
         }
-        Ok(Some(Replacement { node: node.id, inputs: tvec![node.inputs[0]], op: Box::new(EdgeQuantize { scale, zero_point, out_dt, set }), suffix: "edgenet" }))
+        Ok(Some(Replacement {
+            node: node.id,
+            inputs: tvec![node.inputs[0]],
+            op: Box::new(EdgeQuantize { scale, zero_point, out_dt, set, threads: Threads(Arc::clone(pool)) }),
+            suffix: "edgenet",
+        }))
     })
 }
 
@@ -244,7 +260,7 @@ pub(crate) fn fuse_lut(model: &mut TypedModel) -> TractResult<usize> {
         let order: Vec<usize> = model.eval_order()?.into_iter().filter(|id| region.contains(id)).collect();
         let table = lut_table(model, d, &order, q)?;
         let what = format!("{} → int8 table", order.iter().map(|&id| model.node(id).op.name().to_string()).collect::<Vec<_>>().join(" · "));
-        let op = EdgeLut { table: Arc::new(table), out_dt: quant.out_dt, what, set: quant.set };
+        let op = EdgeLut { table: Arc::new(table), out_dt: quant.out_dt, what, set: quant.set, threads: quant.threads.clone() };
         Ok(Some(Replacement { node: q.id, inputs: tvec![model.node(d).inputs[0]], op: Box::new(op), suffix: "edgenet_lut" }))
     })
 }

@@ -3,10 +3,12 @@
 //! the layer and how columns reach the GEMM; its implementation, chosen once from the plan by
 //! the [kernel table](super::table), holds the weights packed in its own layout.
 
+use std::sync::OnceLock;
+
 use super::geometry::{Geometry, Unsupported};
 use super::isa::KernelSet;
 use super::layers::{DenseKernel, DenseLayer};
-use super::plan::{self, DensePlan, LayerFacts, Target};
+use super::plan::{self, DensePlan, DenseSplit, LayerFacts, Target, Tile};
 use super::requant::{fold_zero_point, Requant};
 use super::tasks::{with_shared, with_work, Out, Parallel, Sequential};
 
@@ -16,6 +18,8 @@ pub struct DenseQConv {
     layer: DenseLayer,
     plan: DensePlan,
     kernel: Box<dyn DenseKernel>,
+    /// [`split`](Self::split) for 1..=8 threads.
+    splits: [OnceLock<DenseSplit>; 8],
 }
 
 impl DenseQConv {
@@ -66,12 +70,23 @@ impl DenseQConv {
         }
         let layer = DenseLayer { geo, oh, ow, m, k, kp: k + (k & 1), bias: fold_zero_point(bias, weights, k, x_zp), x_zp, requant };
         let kernel = super::table::dense(&plan, &layer, weights);
-        Ok(DenseQConv { layer, plan, kernel })
+        Ok(DenseQConv { layer, plan, kernel, splits: Default::default() })
     }
 
     /// The kernel set it runs.
     pub fn kernel_set(&self) -> KernelSet {
         self.plan.target.set
+    }
+
+    /// How a run on `threads` threads splits into tasks ([`plan::dense_grid`]), worked out
+    /// once per thread count.
+    pub fn split(&self, threads: usize) -> DenseSplit {
+        let l = &self.layer;
+        let grid = || plan::dense_grid(l.oh * l.ow, l.m, l.kp, Tile::dense(self.plan.target), threads);
+        match self.splits.get(threads.max(1) - 1) {
+            Some(cell) => *cell.get_or_init(grid),
+            None => grid(),
+        }
     }
 
     /// Its plan: kernel set, algorithm, tile.
@@ -116,7 +131,7 @@ impl DenseQConv {
     /// prepared input).
     #[cfg(test)]
     pub(crate) fn block(&self, x: &[i8], c0: usize, ncols: usize, work: &mut super::tasks::Work, out: Out) {
-        self.kernel.block(&self.layer, x, &[], c0, ncols, work, out)
+        self.kernel.block(&self.layer, x, &[], 0..self.layer.m, c0, ncols, work, out)
     }
 
     /// [`run`](Self::run) with the column blocks as tasks of `par`.
@@ -124,22 +139,26 @@ impl DenseQConv {
     /// # Panics
     /// If `x` or `y` has the wrong length.
     pub fn run_par(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel) {
+        self.run_split(x, y, self.split(par.threads()), par)
+    }
+
+    /// [`run_par`](Self::run_par) with the tasks of `split`, which must cover the output
+    /// exactly ([`plan::dense_grid`]'s do), its rows in multiples of the tile's.
+    pub(crate) fn run_split(&self, x: &[i8], y: &mut [i8], split: DenseSplit, par: &dyn Parallel) {
         let l = &self.layer;
         let g = &l.geo;
         assert_eq!(x.len(), g.cin * g.h * g.w);
         let n = l.oh * l.ow;
         assert_eq!(y.len(), l.m * n);
-        let (nb, blocks) = plan::dense_split(n, l.kp, par.threads());
         let out = Out::new(y);
         with_shared(|buf| {
             // Prepared once by this thread, then read by every task.
             let shared: &[i8] = if self.kernel.prepare(l, x, buf) { buf } else { &[] };
-            // Each task writes columns c0..c0 + ncols of every output row: disjoint between
-            // tasks, as `DenseKernel::block` requires.
-            par.run(blocks, &|b| {
-                let c0 = b * nb;
-                let ncols = (n - c0).min(nb);
-                with_work(|work| self.kernel.block(l, x, shared, c0, ncols, work, out))
+            // Each task writes its columns of its rows: disjoint between tasks (the grid's
+            // blocks do not overlap), as `DenseKernel::block` requires.
+            par.run(split.tasks(), &|t| {
+                let (cols, rows) = split.task(t, n, l.m);
+                with_work(|work| self.kernel.block(l, x, shared, rows, cols.start, cols.len(), work, out))
             })
         })
     }

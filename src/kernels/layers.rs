@@ -40,13 +40,22 @@ pub(crate) trait DenseKernel: fmt::Debug + Send + Sync {
         false
     }
 
-    /// Output columns `c0..c0 + ncols` of every output row (rows of `oh · ow`) into `out`.
-    /// `shared` is what [`prepare`](Self::prepare) wrote (empty when it wrote nothing).
+    /// Output columns `c0..c0 + ncols` of the output rows (channels) `rows` (rows of
+    /// `oh · ow`) into `out`. `rows.start` is a multiple of the set's tile rows
+    /// ([`Tile::dense`](super::plan::Tile::dense)) and `rows.end <= m`. `shared` is what
+    /// [`prepare`](Self::prepare) wrote (empty when it wrote nothing).
     ///
-    /// The caller guarantees that no other task accesses those columns of `out` meanwhile
-    /// (every implementation relies on it for its writes through `out`).
+    /// The caller guarantees that no other task accesses those columns of those rows of `out`
+    /// meanwhile (every implementation relies on it for its writes through `out`).
     #[allow(clippy::too_many_arguments)]
-    fn block(&self, layer: &DenseLayer, x: &[i8], shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out);
+    fn block(&self, layer: &DenseLayer, x: &[i8], shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out);
+}
+
+/// The tile-row blocks (of `mr` rows) that cover output rows `rows`, whose start is a multiple
+/// of `mr` ([`DenseKernel::block`]'s contract).
+pub(crate) fn row_blocks(rows: Range<usize>, mr: usize) -> Range<usize> {
+    assert!(rows.start.is_multiple_of(mr), "row block starting at {} for tiles of {mr} rows", rows.start);
+    rows.start / mr..rows.end.div_ceil(mr)
 }
 
 /// A depthwise (groups = channels) convolution's data that does not depend on the kernel set.

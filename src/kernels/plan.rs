@@ -381,17 +381,152 @@ pub fn conv(target: Target, facts: &LayerFacts, groups: usize, winograd: bool) -
     }
 }
 
-/// How a dense convolution's `n` output columns split into tasks: blocks of `width` columns
-/// whose packed form stays in L2 while every row block passes over it, and at least two blocks
-/// per thread when there are several. Returns `(width, blocks)`.
-pub(crate) fn dense_split(n: usize, kp: usize, threads: usize) -> (usize, usize) {
-    let nr = PAIR_NR;
-    let mut nb = ((PACKED_BLOCK_BYTES / (kp * 2)) / (2 * nr) * (2 * nr)).max(4 * nr);
-    if threads > 1 {
-        nb = nb.min(n.div_ceil(2 * threads).div_ceil(2 * nr) * 2 * nr).max(2 * nr);
+/// How a dense convolution's work splits into tasks: a grid of column blocks (output pixels)
+/// by row blocks (output channels). Task `t` is column block `t / row_blocks`, row block
+/// `t % row_blocks`; each task packs its columns and multiplies them by its rows' weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DenseSplit {
+    /// Columns per block (the last block may have fewer).
+    pub cols: usize,
+    /// Column blocks.
+    pub col_blocks: usize,
+    /// Output channels per block, a multiple of the tile's rows (the last block may have fewer).
+    pub rows: usize,
+    /// Row blocks.
+    pub row_blocks: usize,
+}
+
+impl DenseSplit {
+    /// Tasks in the grid.
+    pub fn tasks(&self) -> usize {
+        self.col_blocks * self.row_blocks
     }
-    let nb = nb.min(n.div_ceil(nr) * nr).max(1);
-    (nb, n.div_ceil(nb))
+
+    /// Task `t`'s columns and rows, for `n` columns and `m` rows.
+    pub fn task(&self, t: usize, n: usize, m: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (cb, rb) = (t / self.row_blocks, t % self.row_blocks);
+        let c0 = cb * self.cols;
+        let r0 = rb * self.rows;
+        (c0..(c0 + self.cols).min(n), r0..(r0 + self.rows).min(m))
+    }
+}
+
+/// Packing a task's columns costs about as much as multiplying them by this many rows.
+const PACK_ROWS: usize = 4;
+/// A task's fixed cost (claiming it, setting up its buffers), in multiply-accumulates.
+const TASK_MACS: usize = 4096;
+/// A job below this many multiply-accumulates is not split: waking other threads costs more.
+const JOB_MIN_MACS: usize = 1 << 18;
+
+/// The grid of a dense convolution with `n` output columns, `m` output channels and `kp`
+/// (padded) `k`, for the `tile` of its kernel set on `threads` threads.
+///
+/// One thread: column blocks whose packed form stays in L2 while every row block passes over
+/// it, all rows in each. Several threads: of the grids with at most four tasks per thread (or
+/// the L2 blocks, if there are more), the one whose tasks, handed out in order to `threads`
+/// equal threads (each next task to the thread free first, as the pool does), finish first,
+/// counting padded tiles, the packing and a fixed cost per task; ties go to fewer tasks. A
+/// 7×7 map (49 columns) on four threads thus splits its channels instead of making column
+/// blocks of 16, 16, 16 and 1.
+pub(crate) fn dense_grid(n: usize, m: usize, kp: usize, tile: Tile, threads: usize) -> DenseSplit {
+    let (nr, mr) = (tile.nr.max(1), tile.mr.max(1));
+    // In units of the i16-pair panel for every set (the one-thread split of every set since
+    // the AVX2 kernels, kept so that one-thread runs do not change).
+    let l2 = ((PACKED_BLOCK_BYTES / (kp.max(1) * 2)) / (2 * PAIR_NR) * (2 * PAIR_NR)).max(4 * PAIR_NR);
+    let whole = |width: usize| DenseSplit { cols: width, col_blocks: n.div_ceil(width), rows: m.max(1), row_blocks: 1 };
+    let l2_width = l2.min(n.div_ceil(PAIR_NR) * PAIR_NR).max(1);
+    if threads <= 1 || n == 0 || m == 0 || n * m * kp < JOB_MIN_MACS {
+        return whole(l2_width);
+    }
+    let round = |x: usize, to: usize| x.div_ceil(to) * to;
+    let cost = |cols: usize, rows: usize| (round(rows, mr) + PACK_ROWS) * round(cols, nr) * kp + TASK_MACS;
+    best_grid(n, m, (nr, l2_width), mr, threads, cost).unwrap_or_else(|| whole(l2_width))
+}
+
+/// Of the grids over `n` columns (blocks of a multiple of `unit.0` columns, at most `unit.1`)
+/// and `m` rows (blocks of a multiple of `mr`) with at most four tasks per thread (or the
+/// fewest column blocks, if more), the one whose tasks, handed out in order to `threads` equal
+/// threads (each next task to the thread free first, as the pool does), finish first by
+/// `cost(columns, rows)` of each task; ties go to fewer tasks.
+fn best_grid(n: usize, m: usize, unit: (usize, usize), mr: usize, threads: usize, cost: impl Fn(usize, usize) -> usize) -> Option<DenseSplit> {
+    let (nr, cap) = unit;
+    let round = |x: usize, to: usize| x.div_ceil(to) * to;
+    let max_tasks = (4 * threads).max(n.div_ceil(cap));
+    let mut best: Option<(usize, DenseSplit)> = None;
+    let mut free = vec![0usize; threads.max(1)];
+    for col_blocks in n.div_ceil(cap)..=n.div_ceil(nr).min(max_tasks) {
+        let cols = round(n.div_ceil(col_blocks), nr).min(cap);
+        if n.div_ceil(cols) != col_blocks {
+            continue; // the same grid as a smaller count
+        }
+        for row_blocks in 1..=m.div_ceil(mr).min(max_tasks / col_blocks) {
+            let rows = round(m.div_ceil(row_blocks), mr);
+            if m.div_ceil(rows) != row_blocks {
+                continue;
+            }
+            let split = DenseSplit { cols, col_blocks, rows, row_blocks };
+            free.iter_mut().for_each(|f| *f = 0);
+            for t in 0..split.tasks() {
+                let (c, r) = split.task(t, n, m);
+                // Infallible: `free` is not empty.
+                let first = free.iter_mut().min().unwrap();
+                *first += cost(c.len(), r.len());
+            }
+            let span = free.iter().copied().max().unwrap_or(0);
+            if best.is_none_or(|(b, s)| span < b || (span == b && split.tasks() < s.tasks())) {
+                best = Some((span, split));
+            }
+        }
+    }
+    best.map(|(_, s)| s)
+}
+
+/// The input transform of a Winograd task costs about as much as this many output channels of
+/// its GEMM.
+const TRANSFORM_ROWS: usize = 8;
+
+/// The grid of a Winograd layer with `th × tw` tiles (2×2 output blocks), `m` output channels
+/// and `cp` (padded) input channels, on `threads` threads: blocks of tile rows (the "columns"
+/// of [`DenseSplit`]) by blocks of channels, in multiples of the GEMM's `mr` rows. One thread:
+/// blocks of tile rows whose transformed input fits `block_tiles` tiles, all channels. Several:
+/// the grid that [`best_grid`] finds, counting the GEMM's padded register tiles of `tiles`
+/// tiles (on a 7×7 map the 16 tiles are one register tile: split into tile rows, each task
+/// would compute all 16 for its 4) and the input transform each task repeats.
+pub(crate) fn winograd_grid(th: usize, tw: usize, m: usize, cp: usize, tiles: (usize, usize), mr: usize, threads: usize) -> DenseSplit {
+    let (tile, block_tiles) = tiles;
+    let per = (block_tiles / tw.max(1)).clamp(1, th.max(1));
+    let whole = DenseSplit { cols: per, col_blocks: th.div_ceil(per), rows: m.max(1), row_blocks: 1 };
+    if threads <= 1 || th * tw * m * cp * 16 < JOB_MIN_MACS {
+        return whole;
+    }
+    let cost = |ty: usize, rows: usize| (ty * tw).div_ceil(tile) * tile * (rows.div_ceil(mr) * mr + TRANSFORM_ROWS) * cp * 16 + TASK_MACS;
+    best_grid(th, m, (1, per), mr, threads, cost).unwrap_or(whole)
+}
+
+/// An element-wise job below this many elements runs on the calling thread: waking the others
+/// costs more (a quantized add executes about one instruction per element on NEON).
+const ELEMENTWISE_MIN: usize = 8192;
+
+/// How an element-wise kernel's `len` elements split into tasks: one equal chunk per thread,
+/// in multiples of 64 elements (whole vectors for every set). Returns `(elements per task,
+/// tasks)`.
+pub(crate) fn elementwise_split(len: usize, threads: usize) -> (usize, usize) {
+    if threads <= 1 || len < ELEMENTWISE_MIN {
+        return (len.max(1), 1);
+    }
+    let per = len.div_ceil(threads).next_multiple_of(64);
+    (per, len.div_ceil(per))
+}
+
+/// How `c` channels of a pooling layer (`work` window elements each) split into tasks: one
+/// equal group per thread, none below the element-wise threshold. Returns `(channels per
+/// task, tasks)`.
+pub(crate) fn channel_split(c: usize, work: usize, threads: usize) -> (usize, usize) {
+    if threads <= 1 || c * work < ELEMENTWISE_MIN {
+        return (c.max(1), 1);
+    }
+    let per = c.div_ceil(threads);
+    (per, c.div_ceil(per))
 }
 
 /// How a depthwise convolution's `c` channels split into tasks: two groups per thread when
@@ -508,11 +643,28 @@ mod tests {
 
     #[test]
     fn splits_cover_every_column_and_channel() {
+        let tiles = [A72, A76, A7, X86, Target { arch: Arch::X86_64, set: KernelSet::Avx512Vnni }].map(Tile::dense);
         for n in [1, 7, 49, 196, 3136, 12544] {
-            for kp in [2, 32, 576, 4608] {
-                for threads in 1..=5 {
-                    let (w, blocks) = dense_split(n, kp, threads);
-                    assert!(w >= 1 && blocks * w >= n && (blocks - 1) * w < n, "n {n} kp {kp} threads {threads}");
+            for m in [1, 8, 24, 96, 1000] {
+                for kp in [2, 32, 576, 4608] {
+                    for tile in tiles {
+                        for threads in 1..=5 {
+                            let s = dense_grid(n, m, kp, tile, threads);
+                            let at = format!("n {n} m {m} kp {kp} {tile:?} threads {threads}: {s:?}");
+                            assert!(s.rows.is_multiple_of(tile.mr) || s.row_blocks == 1, "{at}");
+                            assert!(s.tasks() <= (4 * threads).max(dense_grid(n, m, kp, tile, 1).tasks()), "{at}");
+                            // Every (column, row) in exactly one task.
+                            let mut seen = vec![0u8; n * m];
+                            for t in 0..s.tasks() {
+                                let (c, r) = s.task(t, n, m);
+                                assert!(!c.is_empty() && !r.is_empty(), "{at}: task {t} empty");
+                                for row in r {
+                                    c.clone().for_each(|col| seen[row * n + col] += 1);
+                                }
+                            }
+                            assert!(seen.iter().all(|&v| v == 1), "{at}");
+                        }
+                    }
                 }
             }
         }
@@ -522,6 +674,31 @@ mod tests {
                 assert!(per * tasks >= c && (tasks - 1) * per < c);
             }
         }
+    }
+
+    /// The figures of issue 34: a 7×7 map's 49 columns made column blocks of 16, 16, 16 and 1
+    /// (four threads waited for the 16s); the grid splits the channels instead. One thread
+    /// keeps the L2 column blocks, all channels in each.
+    #[test]
+    fn small_maps_split_their_channels() {
+        let tile = Tile::dense(A76);
+        let s = dense_grid(49, 960, 160, tile, 4);
+        assert!(s.row_blocks >= 4 && s.tasks().is_multiple_of(4), "{s:?}");
+        let one = dense_grid(49, 960, 160, tile, 1);
+        assert_eq!((one.col_blocks, one.row_blocks, one.cols), (1, 1, 56), "{one:?}");
+        let big = dense_grid(112 * 112, 96, 16, tile, 4);
+        assert_eq!(big.row_blocks, 1, "a large map splits its columns alone: {big:?}");
+        // A layer too small to be worth waking other threads for stays one task.
+        assert_eq!(dense_grid(1, 16, 16, tile, 4).tasks(), 1);
+        // Winograd on ResNet-18's 7×7 layer4: 4×4 tiles, one register tile of 16. Tile rows
+        // as tasks made each compute all 16 for its 4 (2.2× the one-thread instructions on
+        // two threads); the grid splits the 512 channels and keeps every tile row together.
+        let w = winograd_grid(4, 4, 512, 512, (16, 64), PAIR_MR, 4);
+        assert!(w.col_blocks == 1 && w.row_blocks >= 4, "{w:?}");
+        assert_eq!(winograd_grid(4, 4, 512, 512, (16, 64), PAIR_MR, 1), DenseSplit { cols: 4, col_blocks: 1, rows: 512, row_blocks: 1 });
+        // A 56×56 map has tile rows enough for every thread.
+        let w = winograd_grid(28, 28, 64, 64, (16, 256), PAIR_MR, 4);
+        assert!(w.row_blocks == 1 && w.col_blocks >= 4, "{w:?}");
     }
 
     #[test]

@@ -61,39 +61,66 @@ impl Parallel for Sequential {
         1
     }
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
-        (0..n).for_each(task)
+        let _job = super::marks::Job::begin();
+        (0..n).for_each(|i| super::marks::task(task, i))
     }
 }
 
-/// The output of a kernel, written by tasks at disjoint ranges.
-#[derive(Clone, Copy)]
-pub(crate) struct Out {
-    ptr: *mut i8,
+/// Runs `f(i, chunk)` for each chunk `i` of `chunk` elements of `y` (the last may be shorter),
+/// as the tasks of one job of `par`.
+pub(crate) fn par_chunks_mut<T: Send>(y: &mut [T], chunk: usize, par: &dyn Parallel, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    let (len, chunk) = (y.len(), chunk.max(1));
+    let out = Out::new(y);
+    par.run(len.div_ceil(chunk), &|i| {
+        let start = i * chunk;
+        // SAFETY: chunk `i` is task `i`'s alone, and within `y`.
+        f(i, unsafe { out.slice(start, chunk.min(len - start)) })
+    })
+}
+
+/// The output of a kernel, written by tasks at disjoint ranges (int8 unless said otherwise).
+pub(crate) struct Out<T = i8> {
+    ptr: *mut T,
     len: usize,
 }
 
+impl<T> Clone for Out<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Out<T> {}
+
 // SAFETY: tasks write disjoint ranges (each kernel documents its split) and the buffer outlives
 // the `Parallel::run` call that uses it.
-unsafe impl Send for Out {}
+unsafe impl<T: Send> Send for Out<T> {}
 // SAFETY: as for `Send`: shared between tasks that write disjoint ranges.
-unsafe impl Sync for Out {}
+unsafe impl<T: Send> Sync for Out<T> {}
 
-impl Out {
-    pub(crate) fn new(y: &mut [i8]) -> Self {
+impl<T> Out<T> {
+    pub(crate) fn new(y: &mut [T]) -> Self {
         Out { ptr: y.as_mut_ptr(), len: y.len() }
     }
 
     /// The start of the buffer and its length, for kernels that check a whole range once and
     /// then write with pointers (the same contract as [`slice`](Self::slice)).
     #[allow(dead_code)] // used by the ARM kernels
-    pub(crate) fn raw(&self) -> (*mut i8, usize) {
+    pub(crate) fn raw(&self) -> (*mut T, usize) {
         (self.ptr, self.len)
+    }
+
+    /// The same buffer from `start` on (a GEMM writing rows from `start / n` on).
+    #[allow(dead_code)] // used by the ARM kernels
+    pub(crate) fn from(&self, start: usize) -> Out<T> {
+        assert!(start <= self.len, "output offset {start} past its {} elements", self.len);
+        // SAFETY: in bounds (checked).
+        Out { ptr: unsafe { self.ptr.add(start) }, len: self.len - start }
     }
 
     /// # Safety
     /// No other task may access `start..start + len` while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [i8] {
+    pub(crate) unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
         assert!(start + len <= self.len);
         // SAFETY: in bounds (checked), disjoint by the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }

@@ -5,6 +5,7 @@ use super::elementwise::*;
 use super::geometry::Geometry;
 #[cfg(target_arch = "aarch64")]
 use super::plan::DenseAlgorithm;
+use super::plan::{DenseSplit, Tile};
 use super::portable::{dequantize_body, quantize_body, quantized_add_body};
 use super::reference::{data, reference};
 use super::tasks::{Out, Parallel, Work};
@@ -92,6 +93,38 @@ fn elementwise_kernels_agree_for_every_set() {
     }
 }
 
+/// The `_par` forms on a thread pool of 1–4 threads and of more threads than chunks, on lengths
+/// below, at and past the split threshold and not a multiple of the chunk: the same bytes as
+/// one call on the whole.
+#[test]
+fn elementwise_kernels_split_over_threads_give_the_same_bytes() {
+    let len = 3 * 8192 + 77;
+    let x: Vec<f32> = (0..len).map(|i| ((i * 7919) % 1001) as f32 * 0.37 - 170.0).collect();
+    let (a, b) = (data(45, len), data(46, len));
+    let table: [i8; 256] = std::array::from_fn(|i| (i as u8).wrapping_mul(91).wrapping_add(3) as i8);
+    for threads in [1, 2, 3, 4, 16] {
+        let pool = super::ThreadPool::new(threads);
+        for n in [100, 8191, 8192, 8193, len] {
+            for set in sets() {
+                let (mut want, mut got) = (vec![0i8; n], vec![0i8; n]);
+                quantize_with(set, &x[..n], 0.7, -3, &mut want);
+                quantize_par(set, &x[..n], 0.7, -3, &mut got, &pool);
+                assert_eq!(got, want, "{set} quantize n={n} threads {threads}");
+                let (mut want_f, mut got_f) = (vec![0f32; n], vec![0f32; n]);
+                dequantize_with(set, &a[..n], 0.05, 4, &mut want_f);
+                dequantize_par(set, &a[..n], 0.05, 4, &mut got_f, &pool);
+                assert!(got_f.iter().zip(&want_f).all(|(g, w)| g.to_bits() == w.to_bits()), "{set} dequantize n={n} threads {threads}");
+                quantized_add_with(set, &a[..n], (0.02, 1), &b[..n], (0.03, -2), (0.04, 5), &mut want);
+                quantized_add_par(set, &a[..n], (0.02, 1), &b[..n], (0.03, -2), (0.04, 5), &mut got, &pool);
+                assert_eq!(got, want, "{set} quantized add n={n} threads {threads}");
+                lookup_with(set, &table, &a[..n], &mut want);
+                lookup_par(set, &table, &a[..n], &mut got, &pool);
+                assert_eq!(got, want, "{set} lookup n={n} threads {threads}");
+            }
+        }
+    }
+}
+
 #[test]
 fn table_lookup_agrees_for_every_set() {
     // Every index, in lengths around the 16-value vectors.
@@ -158,6 +191,18 @@ fn check_dense_zp(g: Geometry, m: usize, seed: u64, x_zp: i8, y_zp: i8) {
         let mut y3 = vec![0i8; y.len()];
         conv.run_par(&x, &mut y3, &Reverse(3));
         assert_eq!(y3, want, "{set} split into tasks");
+        // Grids of column blocks by row blocks, whatever their size (the planner splits only
+        // layers worth waking threads for): one tile of rows, two, all; 13 columns, one panel.
+        let tile = Tile::dense(conv.plan().target);
+        let n = oh * ow;
+        for rows in [tile.mr, 2 * tile.mr, m] {
+            for cols in [13, tile.nr, n] {
+                let split = DenseSplit { cols, col_blocks: n.div_ceil(cols), rows, row_blocks: m.div_ceil(rows) };
+                y3.fill(0);
+                conv.run_split(&x, &mut y3, split, &Reverse(4));
+                assert_eq!(y3, want, "{set} {g:?} m={m} in a grid {split:?}");
+            }
+        }
     }
     let conv = DenseQConv::with_kernels(KernelSet::Portable, g, &w, &bias, x_zp, rq.clone()).unwrap();
     let (oh, ow) = conv.output_hw();
@@ -169,6 +214,31 @@ fn check_dense_zp(g: Geometry, m: usize, seed: u64, x_zp: i8, y_zp: i8) {
         conv.block(&x, c0, 13.min(n - c0), &mut work, Out::new(&mut y2));
     }
     assert_eq!(y2, want, "portable kernel in blocks of 13 columns");
+}
+
+/// Real threads: every set, on layers whose planned grid splits channels (a 7×7 map) or
+/// columns (a 28×28 map), with 1 to 4 threads and with more threads than the layer has tasks,
+/// bit for bit against the reference; the pool reused from layer to layer.
+#[test]
+fn dense_layers_on_a_thread_pool_match_the_reference() {
+    let cases = [(geo(96, 7, 7, 1, 1, [0; 4], 1), 160), (geo(24, 28, 28, 3, 1, [1; 4], 1), 40), (geo(8, 4, 4, 1, 1, [0; 4], 1), 8)];
+    for threads in [1, 2, 3, 4, 16] {
+        let pool = super::ThreadPool::new(threads);
+        for (i, &(g, m)) in cases.iter().enumerate() {
+            let k = g.cin * g.kh * g.kw;
+            let w: Vec<i8> = data(90 + i as u64, m * k).into_iter().map(|v| v.max(-127)).collect();
+            let x = data(91 + i as u64, g.cin * g.h * g.w);
+            let bias: Vec<i32> = (0..m as i32).map(|i| 7 * i - 90).collect();
+            let rq = Requant::new((0..m).map(|i| 0.0003 + 0.0001 * (i % 7) as f32).collect(), -4);
+            let want = reference(&g, 1, &w, &bias, 3, &rq, &x);
+            for set in sets() {
+                let conv = DenseQConv::with_kernels(set, g, &w, &bias, 3, rq.clone()).unwrap();
+                let mut y = vec![0i8; want.len()];
+                conv.run_par(&x, &mut y, &pool);
+                assert_eq!(y, want, "{set} {g:?} m={m} on {threads} threads: {:?}", conv.split(threads));
+            }
+        }
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::marks;
 use super::tasks::Parallel;
 
 type Task = dyn Fn(usize) + Sync;
@@ -75,7 +76,7 @@ fn claim(next: &AtomicUsize, n: usize, task: &(dyn Fn(usize) + Sync + '_)) {
         if i >= n {
             break;
         }
-        task(i);
+        marks::task(task, i);
     }
 }
 
@@ -168,16 +169,18 @@ impl Parallel for ThreadPool {
     }
 
     fn run(&self, n: usize, task: &(dyn Fn(usize) + Sync)) {
+        let _job = marks::Job::begin();
+        let sequential = || (0..n).for_each(|i| marks::task(task, i));
         if n <= 1 || self.threads == 1 {
-            return (0..n).for_each(task);
+            return sequential();
         }
         let _busy = match self.busy.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return (0..n).for_each(task),
+            Err(TryLockError::WouldBlock) => return sequential(),
         };
         if self.start() == 0 {
-            return (0..n).for_each(task);
+            return sequential();
         }
         let shared = &*self.shared;
         // SAFETY: only the lifetime is erased; see `Job`.

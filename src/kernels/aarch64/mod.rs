@@ -18,7 +18,7 @@ pub(crate) mod winograd;
 use std::ops::Range;
 
 use crate::kernels::isa::KernelSet;
-use crate::kernels::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
+use crate::kernels::layers::{row_blocks, DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
 use crate::kernels::packing::im2col;
 use crate::kernels::plan::{DenseAlgorithm, DensePlan, DepthwiseForm, DepthwisePlan};
 use crate::kernels::planes::{self, PlaneForm, PlaneRows, TapOffsets};
@@ -70,11 +70,18 @@ impl DenseKernel for ArmDense {
 
     /// Columns packed as int8 in the set's layout, or read in place from `shared` (the in-place
     /// form's interleaved input, see [`DirectConv`]).
-    fn block(&self, l: &DenseLayer, x: &[i8], shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    fn block(&self, l: &DenseLayer, x: &[i8], shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let Work { packed8, cols, segs, panels, .. } = work;
         let dot = self.dot;
         let rq = &l.requant;
         let n = l.oh * l.ow;
+        // The GEMMs run rows 0..m of what they are given: give them `rows` alone (weights from
+        // its first row block on, its biases and scales, the output from its first row).
+        let (mr, kc) = if dot { (dotprod::MR, dotprod::KC) } else { (neon::MR, neon::KC) };
+        let first = row_blocks(rows.clone(), mr).start;
+        let m = rows.len();
+        let (bias, scale, out) = (&l.bias[rows.clone()], &rq.scale[rows.clone()], out.from(rows.start * n));
+        let a = |kb: usize| &self.a[first * kb * mr * kc..];
         if let Some(d) = &self.direct {
             trace!("dense.in_place");
             let nr = if dot { dotprod::NR } else { neon::NR };
@@ -86,9 +93,9 @@ impl DenseKernel for ArmDense {
             // the dot product (`table::dense`).
             unsafe {
                 if dot {
-                    dotprod::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                    dotprod::gemm(a(kb), kb, m, &p, bias, scale, rq.zero_point, out, n);
                 } else {
-                    neon::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                    neon::gemm(a(kb), kb, m, &p, bias, scale, rq.zero_point, out, n);
                 }
             }
             return;
@@ -119,7 +126,7 @@ impl DenseKernel for ArmDense {
                     ncols,
                     col0: c0,
                 };
-                dotprod::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                dotprod::gemm(a(kb), kb, m, &p, bias, scale, rq.zero_point, out, n);
             } else {
                 let kb = l.k.div_ceil(neon::KC);
                 neon::pack_b(src, l.k, stride, start, ncols, packed8);
@@ -128,10 +135,10 @@ impl DenseKernel for ArmDense {
                 if kb >= 2 && (1..=neon::KC / 2).contains(&(l.k % neon::KC)) {
                     trace!("neon.half");
                     let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }, true> { packed, panel, ncols, col0: c0 };
-                    neon::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                    neon::gemm(a(kb), kb, m, &p, bias, scale, rq.zero_point, out, n);
                 } else {
                     let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }> { packed, panel, ncols, col0: c0 };
-                    neon::gemm(&self.a, kb, l.m, &p, &l.bias, &rq.scale, rq.zero_point, out, n);
+                    neon::gemm(a(kb), kb, m, &p, bias, scale, rq.zero_point, out, n);
                 }
             }
         }

@@ -49,10 +49,11 @@ impl WinogradIsa for Neon {
 /// [`WinogradLayer::block`] with NEON's pieces.
 ///
 /// # Safety
-/// No other task writes output rows `2·ty0..2·ty1` meanwhile (NEON is part of aarch64).
-pub(crate) unsafe fn block(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out) {
+/// No other task writes output rows `2·ty0..2·ty1` of channels `rows` meanwhile (NEON is part
+/// of aarch64).
+pub(crate) unsafe fn block(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, rows: std::ops::Range<usize>, work: &mut Work, out: Out) {
     // SAFETY: NEON is present on every aarch64 CPU; the rows are this task's (the contract).
-    unsafe { l.block::<Neon>(x, ty0, ty1, work, out) }
+    unsafe { l.block::<Neon>(x, ty0, ty1, rows, work, out) }
 }
 
 /// `acc[r][t] = Σ_k a[k][r] · b[k][t]` over `kh` channel pairs for the `MR` rows of a weight

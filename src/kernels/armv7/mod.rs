@@ -5,7 +5,7 @@ pub(crate) mod neon;
 
 use std::ops::Range;
 
-use crate::kernels::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
+use crate::kernels::layers::{row_blocks, DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
 use crate::kernels::packing::{im2col, no_evens};
 use crate::kernels::plan::{DepthwiseForm, DepthwisePlan};
 use crate::kernels::planes::{self, PlaneForm, PlaneRows, TapOffsets};
@@ -31,7 +31,7 @@ impl DenseKernel for Armv7Dense {
 
     /// Columns packed as int8 in the kernel's layout (from `x` directly when pointwise, else
     /// through im2col).
-    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let Work { packed8, cols, segs, .. } = work;
         let len = neon::packed_len(l.k, ncols);
         // Only grown: packing writes every byte of the panels it fills.
@@ -52,7 +52,12 @@ impl DenseKernel for Armv7Dense {
                 im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
                 neon::pack_b(cols, l.k, ncols, 0, ncols, packed8);
             }
-            neon::gemm(&self.a, l.k.div_ceil(neon::KC), l.m, packed8, ncols, &l.bias, &rq.scale, rq.zero_point, out, n, c0)
+            // The GEMM runs rows 0..m of what it is given: `rows` alone (weights from its first
+            // row block on, its biases and scales, the output from its first row).
+            let kb = l.k.div_ceil(neon::KC);
+            let a = &self.a[row_blocks(rows.clone(), neon::MR).start * kb * neon::MR * neon::KC..];
+            let out = out.from(rows.start * n);
+            neon::gemm(a, kb, rows.len(), packed8, ncols, &l.bias[rows.clone()], &rq.scale[rows], rq.zero_point, out, n, c0)
         }
     }
 }

@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use super::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer, Elementwise};
+use super::layers::{row_blocks, DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer, Elementwise};
 use super::packing::{im2col, no_evens};
 use super::plan::{PAIR_MR as MR, PAIR_NR as NR};
 use super::requant::{clamp, round_small};
@@ -128,7 +128,7 @@ impl DenseKernel for Dense {
 
     /// Columns `c0..c0 + ncols` packed: straight from `x` for a pointwise convolution, else
     /// through an im2col of just those columns (small enough to stay in cache).
-    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let panel_len = (l.kp / 2) * NR * 2;
         let Work { packed, wide, cols, segs, .. } = work;
         // Only grown: packing writes every element of the panels it fills.
@@ -145,19 +145,19 @@ impl DenseKernel for Dense {
             im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
             pack_b(cols, l.k, ncols, l.kp, 0, ncols, packed);
         }
-        gemm(l, &self.0, packed, wide, c0, ncols, n, out);
+        gemm(l, &self.0, packed, wide, rows, c0, ncols, n, out);
     }
 }
 
-/// The GEMM of every row block by the packed columns `col0..col0 + ncols`, requantised into
-/// `y` (rows of `n`).
+/// The GEMM of the row blocks of `rows` by the packed columns `col0..col0 + ncols`,
+/// requantised into `y` (rows of `n`).
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn gemm(l: &DenseLayer, w: &PairPacked, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
+fn gemm(l: &DenseLayer, w: &PairPacked, packed: &[i16], wide: &mut Vec<u32>, rows: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
     let kh = l.kp / 2;
     let panel_len = kh * NR * 2;
     let panels = ncols.div_ceil(NR);
-    for blk in 0..l.m.div_ceil(MR) {
+    for blk in row_blocks(rows, MR) {
         let a = w.widen_block(l, blk, wide);
         let mut p = 0;
         while p < panels {

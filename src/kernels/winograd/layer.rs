@@ -4,7 +4,10 @@
 //! portable pieces are here; AVX2's are in `x86_64/winograd.rs`, NEON's in
 //! `aarch64/winograd.rs`. See [`WinogradQConv`](super::WinogradQConv) for the arithmetic.
 
+use std::ops::Range;
+
 use crate::kernels::geometry::Geometry;
+use crate::kernels::layers::row_blocks;
 use crate::kernels::plan::{PAIR_MR as MR, PAIR_NR as NR};
 use crate::kernels::requant::Requant;
 use crate::kernels::tasks::Out;
@@ -74,12 +77,13 @@ pub(crate) trait WinogradIsa {
     }
 }
 
-/// One kernel set's Winograd block: tile rows `ty0..ty1` of every output channel.
+/// One kernel set's Winograd block: tile rows `ty0..ty1` of the output channels `rows` (whose
+/// start is a multiple of the GEMM's `MR`).
 ///
 /// # Safety
 /// The CPU has the set's instructions (the table hands out a set's block only then), and no
-/// other task writes output rows `2·ty0..2·ty1` meanwhile.
-pub(crate) type WinogradBlock = unsafe fn(&WinogradLayer, &[i8], usize, usize, &mut Work, Out);
+/// other task writes output rows `2·ty0..2·ty1` of those channels meanwhile.
+pub(crate) type WinogradBlock = unsafe fn(&WinogradLayer, &[i8], usize, usize, Range<usize>, &mut Work, Out);
 
 /// The portable pieces.
 pub(crate) struct Portable;
@@ -96,10 +100,10 @@ impl WinogradIsa for Portable {
 /// Runs [`WinogradLayer::block`] with the portable pieces.
 ///
 /// # Safety
-/// No other task writes output rows `2·ty0..2·ty1` meanwhile.
-pub(crate) unsafe fn block_portable(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out) {
+/// No other task writes output rows `2·ty0..2·ty1` of channels `rows` meanwhile.
+pub(crate) unsafe fn block_portable(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, rows: Range<usize>, work: &mut Work, out: Out) {
     // SAFETY: the portable pieces need no CPU feature; the rows are this task's (the contract).
-    unsafe { l.block::<Portable>(x, ty0, ty1, work, out) }
+    unsafe { l.block::<Portable>(x, ty0, ty1, rows, work, out) }
 }
 
 /// Per-thread buffers of a Winograd task.
@@ -119,13 +123,13 @@ pub(crate) struct Work {
 }
 
 impl WinogradLayer {
-    /// Tile rows `ty0..ty1` of every output channel, with the pieces of `I`.
+    /// Tile rows `ty0..ty1` of the output channels `channels`, with the pieces of `I`.
     ///
     /// # Safety
-    /// The CPU has `I`'s instructions, and no other task writes output rows `2·ty0..2·ty1`
-    /// meanwhile.
+    /// The CPU has `I`'s instructions, and no other task writes output rows `2·ty0..2·ty1` of
+    /// those channels meanwhile.
     #[inline(always)]
-    pub(crate) unsafe fn block<I: WinogradIsa>(&self, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out) {
+    pub(crate) unsafe fn block<I: WinogradIsa>(&self, x: &[i8], ty0: usize, ty1: usize, channels: Range<usize>, work: &mut Work, out: Out) {
         let nt = (ty1 - ty0) * self.tw;
         let kh = self.cp / 2;
         let plen = kh * NR;
@@ -149,7 +153,7 @@ impl WinogradLayer {
         work.acc.clear();
         work.acc.resize(16 * MR * TILES, 0);
         let ulen = 16 * kh * MR;
-        for blk in 0..self.m.div_ceil(MR) {
+        for blk in row_blocks(channels, MR) {
             let u = &self.u[blk * ulen..(blk + 1) * ulen];
             for pp in 0..pairs {
                 // The last register tile may need only its first panel.

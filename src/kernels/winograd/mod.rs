@@ -11,10 +11,11 @@
 pub(crate) mod layer;
 
 use std::cell::RefCell;
+use std::sync::OnceLock;
 
 use super::geometry::{Geometry, Unsupported};
 use super::isa::KernelSet;
-use super::plan::{self, Target, PAIR_MR as MR, WINOGRAD_MAX_CIN};
+use super::plan::{self, DenseSplit, Target, PAIR_MR as MR, WINOGRAD_MAX_CIN};
 use super::requant::{fold_zero_point, Requant};
 use super::tasks::{Out, Parallel};
 use layer::{transform_weights, WinogradBlock, WinogradLayer, Work, BLOCK_BYTES, TILES};
@@ -31,6 +32,8 @@ pub struct WinogradQConv {
     /// dense kernel the planner prefers), or the portable code.
     target: Target,
     block: WinogradBlock,
+    /// [`split`](Self::split) for 1..=8 threads.
+    splits: [OnceLock<DenseSplit>; 8],
 }
 
 impl WinogradQConv {
@@ -84,7 +87,7 @@ impl WinogradQConv {
         let set = if set.available() { set } else { KernelSet::Portable };
         let (target, block) = super::table::winograd(plan::winograd_target(Target::host(set)));
         let layer = WinogradLayer { geo, oh, ow, th: oh.div_ceil(2), tw: ow.div_ceil(2), m, cp, u, bias, x_zp, requant };
-        Ok(WinogradQConv { layer, target, block })
+        Ok(WinogradQConv { layer, target, block, splits: Default::default() })
     }
 
     /// Output height and width.
@@ -112,40 +115,44 @@ impl WinogradQConv {
         4 * self.layer.u.len() + 4 * self.layer.bias.len() + 4 * self.layer.requant.scale.len()
     }
 
-    /// Runs on one `[cin][h][w]` input into one `[m][oh][ow]` output, blocks of tile rows as
-    /// tasks of `par`.
+    /// How a run on `threads` threads splits into tasks: blocks of tile rows by blocks of
+    /// output channels ([`plan::winograd_grid`]), worked out once per thread count.
+    pub fn split(&self, threads: usize) -> DenseSplit {
+        let l = &self.layer;
+        let block_tiles = (BLOCK_BYTES / (16 * l.cp * 2)).max(TILES);
+        let grid = || plan::winograd_grid(l.th, l.tw, l.m, l.cp, (TILES, block_tiles), MR, threads);
+        match self.splits.get(threads.max(1) - 1) {
+            Some(cell) => *cell.get_or_init(grid),
+            None => grid(),
+        }
+    }
+
+    /// Runs on one `[cin][h][w]` input into one `[m][oh][ow]` output, the blocks of
+    /// [`split`](Self::split) as tasks of `par`.
     ///
     /// # Panics
     /// If `x` or `y` has the wrong length (the tract op checks shapes first).
     pub fn run_par(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel) {
+        self.run_with(x, y, par, self.split(par.threads()), self.block)
+    }
+
+    /// [`run_par`](Self::run_par) with the tasks of `split` (tile rows by channels, which must
+    /// cover the output exactly, channel blocks in multiples of `MR`) and the pieces of
+    /// `block`, which must be this layer's set's or the portable one (for tests).
+    fn run_with(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel, split: DenseSplit, block: WinogradBlock) {
         let l = &self.layer;
         let g = &l.geo;
         assert_eq!(x.len(), g.cin * g.h * g.w);
         assert_eq!(y.len(), l.m * l.oh * l.ow);
-        let tiles_per_block = (BLOCK_BYTES / (16 * l.cp * 2)).max(TILES);
-        let mut rows = (tiles_per_block / l.tw).max(1);
-        let threads = par.threads();
-        if threads > 1 {
-            rows = rows.min(l.th.div_ceil(2 * threads)).max(1);
-        }
-        self.run_with(x, y, par, rows.min(l.th), self.block)
-    }
-
-    /// [`run_par`](Self::run_par) with `rows` tile rows per task and the pieces of `block`,
-    /// which must be this layer's set's or the portable one (for tests).
-    fn run_with(&self, x: &[i8], y: &mut [i8], par: &dyn Parallel, rows: usize, block: WinogradBlock) {
-        let l = &self.layer;
-        let blocks = l.th.div_ceil(rows);
         let out = Out::new(y);
-        // Each task writes output rows 2·ty0 .. 2·ty1 of every channel: disjoint between tasks.
-        par.run(blocks, &|b| {
-            let ty0 = b * rows;
-            let ty1 = (ty0 + rows).min(l.th);
+        // Each task writes output rows 2·ty0 .. 2·ty1 of its channels: disjoint between tasks.
+        par.run(split.tasks(), &|t| {
+            let (tile_rows, channels) = split.task(t, l.th, l.m);
             WORK.with(|w| {
                 let work = &mut *w.borrow_mut();
                 // SAFETY: `block` is this set's, which the table hands out only when the CPU has
-                // it, or the portable one; this task alone writes output rows 2·ty0..2·ty1.
-                unsafe { block(l, x, ty0, ty1, work, out) }
+                // it, or the portable one; this task alone writes these rows of these channels.
+                unsafe { block(l, x, tile_rows.start, tile_rows.end, channels, work, out) }
             })
         });
     }
@@ -184,10 +191,18 @@ mod tests {
             conv.run_par(&x, &mut y, par);
             assert_eq!(y, want, "cin {cin} {h}×{w} pads {pads:?} m {m}");
         }
-        // The portable path too (what armv7 runs), one tile row per block.
-        let mut y = vec![0i8; want.len()];
-        conv.run_with(&x, &mut y, &Two, 1, layer::block_portable);
-        assert_eq!(y, want, "portable: cin {cin} {h}×{w} pads {pads:?} m {m}");
+        // Grids of tile rows by channels, whatever their size (the planner splits only layers
+        // worth waking threads for), with this set's pieces and the portable ones (what armv7
+        // runs).
+        let l = &conv.layer;
+        for (ty, ch) in [(1, MR), (2, 2 * MR), (l.th, MR), (1, m)] {
+            let split = DenseSplit { cols: ty, col_blocks: l.th.div_ceil(ty), rows: ch, row_blocks: m.div_ceil(ch) };
+            for block in [conv.block, layer::block_portable as WinogradBlock] {
+                let mut y = vec![0i8; want.len()];
+                conv.run_with(&x, &mut y, &Two, split, block);
+                assert_eq!(y, want, "cin {cin} {h}×{w} pads {pads:?} m {m} in a grid {split:?}");
+            }
+        }
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! per instruction; a 4×16 register tile; requantisation in registers. The weights are in the
 //! portable set's i16-pair layout ([`PairPacked`]).
 
-use crate::kernels::layers::DenseLayer;
+use std::ops::Range;
+
+use crate::kernels::layers::{row_blocks, DenseLayer};
 use crate::kernels::packing::{im2col, no_evens};
 use crate::kernels::plan::{PAIR_MR as MR, PAIR_NR as NR};
 use crate::kernels::portable::{pack_b, store_tile, PairPacked};
@@ -23,7 +25,7 @@ impl Avx2Dense {
     /// `out` meanwhile (`DenseQConv::run_par` gives each task its own columns).
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn block_avx2(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    pub(crate) unsafe fn block_avx2(&self, l: &DenseLayer, x: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let panel_len = (l.kp / 2) * NR * 2;
         let n = l.oh * l.ow;
         let Work { packed, wide, cols, segs, .. } = work;
@@ -41,23 +43,23 @@ impl Avx2Dense {
             unsafe { pack_b_avx2(cols, l.k, ncols, l.kp, 0, ncols, packed) };
         }
         // SAFETY: AVX2 is present and this task owns columns c0.. (this function's contract).
-        unsafe { self.gemm_avx2(l, packed, wide, c0, ncols, n, out) };
+        unsafe { self.gemm_avx2(l, packed, wide, rows, c0, ncols, n, out) };
     }
 
-    /// The GEMM of every row block by the packed columns `col0..col0 + ncols`, requantised into
-    /// `y` (rows of `n`).
+    /// The GEMM of the row blocks of `rows` by the packed columns `col0..col0 + ncols`,
+    /// requantised into `y` (rows of `n`).
     ///
     /// # Safety
-    /// The CPU has AVX2, and no other task accesses columns `col0..col0 + ncols` of the rows of
+    /// The CPU has AVX2, and no other task accesses columns `col0..col0 + ncols` of `rows` of
     /// `y` meanwhile.
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_avx2(&self, l: &DenseLayer, packed: &[i16], wide: &mut Vec<u32>, col0: usize, ncols: usize, n: usize, y: Out) {
+    unsafe fn gemm_avx2(&self, l: &DenseLayer, packed: &[i16], wide: &mut Vec<u32>, rows: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
         use std::arch::x86_64::*;
         let kh = l.kp / 2;
         let panel_len = kh * NR * 2;
         let panels = ncols.div_ceil(NR);
-        for blk in 0..l.m.div_ceil(MR) {
+        for blk in row_blocks(rows, MR) {
             let a = self.0.widen_block(l, blk, wide).as_ptr();
             let mut p = 0;
             while p < panels {

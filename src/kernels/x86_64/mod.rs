@@ -26,10 +26,10 @@ impl DenseKernel for Avx2Dense {
         self.0.a.len()
     }
 
-    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         // SAFETY: the table builds this kernel only when the CPU has AVX2 (`table::dense`); this
-        // task alone accesses columns c0..c0 + ncols (the trait's contract).
-        unsafe { self.block_avx2(l, x, c0, ncols, work, out) }
+        // task alone accesses columns c0..c0 + ncols of `rows` (the trait's contract).
+        unsafe { self.block_avx2(l, x, rows, c0, ncols, work, out) }
     }
 }
 
@@ -116,11 +116,11 @@ impl DenseKernel for vnni::VnniDense {
         vnni::VnniDense::held_bytes(self)
     }
 
-    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         // SAFETY: the table builds this kernel only when the CPU has AVX-512 F, BW, VL and
         // VNNI (`table::dense`, `KernelSet::available`); this task alone accesses columns
-        // c0..c0 + ncols (the trait's contract).
-        unsafe { vnni::VnniDense::block(self, l, x, c0, ncols, work, out) }
+        // c0..c0 + ncols of `rows` (the trait's contract).
+        unsafe { vnni::VnniDense::block(self, l, x, rows, c0, ncols, work, out) }
     }
 }
 

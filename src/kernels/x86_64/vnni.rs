@@ -16,7 +16,9 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernels::layers::DenseLayer;
+use std::ops::Range;
+
+use crate::kernels::layers::{row_blocks, DenseLayer};
 use crate::kernels::packing::{im2col, no_evens};
 use crate::kernels::tasks::{Out, Work};
 
@@ -58,7 +60,7 @@ impl VnniDense {
     /// The CPU has AVX-512 F, BW, VL and VNNI, and no other task accesses columns
     /// `c0..c0 + ncols` of the rows of `out` meanwhile.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub(crate) unsafe fn block(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    pub(crate) unsafe fn block(&self, l: &DenseLayer, x: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let n = l.oh * l.ow;
         let kb = l.k.div_ceil(KC);
         let Work { packed8, cols, segs, .. } = work;
@@ -76,7 +78,7 @@ impl VnniDense {
             pack_b(cols, l.k, ncols, 0, ncols, packed8);
         }
         // SAFETY: AVX-512 VNNI is present and this task owns columns c0.. (the contract).
-        unsafe { self.gemm(l, packed8, kb, c0, ncols, n, out) };
+        unsafe { self.gemm(l, packed8, kb, rows, c0, ncols, n, out) };
     }
 
     /// Every row block by the packed panels of columns `col0..col0 + ncols`, requantised into
@@ -86,7 +88,7 @@ impl VnniDense {
     /// As [`block`](Self::block)'s; `packed` holds the panels.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm(&self, l: &DenseLayer, packed: &[i8], kb: usize, col0: usize, ncols: usize, n: usize, y: Out) {
+    unsafe fn gemm(&self, l: &DenseLayer, packed: &[i8], kb: usize, rows_of: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
         let panels = ncols.div_ceil(NR);
         let panel_len = kb * NR * KC;
         assert!(packed.len() >= panels * panel_len && self.a.len() >= l.m.div_ceil(MR) * kb * MR * KC);
@@ -94,7 +96,7 @@ impl VnniDense {
         assert!(l.m == 0 || ((l.m - 1) * n + col0 + ncols <= len && col0 + ncols <= n), "GEMM past the output");
         let rq = &l.requant;
         let (lo, hi, zp) = (_mm512_set1_ps(rq.lo), _mm512_set1_ps(rq.hi), _mm512_set1_epi32(rq.zero_point));
-        for blk in 0..l.m.div_ceil(MR) {
+        for blk in row_blocks(rows_of, MR) {
             let rows = (l.m - blk * MR).min(MR);
             // SAFETY: the block's weights lie within `a` (asserted above).
             let a = unsafe { self.a.as_ptr().add(blk * kb * MR * KC) };

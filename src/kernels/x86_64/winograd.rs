@@ -37,11 +37,12 @@ impl WinogradIsa for Avx2 {
 /// [`WinogradLayer::block`] with the AVX2 pieces, compiled with AVX2 enabled.
 ///
 /// # Safety
-/// The CPU has AVX2, and no other task writes output rows `2·ty0..2·ty1` meanwhile.
+/// The CPU has AVX2, and no other task writes output rows `2·ty0..2·ty1` of channels `rows`
+/// meanwhile.
 #[target_feature(enable = "avx2")]
-pub(crate) unsafe fn block(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, out: Out) {
+pub(crate) unsafe fn block(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, rows: std::ops::Range<usize>, work: &mut Work, out: Out) {
     // SAFETY: AVX2 is present and the rows are this task's (this function's contract).
-    unsafe { l.block::<Avx2>(x, ty0, ty1, work, out) }
+    unsafe { l.block::<Avx2>(x, ty0, ty1, rows, work, out) }
 }
 
 /// `V = Bᵀ d B` of the `tw` tiles of one tile row, 16 tiles at a time: `rows` holds the four
