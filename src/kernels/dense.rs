@@ -3,6 +3,7 @@
 //! the layer and how columns reach the GEMM; its implementation, chosen once from the plan by
 //! the [kernel table](super::table), holds the weights packed in its own layout.
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use super::geometry::{Geometry, Unsupported};
@@ -10,7 +11,7 @@ use super::isa::KernelSet;
 use super::layers::{DenseKernel, DenseLayer};
 use super::plan::{self, DensePlan, DenseSplit, LayerFacts, Target, Tile};
 use super::requant::{fold_zero_point, Requant};
-use super::tasks::{with_shared, with_work, Out, Parallel, Sequential};
+use super::tasks::{par_chunks_mut, with_packed, with_shared, with_work, Out, Parallel, Sequential, Work};
 
 /// A dense (groups = 1) int8 convolution with its weights packed.
 #[derive(Debug)]
@@ -82,7 +83,7 @@ impl DenseQConv {
     /// once per thread count.
     pub fn split(&self, threads: usize) -> DenseSplit {
         let l = &self.layer;
-        let grid = || plan::dense_grid(l.oh * l.ow, l.m, l.kp, Tile::dense(self.plan.target), threads);
+        let grid = || plan::dense_grid(l.oh * l.ow, l.m, l.kp, self.plan.algorithm, Tile::dense(self.plan.target), threads);
         match self.splits.get(threads.max(1) - 1) {
             Some(cell) => *cell.get_or_init(grid),
             None => grid(),
@@ -127,11 +128,23 @@ impl DenseQConv {
         self.run_par(x, y, &Sequential)
     }
 
-    /// Columns `c0..c0 + ncols` alone (for tests; not for the in-place form, which needs its
-    /// prepared input).
-    #[cfg(test)]
-    pub(crate) fn block(&self, x: &[i8], c0: usize, ncols: usize, work: &mut super::tasks::Work, out: Out) {
-        self.kernel.block(&self.layer, x, &[], 0..self.layer.m, c0, ncols, work, out)
+    /// Columns `c0..c0 + ncols` of the output rows `rows`: packed into the task's own buffer
+    /// (unless the form reads `shared` in place), then multiplied.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn block(&self, x: &[i8], shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        let (l, k) = (&self.layer, &*self.kernel);
+        // Taken out of `work` while `pack` and `gemm` use the rest (put back: no allocation).
+        let mut block = std::mem::take(&mut work.block);
+        let len = k.packed_len(l, ncols).unwrap_or(0);
+        if len > 0 {
+            // Only grown: packing writes every element the GEMM reads.
+            if block.len() < len {
+                block.resize(len, 0);
+            }
+            k.pack(l, x, c0, ncols, work, &mut block[..len]);
+        }
+        k.gemm(l, shared, &block[..len], rows, c0, ncols, work, out);
+        work.block = block;
     }
 
     /// [`run`](Self::run) with the column blocks as tasks of `par`.
@@ -151,15 +164,37 @@ impl DenseQConv {
         let n = l.oh * l.ow;
         assert_eq!(y.len(), l.m * n);
         let out = Out::new(y);
+        let k = &*self.kernel;
         with_shared(|buf| {
             // Prepared once by this thread, then read by every task.
-            let shared: &[i8] = if self.kernel.prepare(l, x, buf) { buf } else { &[] };
+            let shared: &[i8] = if k.prepare(l, x, buf) { buf } else { &[] };
             // Each task writes its columns of its rows: disjoint between tasks (the grid's
-            // blocks do not overlap), as `DenseKernel::block` requires.
-            par.run(split.tasks(), &|t| {
-                let (cols, rows) = split.task(t, n, l.m);
-                with_work(|work| self.kernel.block(l, x, shared, rows, cols.start, cols.len(), work, out))
-            })
+            // blocks do not overlap), as `DenseKernel::gemm` requires.
+            match k.packed_len(l, split.cols) {
+                // Several row blocks: each column block packed once, by a job of its own, into
+                // a buffer the GEMM tasks of its row blocks then read.
+                Some(len) if split.row_blocks > 1 => with_packed(|packed| {
+                    // Only grown: packing writes every element the GEMMs read.
+                    if packed.len() < len * split.col_blocks {
+                        packed.resize(len * split.col_blocks, 0);
+                    }
+                    par_chunks_mut(&mut packed[..len * split.col_blocks], len, par, &|b, dst| {
+                        let (cols, _) = split.task(b * split.row_blocks, n, l.m);
+                        with_work(|work| k.pack(l, x, cols.start, cols.len(), work, dst))
+                    });
+                    let packed = &packed[..];
+                    par.run(split.tasks(), &|t| {
+                        let (cols, rows) = split.task(t, n, l.m);
+                        let b = t / split.row_blocks;
+                        with_work(|work| k.gemm(l, shared, &packed[b * len..(b + 1) * len], rows, cols.start, cols.len(), work, out))
+                    })
+                }),
+                // Each task packs its columns into its own buffer, then multiplies them.
+                _ => par.run(split.tasks(), &|t| {
+                    let (cols, rows) = split.task(t, n, l.m);
+                    with_work(|work| self.block(x, shared, rows, cols.start, cols.len(), work, out))
+                }),
+            }
         })
     }
 }

@@ -40,15 +40,38 @@ pub(crate) trait DenseKernel: fmt::Debug + Send + Sync {
         false
     }
 
+    /// The length, in i16 (the unit of every packed buffer; int8 layouts take two bytes a
+    /// unit), of `ncols` packed columns; `None` for a form that packs nothing and reads its
+    /// columns in place from what [`prepare`](Self::prepare) wrote.
+    fn packed_len(&self, layer: &DenseLayer, ncols: usize) -> Option<usize>;
+
+    /// Packs the columns `c0..c0 + ncols` (from `x` directly when pointwise, else through an
+    /// im2col in `work`) into `dst`, [`packed_len`](Self::packed_len) long, in this set's
+    /// layout. Only called when `packed_len` is `Some`.
+    fn pack(&self, layer: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, dst: &mut [i16]);
+
     /// Output columns `c0..c0 + ncols` of the output rows (channels) `rows` (rows of
-    /// `oh · ow`) into `out`. `rows.start` is a multiple of the set's tile rows
-    /// ([`Tile::dense`](super::plan::Tile::dense)) and `rows.end <= m`. `shared` is what
-    /// [`prepare`](Self::prepare) wrote (empty when it wrote nothing).
+    /// `oh · ow`) into `out`, from `packed` (what [`pack`](Self::pack) wrote for those columns;
+    /// empty for a form that packs nothing, which reads `shared`, what
+    /// [`prepare`](Self::prepare) wrote). `rows.start` is a multiple of the set's tile rows
+    /// ([`Tile::dense`](super::plan::Tile::dense)) and `rows.end <= m`.
     ///
     /// The caller guarantees that no other task accesses those columns of those rows of `out`
     /// meanwhile (every implementation relies on it for its writes through `out`).
     #[allow(clippy::too_many_arguments)]
-    fn block(&self, layer: &DenseLayer, x: &[i8], shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out);
+    fn gemm(&self, layer: &DenseLayer, shared: &[i8], packed: &[i16], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out);
+}
+
+/// An int8 view of a packed buffer (the int8 layouts are packed into the i16 buffers).
+pub(crate) fn bytes(v: &[i16]) -> &[i8] {
+    // SAFETY: i8 has no alignment requirement and every byte of an i16 is an initialised i8.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast(), 2 * v.len()) }
+}
+
+/// [`bytes`] for writing.
+pub(crate) fn bytes_mut(v: &mut [i16]) -> &mut [i8] {
+    // SAFETY: as for `bytes`; any byte values make valid i16.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast(), 2 * v.len()) }
 }
 
 /// The tile-row blocks (of `mr` rows) that cover output rows `rows`, whose start is a multiple

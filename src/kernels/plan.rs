@@ -411,24 +411,36 @@ impl DenseSplit {
     }
 }
 
-/// Packing a task's columns costs about as much as multiplying them by this many rows.
-const PACK_ROWS: usize = 4;
+/// What packing one column costs, as the multiply-accumulates of this many output channels
+/// (`kp` each), per algorithm: a pointwise layer's columns are rows of the input, moved into
+/// panels; an im2col gathers them first (a byte at a time for strided layers); the in-place
+/// form packs nothing. Estimates from `scripts/thread_bound.py`'s per-job counts (THREADS_JOBS)
+/// on ResNet-18 and MobileNetV2 under the emulated Cortex-A76, where a strided 3×3 layer's
+/// packing was about a third of its one-thread instructions.
+fn pack_rows(algorithm: DenseAlgorithm) -> usize {
+    match algorithm {
+        DenseAlgorithm::InPlace => 0,
+        DenseAlgorithm::Pointwise => 16,
+        DenseAlgorithm::Im2col => 64,
+    }
+}
 /// A task's fixed cost (claiming it, setting up its buffers), in multiply-accumulates.
 const TASK_MACS: usize = 4096;
+/// A job's fixed cost (posting it, waking the workers, waiting for the last), likewise.
+const JOB_MACS: usize = 8 * TASK_MACS;
 /// A job below this many multiply-accumulates is not split: waking other threads costs more.
 const JOB_MIN_MACS: usize = 1 << 18;
 
 /// The grid of a dense convolution with `n` output columns, `m` output channels and `kp`
-/// (padded) `k`, for the `tile` of its kernel set on `threads` threads.
+/// (padded) `k`, run by `algorithm` with the `tile` of its kernel set on `threads` threads.
 ///
 /// One thread: column blocks whose packed form stays in L2 while every row block passes over
-/// it, all rows in each. Several threads: of the grids with at most four tasks per thread (or
-/// the L2 blocks, if there are more), the one whose tasks, handed out in order to `threads`
-/// equal threads (each next task to the thread free first, as the pool does), finish first,
-/// counting padded tiles, the packing and a fixed cost per task; ties go to fewer tasks. A
-/// 7×7 map (49 columns) on four threads thus splits its channels instead of making column
-/// blocks of 16, 16, 16 and 1.
-pub(crate) fn dense_grid(n: usize, m: usize, kp: usize, tile: Tile, threads: usize) -> DenseSplit {
+/// it, all rows in each. Several threads: the grid [`best_grid`] finds, counting padded tiles,
+/// the packing and fixed costs per task and job. With one row block a task packs its columns
+/// and multiplies them; with several, `DenseQConv` packs each column block once, in a job of
+/// its own, before the GEMM tasks. A 7×7 map (49 columns) on four threads thus splits its
+/// channels instead of making column blocks of 16, 16, 16 and 1.
+pub(crate) fn dense_grid(n: usize, m: usize, kp: usize, algorithm: DenseAlgorithm, tile: Tile, threads: usize) -> DenseSplit {
     let (nr, mr) = (tile.nr.max(1), tile.mr.max(1));
     // In units of the i16-pair panel for every set (the one-thread split of every set since
     // the AVX2 kernels, kept so that one-thread runs do not change).
@@ -439,16 +451,48 @@ pub(crate) fn dense_grid(n: usize, m: usize, kp: usize, tile: Tile, threads: usi
         return whole(l2_width);
     }
     let round = |x: usize, to: usize| x.div_ceil(to) * to;
-    let cost = |cols: usize, rows: usize| (round(rows, mr) + PACK_ROWS) * round(cols, nr) * kp + TASK_MACS;
-    best_grid(n, m, (nr, l2_width), mr, threads, cost).unwrap_or_else(|| whole(l2_width))
+    let costs = GridCosts {
+        pack: |cols: usize| pack_rows(algorithm) * cols * kp,
+        gemm: |cols: usize, rows: usize| round(rows, mr) * round(cols, nr) * kp,
+        // The in-place form packs nothing: its row blocks share the prepared input anyway.
+        pack_once: algorithm != DenseAlgorithm::InPlace,
+    };
+    best_grid(n, m, (nr, l2_width), mr, threads, &costs).unwrap_or_else(|| whole(l2_width))
+}
+
+/// What a grid's tasks cost: packing `cols` columns, and multiplying them by `rows` rows.
+/// `pack_once`: with several row blocks, each column block is packed once, by a job of its
+/// own before the GEMMs (else every task packs its columns).
+struct GridCosts<P, G> {
+    pack: P,
+    gemm: G,
+    pack_once: bool,
+}
+
+/// The time `tasks` (costs, in order) take on `free.len()` equal threads, each next task
+/// handed to the thread free first (as the pool's atomic counter does).
+fn replay(tasks: impl Iterator<Item = usize>, free: &mut [usize]) -> usize {
+    free.iter_mut().for_each(|f| *f = 0);
+    for cost in tasks {
+        // Infallible: `free` is not empty (`best_grid` gives it a thread at least).
+        *free.iter_mut().min().unwrap() += cost;
+    }
+    free.iter().copied().max().unwrap_or(0)
 }
 
 /// Of the grids over `n` columns (blocks of a multiple of `unit.0` columns, at most `unit.1`)
 /// and `m` rows (blocks of a multiple of `mr`) with at most four tasks per thread (or the
-/// fewest column blocks, if more), the one whose tasks, handed out in order to `threads` equal
-/// threads (each next task to the thread free first, as the pool does), finish first by
-/// `cost(columns, rows)` of each task; ties go to fewer tasks.
-fn best_grid(n: usize, m: usize, unit: (usize, usize), mr: usize, threads: usize, cost: impl Fn(usize, usize) -> usize) -> Option<DenseSplit> {
+/// fewest column blocks, if more), the one that finishes first on `threads` equal threads by
+/// [`replay`] of its tasks' `costs` plus the fixed costs of tasks and jobs; ties go to fewer
+/// tasks.
+fn best_grid<P: Fn(usize) -> usize, G: Fn(usize, usize) -> usize>(
+    n: usize,
+    m: usize,
+    unit: (usize, usize),
+    mr: usize,
+    threads: usize,
+    costs: &GridCosts<P, G>,
+) -> Option<DenseSplit> {
     let (nr, cap) = unit;
     let round = |x: usize, to: usize| x.div_ceil(to) * to;
     let max_tasks = (4 * threads).max(n.div_ceil(cap));
@@ -465,14 +509,19 @@ fn best_grid(n: usize, m: usize, unit: (usize, usize), mr: usize, threads: usize
                 continue;
             }
             let split = DenseSplit { cols, col_blocks, rows, row_blocks };
-            free.iter_mut().for_each(|f| *f = 0);
-            for t in 0..split.tasks() {
+            let cost = |t: usize| {
                 let (c, r) = split.task(t, n, m);
-                // Infallible: `free` is not empty.
-                let first = free.iter_mut().min().unwrap();
-                *first += cost(c.len(), r.len());
-            }
-            let span = free.iter().copied().max().unwrap_or(0);
+                (c.len(), r.len())
+            };
+            let span = if row_blocks > 1 && costs.pack_once {
+                let packs = (0..col_blocks).map(|b| (costs.pack)(cost(b * row_blocks).0) + TASK_MACS);
+                let pack_span = replay(packs, &mut free);
+                let gemms = (0..split.tasks()).map(|t| (costs.gemm)(cost(t).0, cost(t).1) + TASK_MACS);
+                pack_span + JOB_MACS + replay(gemms, &mut free)
+            } else {
+                let tasks = (0..split.tasks()).map(|t| (costs.pack)(cost(t).0) + (costs.gemm)(cost(t).0, cost(t).1) + TASK_MACS);
+                replay(tasks, &mut free)
+            };
             if best.is_none_or(|(b, s)| span < b || (span == b && split.tasks() < s.tasks())) {
                 best = Some((span, split));
             }
@@ -491,7 +540,8 @@ const TRANSFORM_ROWS: usize = 8;
 /// blocks of tile rows whose transformed input fits `block_tiles` tiles, all channels. Several:
 /// the grid that [`best_grid`] finds, counting the GEMM's padded register tiles of `tiles`
 /// tiles (on a 7×7 map the 16 tiles are one register tile: split into tile rows, each task
-/// would compute all 16 for its 4) and the input transform each task repeats.
+/// would compute all 16 for its 4) and the input transform, which each task does for its
+/// tiles.
 pub(crate) fn winograd_grid(th: usize, tw: usize, m: usize, cp: usize, tiles: (usize, usize), mr: usize, threads: usize) -> DenseSplit {
     let (tile, block_tiles) = tiles;
     let per = (block_tiles / tw.max(1)).clamp(1, th.max(1));
@@ -499,8 +549,12 @@ pub(crate) fn winograd_grid(th: usize, tw: usize, m: usize, cp: usize, tiles: (u
     if threads <= 1 || th * tw * m * cp * 16 < JOB_MIN_MACS {
         return whole;
     }
-    let cost = |ty: usize, rows: usize| (ty * tw).div_ceil(tile) * tile * (rows.div_ceil(mr) * mr + TRANSFORM_ROWS) * cp * 16 + TASK_MACS;
-    best_grid(th, m, (1, per), mr, threads, cost).unwrap_or(whole)
+    let costs = GridCosts {
+        pack: |ty: usize| ty * tw * TRANSFORM_ROWS * cp * 16,
+        gemm: |ty: usize, rows: usize| (ty * tw).div_ceil(tile) * tile * rows.div_ceil(mr) * mr * cp * 16,
+        pack_once: false,
+    };
+    best_grid(th, m, (1, per), mr, threads, &costs).unwrap_or(whole)
 }
 
 /// An element-wise job below this many elements runs on the calling thread: waking the others
@@ -649,10 +703,10 @@ mod tests {
                 for kp in [2, 32, 576, 4608] {
                     for tile in tiles {
                         for threads in 1..=5 {
-                            let s = dense_grid(n, m, kp, tile, threads);
+                            let s = dense_grid(n, m, kp, DenseAlgorithm::Im2col, tile, threads);
                             let at = format!("n {n} m {m} kp {kp} {tile:?} threads {threads}: {s:?}");
                             assert!(s.rows.is_multiple_of(tile.mr) || s.row_blocks == 1, "{at}");
-                            assert!(s.tasks() <= (4 * threads).max(dense_grid(n, m, kp, tile, 1).tasks()), "{at}");
+                            assert!(s.tasks() <= (4 * threads).max(dense_grid(n, m, kp, DenseAlgorithm::Im2col, tile, 1).tasks()), "{at}");
                             // Every (column, row) in exactly one task.
                             let mut seen = vec![0u8; n * m];
                             for t in 0..s.tasks() {
@@ -682,14 +736,14 @@ mod tests {
     #[test]
     fn small_maps_split_their_channels() {
         let tile = Tile::dense(A76);
-        let s = dense_grid(49, 960, 160, tile, 4);
+        let s = dense_grid(49, 960, 160, DenseAlgorithm::Pointwise, tile, 4);
         assert!(s.row_blocks >= 4 && s.tasks().is_multiple_of(4), "{s:?}");
-        let one = dense_grid(49, 960, 160, tile, 1);
+        let one = dense_grid(49, 960, 160, DenseAlgorithm::Pointwise, tile, 1);
         assert_eq!((one.col_blocks, one.row_blocks, one.cols), (1, 1, 56), "{one:?}");
-        let big = dense_grid(112 * 112, 96, 16, tile, 4);
+        let big = dense_grid(112 * 112, 96, 16, DenseAlgorithm::Pointwise, tile, 4);
         assert_eq!(big.row_blocks, 1, "a large map splits its columns alone: {big:?}");
         // A layer too small to be worth waking other threads for stays one task.
-        assert_eq!(dense_grid(1, 16, 16, tile, 4).tasks(), 1);
+        assert_eq!(dense_grid(1, 16, 16, DenseAlgorithm::Pointwise, tile, 4).tasks(), 1);
         // Winograd on ResNet-18's 7×7 layer4: 4×4 tiles, one register tile of 16. Tile rows
         // as tasks made each compute all 16 for its 4 (2.2× the one-thread instructions on
         // two threads); the grid splits the 512 channels and keeps every tile row together.

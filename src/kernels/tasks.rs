@@ -18,6 +18,8 @@ pub(crate) struct Work {
     pub(crate) packed8: Vec<i8>,
     /// A row block of weights widened to i16 pairs.
     pub(crate) wide: Vec<u32>,
+    /// A dense task's packed columns (when each task packs its own).
+    pub(crate) block: Vec<i16>,
     /// Depthwise tap offsets.
     pub(crate) offsets: Vec<usize>,
     /// One padded depthwise row before it is dealt into column phases.
@@ -29,12 +31,21 @@ thread_local! {
     /// An input prepared once per run by the calling thread (an in-place convolution's
     /// channel-interleaved input) and read by every task.
     static SHARED: std::cell::RefCell<Vec<i8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A layer's packed column blocks, packed once by a job of the calling thread and read by
+    /// the tasks of the next (a dense layer split into several row blocks).
+    static PACKED: std::cell::RefCell<Vec<i16>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with this thread's task buffers.
 #[inline(always)]
 pub(crate) fn with_work<R>(f: impl FnOnce(&mut Work) -> R) -> R {
     WORK.with(|w| f(&mut w.borrow_mut()))
+}
+
+/// Runs `f` with this thread's packed-columns buffer (see [`PACKED`]).
+#[inline(always)]
+pub(crate) fn with_packed<R>(f: impl FnOnce(&mut Vec<i16>) -> R) -> R {
+    PACKED.with(|b| f(&mut b.borrow_mut()))
 }
 
 /// Runs `f` with this thread's shared-input buffer (see [`SHARED`]).

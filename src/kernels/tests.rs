@@ -211,7 +211,7 @@ fn check_dense_zp(g: Geometry, m: usize, seed: u64, x_zp: i8, y_zp: i8) {
     // The portable kernel, in blocks of 13 columns (crossing output rows).
     let mut work = Work::default();
     for c0 in (0..n).step_by(13) {
-        conv.block(&x, c0, 13.min(n - c0), &mut work, Out::new(&mut y2));
+        conv.block(&x, &[], 0..m, c0, 13.min(n - c0), &mut work, Out::new(&mut y2));
     }
     assert_eq!(y2, want, "portable kernel in blocks of 13 columns");
 }

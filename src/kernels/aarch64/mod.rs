@@ -18,7 +18,7 @@ pub(crate) mod winograd;
 use std::ops::Range;
 
 use crate::kernels::isa::KernelSet;
-use crate::kernels::layers::{row_blocks, DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
+use crate::kernels::layers::{bytes, bytes_mut, row_blocks, DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
 use crate::kernels::packing::im2col;
 use crate::kernels::plan::{DenseAlgorithm, DensePlan, DepthwiseForm, DepthwisePlan};
 use crate::kernels::planes::{self, PlaneForm, PlaneRows, TapOffsets};
@@ -68,10 +68,43 @@ impl DenseKernel for ArmDense {
         }
     }
 
-    /// Columns packed as int8 in the set's layout, or read in place from `shared` (the in-place
-    /// form's interleaved input, see [`DirectConv`]).
-    fn block(&self, l: &DenseLayer, x: &[i8], shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
-        let Work { packed8, cols, segs, panels, .. } = work;
+    /// Nothing for the in-place form, which reads `shared` (see [`DirectConv`]).
+    fn packed_len(&self, l: &DenseLayer, ncols: usize) -> Option<usize> {
+        match (&self.direct, self.dot) {
+            (Some(_), _) => None,
+            (None, true) => Some(dotprod::packed_len(l.k, ncols).div_ceil(2)),
+            (None, false) => Some(neon::packed_len(l.k, ncols).div_ceil(2)),
+        }
+    }
+
+    /// Columns packed as int8 in the set's layout, from `x` directly when pointwise, else
+    /// through im2col.
+    fn pack(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, dst: &mut [i16]) {
+        let Work { cols, segs, .. } = work;
+        let n = l.oh * l.ow;
+        let (src, stride, start): (&[i8], usize, usize) = if l.geo.is_pointwise() {
+            trace!("dense.pointwise");
+            (x, n, c0)
+        } else {
+            trace!("dense.im2col");
+            im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, neon::evens);
+            (cols, ncols, 0)
+        };
+        let dst = bytes_mut(dst);
+        // SAFETY: `src` holds k rows of `stride` bytes covering the columns and `dst` the packed
+        // length (`packed_len`); `dot` only when the CPU has the dot product (`table::dense`).
+        unsafe {
+            if self.dot {
+                dotprod::pack_b(src, l.k, stride, start, ncols, dst);
+            } else {
+                neon::pack_b(src, l.k, stride, start, ncols, dst);
+            }
+        }
+    }
+
+    /// The packed columns, or those read in place from `shared` (the in-place form's
+    /// interleaved input, see [`DirectConv`]), by the weights of `rows`.
+    fn gemm(&self, l: &DenseLayer, shared: &[i8], packed: &[i16], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         let dot = self.dot;
         let rq = &l.requant;
         let n = l.oh * l.ow;
@@ -85,12 +118,12 @@ impl DenseKernel for ArmDense {
         if let Some(d) = &self.direct {
             trace!("dense.in_place");
             let nr = if dot { dotprod::NR } else { neon::NR };
-            d.panels(l.ow, c0, ncols, nr, panels);
-            let p = d.direct_panels(shared, panels, nr);
+            d.panels(l.ow, c0, ncols, nr, &mut work.panels);
+            let p = d.direct_panels(shared, &work.panels, nr);
             let kb = d.k_groups();
             // SAFETY: the panels read within `shared` (checked by `direct_panels`) and write this
-            // task's columns c0..c0 + ncols (the trait's contract); `dot` only when the CPU has
-            // the dot product (`table::dense`).
+            // task's columns c0..c0 + ncols of `rows` (the trait's contract); `dot` only when
+            // the CPU has the dot product (`table::dense`).
             unsafe {
                 if dot {
                     dotprod::gemm(a(kb), kb, m, &p, bias, scale, rq.zero_point, out, n);
@@ -100,28 +133,17 @@ impl DenseKernel for ArmDense {
             }
             return;
         }
+        let packed = bytes(packed);
         let len = if dot { dotprod::packed_len(l.k, ncols) } else { neon::packed_len(l.k, ncols) };
-        // Only grown: packing writes every element that the GEMM's stored columns read.
-        if packed8.len() < len {
-            packed8.resize(len, 0);
-        }
-        let (src, stride, start): (&[i8], usize, usize) = if l.geo.is_pointwise() {
-            trace!("dense.pointwise");
-            (x, n, c0)
-        } else {
-            trace!("dense.im2col");
-            im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, neon::evens);
-            (cols, ncols, 0)
-        };
-        // SAFETY: `src` holds k rows of `stride` bytes covering the columns, `packed8` the packed
-        // length; this task owns columns c0..c0 + ncols (the trait's contract); `dot` only when
-        // the CPU has the dot product (`table::dense`).
+        assert!(packed.len() >= len, "{} packed bytes for {ncols} columns", packed.len());
+        // SAFETY: `packed` holds the packed panels of the columns (asserted); this task owns
+        // columns c0..c0 + ncols of `rows` (the trait's contract); `dot` only when the CPU has
+        // the dot product (`table::dense`).
         unsafe {
             if dot {
                 let kb = l.k.div_ceil(dotprod::KC);
-                dotprod::pack_b(src, l.k, stride, start, ncols, packed8);
                 let p = PackedPanels::<{ dotprod::NR * dotprod::KC }, { dotprod::NR }> {
-                    packed: packed8.as_ptr(),
+                    packed: packed.as_ptr(),
                     panel: kb * dotprod::NR * dotprod::KC,
                     ncols,
                     col0: c0,
@@ -129,9 +151,8 @@ impl DenseKernel for ArmDense {
                 dotprod::gemm(a(kb), kb, m, &p, bias, scale, rq.zero_point, out, n);
             } else {
                 let kb = l.k.div_ceil(neon::KC);
-                neon::pack_b(src, l.k, stride, start, ncols, packed8);
                 // A last group of at most 8 real `k` after at least one full one: half its products.
-                let (packed, panel) = (packed8.as_ptr(), kb * neon::NR * neon::KC);
+                let (packed, panel) = (packed.as_ptr(), kb * neon::NR * neon::KC);
                 if kb >= 2 && (1..=neon::KC / 2).contains(&(l.k % neon::KC)) {
                     trace!("neon.half");
                     let p = PackedPanels::<{ neon::NR * neon::KC }, { neon::NR }, true> { packed, panel, ncols, col0: c0 };

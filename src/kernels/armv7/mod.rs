@@ -5,7 +5,7 @@ pub(crate) mod neon;
 
 use std::ops::Range;
 
-use crate::kernels::layers::{row_blocks, DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
+use crate::kernels::layers::{bytes, bytes_mut, row_blocks, DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer};
 use crate::kernels::packing::{im2col, no_evens};
 use crate::kernels::plan::{DepthwiseForm, DepthwisePlan};
 use crate::kernels::planes::{self, PlaneForm, PlaneRows, TapOffsets};
@@ -29,36 +29,41 @@ impl DenseKernel for Armv7Dense {
         self.a.len()
     }
 
+    fn packed_len(&self, l: &DenseLayer, ncols: usize) -> Option<usize> {
+        Some(neon::packed_len(l.k, ncols).div_ceil(2))
+    }
+
     /// Columns packed as int8 in the kernel's layout (from `x` directly when pointwise, else
     /// through im2col).
-    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
-        let Work { packed8, cols, segs, .. } = work;
-        let len = neon::packed_len(l.k, ncols);
-        // Only grown: packing writes every byte of the panels it fills.
-        if packed8.len() < len {
-            packed8.resize(len, 0);
-        }
-        let rq = &l.requant;
-        let n = l.oh * l.ow;
-        // SAFETY: the table builds this kernel only when the CPU has NEON with 32 double
-        // registers (`table::dense`, `KernelSet::available`); this task owns columns
-        // c0..c0 + ncols (the trait's contract).
+    fn pack(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, dst: &mut [i16]) {
+        let dst = bytes_mut(dst);
+        // SAFETY: `x` (or the im2col columns) holds k rows covering the columns and `dst` the
+        // packed length (`packed_len`).
         unsafe {
             if l.geo.is_pointwise() {
                 trace!("dense.pointwise");
-                neon::pack_b(x, l.k, n, c0, ncols, packed8);
+                neon::pack_b(x, l.k, l.oh * l.ow, c0, ncols, dst);
             } else {
                 trace!("dense.im2col");
+                let Work { cols, segs, .. } = work;
                 im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
-                neon::pack_b(cols, l.k, ncols, 0, ncols, packed8);
+                neon::pack_b(cols, l.k, ncols, 0, ncols, dst);
             }
-            // The GEMM runs rows 0..m of what it is given: `rows` alone (weights from its first
-            // row block on, its biases and scales, the output from its first row).
-            let kb = l.k.div_ceil(neon::KC);
-            let a = &self.a[row_blocks(rows.clone(), neon::MR).start * kb * neon::MR * neon::KC..];
-            let out = out.from(rows.start * n);
-            neon::gemm(a, kb, rows.len(), packed8, ncols, &l.bias[rows.clone()], &rq.scale[rows], rq.zero_point, out, n, c0)
         }
+    }
+
+    fn gemm(&self, l: &DenseLayer, _shared: &[i8], packed: &[i16], rows: Range<usize>, c0: usize, ncols: usize, _work: &mut Work, out: Out) {
+        let rq = &l.requant;
+        let n = l.oh * l.ow;
+        // The GEMM runs rows 0..m of what it is given: `rows` alone (weights from its first
+        // row block on, its biases and scales, the output from its first row).
+        let kb = l.k.div_ceil(neon::KC);
+        let a = &self.a[row_blocks(rows.clone(), neon::MR).start * kb * neon::MR * neon::KC..];
+        let out = out.from(rows.start * n);
+        // SAFETY: the table builds this kernel only when the CPU has NEON with 32 double
+        // registers (`table::dense`, `KernelSet::available`); `packed` holds the panels of the
+        // columns; this task owns columns c0..c0 + ncols of `rows` (the trait's contract).
+        unsafe { neon::gemm(a, kb, rows.len(), bytes(packed), ncols, &l.bias[rows.clone()], &rq.scale[rows], rq.zero_point, out, n, c0) }
     }
 }
 

@@ -126,26 +126,27 @@ impl DenseKernel for Dense {
         self.0.a.len()
     }
 
-    /// Columns `c0..c0 + ncols` packed: straight from `x` for a pointwise convolution, else
-    /// through an im2col of just those columns (small enough to stay in cache).
-    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
-        let panel_len = (l.kp / 2) * NR * 2;
-        let Work { packed, wide, cols, segs, .. } = work;
-        // Only grown: packing writes every element of the panels it fills.
-        if packed.len() < ncols.div_ceil(NR) * panel_len {
-            packed.resize(ncols.div_ceil(NR) * panel_len, 0);
-        }
-        let n = l.oh * l.ow;
-        trace!("portable.gemm");
+    fn packed_len(&self, l: &DenseLayer, ncols: usize) -> Option<usize> {
+        Some(ncols.div_ceil(NR) * (l.kp / 2) * NR * 2)
+    }
+
+    /// Straight from `x` for a pointwise convolution, else through an im2col of just those
+    /// columns (small enough to stay in cache).
+    fn pack(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, dst: &mut [i16]) {
         if l.geo.is_pointwise() {
             trace!("dense.pointwise");
-            pack_b(x, l.k, n, l.kp, c0, ncols, packed);
+            pack_b(x, l.k, l.oh * l.ow, l.kp, c0, ncols, dst);
         } else {
             trace!("dense.im2col");
+            let Work { cols, segs, .. } = work;
             im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
-            pack_b(cols, l.k, ncols, l.kp, 0, ncols, packed);
+            pack_b(cols, l.k, ncols, l.kp, 0, ncols, dst);
         }
-        gemm(l, &self.0, packed, wide, rows, c0, ncols, n, out);
+    }
+
+    fn gemm(&self, l: &DenseLayer, _shared: &[i8], packed: &[i16], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+        trace!("portable.gemm");
+        gemm(l, &self.0, packed, &mut work.wide, rows, c0, ncols, l.oh * l.ow, out);
     }
 }
 

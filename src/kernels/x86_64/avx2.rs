@@ -17,33 +17,24 @@ use crate::kernels::tasks::{Out, Work};
 pub(crate) struct Avx2Dense(pub(crate) PairPacked);
 
 impl Avx2Dense {
-    /// `DenseKernel::block` with the AVX2 kernels: columns `c0..c0 + ncols` packed (from `x`
-    /// directly when pointwise, else through im2col), then [`gemm_avx2`](Self::gemm_avx2).
+    /// [`DenseKernel::pack`](crate::kernels::layers::DenseKernel::pack) for AVX2: straight
+    /// from `x` for a pointwise convolution, else through an im2col of just those columns.
     ///
     /// # Safety
-    /// The CPU has AVX2, and no other task accesses columns `c0..c0 + ncols` of the rows of
-    /// `out` meanwhile (`DenseQConv::run_par` gives each task its own columns).
+    /// The CPU has AVX2.
     #[target_feature(enable = "avx2")]
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn block_avx2(&self, l: &DenseLayer, x: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
-        let panel_len = (l.kp / 2) * NR * 2;
-        let n = l.oh * l.ow;
-        let Work { packed, wide, cols, segs, .. } = work;
-        if packed.len() < ncols.div_ceil(NR) * panel_len {
-            packed.resize(ncols.div_ceil(NR) * panel_len, 0);
-        }
+    pub(crate) unsafe fn pack_avx2(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, dst: &mut [i16]) {
         if l.geo.is_pointwise() {
             trace!("dense.pointwise");
             // SAFETY: AVX2 is present (this function's contract).
-            unsafe { pack_b_avx2(x, l.k, n, l.kp, c0, ncols, packed) };
+            unsafe { pack_b_avx2(x, l.k, l.oh * l.ow, l.kp, c0, ncols, dst) };
         } else {
             trace!("dense.im2col");
+            let Work { cols, segs, .. } = work;
             im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
             // SAFETY: AVX2 is present (this function's contract).
-            unsafe { pack_b_avx2(cols, l.k, ncols, l.kp, 0, ncols, packed) };
+            unsafe { pack_b_avx2(cols, l.k, ncols, l.kp, 0, ncols, dst) };
         }
-        // SAFETY: AVX2 is present and this task owns columns c0.. (this function's contract).
-        unsafe { self.gemm_avx2(l, packed, wide, rows, c0, ncols, n, out) };
     }
 
     /// The GEMM of the row blocks of `rows` by the packed columns `col0..col0 + ncols`,
@@ -54,7 +45,7 @@ impl Avx2Dense {
     /// `y` meanwhile.
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_avx2(&self, l: &DenseLayer, packed: &[i16], wide: &mut Vec<u32>, rows: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
+    pub(crate) unsafe fn gemm_avx2(&self, l: &DenseLayer, packed: &[i16], wide: &mut Vec<u32>, rows: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
         use std::arch::x86_64::*;
         let kh = l.kp / 2;
         let panel_len = kh * NR * 2;

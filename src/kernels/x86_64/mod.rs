@@ -9,7 +9,8 @@ pub(crate) mod winograd;
 
 use std::ops::Range;
 
-use super::layers::{DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer, Elementwise};
+use super::layers::{bytes, bytes_mut, DenseKernel, DenseLayer, DepthwiseKernel, DepthwiseLayer, Elementwise};
+use super::plan;
 use super::portable::{self, PairPacked, Planes16};
 use super::tasks::{Out, Work};
 pub(crate) use avx2::Avx2Dense;
@@ -26,10 +27,19 @@ impl DenseKernel for Avx2Dense {
         self.0.a.len()
     }
 
-    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    fn packed_len(&self, l: &DenseLayer, ncols: usize) -> Option<usize> {
+        Some(ncols.div_ceil(plan::PAIR_NR) * (l.kp / 2) * plan::PAIR_NR * 2)
+    }
+
+    fn pack(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, dst: &mut [i16]) {
+        // SAFETY: the table builds this kernel only when the CPU has AVX2 (`table::dense`).
+        unsafe { self.pack_avx2(l, x, c0, ncols, work, dst) }
+    }
+
+    fn gemm(&self, l: &DenseLayer, _shared: &[i8], packed: &[i16], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
         // SAFETY: the table builds this kernel only when the CPU has AVX2 (`table::dense`); this
         // task alone accesses columns c0..c0 + ncols of `rows` (the trait's contract).
-        unsafe { self.block_avx2(l, x, rows, c0, ncols, work, out) }
+        unsafe { self.gemm_avx2(l, packed, &mut work.wide, rows, c0, ncols, l.oh * l.ow, out) }
     }
 }
 
@@ -116,11 +126,21 @@ impl DenseKernel for vnni::VnniDense {
         vnni::VnniDense::held_bytes(self)
     }
 
-    fn block(&self, l: &DenseLayer, x: &[i8], _shared: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
+    fn packed_len(&self, l: &DenseLayer, ncols: usize) -> Option<usize> {
+        Some(vnni::VnniDense::packed_bytes(l, ncols).div_ceil(2))
+    }
+
+    fn pack(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, dst: &mut [i16]) {
+        // SAFETY: the table builds this kernel only when the CPU has AVX-512 F, BW, VL and
+        // VNNI (`table::dense`, `KernelSet::available`).
+        unsafe { vnni::VnniDense::pack(self, l, x, c0, ncols, work, bytes_mut(dst)) }
+    }
+
+    fn gemm(&self, l: &DenseLayer, _shared: &[i8], packed: &[i16], rows: Range<usize>, c0: usize, ncols: usize, _work: &mut Work, out: Out) {
         // SAFETY: the table builds this kernel only when the CPU has AVX-512 F, BW, VL and
         // VNNI (`table::dense`, `KernelSet::available`); this task alone accesses columns
         // c0..c0 + ncols of `rows` (the trait's contract).
-        unsafe { vnni::VnniDense::block(self, l, x, rows, c0, ncols, work, out) }
+        unsafe { vnni::VnniDense::gemm(self, l, bytes(packed), l.k.div_ceil(vnni::KC), rows, c0, ncols, l.oh * l.ow, out) }
     }
 }
 

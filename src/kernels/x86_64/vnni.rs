@@ -53,32 +53,27 @@ impl VnniDense {
         self.a.len() + 4 * self.bias.len()
     }
 
-    /// Columns `c0..c0 + ncols` of every output row: packed (from `x` directly when pointwise,
-    /// else through im2col), then multiplied.
+    /// Bytes of `ncols` packed columns (`[panel][k / 4][16][4]` u8).
+    pub(crate) fn packed_bytes(l: &DenseLayer, ncols: usize) -> usize {
+        ncols.div_ceil(NR) * l.k.div_ceil(KC) * NR * KC
+    }
+
+    /// Columns `c0..c0 + ncols` packed into `dst`: from `x` directly when pointwise, else
+    /// through im2col.
     ///
     /// # Safety
-    /// The CPU has AVX-512 F, BW, VL and VNNI, and no other task accesses columns
-    /// `c0..c0 + ncols` of the rows of `out` meanwhile.
+    /// The CPU has AVX-512 F, BW, VL and VNNI.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-    pub(crate) unsafe fn block(&self, l: &DenseLayer, x: &[i8], rows: Range<usize>, c0: usize, ncols: usize, work: &mut Work, out: Out) {
-        let n = l.oh * l.ow;
-        let kb = l.k.div_ceil(KC);
-        let Work { packed8, cols, segs, .. } = work;
-        let len = ncols.div_ceil(NR) * kb * NR * KC;
-        // Only grown: packing writes every byte of the panels it fills.
-        if packed8.len() < len {
-            packed8.resize(len, 0);
-        }
+    pub(crate) unsafe fn pack(&self, l: &DenseLayer, x: &[i8], c0: usize, ncols: usize, work: &mut Work, dst: &mut [i8]) {
         if l.geo.is_pointwise() {
             trace!("dense.pointwise");
-            pack_b(x, l.k, n, c0, ncols, packed8);
+            pack_b(x, l.k, l.oh * l.ow, c0, ncols, dst);
         } else {
             trace!("dense.im2col");
+            let Work { cols, segs, .. } = work;
             im2col(&l.geo, l.ow, x, l.x_zp, c0, ncols, cols, segs, no_evens);
-            pack_b(cols, l.k, ncols, 0, ncols, packed8);
+            pack_b(cols, l.k, ncols, 0, ncols, dst);
         }
-        // SAFETY: AVX-512 VNNI is present and this task owns columns c0.. (the contract).
-        unsafe { self.gemm(l, packed8, kb, rows, c0, ncols, n, out) };
     }
 
     /// Every row block by the packed panels of columns `col0..col0 + ncols`, requantised into
@@ -88,7 +83,7 @@ impl VnniDense {
     /// As [`block`](Self::block)'s; `packed` holds the panels.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm(&self, l: &DenseLayer, packed: &[i8], kb: usize, rows_of: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
+    pub(crate) unsafe fn gemm(&self, l: &DenseLayer, packed: &[i8], kb: usize, rows_of: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
         let panels = ncols.div_ceil(NR);
         let panel_len = kb * NR * KC;
         assert!(packed.len() >= panels * panel_len && self.a.len() >= l.m.div_ceil(MR) * kb * MR * KC);
