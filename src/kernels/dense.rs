@@ -167,7 +167,7 @@ impl DenseQConv {
         let k = &*self.kernel;
         with_shared(|buf| {
             // Prepared once by this thread, then read by every task.
-            let shared: &[i8] = if k.prepare(l, x, buf) { buf } else { &[] };
+            let shared: &[i8] = if k.prepare(l, x, buf, par) { buf } else { &[] };
             // Each task writes its columns of its rows: disjoint between tasks (the grid's
             // blocks do not overlap), as `DenseKernel::gemm` requires.
             match k.packed_len(l, split.cols) {

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::geometry::Geometry;
 use super::requant::Requant;
-use super::tasks::{Out, Work};
+use super::tasks::{Out, Parallel, Work};
 
 /// A dense (groups = 1) convolution's data that does not depend on the kernel set.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,8 +35,9 @@ pub(crate) trait DenseKernel: fmt::Debug + Send + Sync {
     fn held_bytes(&self) -> usize;
 
     /// Prepares an input that every task reads (an in-place convolution's channel-interleaved
-    /// input), once per run on the calling thread, into `buf`; returns whether it did.
-    fn prepare(&self, _layer: &DenseLayer, _x: &[i8], _buf: &mut Vec<i8>) -> bool {
+    /// input), once per run, into `buf` (the calling thread's), maybe as a job of `par`;
+    /// returns whether it did.
+    fn prepare(&self, _layer: &DenseLayer, _x: &[i8], _buf: &mut Vec<i8>, _par: &dyn Parallel) -> bool {
         false
     }
 

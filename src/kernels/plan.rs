@@ -540,8 +540,8 @@ const TRANSFORM_ROWS: usize = 8;
 /// blocks of tile rows whose transformed input fits `block_tiles` tiles, all channels. Several:
 /// the grid that [`best_grid`] finds, counting the GEMM's padded register tiles of `tiles`
 /// tiles (on a 7×7 map the 16 tiles are one register tile: split into tile rows, each task
-/// would compute all 16 for its 4) and the input transform, which each task does for its
-/// tiles.
+/// would compute all 16 for its 4) and the input transform (with several channel blocks,
+/// `WinogradQConv` transforms each block of tile rows once, in a job of its own).
 pub(crate) fn winograd_grid(th: usize, tw: usize, m: usize, cp: usize, tiles: (usize, usize), mr: usize, threads: usize) -> DenseSplit {
     let (tile, block_tiles) = tiles;
     let per = (block_tiles / tw.max(1)).clamp(1, th.max(1));
@@ -552,7 +552,7 @@ pub(crate) fn winograd_grid(th: usize, tw: usize, m: usize, cp: usize, tiles: (u
     let costs = GridCosts {
         pack: |ty: usize| ty * tw * TRANSFORM_ROWS * cp * 16,
         gemm: |ty: usize, rows: usize| (ty * tw).div_ceil(tile) * tile * rows.div_ceil(mr) * mr * cp * 16,
-        pack_once: false,
+        pack_once: true,
     };
     best_grid(th, m, (1, per), mr, threads, &costs).unwrap_or(whole)
 }

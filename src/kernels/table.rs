@@ -69,10 +69,10 @@ pub(crate) fn depthwise(plan: &DepthwisePlan, layer: &DepthwiseLayer, weights: &
 pub(crate) fn winograd(target: Target) -> (Target, WinogradBlock) {
     let (set, block): (KernelSet, WinogradBlock) = match runnable(target) {
         #[cfg(target_arch = "x86_64")]
-        KernelSet::Avx2 => (KernelSet::Avx2, super::x86_64::winograd::block),
+        KernelSet::Avx2 => (KernelSet::Avx2, super::x86_64::winograd::BLOCK),
         #[cfg(target_arch = "aarch64")]
-        KernelSet::Neon => (KernelSet::Neon, super::aarch64::winograd::block),
-        _ => (KernelSet::Portable, super::winograd::layer::block_portable),
+        KernelSet::Neon => (KernelSet::Neon, super::aarch64::winograd::BLOCK),
+        _ => (KernelSet::Portable, super::winograd::layer::PORTABLE),
     };
     (Target { set, ..target }, block)
 }

@@ -4,7 +4,8 @@
 use super::neon::{interleave16, interleave4};
 use super::panels::DirectPanels;
 use crate::kernels::geometry::Geometry;
-use crate::kernels::plan::in_place_fits;
+use crate::kernels::plan::{self, in_place_fits};
+use crate::kernels::tasks::{par_chunks_mut, with_work, Parallel};
 
 /// A convolution computed in place ("implicit GEMM"): the input is interleaved once per run
 /// into `[cin / kc][sw][hp][pw][kc]` (padded with the input zero point; `kc` channels of a
@@ -32,8 +33,7 @@ pub(crate) struct DirectConv {
     /// reads once.
     runs: Vec<usize>,
     run: usize,
-    /// Bytes of the interleaved input, slack included (a scratch row of `w · kc` follows when
-    /// `sw > 1`).
+    /// Bytes of the interleaved input, slack included.
     len: usize,
 }
 
@@ -63,8 +63,7 @@ impl DirectConv {
         }
         // A row's last panel reads up to `nr − 1` positions past the row: into the next row, or
         // past the last one into this slack.
-        let planes = groups * sw * hp * pw * kc + nr * kc;
-        let len = planes + if sw > 1 { geo.w * kc } else { 0 };
+        let len = groups * sw * hp * pw * kc + nr * kc;
         let run = if kc == super::neon::KC && nr == super::neon::NR && sw == 1 && dw == 1 && matches!(geo.kw, 3 | 5) { geo.kw } else { 0 };
         let runs = if run > 0 { koff.iter().step_by(run).copied().collect() } else { Vec::new() };
         Some(DirectConv { kc, cin: geo.cin, h: geo.h, w: geo.w, pads: (geo.pads[0], geo.pads[1]), stride: (sh, sw), hp, pw, koff, runs, run, len })
@@ -96,51 +95,70 @@ impl DirectConv {
         out
     }
 
-    /// Interleaves `x` (`[cin][h][w]`) into `buf`, padded with `zp`.
+    /// Interleaves `x` (`[cin][h][w]`) into `buf`, padded with `zp`: each group of `kc`
+    /// channels writes a region of its own, so groups run as tasks of `par` (the planner's
+    /// [`channel_split`](crate::kernels::plan::channel_split)).
     ///
     /// # Panics
     /// If `x` is not `cin · h · w` long.
-    pub(crate) fn interleave(&self, x: &[i8], zp: i8, buf: &mut Vec<i8>) {
+    pub(crate) fn interleave(&self, x: &[i8], zp: i8, buf: &mut Vec<i8>, par: &dyn Parallel) {
+        assert_eq!(x.len(), self.cin * self.h * self.w);
+        let groups = self.cin.div_ceil(self.kc);
+        let group = self.stride.1 * self.hp * self.pw * self.kc;
+        // Exactly `len` (within its capacity once grown: no allocation); every byte is written
+        // below, the slack with `zp`.
+        buf.resize(self.len, zp);
+        buf[groups * group..self.len].fill(zp);
+        let (per, tasks) = plan::channel_split(groups, group, par.threads());
+        let planes = &mut buf[..groups * group];
+        if tasks <= 1 {
+            return with_work(|work| planes.chunks_exact_mut(group).enumerate().for_each(|(g, dst)| self.interleave_group(x, zp, g, dst, &mut work.cols)));
+        }
+        par_chunks_mut(planes, per * group, par, &|i, chunk| {
+            with_work(|work| chunk.chunks_exact_mut(group).enumerate().for_each(|(j, dst)| self.interleave_group(x, zp, i * per + j, dst, &mut work.cols)))
+        })
+    }
+
+    /// Channel group `g` of `x` into its region `dst` (`[sw][hp][pw][kc]`), padded with `zp`;
+    /// `scratch` holds a row while strides above 1 deal it into the column phases.
+    fn interleave_group(&self, x: &[i8], zp: i8, g: usize, dst: &mut [i8], scratch: &mut Vec<i8>) {
         let (h, w, kc) = (self.h, self.w, self.kc);
         let sw = self.stride.1;
-        assert_eq!(x.len(), self.cin * h * w);
-        buf.clear();
-        buf.resize(self.len, zp);
-        // Strides above 1 interleave a row into the scratch row at the end, then deal it.
-        let (planes, scratch) = buf.split_at_mut(self.len - if sw > 1 { w * kc } else { 0 });
-        for g in 0..self.cin.div_ceil(kc) {
-            let c0 = g * kc;
-            let nch = (self.cin - c0).min(kc);
-            for iy in 0..h {
-                let py = iy + self.pads.0;
-                let dst = if sw == 1 {
-                    let at = ((g * self.hp + py) * self.pw + self.pads.1) * kc;
-                    &mut planes[at..at + w * kc]
-                } else {
-                    &mut scratch[..]
-                };
-                let src = |c: usize| &x[((c0 + c) * h + iy) * w..][..w];
-                match (kc, nch) {
-                    (4, 4) => interleave4([src(0), src(1), src(2), src(3)], dst),
-                    (16, 16) => interleave16(std::array::from_fn(src), dst),
-                    _ => {
-                        dst.fill(zp);
-                        for c in 0..nch {
-                            for (d, &v) in dst[c..].iter_mut().step_by(kc).zip(src(c)) {
-                                *d = v;
-                            }
+        dst.fill(zp);
+        if sw > 1 && scratch.len() < w * kc {
+            scratch.resize(w * kc, 0);
+        }
+        let c0 = g * kc;
+        let nch = (self.cin - c0).min(kc);
+        for iy in 0..h {
+            let py = iy + self.pads.0;
+            let row = if sw == 1 {
+                let at = (py * self.pw + self.pads.1) * kc;
+                &mut dst[at..at + w * kc]
+            } else {
+                &mut scratch[..w * kc]
+            };
+            let src = |c: usize| &x[((c0 + c) * h + iy) * w..][..w];
+            match (kc, nch) {
+                (4, 4) => interleave4([src(0), src(1), src(2), src(3)], row),
+                (16, 16) => interleave16(std::array::from_fn(src), row),
+                _ => {
+                    row.fill(zp);
+                    for c in 0..nch {
+                        for (d, &v) in row[c..].iter_mut().step_by(kc).zip(src(c)) {
+                            *d = v;
                         }
                     }
                 }
-                if sw > 1 {
-                    for (ix, pos) in scratch.chunks_exact(kc).enumerate() {
-                        let px = ix + self.pads.1;
-                        let at = (((g * sw + px % sw) * self.hp + py) * self.pw + px / sw) * kc;
-                        match kc {
-                            4 => planes[at..at + 4].copy_from_slice(&pos[..4]),
-                            16 => planes[at..at + 16].copy_from_slice(&pos[..16]),
-                            _ => planes[at..at + kc].copy_from_slice(pos),
-                        }
+            }
+            if sw > 1 {
+                for (ix, pos) in scratch[..w * kc].chunks_exact(kc).enumerate() {
+                    let px = ix + self.pads.1;
+                    let at = (((px % sw) * self.hp + py) * self.pw + px / sw) * kc;
+                    match kc {
+                        4 => dst[at..at + 4].copy_from_slice(&pos[..4]),
+                        16 => dst[at..at + 16].copy_from_slice(&pos[..16]),
+                        _ => dst[at..at + kc].copy_from_slice(pos),
                     }
                 }
             }

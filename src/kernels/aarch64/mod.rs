@@ -22,7 +22,7 @@ use crate::kernels::layers::{bytes, bytes_mut, row_blocks, DenseKernel, DenseLay
 use crate::kernels::packing::im2col;
 use crate::kernels::plan::{DenseAlgorithm, DensePlan, DepthwiseForm, DepthwisePlan};
 use crate::kernels::planes::{self, PlaneForm, PlaneRows, TapOffsets};
-use crate::kernels::tasks::{Out, Work};
+use crate::kernels::tasks::{Out, Parallel, Work};
 use in_place::DirectConv;
 use panels::PackedPanels;
 
@@ -58,10 +58,10 @@ impl DenseKernel for ArmDense {
         self.a.len()
     }
 
-    fn prepare(&self, l: &DenseLayer, x: &[i8], buf: &mut Vec<i8>) -> bool {
+    fn prepare(&self, l: &DenseLayer, x: &[i8], buf: &mut Vec<i8>, par: &dyn Parallel) -> bool {
         match &self.direct {
             Some(d) => {
-                d.interleave(x, l.x_zp, buf);
+                d.interleave(x, l.x_zp, buf, par);
                 true
             }
             None => false,

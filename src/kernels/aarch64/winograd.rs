@@ -16,7 +16,7 @@ use std::arch::aarch64::*;
 use super::neon::{narrow_zp, requant4};
 use crate::kernels::plan::{PAIR_MR as MR, PAIR_NR as NR};
 use crate::kernels::tasks::Out;
-use crate::kernels::winograd::layer::{WinogradIsa, WinogradLayer, Work, TILES};
+use crate::kernels::winograd::layer::{winograd_block, WinogradIsa, WinogradLayer, TILES};
 
 /// NEON's pieces (aarch64, for the `neon` and `dotprod` sets).
 pub(crate) struct Neon;
@@ -46,15 +46,10 @@ impl WinogradIsa for Neon {
     }
 }
 
-/// [`WinogradLayer::block`] with NEON's pieces.
-///
-/// # Safety
-/// No other task writes output rows `2·ty0..2·ty1` of channels `rows` meanwhile (NEON is part
-/// of aarch64).
-pub(crate) unsafe fn block(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, rows: std::ops::Range<usize>, work: &mut Work, out: Out) {
-    // SAFETY: NEON is present on every aarch64 CPU; the rows are this task's (the contract).
-    unsafe { l.block::<Neon>(x, ty0, ty1, rows, work, out) }
-}
+winograd_block!(
+    /// NEON's pieces (NEON is part of aarch64).
+    BLOCK = Neon
+);
 
 /// `acc[r][t] = Σ_k a[k][r] · b[k][t]` over `kh` channel pairs for the `MR` rows of a weight
 /// block and the two panels of `NR` tiles that follow each other in `b` (`kh · NR` words each;

@@ -77,13 +77,48 @@ pub(crate) trait WinogradIsa {
     }
 }
 
-/// One kernel set's Winograd block: tile rows `ty0..ty1` of the output channels `rows` (whose
-/// start is a multiple of the GEMM's `MR`).
+/// One kernel set's Winograd pieces, compiled for the set: the input transform of tile rows
+/// `ty0..ty1` into `dst` ([`WinogradLayer::transformed_len`] words), and the GEMMs and output
+/// transform of tile rows `ty0..ty1` of the output channels `rows` (whose start is a multiple
+/// of the GEMM's `MR`) from what the transform wrote for those tile rows.
 ///
-/// # Safety
-/// The CPU has the set's instructions (the table hands out a set's block only then), and no
+/// # Safety (both)
+/// The CPU has the set's instructions (the table hands out a set's pieces only then); no
 /// other task writes output rows `2·ty0..2·ty1` of those channels meanwhile.
-pub(crate) type WinogradBlock = unsafe fn(&WinogradLayer, &[i8], usize, usize, Range<usize>, &mut Work, Out);
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WinogradBlock {
+    pub(crate) transform: unsafe fn(&WinogradLayer, &[i8], usize, usize, &mut Work, &mut [u32]),
+    pub(crate) multiply: unsafe fn(&WinogradLayer, &[u32], usize, usize, Range<usize>, &mut Work, Out),
+}
+
+/// Defines `$name: WinogradBlock` with the pieces of `$isa`, each compiled with
+/// `$feature` enabled (or none).
+macro_rules! winograd_block {
+    ($(#[$m:meta])* $name:ident = $isa:ty $(, $feature:literal)?) => {
+        $(#[$m])*
+        pub(crate) const $name: $crate::kernels::winograd::layer::WinogradBlock = {
+            use $crate::kernels::tasks::Out;
+            use $crate::kernels::winograd::layer::{WinogradLayer, Work};
+            /// # Safety
+            /// The CPU has the set's instructions.
+            $(#[target_feature(enable = $feature)])?
+            unsafe fn transform(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, dst: &mut [u32]) {
+                // SAFETY: the set's instructions are present (this function's contract).
+                unsafe { l.transform::<$isa>(x, ty0, ty1, work, dst) }
+            }
+            /// # Safety
+            /// The CPU has the set's instructions; these rows of these channels are this task's.
+            $(#[target_feature(enable = $feature)])?
+            unsafe fn multiply(l: &WinogradLayer, packed: &[u32], ty0: usize, ty1: usize, rows: std::ops::Range<usize>, work: &mut Work, out: Out) {
+                // SAFETY: as this function's contract.
+                unsafe { l.multiply::<$isa>(packed, ty0, ty1, rows, work, out) }
+            }
+            $crate::kernels::winograd::layer::WinogradBlock { transform, multiply }
+        };
+    };
+}
+#[allow(unused_imports)] // used by the x86-64 and aarch64 folders, not on armv7
+pub(crate) use winograd_block;
 
 /// The portable pieces.
 pub(crate) struct Portable;
@@ -97,20 +132,17 @@ impl WinogradIsa for Portable {
     }
 }
 
-/// Runs [`WinogradLayer::block`] with the portable pieces.
-///
-/// # Safety
-/// No other task writes output rows `2·ty0..2·ty1` of channels `rows` meanwhile.
-pub(crate) unsafe fn block_portable(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, rows: Range<usize>, work: &mut Work, out: Out) {
-    // SAFETY: the portable pieces need no CPU feature; the rows are this task's (the contract).
-    unsafe { l.block::<Portable>(x, ty0, ty1, rows, work, out) }
-}
+winograd_block!(
+    /// The portable pieces (what armv7 runs).
+    PORTABLE = Portable
+);
 
 /// Per-thread buffers of a Winograd task.
 #[derive(Debug, Default)]
 pub(crate) struct Work {
-    /// Transformed input of a block: `[16][panels][cp / 2][NR]` words of two i16.
-    packed: Vec<u32>,
+    /// Transformed input of a block: `[16][panels][cp / 2][NR]` words of two i16 (when each
+    /// task transforms its own tile rows).
+    pub(crate) packed: Vec<u32>,
     /// Even and odd columns of the four input rows of a tile row, then their transforms.
     rows: Vec<i16>,
     /// The four padded int8 input rows of a tile row (AVX2 path).
@@ -123,25 +155,42 @@ pub(crate) struct Work {
 }
 
 impl WinogradLayer {
-    /// Tile rows `ty0..ty1` of the output channels `channels`, with the pieces of `I`.
+    /// Words (u32) of the transformed input of `tile_rows` tile rows: 16 positions of panels in
+    /// pairs of `cp / 2` words per tile.
+    pub(crate) fn transformed_len(&self, tile_rows: usize) -> usize {
+        16 * (tile_rows * self.tw).div_ceil(TILES) * 2 * (self.cp / 2) * NR
+    }
+
+    /// The input transform of tile rows `ty0..ty1` into `dst` ([`transformed_len`] words), with
+    /// the pieces of `I`.
+    ///
+    /// # Safety
+    /// The CPU has `I`'s instructions.
+    ///
+    /// [`transformed_len`]: Self::transformed_len
+    #[inline(always)]
+    pub(crate) unsafe fn transform<I: WinogradIsa>(&self, x: &[i8], ty0: usize, ty1: usize, work: &mut Work, dst: &mut [u32]) {
+        let len = self.transformed_len(ty1 - ty0);
+        assert!(dst.len() >= len, "{} words for a transform of {len}", dst.len());
+        // SAFETY: the CPU has `I`'s instructions (this function's contract).
+        unsafe { self.transform_input::<I>(x, ty0, ty1, &mut dst[..len], len / 16, &mut work.rows, &mut work.rows8) };
+    }
+
+    /// Tile rows `ty0..ty1` of the output channels `channels` from `packed`, what
+    /// [`transform`](Self::transform) wrote for those tile rows, with the pieces of `I`.
     ///
     /// # Safety
     /// The CPU has `I`'s instructions, and no other task writes output rows `2·ty0..2·ty1` of
     /// those channels meanwhile.
     #[inline(always)]
-    pub(crate) unsafe fn block<I: WinogradIsa>(&self, x: &[i8], ty0: usize, ty1: usize, channels: Range<usize>, work: &mut Work, out: Out) {
+    pub(crate) unsafe fn multiply<I: WinogradIsa>(&self, packed: &[u32], ty0: usize, ty1: usize, channels: Range<usize>, work: &mut Work, out: Out) {
         let nt = (ty1 - ty0) * self.tw;
         let kh = self.cp / 2;
         let plen = kh * NR;
-        // Panels in pairs: a register tile covers two. The transform writes every word, zero
-        // past the last tile.
+        // Panels in pairs: a register tile covers two.
         let pairs = nt.div_ceil(TILES);
         let elen = pairs * 2 * plen;
-        if work.packed.len() < 16 * elen {
-            work.packed.resize(16 * elen, 0);
-        }
-        // SAFETY: the CPU has `I`'s instructions (this function's contract).
-        unsafe { self.transform_input::<I>(x, ty0, ty1, &mut work.packed, elen, &mut work.rows, &mut work.rows8) };
+        assert!(packed.len() >= 16 * elen, "{} transformed words for {nt} tiles", packed.len());
         work.tile_y.clear();
         work.tile_x.clear();
         for ty in ty0..ty1 {
@@ -160,7 +209,7 @@ impl WinogradLayer {
                 let two = nt - pp * TILES > NR;
                 for e in 0..16 {
                     let a = &u[e * kh * MR..(e + 1) * kh * MR];
-                    let b = &work.packed[e * elen + pp * 2 * plen..][..2 * plen];
+                    let b = &packed[e * elen + pp * 2 * plen..][..2 * plen];
                     // Infallible: the slice is exactly MR · TILES long.
                     let acc: &mut [i32; MR * TILES] = (&mut work.acc[e * MR * TILES..][..MR * TILES]).try_into().unwrap();
                     // SAFETY: the CPU has `I`'s instructions (this function's contract).

@@ -17,11 +17,14 @@ use super::geometry::{Geometry, Unsupported};
 use super::isa::KernelSet;
 use super::plan::{self, DenseSplit, Target, PAIR_MR as MR, WINOGRAD_MAX_CIN};
 use super::requant::{fold_zero_point, Requant};
-use super::tasks::{Out, Parallel};
+use super::tasks::{par_chunks_mut, Out, Parallel};
 use layer::{transform_weights, WinogradBlock, WinogradLayer, Work, BLOCK_BYTES, TILES};
 
 thread_local! {
     static WORK: RefCell<Work> = RefCell::new(Work::default());
+    /// A layer's transformed input, by a job of the calling thread, read by the next job's
+    /// tasks (a layer split into several channel blocks).
+    static TRANSFORMED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A 3×3 stride-1 dense int8 convolution computed with Winograd F(2×2, 3×3).
@@ -145,16 +148,54 @@ impl WinogradQConv {
         assert_eq!(x.len(), g.cin * g.h * g.w);
         assert_eq!(y.len(), l.m * l.oh * l.ow);
         let out = Out::new(y);
+        let with_work = |f: &mut dyn FnMut(&mut Work)| WORK.with(|w| f(&mut w.borrow_mut()));
         // Each task writes output rows 2·ty0 .. 2·ty1 of its channels: disjoint between tasks.
-        par.run(split.tasks(), &|t| {
-            let (tile_rows, channels) = split.task(t, l.th, l.m);
-            WORK.with(|w| {
-                let work = &mut *w.borrow_mut();
-                // SAFETY: `block` is this set's, which the table hands out only when the CPU has
-                // it, or the portable one; this task alone writes these rows of these channels.
-                unsafe { block(l, x, tile_rows.start, tile_rows.end, channels, work, out) }
+        if split.row_blocks > 1 {
+            // Several channel blocks: each block of tile rows transformed once, by a job of its
+            // own, into a buffer the GEMM tasks of its channel blocks then read.
+            let len = l.transformed_len(split.cols);
+            TRANSFORMED.with(|t| {
+                let transformed = &mut *t.borrow_mut();
+                // Only grown: the transform writes every word the GEMMs read.
+                if transformed.len() < len * split.col_blocks {
+                    transformed.resize(len * split.col_blocks, 0);
+                }
+                par_chunks_mut(&mut transformed[..len * split.col_blocks], len, par, &|b, dst| {
+                    let (tile_rows, _) = split.task(b * split.row_blocks, l.th, l.m);
+                    // SAFETY: `block` is this set's, which the table hands out only when the CPU
+                    // has it, or the portable one.
+                    with_work(&mut |work| unsafe { (block.transform)(l, x, tile_rows.start, tile_rows.end, work, dst) })
+                });
+                let transformed = &transformed[..];
+                par.run(split.tasks(), &|t| {
+                    let (tile_rows, channels) = split.task(t, l.th, l.m);
+                    let packed = &transformed[(t / split.row_blocks) * len..][..len];
+                    // SAFETY: as above; this task alone writes these rows of these channels.
+                    with_work(&mut |work| unsafe { (block.multiply)(l, packed, tile_rows.start, tile_rows.end, channels.clone(), work, out) })
+                })
             })
-        });
+        } else {
+            par.run(split.tasks(), &|t| {
+                let (tile_rows, channels) = split.task(t, l.th, l.m);
+                with_work(&mut |work| {
+                    // Taken out of `work` while the pieces use the rest (put back: no allocation).
+                    let mut packed = std::mem::take(&mut work.packed);
+                    let len = l.transformed_len(tile_rows.len());
+                    // Only grown: the transform writes every word the GEMMs read.
+                    if packed.len() < len {
+                        packed.resize(len, 0);
+                    }
+                    // SAFETY: `block` is this set's, which the table hands out only when the CPU
+                    // has it, or the portable one; this task alone writes these rows of these
+                    // channels.
+                    unsafe {
+                        (block.transform)(l, x, tile_rows.start, tile_rows.end, work, &mut packed[..len]);
+                        (block.multiply)(l, &packed[..len], tile_rows.start, tile_rows.end, channels.clone(), work, out);
+                    }
+                    work.packed = packed;
+                })
+            })
+        }
     }
 }
 
@@ -197,7 +238,7 @@ mod tests {
         let l = &conv.layer;
         for (ty, ch) in [(1, MR), (2, 2 * MR), (l.th, MR), (1, m)] {
             let split = DenseSplit { cols: ty, col_blocks: l.th.div_ceil(ty), rows: ch, row_blocks: m.div_ceil(ch) };
-            for block in [conv.block, layer::block_portable as WinogradBlock] {
+            for block in [conv.block, layer::PORTABLE] {
                 let mut y = vec![0i8; want.len()];
                 conv.run_with(&x, &mut y, &Two, split, block);
                 assert_eq!(y, want, "cin {cin} {h}×{w} pads {pads:?} m {m} in a grid {split:?}");

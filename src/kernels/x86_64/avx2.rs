@@ -45,7 +45,17 @@ impl Avx2Dense {
     /// `y` meanwhile.
     #[target_feature(enable = "avx2")]
     #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn gemm_avx2(&self, l: &DenseLayer, packed: &[i16], wide: &mut Vec<u32>, rows: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
+    pub(crate) unsafe fn gemm_avx2(
+        &self,
+        l: &DenseLayer,
+        packed: &[i16],
+        wide: &mut Vec<u32>,
+        rows: Range<usize>,
+        col0: usize,
+        ncols: usize,
+        n: usize,
+        y: Out,
+    ) {
         use std::arch::x86_64::*;
         let kh = l.kp / 2;
         let panel_len = kh * NR * 2;

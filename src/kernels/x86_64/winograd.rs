@@ -5,8 +5,7 @@
 
 use super::avx2::micro_4x16;
 use crate::kernels::plan::{PAIR_MR as MR, PAIR_NR as NR};
-use crate::kernels::tasks::Out;
-use crate::kernels::winograd::layer::{WinogradIsa, WinogradLayer, Work, TILES};
+use crate::kernels::winograd::layer::{winograd_block, WinogradIsa, TILES};
 
 /// The AVX2 pieces.
 pub(crate) struct Avx2;
@@ -34,16 +33,10 @@ impl WinogradIsa for Avx2 {
     }
 }
 
-/// [`WinogradLayer::block`] with the AVX2 pieces, compiled with AVX2 enabled.
-///
-/// # Safety
-/// The CPU has AVX2, and no other task writes output rows `2·ty0..2·ty1` of channels `rows`
-/// meanwhile.
-#[target_feature(enable = "avx2")]
-pub(crate) unsafe fn block(l: &WinogradLayer, x: &[i8], ty0: usize, ty1: usize, rows: std::ops::Range<usize>, work: &mut Work, out: Out) {
-    // SAFETY: AVX2 is present and the rows are this task's (this function's contract).
-    unsafe { l.block::<Avx2>(x, ty0, ty1, rows, work, out) }
-}
+winograd_block!(
+    /// The AVX2 pieces, compiled with AVX2 enabled.
+    BLOCK = Avx2, "avx2"
+);
 
 /// `V = Bᵀ d B` of the `tw` tiles of one tile row, 16 tiles at a time: `rows` holds the four
 /// padded input rows (stride `rs`, column `2t + j` of tile `t`'s `j`), `v[e · vs + base + t]`
