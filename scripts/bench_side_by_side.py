@@ -126,12 +126,12 @@ def vm_status(key):
     return None
 
 
-def ort_child(model, warmup, runs):
+def ort_child(model, warmup, runs, threads=1):
     import numpy as np
     import onnxruntime as ort
     baseline = vm_status("VmRSS:")  # interpreter + numpy + onnxruntime, no model yet
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
+    opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     t0 = time.perf_counter()
@@ -221,6 +221,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ort-child", help=argparse.SUPPRESS)
     ap.add_argument("--ort-quantize", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--ort-threads", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--threads", default="1,2", help="thread counts of the kernel-set and threads table (empty: no table)")
+    ap.add_argument("--kernels", default="avx2,avx512vnni,neon,dotprod",
+                    help="int8 kernel sets to force one by one in that table (EDGENET_KERNELS); sets this CPU lacks are listed as such")
     ap.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of " + ",".join(MODELS))
     ap.add_argument("--quick", action="store_true", help="1 warm-up, 5 timed runs, 10-frame run streams")
     ap.add_argument("--warmup", type=int, default=None, help="untimed runs after the first (default 3, --quick 1)")
@@ -234,7 +238,7 @@ def main():
     ap.add_argument("--note", default="", help="a sentence about the conditions, put under the machine description")
     args = ap.parse_args()
     if args.ort_child:
-        ort_child(args.ort_child, args.warmup or 0, args.runs or 1)
+        ort_child(args.ort_child, args.warmup or 0, args.runs or 1, args.ort_threads)
         return
     if args.ort_quantize:
         ort_quantize(*args.ort_quantize, os.path.join(ROOT, "models", "calibration"))
@@ -314,12 +318,60 @@ def main():
                          "edgenet_rss": e_rss, "ort_rss": o_rss, "run_rss": r_rss})
 
     md = render(rows, machine, ort_version, warmup, runs, frames, with_run, ort_baseline, edgenet_baseline, args.note)
+    threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    if threads:
+        md += threads_table(names, args.workdir, edgenet, warmup, runs, threads, [k for k in args.kernels.split(",") if k])
     if args.print_only:
         print(md)
         return
     write_section(args.output, md)
     log(f"wrote {args.output}")
     print(md)
+
+
+def threads_table(names, workdir, edgenet, warmup, runs, threads, kernels):
+    """edgenet int8 with each kernel set forced, and onnxruntime on its own quantizer's file, at
+    each thread count: p50 latency, the ratio to onnxruntime at the same count, and the
+    speed-up over one thread."""
+    lines = ["", "### Kernel sets and threads", "",
+             f"edgenet's int8 file with each kernel set forced (`EDGENET_KERNELS`), `--threads N`; onnxruntime on its own "
+             f"quantizer's file with `intra_op_num_threads = N`. p50 of {runs} timed runs after {warmup} warm-up; "
+             "the ratio is edgenet / onnxruntime at the same N (above 1× edgenet is slower), the speed-up is p50 at "
+             "one thread / p50 at N.", ""]
+    head = "| network | runtime, kernels | " + " | ".join(f"{t} thread{'s' if t > 1 else ''}: p50, ratio, speed-up" for t in threads) + " |"
+    lines += [head, "|---|---|" + "---:|" * len(threads)]
+    missing = set()
+    for name in names:
+        title = MODELS[name][0]
+        int8 = os.path.join(workdir, f"{name}.int8.onnx")
+        ort_int8 = os.path.join(workdir, f"{name}.ort-int8.onnx")
+        ort = {}
+        for t in threads:
+            log(f"{title}: onnxruntime, {t} threads")
+            out, _ = run_child([sys.executable, os.path.abspath(__file__), "--ort-child", ort_int8, "--warmup", str(warmup),
+                                "--runs", str(runs), "--ort-threads", str(t)], "onnxruntime")
+            ort[t] = json.loads(out)["latency_ms"]["p50"]
+        rows = []
+        for k in kernels:
+            got = {}
+            for t in threads:
+                log(f"{title}: edgenet int8, kernels {k}, {t} threads")
+                env = dict(os.environ, EDGENET_KERNELS=k)
+                p = subprocess.run([edgenet, "bench", int8, "--json", "--threads", str(t), "--warmup", str(warmup), "--runs", str(runs)],
+                                   capture_output=True, text=True, env=env)
+                if p.returncode != 0:
+                    missing.add(k)
+                    break
+                got[t] = json.loads(p.stdout)["latency_ms"]["p50"]
+            if len(got) == len(threads):
+                rows.append((f"edgenet, `{k}`", got))
+        rows.append(("onnxruntime, its own int8 file", ort))
+        for who, p50 in rows:
+            cells = [f"{p50[t]:.2f} ms, {p50[t] / ort[t]:.2f}×, {p50[threads[0]] / p50[t]:.2f}×" for t in threads]
+            lines.append(f"| {title} | {who} | " + " | ".join(cells) + " |")
+    if missing:
+        lines += ["", f"Kernel sets this CPU lacks (not measured here): {', '.join(sorted(missing))}."]
+    return "\n".join(lines) + "\n"
 
 
 def render(rows, machine, ort_version, warmup, runs, frames, with_run, ort_baseline, edgenet_baseline, note):
