@@ -76,7 +76,7 @@ pub(crate) fn bytes_mut(v: &mut [i16]) -> &mut [i8] {
 }
 
 /// The tile-row blocks (of `mr` rows) that cover output rows `rows`, whose start is a multiple
-/// of `mr` ([`DenseKernel::block`]'s contract).
+/// of `mr` ([`DenseKernel::gemm`]'s contract).
 pub(crate) fn row_blocks(rows: Range<usize>, mr: usize) -> Range<usize> {
     assert!(rows.start.is_multiple_of(mr), "row block starting at {} for tiles of {mr} rows", rows.start);
     rows.start / mr..rows.end.div_ceil(mr)

@@ -111,7 +111,7 @@ pub(crate) fn store_tile(layer: &DenseLayer, acc: &[[i32; 2 * NR]; MR], row0: us
         if row >= layer.m {
             break;
         }
-        // SAFETY: this task owns columns col0.. of every row (`DenseKernel::block`'s contract).
+        // SAFETY: this task owns columns col0.. of its rows (`DenseKernel::gemm`'s contract).
         let out = unsafe { y.slice(row * n + col0, cols) };
         layer.requant.row(&acc_r[..cols], layer.bias[row], layer.requant.scale[row], out);
     }

@@ -84,7 +84,7 @@ impl Avx2Dense {
                     trace!("avx2.full");
                     for (r, (lo, hi)) in tile.into_iter().enumerate() {
                         let row = blk * MR + r;
-                        // SAFETY: this task owns columns col0.. of every row (see `run_par`); AVX2.
+                        // SAFETY: this task owns columns col0.. of its rows (see `run_split`); AVX2.
                         unsafe { requant16_avx2(l, lo, hi, row, y.slice(row * n + col0 + p * NR, 2 * NR)) };
                     }
                 } else {

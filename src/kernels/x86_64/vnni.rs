@@ -80,7 +80,9 @@ impl VnniDense {
     /// `y` (rows of `n`).
     ///
     /// # Safety
-    /// As [`block`](Self::block)'s; `packed` holds the panels.
+    /// The CPU has AVX-512 F, BW, VL and VNNI; `packed` holds the panels (what
+    /// [`pack`](Self::pack) wrote); no other task accesses columns `col0..col0 + ncols` of the
+    /// rows `rows_of` of `y` meanwhile.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn gemm(&self, l: &DenseLayer, packed: &[i8], kb: usize, rows_of: Range<usize>, col0: usize, ncols: usize, n: usize, y: Out) {
