@@ -487,11 +487,16 @@ mod tests {
     /// Optimises `model` (one input of `shape`) and returns tract's and edgenet's plans'
     /// outputs, and the ops of edgenet's plan.
     fn both(model: TypedModel, input: TValue) -> (TValue, TValue, Vec<String>) {
+        both_on(model, input, 3)
+    }
+
+    /// [`both`] with edgenet's ops on `threads` threads (the max pool splits its channels when
+    /// the layer is big enough).
+    fn both_on(model: TypedModel, input: TValue, threads: usize) -> (TValue, TValue, Vec<String>) {
         let model = model.into_optimized().unwrap();
         let theirs = SimplePlan::new(model.clone()).unwrap().run(tvec![input.clone()]).unwrap().remove(0);
         let mut ours = model;
-        // Three threads: the max pool splits its channels when the layer is big enough.
-        replace_allocating_ops(&mut ours, &Arc::new(ThreadPool::new(3))).unwrap();
+        replace_allocating_ops(&mut ours, &Arc::new(ThreadPool::new(threads))).unwrap();
         let ops = ours.nodes().iter().map(|n| n.op().name().to_string()).collect();
         let plan = SimplePlan::new(ours).unwrap();
         let mut state = pooled(&plan);
@@ -568,11 +573,15 @@ mod tests {
             let mut input = Tensor::from_shape(&[1, c, h, w], &xs).unwrap();
             // SAFETY: QI8 has i8's representation.
             unsafe { input.set_datum_type(dt) };
-            let (theirs, ours, ops) = both(model, input.into_tvalue());
-            assert!(ops.iter().any(|o| o == "EdgeMaxPool"), "{padding:?}: {ops:?}");
-            assert_eq!(theirs.shape(), ours.shape(), "{padding:?}");
-            assert_eq!(theirs.datum_type(), ours.datum_type());
-            assert_eq!(i8_values(&theirs).unwrap(), i8_values(&ours).unwrap(), "{c}×{h}×{w} {kernel:?} {strides:?} {dilations:?} {padding:?}");
+            // One thread, 2 to 4, and more threads than channels.
+            for threads in [1, 2, 3, 4, 16] {
+                let (theirs, ours, ops) = both_on(model.clone(), input.clone().into_tvalue(), threads);
+                assert!(ops.iter().any(|o| o == "EdgeMaxPool"), "{padding:?}: {ops:?}");
+                assert_eq!(theirs.shape(), ours.shape(), "{padding:?}");
+                assert_eq!(theirs.datum_type(), ours.datum_type());
+                let at = format!("{c}×{h}×{w} {kernel:?} {strides:?} {dilations:?} {padding:?} on {threads} threads");
+                assert_eq!(i8_values(&theirs).unwrap(), i8_values(&ours).unwrap(), "{at}");
+            }
         }
     }
 

@@ -241,6 +241,49 @@ fn dense_layers_on_a_thread_pool_match_the_reference() {
     }
 }
 
+/// Winograd (a 7×7 map, whose grid splits channels and transforms once in a job of its own; a
+/// 28×28 map, split by tile rows) and depthwise layers on real threads, 1 to 4 and more
+/// threads than tasks, bit for bit against the reference, every set.
+#[test]
+fn winograd_and_depthwise_layers_on_a_thread_pool_match_the_reference() {
+    use super::WinogradQConv;
+    let winograd = [(geo(64, 7, 7, 3, 1, [1; 4], 1), 128), (geo(16, 28, 28, 3, 1, [1; 4], 1), 24)];
+    let depthwise = [geo(96, 14, 14, 3, 1, [1; 4], 1), geo(40, 29, 31, 5, 2, [2; 4], 1)];
+    for threads in [1, 2, 3, 4, 16] {
+        let pool = super::ThreadPool::new(threads);
+        for (i, &(g, m)) in winograd.iter().enumerate() {
+            let w = data(95 + i as u64, m * g.cin * 9);
+            let x = data(96 + i as u64, g.cin * g.h * g.w);
+            let bias: Vec<i32> = (0..m as i32).map(|i| 11 * i - 300).collect();
+            let rq = Requant::new((0..m).map(|i| 0.0002 + 0.00005 * (i % 5) as f32).collect(), 2);
+            let want = reference(&g, 1, &w, &bias, -6, &rq, &x);
+            for set in sets() {
+                let conv = WinogradQConv::with_kernels(set, g, &w, &bias, -6, rq.clone()).unwrap();
+                let mut y = vec![0i8; want.len()];
+                conv.run_par(&x, &mut y, &pool);
+                assert_eq!(y, want, "winograd {set} {g:?} m={m} on {threads} threads: {:?}", conv.split(threads));
+                if threads == 4 && i == 0 {
+                    assert!(conv.split(4).row_blocks > 1, "the 7×7 layer splits its channels: {:?}", conv.split(4));
+                }
+            }
+        }
+        for (i, &g) in depthwise.iter().enumerate() {
+            let c = g.cin;
+            let w: Vec<i8> = data(97 + i as u64, c * g.kh * g.kw).into_iter().map(|v| v.max(-127)).collect();
+            let x = data(98 + i as u64, c * g.h * g.w);
+            let bias: Vec<i32> = (0..c as i32).map(|i| 5 * i - 70).collect();
+            let rq = Requant::new((0..c).map(|i| 0.002 + 0.0005 * (i % 3) as f32).collect(), -1);
+            let want = reference(&g, c, &w, &bias, 4, &rq, &x);
+            for set in sets() {
+                let conv = DepthwiseQConv::with_kernels(set, g, &w, &bias, 4, rq.clone()).unwrap();
+                let mut y = vec![0i8; want.len()];
+                conv.run_par(&x, &mut y, &pool);
+                assert_eq!(y, want, "depthwise {set} {g:?} on {threads} threads");
+            }
+        }
+    }
+}
+
 #[test]
 fn dense_kernel_sets_agree_at_extreme_zero_points_and_saturation() {
     // Input zero points at both ends, outputs saturating at both ends (large scales).
