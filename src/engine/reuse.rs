@@ -11,7 +11,12 @@
 //!   [`EdgeGlobalAvgPool`];
 //! - `IntoShape` (a flatten; tract's re-wraps its input in a new `Arc`, and would copy a
 //!   buffer that the pool still holds) → [`EdgeReshape`], a copy of a few kilobytes;
-//! - `OptMaxPool` on int8 (ResNet's stem) → [`EdgeMaxPool`].
+//! - `OptMaxPool` on int8 (ResNet's stem) → [`EdgeMaxPool`];
+//! - `OptMulByScalar` on f32 with a tensor operand (a squeeze-and-excitation block's scale,
+//!   MobileNetV3's) → [`EdgeMulByScalar`].
+//!
+//! The max pool, the global average pool and the multiplication split their channels over the
+//! int8 kernels' thread pool (tract's own threading is not in the runtime build).
 //!
 //! edgenet's int8 ops (in [`super::ops`]) write through the pool too; this module uses
 //! [`super::rewrite`]'s graph-patching helper, `rewrite` nothing of this one.
@@ -31,7 +36,7 @@ use super::rewrite::{replace_nodes, Replacement};
 use crate::kernels::{par_chunks_mut, plan, Parallel, ThreadPool};
 
 /// This module's ops, which all write their output through the pool (see [`super::pool`]).
-pub(crate) const POOLED_OPS: PooledOps = &[is::<EdgeAdd>, is::<EdgeGlobalAvgPool>, is::<EdgeReshape>, is::<EdgeMaxPool>];
+pub(crate) const POOLED_OPS: PooledOps = &[is::<EdgeAdd>, is::<EdgeGlobalAvgPool>, is::<EdgeReshape>, is::<EdgeMaxPool>, is::<EdgeMulByScalar>];
 
 /// Whether `b` lines up with `a` as tract's `OptBinUnicast` takes it: same rank, and past
 /// `b`'s leading unit axes the same dimensions (so `b` repeats over blocks of `b.len()`).
@@ -88,14 +93,86 @@ impl TypedOp for EdgeAdd {
     as_op!();
 }
 
+/// Whether `b` has `a`'s shape up to some axis and 1 from there on: one value per block of `a`
+/// (tract's `OptBinByScalar` shapes: `[1, C, H, W]` and `[1, C, 1, 1]`).
+fn by_scalar(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).skip_while(|(a, b)| a == b).all(|(_, &b)| b == 1)
+}
+
+/// `a × b` in f32 where `b` holds one value per block of `a` (see [`by_scalar`]): the scale of a
+/// squeeze-and-excitation block, `[1, C, H, W] × [1, C, 1, 1]`. It replaces tract's
+/// `OptMulByScalar`, which the runtime build runs on one thread: the blocks split over the int8
+/// kernels' pool. IEEE multiplication is exactly rounded and commutative, so the bits are
+/// tract's whatever the split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EdgeMulByScalar {
+    threads: Threads,
+}
+
+impl Op for EdgeMulByScalar {
+    fn name(&self) -> StaticName {
+        "EdgeMulByScalar".into()
+    }
+
+    op_as_typed_op!();
+}
+
+impl WriteOutput for EdgeMulByScalar {
+    fn output_of<'a>(&'a self, inputs: &'a [TValue]) -> TractResult<(DatumType, &'a [usize])> {
+        ensure!(inputs.len() == 2, "EdgeMulByScalar takes two inputs");
+        ensure!(by_scalar(inputs[0].shape(), inputs[1].shape()), "EdgeMulByScalar: shapes {:?} and {:?}", inputs[0].shape(), inputs[1].shape());
+        Ok((f32::datum_type(), inputs[0].shape()))
+    }
+
+    fn write(&self, inputs: &[TValue], y: &mut Tensor) -> TractResult<()> {
+        let (a, b) = (f32_values(&inputs[0])?, f32_values(&inputs[1])?);
+        let y = f32_values_mut(y)?;
+        ensure!(y.len() == a.len() && !b.is_empty() && a.len() % b.len() == 0);
+        if a.is_empty() {
+            return Ok(());
+        }
+        let block = a.len() / b.len();
+        // Blocks `first..` into `y`, whole blocks of `block` values.
+        let blocks = |first: usize, y: &mut [f32]| {
+            for ((y, a), &s) in y.chunks_exact_mut(block).zip(a[first * block..].chunks_exact(block)).zip(&b[first..]) {
+                y.iter_mut().zip(a).for_each(|(y, a)| *y = a * s);
+            }
+        };
+        let (per, tasks) = plan::channel_split(b.len(), block, self.threads.0.threads());
+        if tasks <= 1 {
+            blocks(0, y);
+        } else {
+            par_chunks_mut(y, per * block, &*self.threads.0, &|i, ys| blocks(i * per, ys));
+        }
+        Ok(())
+    }
+}
+
+impl EvalOp for EdgeMulByScalar {
+    reuse_output_eval!();
+}
+
+impl TypedOp for EdgeMulByScalar {
+    fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
+        ensure!(inputs.len() == 2 && inputs.iter().all(|f| f.datum_type == f32::datum_type()));
+        let (a, b) = (inputs[0].shape.as_concrete(), inputs[1].shape.as_concrete());
+        ensure!(a.zip(b).is_some_and(|(a, b)| by_scalar(a, b)), "EdgeMulByScalar: shapes {:?} and {:?}", inputs[0].shape, inputs[1].shape);
+        Ok(tvec!(f32::fact(inputs[0].shape.clone())))
+    }
+
+    as_op!();
+}
+
 /// Global average pooling of an f32 `[N, C, H, W]` tensor into `[N, C, 1, 1]`, computed as
 /// tract computes its `GlobalAveragePool` once optimised: each channel summed by ndarray's
 /// `sum` (what tract's `Reduce<Sum>` over two axes runs: an eight-way unrolled fold), then
-/// multiplied by `scale`, the constant tract's optimiser made of `1 / (H·W)`.
+/// multiplied by `scale`, the constant tract's optimiser made of `1 / (H·W)`. Channels split
+/// over the int8 kernels' pool; each channel's sum is the same whatever the split.
 #[derive(Debug, Clone)]
 pub(crate) struct EdgeGlobalAvgPool {
     scale: f32,
     out_shape: TVec<usize>,
+    threads: Threads,
 }
 
 impl PartialEq for EdgeGlobalAvgPool {
@@ -134,8 +211,17 @@ impl WriteOutput for EdgeGlobalAvgPool {
             y.fill(0.0);
             return Ok(());
         }
-        for (y, x) in y.iter_mut().zip(x.chunks_exact(hw)) {
-            *y = tract_ndarray::ArrayView1::from(x).sum() * self.scale;
+        // Channels `first..` into `y`.
+        let sums = |first: usize, y: &mut [f32]| {
+            for (y, x) in y.iter_mut().zip(x[first * hw..].chunks_exact(hw)) {
+                *y = tract_ndarray::ArrayView1::from(x).sum() * self.scale;
+            }
+        };
+        let (per, tasks) = plan::channel_split(y.len(), hw, self.threads.0.threads());
+        if tasks <= 1 {
+            sums(0, y);
+        } else {
+            par_chunks_mut(y, per, &*self.threads.0, &|i, ys| sums(i * per, ys));
         }
         Ok(())
     }
@@ -430,8 +516,18 @@ pub(crate) fn replace_allocating_ops(model: &mut TypedModel, threads: &Arc<Threa
         }
         if let Some((x, scale)) = global_avg_pool(model, node)? {
             let Some(out_shape) = out.shape.as_concrete() else { return Ok(None) };
-            let op = EdgeGlobalAvgPool { scale, out_shape: out_shape.into() };
+            let op = EdgeGlobalAvgPool { scale, out_shape: out_shape.into(), threads: Threads(Arc::clone(threads)) };
             return Ok(Some(Replacement { node: node.id, inputs: tvec![x], op: Box::new(op), suffix: "edgenet_gap" }));
+        }
+        // A squeeze-and-excitation scale: f32 `[1, C, H, W] × [1, C, 1, 1]`.
+        if let Some(by) = node.op_as::<OptBinByScalar>() {
+            let (a, b) = (fact(0)?, fact(1)?);
+            let f32s = [a, b, out].iter().all(|f| f.datum_type == f32::datum_type() && f.is_plain());
+            let shapes = a.shape.as_concrete().zip(b.shape.as_concrete()).is_some_and(|(sa, sb)| by_scalar(sa, sb));
+            if by.binop.name() == "Mul" && node.inputs.len() == 2 && f32s && shapes && a.shape == out.shape {
+                let op = EdgeMulByScalar { threads: Threads(Arc::clone(threads)) };
+                return Ok(Some(Replacement { node: node.id, inputs: node.inputs.iter().copied().collect(), op: Box::new(op), suffix: "edgenet" }));
+            }
         }
         if node.op().name() == "IntoShape" && node.inputs.len() == 1 {
             let x = fact(0)?;
@@ -518,11 +614,14 @@ mod tests {
             let y = model.wire_node("norm", tract_onnx::tract_core::ops::math::div(), &[s[0], d]).unwrap();
             let flat = model.wire_node("flat", AxisOp::Reshape(1, tvec![c.to_dim(), 1.to_dim(), 1.to_dim()], tvec![c.to_dim()]), &y).unwrap();
             model.select_output_outlets(&flat).unwrap();
-            let (theirs, ours, ops) = both(model, f32_tensor(&[1, c, h, w], (c * h * w) as u32));
-            assert!(ops.iter().any(|o| o == "EdgeGlobalAvgPool"), "{c}×{h}×{w}: {ops:?}");
-            assert!(!ops.iter().any(|o| o.starts_with("Reduce") || o.starts_with("OptMul")), "{c}×{h}×{w}: {ops:?}");
-            assert_eq!(theirs.shape(), ours.shape());
-            assert_eq!(bits(&theirs), bits(&ours), "{c}×{h}×{w}");
+            // Its channels split over 1 to 4 and 16 threads.
+            for threads in [1, 2, 3, 4, 16] {
+                let (theirs, ours, ops) = both_on(model.clone(), f32_tensor(&[1, c, h, w], (c * h * w) as u32), threads);
+                assert!(ops.iter().any(|o| o == "EdgeGlobalAvgPool"), "{c}×{h}×{w}: {ops:?}");
+                assert!(!ops.iter().any(|o| o.starts_with("Reduce") || o.starts_with("OptMul")), "{c}×{h}×{w}: {ops:?}");
+                assert_eq!(theirs.shape(), ours.shape());
+                assert_eq!(bits(&theirs), bits(&ours), "{c}×{h}×{w} on {threads} threads");
+            }
         }
     }
 
@@ -538,6 +637,25 @@ mod tests {
             let (theirs, ours, ops) = both(model, f32_tensor(&a, 3));
             assert!(ops.iter().any(|o| o == "EdgeAdd"), "{a:?} + {b:?}: {ops:?}");
             assert_eq!(bits(&theirs), bits(&ours), "{a:?} + {b:?}");
+        }
+    }
+
+    /// A squeeze-and-excitation scale, `[1, C, H, W] × [1, C, 1, 1]` with both operands computed
+    /// (tract's `OptMulByScalar`), on 1 to 4 and 16 threads.
+    #[test]
+    fn f32_mul_by_scalar_is_bit_identical_to_tracts() {
+        crate::engine::avoid_tract_amx_int8();
+        for (c, h, w) in [(72, 28, 28), (960, 7, 7), (40, 14, 14)] {
+            for threads in [1, 2, 3, 4, 16] {
+                let mut model = TypedModel::default();
+                let x = model.add_source("x", f32::fact([1, c, h, w])).unwrap();
+                let s = model.wire_node("sum", Reduce::new(tvec![2, 3], Reducer::Sum), &[x]).unwrap();
+                let y = model.wire_node("scale", tract_onnx::tract_core::ops::math::mul(), &[x, s[0]]).unwrap();
+                model.select_output_outlets(&y).unwrap();
+                let (theirs, ours, ops) = both_on(model, f32_tensor(&[1, c, h, w], (c + h) as u32), threads);
+                assert!(ops.iter().any(|o| o == "EdgeMulByScalar"), "{c}×{h}×{w}: {ops:?}");
+                assert_eq!(bits(&theirs), bits(&ours), "{c}×{h}×{w} on {threads} threads");
+            }
         }
     }
 
@@ -632,7 +750,9 @@ mod tests {
         let mut model = TypedModel::default();
         let x = model.add_source("x", f32::fact([1, 8, 4, 4])).unwrap();
         let a = model.wire_node("a", EdgeAdd, &[x, x]).unwrap();
-        let g = model.wire_node("g", EdgeGlobalAvgPool { scale: 1.0 / 16.0, out_shape: tvec![1, 8, 1, 1] }, &a).unwrap();
+        let g = model
+            .wire_node("g", EdgeGlobalAvgPool { scale: 1.0 / 16.0, out_shape: tvec![1, 8, 1, 1], threads: Threads(Arc::new(ThreadPool::new(1))) }, &a)
+            .unwrap();
         let r = model.wire_node("r", EdgeReshape { shape: tvec![1, 8] }, &g).unwrap();
         let y = model.wire_node("y", EdgeAdd, &[r[0], r[0]]).unwrap();
         model.select_output_outlets(&y).unwrap();

@@ -10,7 +10,9 @@
 //! tasks itself; each task index is claimed once from an atomic counter. The caller returns
 //! only when no worker is inside the job any more, so the job may borrow from its stack. After
 //! a job, a worker spins briefly before sleeping: a network's layers follow each other within
-//! microseconds, and waking a sleeping thread costs more than that.
+//! microseconds, and waking a sleeping thread costs more than that. For the same reason the
+//! caller polls briefly for the workers still in their last task before it sleeps, and neither
+//! side makes the wake-up system call unless the other is asleep.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -48,6 +50,11 @@ struct State {
     /// A worker's task panicked (re-raised by the caller).
     panicked: bool,
     shutdown: bool,
+    /// Workers asleep on `work` (a job is announced to them by a notification; the others see
+    /// it by polling `posted`, and a notification nobody waits for is a wasted system call).
+    sleeping: usize,
+    /// The caller is asleep on `idle`, waiting for `active` to fall to 0.
+    waiting: bool,
 }
 
 struct Shared {
@@ -60,6 +67,8 @@ struct Shared {
     next: AtomicUsize,
     /// `State::epoch`, readable without the lock (for spinning).
     posted: AtomicU64,
+    /// `State::active`, readable without the lock (for the caller's spinning).
+    active: AtomicUsize,
 }
 
 impl Shared {
@@ -94,7 +103,9 @@ fn worker(shared: &Shared) {
         }
         let mut st = shared.lock();
         while st.epoch == seen && !st.shutdown {
+            st.sleeping += 1;
             st = shared.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.sleeping -= 1;
         }
         if st.shutdown {
             return;
@@ -103,6 +114,7 @@ fn worker(shared: &Shared) {
         // A job already finished by its caller (this worker came late) has no tasks left.
         let Some(job) = st.job else { continue };
         st.active += 1;
+        shared.active.store(st.active, Ordering::Release);
         drop(st);
         // SAFETY: the job's caller waits for `active` to return to 0 before its task goes.
         let task = unsafe { &*job.task };
@@ -110,7 +122,8 @@ fn worker(shared: &Shared) {
         let mut st = shared.lock();
         st.panicked |= !ok;
         st.active -= 1;
-        if st.active == 0 {
+        shared.active.store(st.active, Ordering::Release);
+        if st.active == 0 && st.waiting {
             shared.idle.notify_one();
         }
     }
@@ -138,8 +151,15 @@ impl std::fmt::Debug for ThreadPool {
 impl ThreadPool {
     /// A pool running tasks on `threads` threads, the caller's included (0 counts as 1).
     pub fn new(threads: usize) -> Self {
-        let state = State { epoch: 0, job: None, active: 0, panicked: false, shutdown: false };
-        let shared = Shared { state: Mutex::new(state), work: Condvar::new(), idle: Condvar::new(), next: AtomicUsize::new(0), posted: AtomicU64::new(0) };
+        let state = State { epoch: 0, job: None, active: 0, panicked: false, shutdown: false, sleeping: 0, waiting: false };
+        let shared = Shared {
+            state: Mutex::new(state),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            next: AtomicUsize::new(0),
+            posted: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+        };
         ThreadPool { threads: threads.max(1), shared: Arc::new(shared), workers: OnceLock::new(), busy: Mutex::new(()) }
     }
 
@@ -188,19 +208,42 @@ impl Parallel for ThreadPool {
         // No worker is inside a job here (the previous run waited for them), so the counter is
         // free; the lock below publishes it with the job.
         shared.next.store(0, Ordering::Relaxed);
-        {
+        let wake = {
             let mut st = shared.lock();
             st.epoch += 1;
             st.job = Some(Job { task: erased, n });
             shared.posted.store(st.epoch, Ordering::Release);
+            // A worker that is not asleep checks the epoch under the lock before it sleeps.
+            st.sleeping > 0
+        };
+        if wake {
+            shared.work.notify_all();
         }
-        shared.work.notify_all();
         let mine = catch_unwind(AssertUnwindSafe(|| claim(&shared.next, n, task)));
         let mut st = shared.lock();
         st.job = None;
+        if st.active > 0 {
+            // Workers still in their last task: poll briefly before sleeping (a network's tasks
+            // last microseconds; sleeping and being woken costs more).
+            drop(st);
+            let start = Instant::now();
+            let mut polls = 0u32;
+            while shared.active.load(Ordering::Acquire) > 0 {
+                std::hint::spin_loop();
+                polls += 1;
+                if polls.is_multiple_of(64) && start.elapsed() > SPIN {
+                    break;
+                }
+            }
+            st = shared.lock();
+        }
+        // `active` under the lock decides; a worker leaving the job notifies `idle` when it sees
+        // `waiting`, which it reads under the same lock.
         while st.active > 0 {
+            st.waiting = true;
             st = shared.idle.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+        st.waiting = false;
         let theirs = std::mem::take(&mut st.panicked);
         drop(st);
         if let Err(payload) = mine {
