@@ -4,12 +4,11 @@
 //! the [kernel table](super::table), holds the weights packed in its own layout.
 
 use std::ops::Range;
-use std::sync::OnceLock;
 
 use super::geometry::{Geometry, Unsupported};
 use super::isa::KernelSet;
 use super::layers::{DenseKernel, DenseLayer};
-use super::plan::{self, DensePlan, DenseSplit, LayerFacts, Target, Tile};
+use super::plan::{self, DensePlan, DenseSplit, LayerFacts, SplitCache, Target, Tile};
 use super::requant::{fold_zero_point, Requant};
 use super::tasks::{par_chunks_mut, with_packed, with_shared, with_work, Out, Parallel, Sequential, Work};
 
@@ -19,8 +18,8 @@ pub struct DenseQConv {
     layer: DenseLayer,
     plan: DensePlan,
     kernel: Box<dyn DenseKernel>,
-    /// [`split`](Self::split) for 1..=8 threads.
-    splits: [OnceLock<DenseSplit>; 8],
+    /// [`split`](Self::split) per thread count.
+    splits: SplitCache,
 }
 
 impl DenseQConv {
@@ -84,10 +83,7 @@ impl DenseQConv {
     pub fn split(&self, threads: usize) -> DenseSplit {
         let l = &self.layer;
         let grid = || plan::dense_grid(l.oh * l.ow, l.m, l.kp, self.plan.algorithm, Tile::dense(self.plan.target), threads);
-        match self.splits.get(threads.max(1) - 1) {
-            Some(cell) => *cell.get_or_init(grid),
-            None => grid(),
-        }
+        self.splits.get(threads, grid)
     }
 
     /// Its plan: kernel set, algorithm, tile.

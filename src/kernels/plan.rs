@@ -411,6 +411,31 @@ impl DenseSplit {
     }
 }
 
+/// A layer's splits, worked out once per thread count: 1 to 8 threads without a lock, more
+/// behind a mutex (growing a list the first time a count is seen), so that a run allocates
+/// nothing and does not search again whatever `--threads` says.
+#[derive(Debug, Default)]
+pub(crate) struct SplitCache {
+    few: [std::sync::OnceLock<DenseSplit>; 8],
+    more: std::sync::Mutex<Vec<(usize, DenseSplit)>>,
+}
+
+impl SplitCache {
+    /// The split for `threads`, made by `make` the first time.
+    pub(crate) fn get(&self, threads: usize, make: impl FnOnce() -> DenseSplit) -> DenseSplit {
+        if let Some(cell) = self.few.get(threads.max(1) - 1) {
+            return *cell.get_or_init(make);
+        }
+        let mut more = self.more.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&(_, split)) = more.iter().find(|(t, _)| *t == threads) {
+            return split;
+        }
+        let split = make();
+        more.push((threads, split));
+        split
+    }
+}
+
 /// What packing one column costs, as the multiply-accumulates of this many output channels
 /// (`kp` each), per algorithm: a pointwise layer's columns are rows of the input, moved into
 /// panels; an im2col gathers them first (a byte at a time for strided layers); the in-place
@@ -754,6 +779,23 @@ mod tests {
         // four threads share 2, 2, 2, 1; four channel blocks of each make 28 equal tasks.
         let w = winograd_grid(28, 28, 64, 64, (16, 128), PAIR_MR, 4);
         assert!(w.tasks().is_multiple_of(4) && w.cols == 4, "{w:?}");
+    }
+
+    /// Each thread count's split is made once, below and above the lock-free eight.
+    #[test]
+    fn splits_are_worked_out_once_per_thread_count() {
+        let cache = SplitCache::default();
+        let made = std::cell::Cell::new(0);
+        let make = |cols| {
+            made.set(made.get() + 1);
+            DenseSplit { cols, col_blocks: 1, rows: 1, row_blocks: 1 }
+        };
+        for _ in 0..3 {
+            for threads in [1, 4, 8, 9, 16, 64] {
+                assert_eq!(cache.get(threads, || make(threads)).cols, threads);
+            }
+        }
+        assert_eq!(made.get(), 6);
     }
 
     #[test]

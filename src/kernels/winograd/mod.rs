@@ -11,11 +11,10 @@
 pub(crate) mod layer;
 
 use std::cell::RefCell;
-use std::sync::OnceLock;
 
 use super::geometry::{Geometry, Unsupported};
 use super::isa::KernelSet;
-use super::plan::{self, DenseSplit, Target, PAIR_MR as MR, WINOGRAD_MAX_CIN};
+use super::plan::{self, DenseSplit, SplitCache, Target, PAIR_MR as MR, WINOGRAD_MAX_CIN};
 use super::requant::{fold_zero_point, Requant};
 use super::tasks::{par_chunks_mut, Out, Parallel};
 use layer::{transform_weights, WinogradBlock, WinogradLayer, Work, BLOCK_BYTES, TILES};
@@ -35,8 +34,8 @@ pub struct WinogradQConv {
     /// dense kernel the planner prefers), or the portable code.
     target: Target,
     block: WinogradBlock,
-    /// [`split`](Self::split) for 1..=8 threads.
-    splits: [OnceLock<DenseSplit>; 8],
+    /// [`split`](Self::split) per thread count.
+    splits: SplitCache,
 }
 
 impl WinogradQConv {
@@ -124,10 +123,7 @@ impl WinogradQConv {
         let l = &self.layer;
         let block_tiles = (BLOCK_BYTES / (16 * l.cp * 2)).max(TILES);
         let grid = || plan::winograd_grid(l.th, l.tw, l.m, l.cp, (TILES, block_tiles), MR, threads);
-        match self.splits.get(threads.max(1) - 1) {
-            Some(cell) => *cell.get_or_init(grid),
-            None => grid(),
-        }
+        self.splits.get(threads, grid)
     }
 
     /// Runs on one `[cin][h][w]` input into one `[m][oh][ow]` output, the blocks of
