@@ -62,6 +62,20 @@ def count(insns, arch, cpu, binary, model, runs, kernels):
     return int(m.group(1)), used.group(1) if used else "?"
 
 
+def model_files(native, work, name, resolution):
+    """The f32 and int8 files of network `name` in `work`, exported (BatchNorm folded; Lite0 with
+    the shipped weights, the others with seeded ones) and quantized on models/calibration by the
+    native binary if they are not there yet."""
+    _, export = MODELS[name]
+    f32 = work / f"{name}_{resolution}.onnx"
+    int8 = work / f"{name}_{resolution}.int8.onnx"
+    if not int8.exists():
+        res = [] if name == "efficientnet_lite0" else ["--resolution", str(resolution)]
+        run([native, "export", *export, *res, "--fold-bn", "-o", f32])
+        run([native, "quantize", f32, "--calibrate", "models/calibration", "-o", int8])
+    return f32, int8
+
+
 def per_inference(insns, arch, cpu, binary, model, kernels=None):
     one, used = count(insns, arch, cpu, binary, model, 1, kernels)
     three, _ = count(insns, arch, cpu, binary, model, 3, kernels)
@@ -120,13 +134,8 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.models.split(","):
-        title, export = MODELS[name]
-        f32 = work / f"{name}_{args.resolution}.onnx"
-        int8 = work / f"{name}_{args.resolution}.int8.onnx"
-        if not int8.exists():
-            res = [] if name == "efficientnet_lite0" else ["--resolution", str(args.resolution)]
-            run([native, "export", *export, *res, "--fold-bn", "-o", f32])
-            run([native, "quantize", f32, "--calibrate", "models/calibration", "-o", int8])
+        title = MODELS[name][0]
+        f32, int8 = model_files(native, work, name, args.resolution)
         for cpu in args.cpus.split(","):
             arch, target, board = CPUS[cpu]
             binary = ROOT / "target" / target / "release/edgenet"

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from arm_insns import CPUS, MODELS, ROOT, SYSROOT, run  # noqa: E402
+from arm_insns import CPUS, MODELS, ROOT, SYSROOT, model_files, run  # noqa: E402
 
 TARGET = "aarch64-unknown-linux-gnu"
 
@@ -86,13 +86,8 @@ def main():
     print("| network, core (emulated) | threads | serial share | work at N / at 1 | pool share | bound (speed-up) |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.models.split(","):
-        title, export = MODELS[name]
-        f32 = work / f"{name}_{args.resolution}.onnx"
-        int8 = work / f"{name}_{args.resolution}.int8.onnx"
-        if not int8.exists():
-            res = [] if name == "efficientnet_lite0" else ["--resolution", str(args.resolution)]
-            run([native, "export", *export, *res, "--fold-bn", "-o", f32])
-            run([native, "quantize", f32, "--calibrate", "models/calibration", "-o", int8])
+        title = MODELS[name][0]
+        _, int8 = model_files(native, work, name, args.resolution)
         for cpu in args.cpus.split(","):
             one = None
             for t in threads:
