@@ -6,19 +6,21 @@
 #[derive(Debug, Default)]
 #[allow(dead_code)] // which fields are used depends on the kernel sets compiled in
 pub(crate) struct Work {
-    /// im2col columns of a block.
+    /// im2col columns of a block; the scratch row of the aarch64 in-place form's strided
+    /// interleave; a depthwise form's scratch.
     pub(crate) cols: Vec<i8>,
     /// im2col's row segments: `[oy, first ox, end ox, offset in the block]`.
     pub(crate) segs: Vec<[usize; 4]>,
     /// The panels of an in-place convolution: `[input offset, output column, columns]`.
     pub(crate) panels: Vec<[usize; 3]>,
-    /// Packed columns as i16 pairs (portable and AVX2), or a depthwise i16 plane.
+    /// A depthwise i16 plane (the portable form, also AVX2's).
     pub(crate) packed: Vec<i16>,
-    /// Packed columns as int8 in the layout of the kernel set, or depthwise int8 planes.
+    /// Depthwise int8 planes (the ARM forms, AVX-512 VNNI's).
     pub(crate) packed8: Vec<i8>,
     /// A row block of weights widened to i16 pairs.
     pub(crate) wide: Vec<u32>,
-    /// A dense task's packed columns (when each task packs its own).
+    /// A dense task's packed columns, in any set's layout (int8 layouts take two bytes an
+    /// element), when each task packs its own.
     pub(crate) block: Vec<i16>,
     /// Depthwise tap offsets.
     pub(crate) offsets: Vec<usize>,
